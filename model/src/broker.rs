@@ -1,0 +1,934 @@
+//! A broker hosting one replica of the partition: leader or follower, as the controller says.
+//!
+//! The rules it encodes, in Kafka's terms:
+//! - A leader appends produce requests in its own `leader_epoch`, serves fetches, tracks each
+//!   follower's log end offset, and advances the high watermark to the smallest log end offset
+//!   over the ISR (the "maximal" ISR while an `AlterPartition` is pending, KIP-497). Only records
+//!   below the high watermark are committed, and only those are served to consumers.
+//! - Every fetch carries the fetcher's leader epoch and is refused across epochs (KIP-320), so a
+//!   stale leader or a zombie follower is fenced by the first fetch that crosses it.
+//! - A follower truncates a divergent suffix before it appends: to the end offset of the last
+//!   common leader epoch (KIP-101/KIP-279, carried in the fetch as KIP-595 does), or, with the
+//!   legacy rule, to its local high watermark on every become-follower.
+//! - A leader drops from the ISR a follower that stayed behind its log end for
+//!   `replica.lag.time.max.ms`, and re-adds one that caught up to the high watermark and to the
+//!   start of the current epoch.
+//! - `flush=always` saves every append before it is acknowledged or replicated; `flush=async`
+//!   saves only when the flush timer fires, so a crash loses the unflushed suffix.
+//!
+//! Handlers take plain data in and emit commands (send, set timer, save) into `Out`; they never
+//! touch a clock, a socket or a disk.
+
+use crate::config::{Acks, Flush, HwRule, Truncation};
+use crate::log::Log;
+use crate::msg::{ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer};
+use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::types::{
+    BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence, REPLICAS_MAX,
+};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Id, Out};
+use std::sync::Arc;
+
+/// The settings a broker's handlers depend on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    pub min_insync: usize,
+    pub truncation: Truncation,
+    pub hw_rule: HwRule,
+    pub flush: Flush,
+    /// Most records in one fetch response.
+    pub fetch_records_max: usize,
+}
+
+/// A broker actor: its identity and settings. Its state is [`BrokerState`].
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub id: BrokerId,
+    pub topology: Topology,
+    pub config: BrokerConfig,
+}
+
+/// What survives a crash: the flushed log, the high-watermark checkpoint, and the incarnation
+/// (which the controller uses as Kafka's broker epoch, KIP-380).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BrokerStorage {
+    pub incarnation: u32,
+    pub log: Log,
+    /// Kafka checkpoints the high watermark lazily; this is the value at the last save.
+    pub high_watermark: Offset,
+}
+
+/// A broker's volatile state.
+///
+/// Invariant: `high_watermark <= log.log_end_offset()` and `flushed <= log.log_end_offset()`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BrokerState {
+    pub id: BrokerId,
+    pub incarnation: u32,
+    pub log: Log,
+    /// Records `[0, flushed)` are on disk.
+    pub flushed: Offset,
+    pub high_watermark: Offset,
+    /// The newest leader epoch this broker has learned.
+    pub leader_epoch: Epoch,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Leader(LeaderState),
+    /// Following `leader` (none while the partition is offline or after a restart, until the
+    /// controller says).
+    Follower { leader: Option<BrokerId> },
+}
+
+/// What only the leader tracks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaderState {
+    /// The ISR as last confirmed by the controller.
+    pub isr: BrokerSet,
+    pub partition_epoch: PartitionEpoch,
+    /// The ISR asked for in an `AlterPartition` that has not been answered (at most one).
+    pub pending_isr: Option<BrokerSet>,
+    /// Replicas the controller refused to add (fenced); not proposed again until it says more.
+    pub ineligible: BrokerSet,
+    /// Each follower's log end offset, from its last fetch.
+    pub follower_end: [Offset; REPLICAS_MAX],
+    /// Followers whose fetch is held until there is something new (Kafka's delayed fetch).
+    pub parked_followers: BrokerSet,
+    /// Consumer fetches held until the high watermark passes their offset.
+    pub parked_consumers: Vec<(Id, Offset)>,
+    /// `acks=all` produce requests waiting for the high watermark.
+    pub pending_produce: Vec<PendingProduce>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PendingProduce {
+    pub client: Id,
+    pub request: RequestId,
+    pub base_offset: Offset,
+    /// One past the batch's last offset: the high watermark that commits it.
+    pub end_offset: Offset,
+}
+
+impl LeaderState {
+    fn new(partition: &PartitionState) -> LeaderState {
+        LeaderState {
+            isr: partition.isr,
+            partition_epoch: partition.partition_epoch,
+            pending_isr: None,
+            ineligible: BrokerSet::EMPTY,
+            follower_end: [Offset::ZERO; REPLICAS_MAX],
+            parked_followers: BrokerSet::EMPTY,
+            parked_consumers: Vec::new(),
+            pending_produce: Vec::new(),
+        }
+    }
+
+    /// KIP-497's maximal ISR: the confirmed ISR plus any member a pending change would add, so
+    /// the high watermark never counts on a shrink the controller has not accepted.
+    fn maximal_isr(&self) -> BrokerSet {
+        self.isr.union(self.pending_isr.unwrap_or(BrokerSet::EMPTY))
+    }
+}
+
+impl BrokerState {
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    pub fn leader_state(&self) -> Option<&LeaderState> {
+        match &self.role {
+            Role::Leader(l) => Some(l),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.log.log_end_offset()
+    }
+
+    fn assert_invariants(&self) {
+        debug_assert!(self.high_watermark <= self.log.log_end_offset(), "hw past log end: {self:?}");
+        debug_assert!(self.flushed <= self.log.log_end_offset(), "flushed past log end: {self:?}");
+    }
+}
+
+type O = Out<Node>;
+
+impl Broker {
+    /// A fresh broker joins the initial partition state; a restarted one recovers its flushed
+    /// log, registers as a new incarnation and waits for the controller.
+    pub fn on_start(
+        &self,
+        storage: Option<&BrokerStorage>,
+        initial: &PartitionState,
+        o: &mut O,
+    ) -> BrokerState {
+        let mut state = match storage {
+            None => BrokerState {
+                id: self.id,
+                incarnation: 0,
+                log: Log::new(),
+                flushed: Offset::ZERO,
+                high_watermark: Offset::ZERO,
+                leader_epoch: initial.leader_epoch,
+                role: if initial.leader == Some(self.id) {
+                    Role::Leader(LeaderState::new(initial))
+                } else {
+                    Role::Follower {
+                        leader: initial.leader,
+                    }
+                },
+            },
+            Some(stored) => {
+                let end = stored.log.log_end_offset();
+                BrokerState {
+                    id: self.id,
+                    incarnation: stored.incarnation + 1,
+                    log: stored.log.clone(),
+                    flushed: end,
+                    high_watermark: stored.high_watermark.min(end),
+                    // What the log itself proves; the controller tells the rest.
+                    leader_epoch: stored.log.last_epoch().unwrap_or_default(),
+                    role: Role::Follower { leader: None },
+                }
+            }
+        };
+        self.persist(&state, o);
+        if storage.is_some() {
+            o.send(
+                self.topology.controller(),
+                Msg::Register {
+                    incarnation: state.incarnation,
+                },
+            );
+        } else if let Role::Follower { leader: Some(_) } = state.role {
+            self.send_fetch(&state, o);
+        }
+        self.maybe_arm_timers(&mut state, o);
+        state.assert_invariants();
+        state
+    }
+
+    pub fn on_msg(&self, state: &mut BrokerState, src: Id, msg: Msg, o: &mut O) {
+        match msg {
+            Msg::LeaderAndIsr {
+                partition,
+                broker_incarnation,
+            } => self.on_leader_and_isr(state, partition, broker_incarnation, o),
+            Msg::Produce {
+                request,
+                producer,
+                acks,
+                records,
+            } => self.on_produce(state, src, request, producer, acks, &records, o),
+            Msg::Fetch {
+                leader_epoch,
+                fetch_offset,
+                last_fetched_epoch,
+            } => {
+                if let Some(follower) = self.topology.broker_of(src) {
+                    self.on_fetch(
+                        state,
+                        follower,
+                        leader_epoch,
+                        fetch_offset,
+                        last_fetched_epoch,
+                        o,
+                    );
+                }
+            }
+            Msg::FetchResponse {
+                leader_epoch,
+                result,
+            } => self.on_fetch_response(state, src, leader_epoch, result, o),
+            Msg::ConsumerFetch {
+                leader_epoch,
+                offset,
+            } => self.on_consumer_fetch(state, src, leader_epoch, offset, o),
+            Msg::AlterPartitionResponse { result } => {
+                self.on_alter_partition_response(state, result, o)
+            }
+            // Requests for the controller or answers for clients: not a broker's business.
+            Msg::ProduceResponse { .. }
+            | Msg::ConsumerFetchResponse { .. }
+            | Msg::Metadata
+            | Msg::MetadataResponse { .. }
+            | Msg::AlterPartition { .. }
+            | Msg::Register { .. } => {}
+        }
+        self.maybe_arm_timers(state, o);
+        state.assert_invariants();
+    }
+
+    pub fn on_timeout(&self, state: &mut BrokerState, timer: &Timer, o: &mut O) {
+        match timer {
+            Timer::IsrLag => self.on_isr_lag(state, o),
+            Timer::Flush => {
+                state.flushed = state.log.log_end_offset();
+                self.persist(state, o);
+            }
+            Timer::FetchBackoff => {
+                if let Role::Follower { leader: Some(_) } = state.role {
+                    self.send_fetch(state, o);
+                }
+            }
+            Timer::SessionExpired(_)
+            | Timer::RequestTimeout
+            | Timer::MetadataBackoff
+            | Timer::ConsumerStep => {}
+        }
+        self.maybe_arm_timers(state, o);
+        state.assert_invariants();
+    }
+
+    // ------------------------------------------------------------------ role changes
+
+    fn on_leader_and_isr(
+        &self,
+        state: &mut BrokerState,
+        partition: PartitionState,
+        broker_incarnation: u32,
+        o: &mut O,
+    ) {
+        if self.ignore_leader_and_isr(state, &partition, broker_incarnation) {
+            return;
+        }
+        let me = self.id;
+        if partition.leader_epoch == state.leader_epoch {
+            match &mut state.role {
+                Role::Leader(leader) if partition.leader == Some(me) => {
+                    // Same epoch, same leader: an ISR change the controller made, or news that
+                    // a fenced replica registered again.
+                    leader.ineligible = BrokerSet::EMPTY;
+                    if partition.partition_epoch > leader.partition_epoch {
+                        leader.isr = partition.isr;
+                        leader.partition_epoch = partition.partition_epoch;
+                    }
+                    self.maybe_advance_high_watermark(state, o);
+                    return;
+                }
+                Role::Follower { leader } if *leader == partition.leader => return,
+                _ => {}
+            }
+        }
+        state.leader_epoch = partition.leader_epoch;
+        if partition.leader == Some(me) {
+            self.become_leader(state, &partition, o);
+        } else {
+            self.become_follower(state, partition.leader, o);
+        }
+    }
+
+    /// A `LeaderAndIsr` for an older epoch, or addressed to an earlier incarnation of this
+    /// broker (KIP-380 broker epochs), would move it backwards.
+    fn ignore_leader_and_isr(
+        &self,
+        state: &BrokerState,
+        partition: &PartitionState,
+        broker_incarnation: u32,
+    ) -> bool {
+        broker_incarnation != state.incarnation || partition.leader_epoch < state.leader_epoch
+    }
+
+    fn become_leader(&self, state: &mut BrokerState, partition: &PartitionState, o: &mut O) {
+        state.role = Role::Leader(LeaderState::new(partition));
+        o.cancel_timer(Timer::FetchBackoff);
+        // A lone leader commits what it has at once.
+        self.maybe_advance_high_watermark(state, o);
+    }
+
+    fn become_follower(&self, state: &mut BrokerState, leader: Option<BrokerId>, o: &mut O) {
+        if let Role::Leader(old) = &state.role {
+            // Requests this leader can no longer complete are told so, as Kafka answers a
+            // delayed produce or fetch when the partition moves.
+            for p in &old.pending_produce {
+                o.send(
+                    p.client,
+                    Msg::ProduceResponse {
+                        request: p.request,
+                        result: Err(ErrorCode::NotLeaderOrFollower),
+                    },
+                );
+            }
+            for (consumer, _) in &old.parked_consumers {
+                o.send(
+                    *consumer,
+                    Msg::ConsumerFetchResponse {
+                        leader_epoch: state.leader_epoch,
+                        result: Err(ErrorCode::NotLeaderOrFollower),
+                    },
+                );
+            }
+        }
+        state.role = Role::Follower { leader };
+        if self.config.truncation == Truncation::HighWatermark {
+            // Legacy rule: anything past the local high watermark may be divergent.
+            self.truncate(state, state.high_watermark, o);
+        }
+        if leader.is_some_and(|l| l != self.id) {
+            self.send_fetch(state, o);
+        }
+    }
+
+    // ------------------------------------------------------------------ produce
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_produce(
+        &self,
+        state: &mut BrokerState,
+        client: Id,
+        request: RequestId,
+        producer: Option<ProducerId>,
+        acks: Acks,
+        records: &[ProducerRecord],
+        o: &mut O,
+    ) {
+        let reply = |o: &mut O, result| {
+            if acks != Acks::Zero {
+                o.send(client, Msg::ProduceResponse { request, result });
+            }
+        };
+        let Role::Leader(leader) = &state.role else {
+            return reply(o, Err(ErrorCode::NotLeaderOrFollower));
+        };
+        if records.is_empty() {
+            return;
+        }
+        if acks == Acks::All && leader.isr.len() < self.config.min_insync {
+            return reply(o, Err(ErrorCode::NotEnoughReplicas));
+        }
+        let count = records.len();
+        let base_offset = match producer {
+            Some(pid) => match check_sequence(&state.log, pid, records[0].sequence) {
+                SequenceCheck::Next => None,
+                SequenceCheck::Duplicate(original) => Some(original),
+                SequenceCheck::OutOfOrder => {
+                    return reply(o, Err(ErrorCode::OutOfOrderSequenceNumber))
+                }
+            },
+            None => None,
+        };
+        let base_offset = match base_offset {
+            // A retry of a batch already in the log: answer with the original offsets.
+            Some(original) => original,
+            None => {
+                let base = state.log.log_end_offset();
+                for r in records {
+                    state.log.append(Record {
+                        value: r.value.clone(),
+                        leader_epoch: state.leader_epoch,
+                        producer: producer.map(|pid| (pid, r.sequence)),
+                    });
+                }
+                if self.config.flush == Flush::Always {
+                    state.flushed = state.log.log_end_offset();
+                    self.persist(state, o);
+                }
+                base
+            }
+        };
+        match acks {
+            Acks::Zero => {}
+            Acks::One => reply(o, Ok(base_offset)),
+            Acks::All => {
+                if let Role::Leader(leader) = &mut state.role {
+                    leader.pending_produce.push(PendingProduce {
+                        client,
+                        request,
+                        base_offset,
+                        end_offset: base_offset.plus(count),
+                    });
+                }
+            }
+        }
+        self.maybe_advance_high_watermark(state, o);
+        self.wake_parked_fetches(state, o);
+    }
+
+    // ------------------------------------------------------------------ replication, leader side
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_fetch(
+        &self,
+        state: &mut BrokerState,
+        follower: BrokerId,
+        leader_epoch: Epoch,
+        fetch_offset: Offset,
+        last_fetched_epoch: Option<Epoch>,
+        o: &mut O,
+    ) {
+        let to = self.topology.broker(follower);
+        let respond = |o: &mut O, epoch: Epoch, result| {
+            o.send(
+                to,
+                Msg::FetchResponse {
+                    leader_epoch: epoch,
+                    result,
+                },
+            )
+        };
+        if let Some(error) = self.ignore_fetch(state, leader_epoch) {
+            return respond(o, leader_epoch, FetchResult::Error(error));
+        }
+        // Divergence check: the follower's last epoch must end where the follower thinks.
+        if let Some(last_epoch) = last_fetched_epoch {
+            let (epoch, end_offset) = state
+                .log
+                .epoch_end_offset(last_epoch)
+                .unwrap_or((last_epoch, Offset::ZERO));
+            if epoch != last_epoch || end_offset < fetch_offset {
+                return respond(
+                    o,
+                    state.leader_epoch,
+                    FetchResult::Diverging { epoch, end_offset },
+                );
+            }
+        }
+        if fetch_offset > state.log.log_end_offset() {
+            return respond(
+                o,
+                state.leader_epoch,
+                FetchResult::OutOfRange {
+                    log_end_offset: state.log.log_end_offset(),
+                },
+            );
+        }
+        if let Role::Leader(leader) = &mut state.role {
+            leader.follower_end[follower.index()] = fetch_offset;
+            leader.parked_followers = leader.parked_followers.without(follower);
+        }
+        self.maybe_expand_isr(state, follower, o);
+        self.maybe_advance_high_watermark(state, o);
+        self.maybe_answer_follower(state, follower, o);
+    }
+
+    /// Fetches are fenced by epoch (KIP-320): an older epoch is a zombie follower, a newer one
+    /// means this broker has not yet heard of the election.
+    fn ignore_fetch(&self, state: &BrokerState, leader_epoch: Epoch) -> Option<ErrorCode> {
+        if leader_epoch < state.leader_epoch {
+            Some(ErrorCode::FencedLeaderEpoch)
+        } else if leader_epoch > state.leader_epoch {
+            Some(ErrorCode::UnknownLeaderEpoch)
+        } else if !state.is_leader() {
+            Some(ErrorCode::NotLeaderOrFollower)
+        } else {
+            None
+        }
+    }
+
+    /// Answers a follower's fetch if there are records or a newer high watermark for it;
+    /// otherwise parks it, as Kafka's delayed fetch waits for `fetch.min.bytes`.
+    fn maybe_answer_follower(&self, state: &mut BrokerState, follower: BrokerId, o: &mut O) {
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        let from = leader.follower_end[follower.index()];
+        let end = state.log.log_end_offset();
+        // Kafka's delayed fetch completes on new bytes; a newer high watermark alone waits for
+        // `replica.fetch.wait.max.ms`, which we do not model: a follower learns the high
+        // watermark with the next records. Its HW lags, which only weakens `log-matching` and
+        // makes the legacy truncation rule lose more, never hides a loss.
+        if from >= end {
+            leader.parked_followers = leader.parked_followers.with(follower);
+            return;
+        }
+        let records: Arc<[Record]> = state
+            .log
+            .slice(from, from.plus(self.config.fetch_records_max))
+            .into();
+        o.send(
+            self.topology.broker(follower),
+            Msg::FetchResponse {
+                leader_epoch: state.leader_epoch,
+                result: FetchResult::Records {
+                    base_offset: from,
+                    records,
+                    high_watermark: state.high_watermark,
+                },
+            },
+        );
+    }
+
+    fn wake_parked_fetches(&self, state: &mut BrokerState, o: &mut O) {
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        let parked = std::mem::take(&mut leader.parked_followers);
+        let consumers = std::mem::take(&mut leader.parked_consumers);
+        for follower in parked.iter() {
+            self.maybe_answer_follower(state, follower, o);
+        }
+        for (consumer, offset) in consumers {
+            self.answer_consumer(state, consumer, offset, o);
+        }
+    }
+
+    fn maybe_expand_isr(&self, state: &mut BrokerState, follower: BrokerId, o: &mut O) {
+        let epoch_start = state.log.start_offset_of_epoch(state.leader_epoch);
+        let hw = state.high_watermark;
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        let end = leader.follower_end[follower.index()];
+        let eligible = !leader.isr.contains(follower)
+            && !leader.ineligible.contains(follower)
+            && leader.pending_isr.is_none()
+            && end >= hw
+            && end >= epoch_start;
+        if eligible {
+            let proposed = leader.isr.with(follower);
+            self.send_alter_partition(state.leader_epoch, leader, proposed, o);
+        }
+    }
+
+    fn on_isr_lag(&self, state: &mut BrokerState, o: &mut O) {
+        let end = state.log.log_end_offset();
+        let me = self.id;
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        if leader.pending_isr.is_some() {
+            return;
+        }
+        let lagging = leader
+            .isr
+            .iter()
+            .filter(|&b| b != me && leader.follower_end[b.index()] < end)
+            .fold(BrokerSet::EMPTY, BrokerSet::with);
+        if !lagging.is_empty() {
+            let proposed = leader.isr.minus(lagging);
+            self.send_alter_partition(state.leader_epoch, leader, proposed, o);
+        }
+    }
+
+    fn send_alter_partition(
+        &self,
+        leader_epoch: Epoch,
+        leader: &mut LeaderState,
+        isr: BrokerSet,
+        o: &mut O,
+    ) {
+        leader.pending_isr = Some(isr);
+        o.send(
+            self.topology.controller(),
+            Msg::AlterPartition {
+                leader_epoch,
+                partition_epoch: leader.partition_epoch,
+                isr,
+            },
+        );
+    }
+
+    fn on_alter_partition_response(
+        &self,
+        state: &mut BrokerState,
+        result: Result<PartitionState, (ErrorCode, PartitionState)>,
+        o: &mut O,
+    ) {
+        let me = self.id;
+        let epoch = state.leader_epoch;
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        let Some(proposed) = leader.pending_isr.take() else {
+            return;
+        };
+        let partition = match result {
+            Ok(partition) => partition,
+            Err((error, partition)) => {
+                if error == ErrorCode::IneligibleReplica {
+                    leader.ineligible = leader.ineligible.union(proposed.minus(leader.isr));
+                }
+                partition
+            }
+        };
+        if partition.leader == Some(me)
+            && partition.leader_epoch == epoch
+            && partition.partition_epoch > leader.partition_epoch
+        {
+            leader.isr = partition.isr;
+            leader.partition_epoch = partition.partition_epoch;
+        }
+        self.maybe_advance_high_watermark(state, o);
+    }
+
+    /// Advances the high watermark to the smallest log end offset over the (maximal) ISR, then
+    /// completes what that commits: `acks=all` requests and held fetches.
+    fn maybe_advance_high_watermark(&self, state: &mut BrokerState, o: &mut O) {
+        let me = self.id;
+        let end = state.log.log_end_offset();
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        if self.config.hw_rule == HwRule::MinIsr && leader.isr.len() < self.config.min_insync {
+            return;
+        }
+        let candidate = leader
+            .maximal_isr()
+            .iter()
+            .filter(|&b| b != me)
+            .map(|b| leader.follower_end[b.index()])
+            .fold(end, Offset::min);
+        if candidate <= state.high_watermark {
+            return;
+        }
+        state.high_watermark = candidate;
+        let enough = leader.isr.len() >= self.config.min_insync;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut leader.pending_produce)
+            .into_iter()
+            .partition(|p| p.end_offset <= candidate);
+        leader.pending_produce = waiting;
+        for p in done {
+            // Kafka checks min.insync.replicas again once the record is committed.
+            let result = if enough {
+                Ok(p.base_offset)
+            } else {
+                Err(ErrorCode::NotEnoughReplicasAfterAppend)
+            };
+            o.send(
+                p.client,
+                Msg::ProduceResponse {
+                    request: p.request,
+                    result,
+                },
+            );
+        }
+        self.wake_parked_fetches(state, o);
+    }
+
+    // ------------------------------------------------------------------ replication, follower side
+
+    fn send_fetch(&self, state: &BrokerState, o: &mut O) {
+        let Role::Follower {
+            leader: Some(leader),
+        } = state.role
+        else {
+            return;
+        };
+        let last_fetched_epoch = match self.config.truncation {
+            Truncation::LeaderEpoch => state.log.last_epoch(),
+            Truncation::HighWatermark => None,
+        };
+        o.send(
+            self.topology.broker(leader),
+            Msg::Fetch {
+                leader_epoch: state.leader_epoch,
+                fetch_offset: state.log.log_end_offset(),
+                last_fetched_epoch,
+            },
+        );
+    }
+
+    fn on_fetch_response(
+        &self,
+        state: &mut BrokerState,
+        src: Id,
+        leader_epoch: Epoch,
+        result: FetchResult,
+        o: &mut O,
+    ) {
+        if self.ignore_fetch_response(state, src, leader_epoch) {
+            return;
+        }
+        match result {
+            FetchResult::Records {
+                base_offset,
+                records,
+                high_watermark,
+            } => {
+                if base_offset != state.log.log_end_offset() {
+                    return; // An answer to a fetch from before a truncation.
+                }
+                for r in records.iter() {
+                    state.log.append(r.clone());
+                }
+                let leader_hw = high_watermark.min(state.log.log_end_offset());
+                state.high_watermark = state.high_watermark.max(leader_hw);
+                if self.config.flush == Flush::Always && !records.is_empty() {
+                    state.flushed = state.log.log_end_offset();
+                    self.persist(state, o);
+                }
+            }
+            FetchResult::Diverging { epoch, end_offset } => {
+                let own_end = state
+                    .log
+                    .epoch_end_offset(epoch)
+                    .map_or(Offset::ZERO, |(_, end)| end);
+                self.truncate(state, end_offset.min(own_end), o);
+            }
+            FetchResult::OutOfRange { log_end_offset } => {
+                self.truncate(state, log_end_offset, o);
+            }
+            FetchResult::Error(ErrorCode::FencedLeaderEpoch) => {
+                return; // The controller's LeaderAndIsr is on its way.
+            }
+            FetchResult::Error(_) => {
+                o.set_timer(Timer::FetchBackoff, timer_range(Timer::FetchBackoff));
+                return;
+            }
+        }
+        self.send_fetch(state, o);
+    }
+
+    /// Only answers from the leader this broker follows, in its current epoch, count.
+    fn ignore_fetch_response(&self, state: &BrokerState, src: Id, leader_epoch: Epoch) -> bool {
+        let Role::Follower {
+            leader: Some(leader),
+        } = state.role
+        else {
+            return true;
+        };
+        src != self.topology.broker(leader) || leader_epoch != state.leader_epoch
+    }
+
+    fn truncate(&self, state: &mut BrokerState, offset: Offset, o: &mut O) {
+        if offset >= state.log.log_end_offset() {
+            return;
+        }
+        state.log.truncate(offset);
+        state.high_watermark = state.high_watermark.min(offset);
+        state.flushed = state.flushed.min(offset);
+        // Truncation rewrites the segment on disk at once in Kafka.
+        self.persist(state, o);
+    }
+
+    // ------------------------------------------------------------------ consumers
+
+    fn on_consumer_fetch(
+        &self,
+        state: &mut BrokerState,
+        consumer: Id,
+        leader_epoch: Epoch,
+        offset: Offset,
+        o: &mut O,
+    ) {
+        if let Some(error) = self.ignore_fetch(state, leader_epoch) {
+            o.send(
+                consumer,
+                Msg::ConsumerFetchResponse {
+                    leader_epoch,
+                    result: Err(error),
+                },
+            );
+            return;
+        }
+        if offset > state.log.log_end_offset() {
+            o.send(
+                consumer,
+                Msg::ConsumerFetchResponse {
+                    leader_epoch,
+                    result: Err(ErrorCode::OffsetOutOfRange),
+                },
+            );
+            return;
+        }
+        self.answer_consumer(state, consumer, offset, o);
+    }
+
+    /// Serves committed records only: `[offset, high_watermark)`; holds the fetch if none.
+    fn answer_consumer(&self, state: &mut BrokerState, consumer: Id, offset: Offset, o: &mut O) {
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        if offset >= state.high_watermark {
+            leader.parked_consumers.push((consumer, offset));
+            return;
+        }
+        let upto = state
+            .high_watermark
+            .min(offset.plus(self.config.fetch_records_max));
+        o.send(
+            consumer,
+            Msg::ConsumerFetchResponse {
+                leader_epoch: state.leader_epoch,
+                result: Ok((offset, state.log.slice(offset, upto).into())),
+            },
+        );
+    }
+
+    // ------------------------------------------------------------------ timers and storage
+
+    /// Arms only the timers that could matter now, so the model checker does not explore a
+    /// timer that would change nothing: the lag check while an ISR follower is behind and no
+    /// ISR change is pending, the flush while something is unflushed.
+    fn maybe_arm_timers(&self, state: &mut BrokerState, o: &mut O) {
+        let end = state.log.log_end_offset();
+        let lagging = match &state.role {
+            Role::Leader(leader) => {
+                leader.pending_isr.is_none()
+                    && leader
+                        .isr
+                        .iter()
+                        .any(|b| b != self.id && leader.follower_end[b.index()] < end)
+            }
+            Role::Follower { .. } => false,
+        };
+        if lagging {
+            o.set_timer(Timer::IsrLag, timer_range(Timer::IsrLag));
+        } else {
+            o.cancel_timer(Timer::IsrLag);
+        }
+        if self.config.flush == Flush::Async {
+            if state.flushed < end {
+                o.set_timer(Timer::Flush, timer_range(Timer::Flush));
+            } else {
+                o.cancel_timer(Timer::Flush);
+            }
+        }
+    }
+
+    /// Saves what is on disk: the flushed prefix of the log and the high-watermark checkpoint.
+    fn persist(&self, state: &BrokerState, o: &mut O) {
+        let mut log = state.log.clone();
+        log.truncate(state.flushed);
+        o.save(NodeStorage::Broker(BrokerStorage {
+            incarnation: state.incarnation,
+            log,
+            high_watermark: state.high_watermark.min(state.flushed),
+        }));
+    }
+}
+
+enum SequenceCheck {
+    Next,
+    Duplicate(Offset),
+    OutOfOrder,
+}
+
+/// The idempotent producer's rule: the leader accepts the next sequence, answers a duplicate
+/// with the offset it already has, and refuses a gap (`OUT_OF_ORDER_SEQUENCE_NUMBER`). The
+/// producer's last sequence is derived from the log, so a new leader knows it too.
+fn check_sequence(log: &Log, producer: ProducerId, first: Sequence) -> SequenceCheck {
+    let mut last: Option<Sequence> = None;
+    let mut original = None;
+    let end = log.log_end_offset().as_usize();
+    for offset in (0..end).rev() {
+        let Some(record) = log.get(Offset::from_usize(offset)) else {
+            continue;
+        };
+        if let Some((pid, seq)) = record.producer {
+            if pid != producer {
+                continue;
+            }
+            if last.is_none() {
+                last = Some(seq);
+                if first > seq {
+                    break;
+                }
+            }
+            if seq == first {
+                original = Some(Offset::from_usize(offset));
+                break;
+            }
+        }
+    }
+    match (last, original) {
+        (_, Some(offset)) => SequenceCheck::Duplicate(offset),
+        (None, None) if first == Sequence(0) => SequenceCheck::Next,
+        (Some(last), None) if first.0 == last.0 + 1 => SequenceCheck::Next,
+        _ => SequenceCheck::OutOfOrder,
+    }
+}

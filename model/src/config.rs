@@ -1,0 +1,353 @@
+//! One validated configuration for a partition, its clients and the bounds of a check.
+//!
+//! Every knob of Kafka's reliability story is a field here. [`Config::validate`] is the only way
+//! to obtain a [`ValidConfig`], which is what the model and the engine accept, so an invalid
+//! combination is an error with Kafka's wording, never a panic deep inside a run.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
+
+use crate::types::REPLICAS_MAX;
+
+/// Producer `acks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Acks {
+    /// Fire and forget: nothing is acknowledged.
+    #[serde(rename = "0")]
+    Zero,
+    /// Acknowledged once the leader appended it.
+    #[serde(rename = "1")]
+    One,
+    /// Acknowledged once every ISR member has it, i.e. once it is committed.
+    #[serde(rename = "all")]
+    All,
+}
+
+/// How a follower finds where its log diverges from a new leader's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Truncation {
+    /// KIP-101/KIP-279/KIP-320: truncate to the end offset of the last common leader epoch.
+    LeaderEpoch,
+    /// Before Kafka 0.11: truncate to the local high watermark on every become-follower.
+    HighWatermark,
+}
+
+/// When the leader may advance the high watermark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HwRule {
+    /// Over whatever the ISR is (Kafka before 3.7).
+    Isr,
+    /// Only while the ISR has at least `min.insync.replicas` members (KIP-966, Kafka 3.7+).
+    MinIsr,
+}
+
+/// When a broker's log reaches its disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flush {
+    /// Every append is flushed before it is acknowledged or replicated.
+    Always,
+    /// The log reaches disk only when a flush timer fires; a crash loses the unflushed suffix.
+    Async,
+}
+
+/// What the network may do to a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkKind {
+    /// Per-connection FIFO, no loss (Kafka runs on TCP).
+    Reliable,
+    /// Per-connection FIFO, any message may be lost.
+    Lossy,
+    /// Unordered, and any message may be delivered again.
+    Duplicating,
+}
+
+/// When the consumer commits its offset relative to processing a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerCommit {
+    /// Process, then commit: at-least-once.
+    After,
+    /// Commit, then process: at-most-once.
+    Before,
+}
+
+macro_rules! cli_enum {
+    ($ty:ident { $($text:literal => $variant:ident),+ $(,)? }) => {
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err(format!(
+                        "unknown value '{s}', expected one of: {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $($ty::$variant => $text,)+ })
+            }
+        }
+    };
+}
+
+cli_enum!(Acks { "0" => Zero, "1" => One, "all" => All });
+cli_enum!(Truncation { "leader-epoch" => LeaderEpoch, "high-watermark" => HighWatermark });
+cli_enum!(HwRule { "isr" => Isr, "min-isr" => MinIsr });
+cli_enum!(Flush { "always" => Always, "async" => Async });
+cli_enum!(NetworkKind { "reliable" => Reliable, "lossy" => Lossy, "duplicating" => Duplicating });
+cli_enum!(ConsumerCommit { "after" => After, "before" => Before });
+
+/// Most records the model's producer may send: values are small integers, and the state space
+/// grows quickly with every record anyway.
+pub const MODEL_RECORDS_MAX: u32 = 16;
+
+/// A partition, its producer and consumer, and the bounds of a model check.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// `replication.factor`.
+    pub replicas: usize,
+    /// `min.insync.replicas`.
+    pub min_insync: usize,
+    pub acks: Acks,
+    /// `unclean.leader.election.enable`.
+    pub unclean_election: bool,
+    pub truncation: Truncation,
+    pub hw_rule: HwRule,
+    pub flush: Flush,
+    /// Records the producer sends (model bound).
+    pub records: u32,
+    /// Crashes of brokers and the consumer over a whole run (model bound; the controller and the
+    /// producer do not crash).
+    pub crashes: u32,
+    /// Producer `retries`.
+    pub retries: u32,
+    /// Producer `enable.idempotence`.
+    pub idempotence: bool,
+    /// Producer `max.in.flight.requests.per.connection`.
+    pub max_in_flight: usize,
+    pub network: NetworkKind,
+    pub consumer_commit: ConsumerCommit,
+    /// Leader elections after the initial one (model bound on the leader epoch).
+    pub elections: u32,
+    /// ISR changes (shrinks and expansions) beyond those elections make (model bound on the
+    /// partition epoch).
+    pub isr_changes: u32,
+    /// Whether a consumer takes part (model bound).
+    pub consumer: bool,
+    /// Records per produce request: the model sends one per request so that `max.in.flight`
+    /// matters; the engine batches.
+    pub batch_records: usize,
+}
+
+impl Default for Config {
+    /// The defaults of `insync check` (PROTOCOL.md §4).
+    fn default() -> Config {
+        Config {
+            replicas: 3,
+            min_insync: 2,
+            acks: Acks::All,
+            unclean_election: false,
+            truncation: Truncation::LeaderEpoch,
+            hw_rule: HwRule::Isr,
+            flush: Flush::Always,
+            records: 2,
+            crashes: 1,
+            retries: 1,
+            idempotence: false,
+            max_in_flight: 1,
+            network: NetworkKind::Reliable,
+            consumer_commit: ConsumerCommit::After,
+            elections: 1,
+            isr_changes: 1,
+            consumer: true,
+            batch_records: 1,
+        }
+    }
+}
+
+/// Why a configuration is refused. Each message names the problem in Kafka's words where Kafka
+/// has them, and says what to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("replication factor ({0}) must be between 1 and {REPLICAS_MAX}; set --replicas in that range")]
+    ReplicationFactor(usize),
+    #[error("min.insync.replicas ({min_insync}) exceeds replication factor ({replicas}); lower --min-insync or raise --replicas")]
+    MinInsyncAboveReplicas { min_insync: usize, replicas: usize },
+    #[error("min.insync.replicas must be at least 1; set --min-insync 1 or more")]
+    MinInsyncZero,
+    #[error("Must set acks to all in order to use the idempotent producer; use --acks all or drop --idempotence")]
+    IdempotenceNeedsAcksAll,
+    #[error("Must set retries to non-zero when using the idempotent producer; use --retries 1 or more")]
+    IdempotenceNeedsRetries,
+    #[error("Must set max.in.flight.requests.per.connection to at most 5 to use the idempotent producer (got {0}); use --max-in-flight 5 or less")]
+    IdempotenceInFlight(usize),
+    #[error("max.in.flight.requests.per.connection must be at least 1; set --max-in-flight 1 or more")]
+    MaxInFlightZero,
+    #[error("records ({records}) must be between 1 and {max}; set --records in that range")]
+    Records { records: u32, max: u32 },
+    #[error("a produce request carries at least one record; set the batch size to 1 or more")]
+    BatchZero,
+}
+
+/// A configuration that passed [`Config::validate`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct ValidConfig(Config);
+
+impl Deref for ValidConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.0
+    }
+}
+
+impl ValidConfig {
+    pub fn into_inner(self) -> Config {
+        self.0
+    }
+}
+
+impl Config {
+    /// Checks the combination, as Kafka checks topic and producer configs at creation.
+    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
+        self.validate_with_records_max(MODEL_RECORDS_MAX)
+    }
+
+    /// As [`Config::validate`], for a runtime that allows more records than the model.
+    pub fn validate_with_records_max(self, records_max: u32) -> Result<ValidConfig, ConfigError> {
+        if self.replicas == 0 || self.replicas > REPLICAS_MAX {
+            return Err(ConfigError::ReplicationFactor(self.replicas));
+        }
+        if self.min_insync == 0 {
+            return Err(ConfigError::MinInsyncZero);
+        }
+        if self.min_insync > self.replicas {
+            return Err(ConfigError::MinInsyncAboveReplicas {
+                min_insync: self.min_insync,
+                replicas: self.replicas,
+            });
+        }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::MaxInFlightZero);
+        }
+        if self.idempotence {
+            if self.acks != Acks::All {
+                return Err(ConfigError::IdempotenceNeedsAcksAll);
+            }
+            if self.retries == 0 {
+                return Err(ConfigError::IdempotenceNeedsRetries);
+            }
+            if self.max_in_flight > 5 {
+                return Err(ConfigError::IdempotenceInFlight(self.max_in_flight));
+            }
+        }
+        if self.records == 0 || self.records > records_max {
+            return Err(ConfigError::Records {
+                records: self.records,
+                max: records_max,
+            });
+        }
+        if self.batch_records == 0 {
+            return Err(ConfigError::BatchZero);
+        }
+        Ok(ValidConfig(self))
+    }
+
+    /// One line, as in the matrix: `rf=3 min.insync=2 acks=all ...`, defaults left out after
+    /// the first three.
+    pub fn summary(&self) -> String {
+        let d = Config::default();
+        let mut s = format!(
+            "rf={} min.insync={} acks={}",
+            self.replicas, self.min_insync, self.acks
+        );
+        let mut add = |cond: bool, text: String| {
+            if cond {
+                s.push(' ');
+                s.push_str(&text);
+            }
+        };
+        add(self.unclean_election, "unclean".into());
+        add(self.truncation != d.truncation, format!("truncation={}", self.truncation));
+        add(self.hw_rule != d.hw_rule, format!("hw={}", self.hw_rule));
+        add(self.flush != d.flush, format!("flush={}", self.flush));
+        add(self.retries != d.retries, format!("retries={}", self.retries));
+        add(self.idempotence, "idempotence".into());
+        add(self.max_in_flight != d.max_in_flight, format!("in-flight={}", self.max_in_flight));
+        add(self.network != d.network, format!("network={}", self.network));
+        add(
+            self.consumer_commit != d.consumer_commit,
+            format!("commit={}", self.consumer_commit),
+        );
+        add(self.records != d.records, format!("records={}", self.records));
+        add(self.crashes != d.crashes, format!("crashes={}", self.crashes));
+        add(self.elections != d.elections, format!("elections={}", self.elections));
+        add(self.isr_changes != d.isr_changes, format!("isr-changes={}", self.isr_changes));
+        add(!self.consumer, "no-consumer".into());
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn min_insync_above_replicas_names_both() {
+        let err = Config {
+            min_insync: 4,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("min.insync.replicas (4) exceeds replication factor (3)"));
+    }
+
+    #[test]
+    fn idempotence_rules_follow_kafka() {
+        let idem = Config {
+            idempotence: true,
+            ..Config::default()
+        };
+        assert!(idem.clone().validate().is_ok());
+        let cases = [
+            (
+                Config { acks: Acks::One, ..idem.clone() },
+                ConfigError::IdempotenceNeedsAcksAll,
+            ),
+            (
+                Config { retries: 0, ..idem.clone() },
+                ConfigError::IdempotenceNeedsRetries,
+            ),
+            (
+                Config { max_in_flight: 6, ..idem.clone() },
+                ConfigError::IdempotenceInFlight(6),
+            ),
+        ];
+        for (config, expected) in cases {
+            assert_eq!(config.validate().unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn parse_cli_words() {
+        assert_eq!("all".parse::<Acks>(), Ok(Acks::All));
+        assert_eq!("high-watermark".parse::<Truncation>(), Ok(Truncation::HighWatermark));
+        assert!("sometimes".parse::<Flush>().unwrap_err().contains("always, async"));
+    }
+}

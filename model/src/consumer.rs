@@ -1,0 +1,230 @@
+//! The consumer: fetches committed records from the leader at its position and commits its
+//! offset either after processing a batch (at-least-once) or before (at-most-once).
+//!
+//! Rules encoded:
+//! - It reads only below the leader's high watermark (the leader enforces it).
+//! - The commit and the processing of a batch are two steps with a moment between them, so a
+//!   crash can fall in between: with `after`, the batch is processed again after the restart;
+//!   with `before`, it is never processed.
+//! - A restarted consumer resumes from its last committed offset (`auto.offset.reset=earliest`
+//!   when that offset is out of range).
+//!
+//! What the application did (read and processed records) is kept as ghost state in storage, so
+//! the properties can judge it across a crash.
+
+use crate::config::ConsumerCommit;
+use crate::msg::{ErrorCode, Msg, Timer};
+use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::types::{BrokerId, Epoch, Offset, Record, Value};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Id, Out};
+
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    pub topology: Topology,
+    pub commit: ConsumerCommit,
+}
+
+/// A record as the consumer read it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadRecord {
+    pub offset: Offset,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConsumerStorage {
+    pub incarnation: u32,
+    pub committed: Offset,
+    pub read: Vec<ReadRecord>,
+    pub processed: Vec<Offset>,
+}
+
+/// The step the application has still to take for the last batch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PendingStep {
+    /// `after`: processed, commit next.
+    Commit,
+    /// `before`: committed, process next.
+    Process(Vec<Offset>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConsumerState {
+    pub incarnation: u32,
+    pub leader: Option<(BrokerId, Epoch)>,
+    pub metadata_pending: bool,
+    pub position: Offset,
+    pub committed: Offset,
+    pub fetching: bool,
+    pub pending: Option<PendingStep>,
+    /// Every record read, sorted, without repeats (ghost).
+    pub read: Vec<ReadRecord>,
+    /// Every offset processed, sorted, without repeats (ghost).
+    pub processed: Vec<Offset>,
+}
+
+type O = Out<Node>;
+
+impl Consumer {
+    pub fn on_start(
+        &self,
+        storage: Option<&ConsumerStorage>,
+        initial_leader: Option<(BrokerId, Epoch)>,
+        o: &mut O,
+    ) -> ConsumerState {
+        let mut state = match storage {
+            None => ConsumerState {
+                incarnation: 0,
+                leader: initial_leader,
+                metadata_pending: false,
+                position: Offset::ZERO,
+                committed: Offset::ZERO,
+                fetching: false,
+                pending: None,
+                read: Vec::new(),
+                processed: Vec::new(),
+            },
+            Some(s) => ConsumerState {
+                incarnation: s.incarnation + 1,
+                leader: None,
+                metadata_pending: false,
+                position: s.committed,
+                committed: s.committed,
+                fetching: false,
+                pending: None,
+                read: s.read.clone(),
+                processed: s.processed.clone(),
+            },
+        };
+        self.persist(&state, o);
+        self.maybe_fetch(&mut state, o);
+        state
+    }
+
+    pub fn on_msg(&self, state: &mut ConsumerState, src: Id, msg: Msg, o: &mut O) {
+        match msg {
+            Msg::ConsumerFetchResponse {
+                leader_epoch,
+                result,
+            } => {
+                let from_leader = state
+                    .leader
+                    .is_some_and(|(l, e)| self.topology.broker(l) == src && e == leader_epoch);
+                if !state.fetching || !from_leader {
+                    return;
+                }
+                state.fetching = false;
+                match result {
+                    Ok((base, records)) => self.on_records(state, base, &records, o),
+                    Err(ErrorCode::OffsetOutOfRange) => state.position = Offset::ZERO,
+                    Err(_) => state.leader = None,
+                }
+            }
+            Msg::MetadataResponse {
+                leader,
+                leader_epoch,
+            } => {
+                state.leader = leader.map(|l| (l, leader_epoch));
+                if leader.is_none() {
+                    o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
+                    return;
+                }
+                state.metadata_pending = false;
+            }
+            _ => {}
+        }
+        self.maybe_fetch(state, o);
+    }
+
+    pub fn on_timeout(&self, state: &mut ConsumerState, timer: &Timer, o: &mut O) {
+        match timer {
+            Timer::ConsumerStep => match state.pending.take() {
+                Some(PendingStep::Commit) => {
+                    state.committed = state.position;
+                    self.persist(state, o);
+                }
+                Some(PendingStep::Process(offsets)) => {
+                    for offset in offsets {
+                        insert_sorted(&mut state.processed, offset);
+                    }
+                    self.persist(state, o);
+                }
+                None => return,
+            },
+            Timer::MetadataBackoff => state.metadata_pending = false,
+            _ => return,
+        }
+        self.maybe_fetch(state, o);
+    }
+
+    fn on_records(&self, state: &mut ConsumerState, base: Offset, records: &[Record], o: &mut O) {
+        if base != state.position || records.is_empty() {
+            return;
+        }
+        let offsets: Vec<Offset> = (0..records.len()).map(|i| base.plus(i)).collect();
+        for (offset, r) in offsets.iter().zip(records) {
+            insert_sorted(
+                &mut state.read,
+                ReadRecord {
+                    offset: *offset,
+                    value: r.value.clone(),
+                },
+            );
+        }
+        state.position = base.plus(records.len());
+        match self.commit {
+            ConsumerCommit::After => {
+                for offset in offsets {
+                    insert_sorted(&mut state.processed, offset);
+                }
+                state.pending = Some(PendingStep::Commit);
+            }
+            ConsumerCommit::Before => {
+                state.committed = state.position;
+                state.pending = Some(PendingStep::Process(offsets));
+            }
+        }
+        self.persist(state, o);
+        o.set_timer(Timer::ConsumerStep, timer_range(Timer::ConsumerStep));
+    }
+
+    /// Polls again once the last batch is fully handled.
+    fn maybe_fetch(&self, state: &mut ConsumerState, o: &mut O) {
+        if state.fetching || state.pending.is_some() {
+            return;
+        }
+        match state.leader {
+            Some((leader, leader_epoch)) => {
+                state.fetching = true;
+                o.send(
+                    self.topology.broker(leader),
+                    Msg::ConsumerFetch {
+                        leader_epoch,
+                        offset: state.position,
+                    },
+                );
+            }
+            None if !state.metadata_pending => {
+                state.metadata_pending = true;
+                o.send(self.topology.controller(), Msg::Metadata);
+            }
+            None => {}
+        }
+    }
+
+    fn persist(&self, state: &ConsumerState, o: &mut O) {
+        o.save(NodeStorage::Consumer(ConsumerStorage {
+            incarnation: state.incarnation,
+            committed: state.committed,
+            read: state.read.clone(),
+            processed: state.processed.clone(),
+        }));
+    }
+}
+
+fn insert_sorted<T: Ord>(v: &mut Vec<T>, item: T) {
+    if let Err(at) = v.binary_search(&item) {
+        v.insert(at, item);
+    }
+}

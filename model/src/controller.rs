@@ -1,0 +1,212 @@
+//! The controller: the source of truth for the partition's leader, leader epoch and ISR.
+//!
+//! It abstracts ZooKeeper/KRaft and never crashes, but it knows of broker failures only through
+//! expired sessions (a timer that may fire whether the broker is dead or merely slow), so it can
+//! elect a new leader while the old one still runs: epochs must fence that zombie.
+//!
+//! Rules encoded:
+//! - Clean election: the first replica, in assignment order, that is in the ISR and not fenced.
+//!   With none, the partition goes offline, unless `unclean.leader.election.enable` lets any
+//!   unfenced replica lead (its ISR becomes just itself, and what it lacks is lost).
+//! - Every election bumps `leader_epoch`; every change bumps `partition_epoch`.
+//! - `AlterPartition` from the leader is a compare-and-set on `partition_epoch` (KIP-497), and
+//!   refuses to add a fenced replica (KIP-841).
+//! - A broker that registers again is a new incarnation: the old one is treated as failed first
+//!   (its leadership and ISR membership go), then the new one is unfenced.
+
+use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
+use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, REPLICAS_MAX};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Id, Out};
+
+#[derive(Clone, Debug)]
+pub struct Controller {
+    pub topology: Topology,
+    pub unclean_election: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ControllerState {
+    pub partition: PartitionState,
+    /// Brokers whose session expired and that have not registered since: not electable, not
+    /// addable to the ISR.
+    pub fenced: BrokerSet,
+    /// Each broker's registered incarnation (Kafka's broker epoch).
+    pub incarnations: [u32; REPLICAS_MAX],
+    /// Elections that found no in-sync replica and picked another (for traces).
+    pub unclean_elections: u32,
+}
+
+type O = Out<Node>;
+
+impl Controller {
+    /// The partition as created: the first replica leads epoch 1, every replica is in sync.
+    pub fn initial_partition(replicas: usize) -> PartitionState {
+        PartitionState {
+            leader: Some(BrokerId(0)),
+            leader_epoch: Epoch::INITIAL,
+            isr: BrokerSet::all(replicas),
+            partition_epoch: PartitionEpoch(0),
+        }
+    }
+
+    pub fn on_start(&self, o: &mut O) -> ControllerState {
+        o.save(NodeStorage::None);
+        let state = ControllerState {
+            partition: Controller::initial_partition(self.topology.replicas),
+            fenced: BrokerSet::EMPTY,
+            incarnations: [0; REPLICAS_MAX],
+            unclean_elections: 0,
+        };
+        self.arm_session_timer(&state, o);
+        state
+    }
+
+    /// Only the leader's session is let expire. A follower's expiry would only take it out of
+    /// the ISR, which the leader's lag check does too; this keeps the checker from exploring
+    /// the same ISR shrink twice. A crashed follower is noticed when it registers again.
+    fn arm_session_timer(&self, state: &ControllerState, o: &mut O) {
+        for b in self.topology.brokers() {
+            if state.partition.leader == Some(b) && !state.fenced.contains(b) {
+                o.set_timer(Timer::SessionExpired(b), timer_range(Timer::SessionExpired(b)));
+            } else {
+                o.cancel_timer(Timer::SessionExpired(b));
+            }
+        }
+    }
+
+    pub fn on_msg(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
+        self.dispatch(state, src, msg, o);
+        self.arm_session_timer(state, o);
+    }
+
+    fn dispatch(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
+        match msg {
+            Msg::Metadata => o.send(
+                src,
+                Msg::MetadataResponse {
+                    leader: state.partition.leader,
+                    leader_epoch: state.partition.leader_epoch,
+                },
+            ),
+            Msg::AlterPartition {
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                if let Some(from) = self.topology.broker_of(src) {
+                    let result = self.alter_partition(state, from, leader_epoch, partition_epoch, isr);
+                    o.send(src, Msg::AlterPartitionResponse { result });
+                }
+            }
+            Msg::Register { incarnation } => {
+                if let Some(b) = self.topology.broker_of(src) {
+                    self.on_register(state, b, incarnation, o);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timeout(&self, state: &mut ControllerState, timer: &Timer, o: &mut O) {
+        if let Timer::SessionExpired(b) = *timer {
+            if !state.fenced.contains(b) {
+                self.fence(state, b, o);
+            }
+        }
+        self.arm_session_timer(state, o);
+    }
+
+    fn alter_partition(
+        &self,
+        state: &mut ControllerState,
+        from: BrokerId,
+        leader_epoch: Epoch,
+        partition_epoch: PartitionEpoch,
+        isr: BrokerSet,
+    ) -> Result<PartitionState, (ErrorCode, PartitionState)> {
+        let p = &mut state.partition;
+        if p.leader != Some(from) || p.leader_epoch != leader_epoch {
+            return Err((ErrorCode::FencedLeaderEpoch, *p));
+        }
+        if p.partition_epoch != partition_epoch {
+            return Err((ErrorCode::InvalidUpdateVersion, *p));
+        }
+        let additions = isr.minus(p.isr);
+        if !isr.contains(from) || additions.minus(state.fenced) != additions {
+            return Err((ErrorCode::IneligibleReplica, *p));
+        }
+        p.isr = isr;
+        p.partition_epoch = p.partition_epoch.next();
+        Ok(*p)
+    }
+
+    /// The broker is presumed dead: it loses leadership and ISR membership.
+    fn fence(&self, state: &mut ControllerState, b: BrokerId, o: &mut O) {
+        state.fenced = state.fenced.with(b);
+        if state.partition.leader == Some(b) {
+            self.elect(state, o);
+        } else if state.partition.isr.contains(b) && state.partition.isr.len() > 1 {
+            let p = &mut state.partition;
+            p.isr = p.isr.without(b);
+            p.partition_epoch = p.partition_epoch.next();
+            if let Some(leader) = p.leader {
+                self.send_leader_and_isr(state, leader, o);
+            }
+        }
+    }
+
+    /// Picks a new leader in a new epoch and tells every broker.
+    fn elect(&self, state: &mut ControllerState, o: &mut O) {
+        let p = &mut state.partition;
+        let live_isr = p.isr.minus(state.fenced);
+        let candidates = BrokerSet::all(self.topology.replicas).minus(state.fenced);
+        if let Some(leader) = live_isr.iter().next() {
+            p.leader = Some(leader);
+            p.isr = live_isr;
+        } else if let Some(leader) = candidates.iter().next().filter(|_| self.unclean_election) {
+            p.leader = Some(leader);
+            p.isr = BrokerSet::single(leader);
+            state.unclean_elections += 1;
+        } else {
+            // Offline: the ISR keeps its last members so that they can lead cleanly later.
+            p.leader = None;
+        }
+        p.leader_epoch = p.leader_epoch.next();
+        p.partition_epoch = p.partition_epoch.next();
+        for b in self.topology.brokers() {
+            self.send_leader_and_isr(state, b, o);
+        }
+    }
+
+    fn on_register(&self, state: &mut ControllerState, b: BrokerId, incarnation: u32, o: &mut O) {
+        if incarnation <= state.incarnations[b.index()] {
+            return; // A stale registration.
+        }
+        if !state.fenced.contains(b) {
+            self.fence(state, b, o);
+        }
+        state.incarnations[b.index()] = incarnation;
+        state.fenced = state.fenced.without(b);
+        if state.partition.leader.is_none() {
+            self.elect(state, o);
+        } else {
+            self.send_leader_and_isr(state, b, o);
+            if let Some(leader) = state.partition.leader {
+                // The leader may add the returning replica to the ISR again.
+                self.send_leader_and_isr(state, leader, o);
+            }
+        }
+    }
+
+    fn send_leader_and_isr(&self, state: &ControllerState, b: BrokerId, o: &mut O) {
+        o.send(
+            self.topology.broker(b),
+            Msg::LeaderAndIsr {
+                partition: state.partition,
+                broker_incarnation: state.incarnations[b.index()],
+            },
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The messages and timers of the protocol. One enum each, shared by every actor, because
+//! stateright's `ActorModel` (and the engine's transport) carry one message type.
+
+use crate::config::Acks;
+use crate::types::{
+    BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence, Value,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Identifies a produce request within one producer, so a late answer to a request that timed
+/// out is recognised and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u32);
+
+/// A record as the producer sends it: the value and, when idempotent, its sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProducerRecord {
+    pub value: Value,
+    pub sequence: Sequence,
+}
+
+/// Errors a broker returns, named as Kafka names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    NotLeaderOrFollower,
+    LeaderNotAvailable,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    OutOfOrderSequenceNumber,
+    FencedLeaderEpoch,
+    UnknownLeaderEpoch,
+    OffsetOutOfRange,
+    InvalidUpdateVersion,
+    IneligibleReplica,
+    /// Client side: no answer within `request.timeout.ms`. Indeterminate.
+    RequestTimedOut,
+}
+
+impl ErrorCode {
+    /// Kafka's wire name, as logs and traces print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            ErrorCode::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
+        }
+    }
+
+    /// Whether the producer may retry (Kafka's `RetriableException`s).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotLeaderOrFollower
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::OutOfOrderSequenceNumber
+                | ErrorCode::RequestTimedOut
+        )
+    }
+
+    /// Whether the record may be in the log despite the error.
+    pub fn is_indeterminate(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::RequestTimedOut
+        )
+    }
+
+    /// Whether the client should refresh its metadata (the leader moved).
+    pub fn needs_metadata(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotLeaderOrFollower
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::RequestTimedOut
+        )
+    }
+}
+
+/// What a follower's fetch gets back.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FetchResult {
+    /// Records from the requested offset on, and the leader's high watermark.
+    Records {
+        base_offset: Offset,
+        records: Arc<[Record]>,
+        high_watermark: Offset,
+    },
+    /// The fetcher's log diverges: truncate to the end of this epoch (KIP-101/KIP-279/KIP-595).
+    Diverging { epoch: Epoch, end_offset: Offset },
+    /// The fetch offset is past the leader's log end (legacy truncation): truncate to it.
+    OutOfRange { log_end_offset: Offset },
+    Error(ErrorCode),
+}
+
+/// The protocol's messages.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    // ---- producer <-> leader
+    Produce {
+        request: RequestId,
+        /// Set by an idempotent producer.
+        producer: Option<ProducerId>,
+        acks: Acks,
+        records: Arc<[ProducerRecord]>,
+    },
+    ProduceResponse {
+        request: RequestId,
+        /// The base offset of the batch, or why it was refused.
+        result: Result<Offset, ErrorCode>,
+    },
+
+    // ---- follower <-> leader
+    Fetch {
+        /// The fetcher's current leader epoch: a fetch across epochs is refused (KIP-320).
+        leader_epoch: Epoch,
+        fetch_offset: Offset,
+        /// The epoch of the fetcher's last record, for the divergence check.
+        last_fetched_epoch: Option<Epoch>,
+    },
+    FetchResponse {
+        leader_epoch: Epoch,
+        result: FetchResult,
+    },
+
+    // ---- consumer <-> leader
+    ConsumerFetch {
+        leader_epoch: Epoch,
+        offset: Offset,
+    },
+    ConsumerFetchResponse {
+        leader_epoch: Epoch,
+        /// Committed records from the requested offset, or why not.
+        result: Result<(Offset, Arc<[Record]>), ErrorCode>,
+    },
+
+    // ---- clients <-> controller (metadata)
+    Metadata,
+    MetadataResponse {
+        leader: Option<BrokerId>,
+        leader_epoch: Epoch,
+    },
+
+    // ---- leader <-> controller
+    /// KIP-497: the leader asks to change the ISR, as a compare-and-set on `partition_epoch`.
+    AlterPartition {
+        leader_epoch: Epoch,
+        partition_epoch: PartitionEpoch,
+        isr: BrokerSet,
+    },
+    AlterPartitionResponse {
+        result: Result<PartitionState, (ErrorCode, PartitionState)>,
+    },
+
+    // ---- controller -> brokers
+    /// The controller's partition state: brokers become leader or follower on it. Addressed to
+    /// one incarnation of the broker, so a restarted broker ignores what was meant for the old
+    /// one (KIP-380 broker epochs).
+    LeaderAndIsr {
+        partition: PartitionState,
+        broker_incarnation: u32,
+    },
+
+    // ---- broker -> controller
+    /// A broker (re)starts and registers with the controller, as a new incarnation.
+    Register { incarnation: u32 },
+}
+
+/// The controller's record of the partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// `None` while the partition is offline (no eligible replica).
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: Epoch,
+    pub isr: BrokerSet,
+    pub partition_epoch: PartitionEpoch,
+}
+
+/// Timers. In the model any set timer may fire at any moment; the engine draws a real duration.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Controller: the broker's session expired (missed heartbeats), whether it crashed or is
+    /// only slow.
+    SessionExpired(BrokerId),
+    /// Leader: `replica.lag.time.max.ms` elapsed while some ISR follower was behind.
+    IsrLag,
+    /// Broker with `flush=async`: the background flush.
+    Flush,
+    /// Follower: `replica.fetch.backoff.ms` after a fetch error.
+    FetchBackoff,
+    /// Producer: `request.timeout.ms` elapsed with requests in flight.
+    RequestTimeout,
+    /// Producer or consumer: `retry.backoff.ms` before asking for metadata again.
+    MetadataBackoff,
+    /// Consumer: the application finished the step between commit and processing.
+    ConsumerStep,
+}

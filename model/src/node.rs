@@ -1,0 +1,317 @@
+//! One actor type for the whole cluster, so that stateright's `ActorModel` (and the engine)
+//! can host brokers, the controller and the clients side by side, and the wiring of a
+//! configuration into a model.
+
+use crate::broker::{Broker, BrokerConfig, BrokerState, BrokerStorage};
+use crate::config::{NetworkKind, ValidConfig};
+use crate::consumer::{Consumer, ConsumerState, ConsumerStorage};
+use crate::controller::{Controller, ControllerState};
+use crate::msg::{Msg, Timer};
+use crate::producer::{timeouts_matter, Producer, ProducerState};
+use crate::types::{BrokerId, Epoch, ProducerId};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, ActorModel, Id, Network, Out};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
+
+/// Where each actor sits: brokers `0..replicas`, then the controller, the producer and (when
+/// there is one) the consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Topology {
+    pub replicas: usize,
+    pub consumer: bool,
+}
+
+/// What an actor id stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Broker(BrokerId),
+    Controller,
+    Producer,
+    Consumer,
+}
+
+impl Topology {
+    pub fn broker(&self, b: BrokerId) -> Id {
+        Id::from(b.index())
+    }
+    pub fn controller(&self) -> Id {
+        Id::from(self.replicas)
+    }
+    pub fn producer(&self) -> Id {
+        Id::from(self.replicas + 1)
+    }
+    pub fn consumer(&self) -> Id {
+        Id::from(self.replicas + 2)
+    }
+    pub fn actor_count(&self) -> usize {
+        self.replicas + 2 + usize::from(self.consumer)
+    }
+    pub fn brokers(&self) -> impl Iterator<Item = BrokerId> {
+        (0..self.replicas as u8).map(BrokerId)
+    }
+    pub fn broker_of(&self, id: Id) -> Option<BrokerId> {
+        let i = usize::from(id);
+        (i < self.replicas).then(|| BrokerId(i as u8))
+    }
+    pub fn role(&self, id: Id) -> Role {
+        let i = usize::from(id);
+        match i {
+            _ if i < self.replicas => Role::Broker(BrokerId(i as u8)),
+            _ if i == self.replicas => Role::Controller,
+            _ if i == self.replicas + 1 => Role::Producer,
+            _ => Role::Consumer,
+        }
+    }
+    /// A short name for traces: `b0`, `ctl`, `prod`, `cons`.
+    pub fn short_name(&self, id: Id) -> String {
+        match self.role(id) {
+            Role::Broker(b) => format!("b{}", b.0),
+            Role::Controller => "ctl".into(),
+            Role::Producer => "prod".into(),
+            Role::Consumer => "cons".into(),
+        }
+    }
+}
+
+/// The range a timer's real duration is drawn from in the engine (the checker ignores it).
+/// Scaled-down Kafka defaults, in the same proportions.
+pub fn timer_range(timer: Timer) -> Range<Duration> {
+    let ms = |lo: u64, hi: u64| Duration::from_millis(lo)..Duration::from_millis(hi);
+    match timer {
+        Timer::SessionExpired(_) => ms(1800, 2000),
+        Timer::IsrLag => ms(1000, 1000),
+        Timer::Flush => ms(50, 100),
+        Timer::FetchBackoff => ms(10, 20),
+        Timer::RequestTimeout => ms(3000, 3000),
+        Timer::MetadataBackoff => ms(10, 20),
+        Timer::ConsumerStep => ms(0, 1),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Node {
+    Broker(Broker),
+    Controller(Controller),
+    Producer(Producer),
+    Consumer(Consumer),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NodeState {
+    Broker(BrokerState),
+    Controller(ControllerState),
+    Producer(ProducerState),
+    Consumer(ConsumerState),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NodeStorage {
+    /// Actors with nothing durable still save once at start, so that a recovery is told apart
+    /// from a first start.
+    None,
+    Broker(BrokerStorage),
+    Consumer(ConsumerStorage),
+}
+
+impl NodeState {
+    pub fn as_broker(&self) -> Option<&BrokerState> {
+        match self {
+            NodeState::Broker(b) => Some(b),
+            _ => None,
+        }
+    }
+    pub fn as_controller(&self) -> Option<&ControllerState> {
+        match self {
+            NodeState::Controller(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn as_producer(&self) -> Option<&ProducerState> {
+        match self {
+            NodeState::Producer(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_consumer(&self) -> Option<&ConsumerState> {
+        match self {
+            NodeState::Consumer(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl Actor for Node {
+    type Msg = Msg;
+    type State = NodeState;
+    type Timer = Timer;
+    type Storage = NodeStorage;
+    type Random = ();
+
+    fn on_start(&self, _id: Id, storage: &Option<NodeStorage>, o: &mut Out<Self>) -> NodeState {
+        match self {
+            Node::Broker(b) => {
+                let stored = match storage {
+                    Some(NodeStorage::Broker(s)) => Some(s),
+                    _ => None,
+                };
+                let initial = Controller::initial_partition(b.topology.replicas);
+                NodeState::Broker(b.on_start(stored, &initial, o))
+            }
+            Node::Controller(c) => NodeState::Controller(c.on_start(o)),
+            Node::Producer(p) => NodeState::Producer(p.on_start(initial_leader(), o)),
+            Node::Consumer(c) => {
+                let stored = match storage {
+                    Some(NodeStorage::Consumer(s)) => Some(s),
+                    _ => None,
+                };
+                NodeState::Consumer(c.on_start(stored, initial_leader(), o))
+            }
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        match (self, state.to_mut()) {
+            (Node::Broker(a), NodeState::Broker(s)) => a.on_msg(s, src, msg, o),
+            (Node::Controller(a), NodeState::Controller(s)) => a.on_msg(s, src, msg, o),
+            (Node::Producer(a), NodeState::Producer(s)) => a.on_msg(s, msg, o),
+            (Node::Consumer(a), NodeState::Consumer(s)) => a.on_msg(s, src, msg, o),
+            _ => unreachable!("an actor's state always matches its kind"),
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
+        match (self, state.to_mut()) {
+            (Node::Broker(a), NodeState::Broker(s)) => a.on_timeout(s, timer, o),
+            (Node::Controller(a), NodeState::Controller(s)) => a.on_timeout(s, timer, o),
+            (Node::Producer(a), NodeState::Producer(s)) => a.on_timeout(s, timer, o),
+            (Node::Consumer(a), NodeState::Consumer(s)) => a.on_timeout(s, timer, o),
+            _ => unreachable!("an actor's state always matches its kind"),
+        }
+    }
+}
+
+fn initial_leader() -> Option<(BrokerId, Epoch)> {
+    Some((BrokerId(0), Epoch::INITIAL))
+}
+
+/// The model's configuration value: stateright passes it to properties and the boundary.
+#[derive(Clone, Debug)]
+pub struct Insync {
+    pub config: ValidConfig,
+    pub topology: Topology,
+}
+
+pub type InsyncModel = ActorModel<Node, Insync, ()>;
+pub type InsyncState = stateright::actor::ActorModelState<Node, ()>;
+
+impl Insync {
+    pub fn new(config: ValidConfig) -> Insync {
+        let topology = Topology {
+            replicas: config.replicas,
+            consumer: config.consumer,
+        };
+        Insync { config, topology }
+    }
+
+    /// The actors of the cluster, in id order.
+    pub fn actors(&self) -> Vec<Node> {
+        let c = &self.config;
+        let t = self.topology;
+        let broker_config = BrokerConfig {
+            min_insync: c.min_insync,
+            truncation: c.truncation,
+            hw_rule: c.hw_rule,
+            flush: c.flush,
+            fetch_records_max: c.records as usize,
+        };
+        let mut actors: Vec<Node> = t
+            .brokers()
+            .map(|id| {
+                Node::Broker(Broker {
+                    id,
+                    topology: t,
+                    config: broker_config.clone(),
+                })
+            })
+            .collect();
+        actors.push(Node::Controller(Controller {
+            topology: t,
+            unclean_election: c.unclean_election,
+        }));
+        actors.push(Node::Producer(Producer {
+            topology: t,
+            producer_id: ProducerId(1),
+            acks: c.acks,
+            records: c.records,
+            retries: c.retries,
+            idempotence: c.idempotence,
+            max_in_flight: c.max_in_flight,
+            batch_records: c.batch_records,
+            timeouts: timeouts_matter(c.crashes, c.network),
+        }));
+        if c.consumer {
+            actors.push(Node::Consumer(Consumer {
+                topology: t,
+                commit: c.consumer_commit,
+            }));
+        }
+        actors
+    }
+
+    /// The `ActorModel` for this configuration, with every property and the bounds.
+    pub fn into_model(self) -> InsyncModel {
+        let network = match self.config.network {
+            // Kafka's connections are TCP: per-pair FIFO.
+            NetworkKind::Reliable | NetworkKind::Lossy => Network::new_ordered([]),
+            NetworkKind::Duplicating => Network::new_unordered_duplicating([]),
+        };
+        let lossy = if self.config.network == NetworkKind::Lossy {
+            stateright::actor::LossyNetwork::Yes
+        } else {
+            stateright::actor::LossyNetwork::No
+        };
+        let max_crashes = self.config.crashes as usize;
+        let actors = self.actors();
+        let mut model = ActorModel::new(self, ())
+            .actors(actors)
+            .init_network(network)
+            .lossy_network(lossy)
+            .max_crashes(max_crashes)
+            .within_boundary(within_boundary);
+        for p in crate::properties::all() {
+            model = model.property(p.expectation, p.name, p.condition);
+        }
+        model
+    }
+}
+
+/// The bounds of a check: elections, ISR changes, crashes; and only brokers and the consumer
+/// crash (the controller abstracts a replicated quorum; the producer's outcomes are the
+/// application's record of what was acknowledged).
+fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
+    let t = &cfg.topology;
+    let c = &cfg.config;
+    if state.crashed[usize::from(t.controller())] || state.crashed[usize::from(t.producer())] {
+        return false;
+    }
+    let Some(controller) = state.actor_states[usize::from(t.controller())].as_controller() else {
+        return false;
+    };
+    if controller.partition.leader_epoch.0 > Epoch::INITIAL.0 + c.elections {
+        return false;
+    }
+    if controller.partition.partition_epoch.0 > c.elections + c.isr_changes {
+        return false;
+    }
+    let mut crashes = state.crashed.iter().filter(|&&x| x).count() as u32;
+    for s in &state.actor_states {
+        crashes += match &**s {
+            NodeState::Broker(b) => b.incarnation,
+            NodeState::Consumer(c) => c.incarnation,
+            _ => 0,
+        };
+    }
+    crashes <= c.crashes
+}

@@ -1,0 +1,278 @@
+//! The producer: sends records `v1, v2, ...` in order to the leader it knows of.
+//!
+//! Rules encoded:
+//! - `acks=0` sends and forgets; `acks=1` and `acks=all` wait for the leader's answer.
+//! - At most `max.in.flight` requests are unanswered at once.
+//! - Retriable errors are retried up to `retries` times per record; after that, or on a
+//!   non-retriable error, the send fails and the application is told. A timeout, and
+//!   `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, are indeterminate: the record may be in the log.
+//! - With `enable.idempotence` every record carries a sequence number that a retry keeps, so the
+//!   leader can drop the duplicate; without it a retry of an appended record duplicates it.
+//! - An error that says the leader moved triggers a metadata request to the controller; the
+//!   retries go out once the answer is in.
+
+use crate::config::{Acks, NetworkKind};
+use crate::msg::{ErrorCode, Msg, ProducerRecord, RequestId, Timer};
+use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::types::{BrokerId, Epoch, Offset, ProducerId, Sequence, Value};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Id, Out};
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct Producer {
+    pub topology: Topology,
+    pub producer_id: ProducerId,
+    pub acks: Acks,
+    pub records: u32,
+    pub retries: u32,
+    pub idempotence: bool,
+    pub max_in_flight: usize,
+    pub batch_records: usize,
+    /// Whether an answer can be lost for good (crashes, a lossy network), so that a request
+    /// timeout can matter. On a reliable network without crashes every request is answered,
+    /// and a timer that fires "too early" would only add duplicates the retry already covers.
+    pub timeouts: bool,
+}
+
+/// What became of one record, from the application's point of view.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Acknowledged at this offset.
+    Acked(Offset),
+    /// Failed for certain: not in the log.
+    Failed(ErrorCode),
+    /// Failed, but may be in the log.
+    Indeterminate(ErrorCode),
+    /// Sent with `acks=0`: nothing will be known.
+    Sent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InFlight {
+    pub request: RequestId,
+    /// Record indices `first..first + count` (0-based; record i has value `v{i+1}`).
+    pub first: u32,
+    pub count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProducerState {
+    /// The leader as last learned, and its epoch.
+    pub leader: Option<(BrokerId, Epoch)>,
+    pub metadata_pending: bool,
+    /// The next record never sent yet.
+    pub next_record: u32,
+    pub in_flight: Vec<InFlight>,
+    /// Records waiting to be sent again, in order.
+    pub retry: Vec<u32>,
+    /// Attempts made per record.
+    pub attempts: Vec<u8>,
+    pub next_request: u32,
+    /// What became of each record that is done (ghost state for the properties).
+    pub outcomes: Vec<Option<Outcome>>,
+}
+
+impl ProducerState {
+    /// Values acknowledged, in send order, with their offsets.
+    pub fn acked(&self) -> impl Iterator<Item = (u32, Offset)> + '_ {
+        self.outcomes.iter().enumerate().filter_map(|(i, o)| match o {
+            Some(Outcome::Acked(offset)) => Some((i as u32 + 1, *offset)),
+            _ => None,
+        })
+    }
+
+    pub fn any_failed(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Some(Outcome::Failed(_)) | Some(Outcome::Indeterminate(_))))
+    }
+}
+
+type O = Out<Node>;
+
+impl Producer {
+    pub fn value_of(index: u32) -> Value {
+        Value::Numbered(index + 1)
+    }
+
+    pub fn on_start(&self, initial_leader: Option<(BrokerId, Epoch)>, o: &mut O) -> ProducerState {
+        let n = self.records as usize;
+        let mut state = ProducerState {
+            leader: initial_leader,
+            metadata_pending: false,
+            next_record: 0,
+            in_flight: Vec::new(),
+            retry: Vec::new(),
+            attempts: vec![0; n],
+            next_request: 0,
+            outcomes: vec![None; n],
+        };
+        o.save(NodeStorage::None);
+        self.maybe_send(&mut state, o);
+        state
+    }
+
+    pub fn on_msg(&self, state: &mut ProducerState, msg: Msg, o: &mut O) {
+        match msg {
+            Msg::ProduceResponse { request, result } => {
+                let Some(at) = state.in_flight.iter().position(|f| f.request == request) else {
+                    return; // Answer to a request that already timed out.
+                };
+                let done = state.in_flight.remove(at);
+                match result {
+                    Ok(base) => {
+                        for i in 0..done.count {
+                            state.outcomes[(done.first + i) as usize] =
+                                Some(Outcome::Acked(base.plus(i as usize)));
+                        }
+                    }
+                    Err(error) => self.on_error(state, &done, error),
+                }
+            }
+            Msg::MetadataResponse {
+                leader,
+                leader_epoch,
+            } => {
+                state.leader = leader.map(|l| (l, leader_epoch));
+                if leader.is_none() {
+                    // Offline (LEADER_NOT_AVAILABLE): ask again after `retry.backoff.ms`.
+                    o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
+                    return;
+                }
+                state.metadata_pending = false;
+            }
+            _ => {}
+        }
+        self.maybe_send(state, o);
+    }
+
+    pub fn on_timeout(&self, state: &mut ProducerState, timer: &Timer, o: &mut O) {
+        match timer {
+            Timer::RequestTimeout => {
+                for f in std::mem::take(&mut state.in_flight) {
+                    self.on_error(state, &f, ErrorCode::RequestTimedOut);
+                }
+            }
+            Timer::MetadataBackoff => {
+                state.metadata_pending = false;
+            }
+            _ => return,
+        }
+        self.maybe_send(state, o);
+    }
+
+    fn on_error(&self, state: &mut ProducerState, failed: &InFlight, error: ErrorCode) {
+        if error.needs_metadata() {
+            state.leader = None;
+        }
+        for index in failed.first..failed.first + failed.count {
+            let i = index as usize;
+            if error.is_retriable() && u32::from(state.attempts[i]) <= self.retries {
+                if !state.retry.contains(&index) {
+                    state.retry.push(index);
+                    state.retry.sort_unstable();
+                }
+            } else if error.is_indeterminate() {
+                state.outcomes[i] = Some(Outcome::Indeterminate(error));
+            } else {
+                state.outcomes[i] = Some(Outcome::Failed(error));
+            }
+        }
+    }
+
+    /// Sends what it may: retries first (in order), then new records, up to `max.in.flight`
+    /// requests, each with up to `batch_records` consecutive records.
+    fn maybe_send(&self, state: &mut ProducerState, o: &mut O) {
+        let Some((leader, _)) = state.leader else {
+            let waiting = !state.retry.is_empty() || state.next_record < self.records;
+            if waiting && !state.metadata_pending {
+                state.metadata_pending = true;
+                o.send(self.topology.controller(), Msg::Metadata);
+            }
+            self.arm_timeout(state, o);
+            return;
+        };
+        while self.acks == Acks::Zero || state.in_flight.len() < self.max_in_flight {
+            let batch = self.next_batch(state);
+            if batch.is_empty() {
+                break;
+            }
+            let request = RequestId(state.next_request);
+            state.next_request += 1;
+            let records: Arc<[ProducerRecord]> = batch
+                .iter()
+                .map(|&i| {
+                    state.attempts[i as usize] = state.attempts[i as usize].saturating_add(1);
+                    ProducerRecord {
+                        value: Producer::value_of(i),
+                        sequence: Sequence(i),
+                    }
+                })
+                .collect();
+            o.send(
+                self.topology.broker(leader),
+                Msg::Produce {
+                    request,
+                    producer: self.idempotence.then_some(self.producer_id),
+                    acks: self.acks,
+                    records,
+                },
+            );
+            if self.acks == Acks::Zero {
+                for &i in &batch {
+                    state.outcomes[i as usize] = Some(Outcome::Sent);
+                }
+            } else {
+                state.in_flight.push(InFlight {
+                    request,
+                    first: batch[0],
+                    count: batch.len() as u32,
+                });
+            }
+        }
+        self.arm_timeout(state, o);
+    }
+
+    fn next_batch(&self, state: &mut ProducerState) -> Vec<u32> {
+        let mut batch: Vec<u32> = Vec::new();
+        while batch.len() < self.batch_records {
+            let next = if let Some(&r) = state.retry.first() {
+                r
+            } else if state.next_record < self.records {
+                state.next_record
+            } else {
+                break;
+            };
+            if batch.last().is_some_and(|&last| last + 1 != next) {
+                break;
+            }
+            if state.retry.first() == Some(&next) {
+                state.retry.remove(0);
+            } else {
+                state.next_record += 1;
+            }
+            batch.push(next);
+        }
+        batch
+    }
+
+    fn arm_timeout(&self, state: &ProducerState, o: &mut O) {
+        if self.timeouts && !state.in_flight.is_empty() {
+            o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
+        } else {
+            o.cancel_timer(Timer::RequestTimeout);
+        }
+    }
+}
+
+/// Whether request timeouts can matter for a configuration (see [`Producer::timeouts`]).
+pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
+    crashes > 0 || network == NetworkKind::Lossy
+}
+
+impl Producer {
+    pub fn id(&self) -> Id {
+        self.topology.producer()
+    }
+}
