@@ -1,1 +1,5 @@
+//! The `insync` command line and the code behind it: model checking a configuration
+//! ([`check`]), the matrix of built-in scenarios, and the Explorer.
 
+pub mod check;
+pub mod cli;

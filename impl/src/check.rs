@@ -1,0 +1,263 @@
+//! Runs stateright's checker on one configuration and reports the verdict of every property,
+//! with counterexamples as numbered steps in Kafka's terms.
+
+use insync_model::properties;
+use insync_model::trace::{describe_path, describe_state};
+use insync_model::{Insync, InsyncModel, ValidConfig};
+use serde::Serialize;
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// How to search the state space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Breadth first: shortest counterexamples, more memory.
+    Bfs,
+    /// Depth first: least memory.
+    Dfs,
+    /// Random walks, for spaces too large to exhaust.
+    Simulation,
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub strategy: Strategy,
+    pub threads: usize,
+    pub max_depth: Option<usize>,
+    /// Simulation: the seed of the random walks.
+    pub seed: u64,
+    /// Stop after this many generated states (simulation's budget; optional otherwise).
+    pub max_states: Option<usize>,
+    /// Stop after this long.
+    pub timeout: Option<Duration>,
+    /// Stop as soon as one of these properties has a discovery.
+    pub stop_at: Option<BTreeSet<&'static str>>,
+    /// Print a progress line on stderr.
+    pub progress: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            strategy: Strategy::Dfs,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_depth: None,
+            seed: 0,
+            max_states: None,
+            timeout: None,
+            stop_at: None,
+            progress: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyReport {
+    pub name: &'static str,
+    pub expectation: &'static str,
+    /// `always`: no counterexample found; `sometimes`: an example was found.
+    pub holds: bool,
+    /// The steps that break an `always` property; `null` when it holds.
+    pub counterexample: Option<Vec<String>>,
+    /// For a reached `sometimes` property, the steps that reach it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<Vec<String>>,
+    /// The state the counterexample ends in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_state: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    pub config: insync_model::Config,
+    pub strategy: Strategy,
+    pub states: usize,
+    pub unique_states: usize,
+    pub max_depth: usize,
+    pub seconds: f64,
+    /// Whether every reachable state within the bounds was visited. When false, a property
+    /// that "holds" was only not refuted.
+    pub complete: bool,
+    pub properties: Vec<PropertyReport>,
+}
+
+impl CheckReport {
+    /// Safety properties with a counterexample.
+    pub fn violations(&self) -> impl Iterator<Item = &PropertyReport> {
+        self.properties
+            .iter()
+            .filter(|p| p.expectation == "always" && !p.holds)
+    }
+
+    pub fn property(&self, name: &str) -> Option<&PropertyReport> {
+        self.properties.iter().find(|p| p.name == name)
+    }
+}
+
+fn expectation_name(e: &Expectation) -> &'static str {
+    match e {
+        Expectation::Always => "always",
+        Expectation::Sometimes => "sometimes",
+        Expectation::Eventually => "eventually",
+    }
+}
+
+/// Model-checks one configuration.
+pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
+    let model = Insync::new(config.clone()).into_model();
+    let mut builder = model.checker().threads(options.threads.max(1));
+    if let Some(depth) = options.max_depth {
+        builder = builder.target_max_depth(depth);
+    }
+    if let Some(states) = options.max_states {
+        builder = builder.target_state_count(states);
+    }
+    if let Some(timeout) = options.timeout {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(stop_at) = &options.stop_at {
+        builder = builder.finish_when(HasDiscoveries::AnyOf(stop_at.clone()));
+    }
+    let start = Instant::now();
+    match options.strategy {
+        Strategy::Bfs => finish(builder.spawn_bfs(), config, options, start, false),
+        Strategy::Dfs => finish(builder.spawn_dfs(), config, options, start, false),
+        Strategy::Simulation => finish(
+            builder.spawn_simulation(options.seed, stateright::UniformChooser),
+            config,
+            options,
+            start,
+            true,
+        ),
+    }
+}
+
+fn finish<C: Checker<InsyncModel>>(
+    checker: C,
+    config: &ValidConfig,
+    options: &CheckOptions,
+    start: Instant,
+    sampled: bool,
+) -> CheckReport {
+    if options.progress {
+        let tty = std::io::stderr().is_terminal();
+        let mut last_print = Instant::now();
+        while !checker.is_done() {
+            std::thread::sleep(Duration::from_millis(200));
+            let elapsed = start.elapsed().as_secs_f64();
+            if tty || last_print.elapsed() >= Duration::from_secs(10) {
+                let line = progress_line(&checker, elapsed);
+                if tty {
+                    eprint!("\r{line}   ");
+                } else {
+                    eprintln!("{line}");
+                }
+                last_print = Instant::now();
+            }
+        }
+        if tty {
+            eprint!("\r{}\r", " ".repeat(90));
+        }
+    }
+    let checker = checker.join();
+    let seconds = start.elapsed().as_secs_f64();
+    let model = checker.model();
+    let discoveries = checker.discoveries();
+    let mut complete = !sampled && options.max_depth.is_none() && options.max_states.is_none();
+    if options.timeout.is_some_and(|t| start.elapsed() >= t) {
+        complete = false;
+    }
+    let mut properties = Vec::new();
+    for p in properties::all() {
+        let found = discoveries.get(p.name);
+        let steps = found.map(|path| {
+            let steps = path.clone().into_vec();
+            (
+                describe_path(model, &steps),
+                describe_state(model, path.last_state()),
+            )
+        });
+        let (holds, counterexample, example, final_state) = match (&p.expectation, steps) {
+            (Expectation::Always, Some((trace, last))) => (false, Some(trace), None, Some(last)),
+            (Expectation::Always, None) => (true, None, None, None),
+            (_, Some((trace, _))) => (true, None, Some(trace), None),
+            (_, None) => (false, None, None, None),
+        };
+        properties.push(PropertyReport {
+            name: p.name,
+            expectation: expectation_name(&p.expectation),
+            holds,
+            counterexample,
+            example,
+            final_state,
+        });
+    }
+    // A search stopped early at a wanted discovery did not visit everything.
+    if options.stop_at.is_some() && properties.iter().any(|p| p.expectation == "always" && !p.holds) {
+        complete = false;
+    }
+    CheckReport {
+        config: config.clone().into_inner(),
+        strategy: options.strategy,
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        seconds,
+        complete,
+        properties,
+    }
+}
+
+fn progress_line<C: Checker<InsyncModel>>(checker: &C, elapsed: f64) -> String {
+    let unique = checker.unique_state_count();
+    format!(
+        "checking: {} states, {} unique, {:.0} unique/s, depth {}, {:.0}s",
+        checker.state_count(),
+        unique,
+        unique as f64 / elapsed.max(1e-9),
+        checker.max_depth(),
+        elapsed
+    )
+}
+
+/// The human report: a table of properties, each failure's trace under it, and the figures.
+pub fn render_human(report: &CheckReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("configuration: {}\n\n", report.config.summary()));
+    s.push_str(&format!("{:<26} {:<10} verdict\n", "property", "kind"));
+    for p in &report.properties {
+        let verdict = match (p.expectation, p.holds) {
+            ("always", true) if report.complete => "holds",
+            ("always", true) => "not refuted (search incomplete)",
+            ("always", false) => "VIOLATED",
+            (_, true) => "reached",
+            (_, false) => "not reached",
+        };
+        s.push_str(&format!("{:<26} {:<10} {verdict}\n", p.name, p.expectation));
+    }
+    for p in report.violations() {
+        s.push_str(&format!("\n{} is violated:\n", p.name));
+        for line in p.counterexample.iter().flatten() {
+            s.push_str(&format!("  {line}\n"));
+        }
+        s.push_str("  final state:\n");
+        for line in p.final_state.iter().flatten() {
+            s.push_str(&format!("    {line}\n"));
+        }
+    }
+    let rate = report.unique_states as f64 / report.seconds.max(1e-9);
+    s.push_str(&format!(
+        "\n{} states ({} unique, {:.0} unique/s), max depth {}, {:.2}s, {}{}\n",
+        report.states,
+        report.unique_states,
+        rate,
+        report.max_depth,
+        report.seconds,
+        format!("{:?}", report.strategy).to_lowercase(),
+        if report.complete { ", complete" } else { ", incomplete" }
+    ));
+    s
+}

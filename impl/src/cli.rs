@@ -1,0 +1,322 @@
+//! Command-line arguments (PROTOCOL.md §4) and what each command does.
+
+use crate::check::{check, render_human, CheckOptions, CheckReport, Strategy};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use insync_model::config::{Acks, ConsumerCommit, Flush, HwRule, NetworkKind, Truncation};
+use insync_model::scenarios::{catalogue, Expect, Scenario};
+use insync_model::{Config, Insync};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "insync", version, about = "Prove or break the reliability promises of Kafka-style partition replication")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Model-check one configuration (or, with --matrix, the built-in catalogue).
+    Check(CheckArgs),
+    /// Serve stateright's Explorer for a configuration, to walk its state space in a browser.
+    Explore(ExploreArgs),
+}
+
+/// The configuration of the partition, its clients and the model's bounds.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// replication.factor (1..=5).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// min.insync.replicas.
+    #[arg(long, default_value_t = 2)]
+    pub min_insync: usize,
+    /// Producer acks: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    pub acks: Acks,
+    /// unclean.leader.election.enable.
+    #[arg(long)]
+    pub unclean_election: bool,
+    /// Follower truncation rule: leader-epoch (KIP-101) or high-watermark (legacy).
+    #[arg(long, default_value = "leader-epoch")]
+    pub truncation: Truncation,
+    /// High-watermark rule: isr or min-isr (KIP-966).
+    #[arg(long, default_value = "isr")]
+    pub hw_rule: HwRule,
+    /// Log flush policy: always or async.
+    #[arg(long, default_value = "always")]
+    pub flush: Flush,
+    /// Records the producer sends.
+    #[arg(long, default_value_t = 2)]
+    pub records: u32,
+    /// Crashes of brokers and the consumer over the whole run.
+    #[arg(long, default_value_t = 1)]
+    pub crashes: u32,
+    /// Producer retries.
+    #[arg(long, default_value_t = 1)]
+    pub retries: u32,
+    /// enable.idempotence.
+    #[arg(long)]
+    pub idempotence: bool,
+    /// max.in.flight.requests.per.connection.
+    #[arg(long, default_value_t = 1)]
+    pub max_in_flight: usize,
+    /// Network: reliable (per-connection FIFO), lossy, or duplicating.
+    #[arg(long, default_value = "reliable")]
+    pub network: NetworkKind,
+    /// Consumer commits its offset after or before processing a batch.
+    #[arg(long, default_value = "after")]
+    pub consumer_commit: ConsumerCommit,
+    /// Model bound: leader elections after the initial one.
+    #[arg(long, default_value_t = 1)]
+    pub elections: u32,
+    /// Model bound: ISR changes beyond those elections make.
+    #[arg(long, default_value_t = 1)]
+    pub isr_changes: u32,
+    /// Leave the consumer out (a smaller state space).
+    #[arg(long)]
+    pub no_consumer: bool,
+}
+
+impl ConfigArgs {
+    pub fn to_config(&self) -> Config {
+        Config {
+            replicas: self.replicas,
+            min_insync: self.min_insync,
+            acks: self.acks,
+            unclean_election: self.unclean_election,
+            truncation: self.truncation,
+            hw_rule: self.hw_rule,
+            flush: self.flush,
+            records: self.records,
+            crashes: self.crashes,
+            retries: self.retries,
+            idempotence: self.idempotence,
+            max_in_flight: self.max_in_flight,
+            network: self.network,
+            consumer_commit: self.consumer_commit,
+            elections: self.elections,
+            isr_changes: self.isr_changes,
+            consumer: !self.no_consumer,
+            batch_records: 1,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Search strategy.
+    #[arg(long, value_enum, default_value = "dfs")]
+    pub strategy: Strategy,
+    /// Checker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Explore no deeper than this many steps.
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// Simulation: seed of the random walks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop after this many states (simulation's budget; default 1,000,000 there).
+    #[arg(long)]
+    pub max_states: Option<usize>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Stop at the first safety violation (with bfs: the shortest counterexample).
+    #[arg(long)]
+    pub first: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Check the built-in catalogue of scenarios and print one table.
+    #[arg(long)]
+    pub matrix: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to serve the Explorer on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: String,
+}
+
+/// Runs a command; the result is the process exit code (0 safe, 1 violated).
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Check(args) if args.matrix => run_matrix(&args),
+        Command::Check(args) => run_check(&args),
+        Command::Explore(args) => run_explore(&args),
+    }
+}
+
+fn options_from(args: &CheckArgs) -> CheckOptions {
+    let mut options = CheckOptions {
+        strategy: args.strategy,
+        max_depth: args.max_depth,
+        seed: args.seed,
+        max_states: args.max_states,
+        timeout: args.timeout.map(Duration::from_secs),
+        progress: true,
+        ..CheckOptions::default()
+    };
+    if let Some(threads) = args.threads {
+        options.threads = threads;
+    }
+    if args.strategy == Strategy::Simulation && options.max_states.is_none() {
+        options.max_states = Some(1_000_000);
+    }
+    if args.first {
+        options.stop_at = Some(safety_names());
+    }
+    options
+}
+
+fn safety_names() -> BTreeSet<&'static str> {
+    insync_model::properties::all()
+        .into_iter()
+        .filter(|p| p.expectation == stateright::Expectation::Always)
+        .map(|p| p.name)
+        .collect()
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
+    let config = args
+        .config
+        .to_config()
+        .validate()
+        .context("INVALID_CONFIG")?;
+    let report = check(&config, &options_from(args));
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", render_human(&report));
+    }
+    Ok(if report.violations().next().is_some() { 1 } else { 0 })
+}
+
+/// How a matrix row is checked: a scenario that must break a property stops at its first
+/// counterexample (breadth first, so it is the shortest); a safe one is exhausted.
+pub fn scenario_options(scenario: &Scenario, threads: Option<usize>) -> CheckOptions {
+    let mut options = CheckOptions::default();
+    if let Some(t) = threads {
+        options.threads = t;
+    }
+    if let Expect::Breaks(property) = scenario.expect {
+        options.strategy = Strategy::Bfs;
+        options.stop_at = Some([property].into_iter().collect());
+    }
+    options
+}
+
+/// Whether a report shows what the scenario promises.
+pub fn verdict_matches(scenario: &Scenario, report: &CheckReport) -> bool {
+    match &scenario.expect {
+        Expect::Breaks(property) => report.property(property).is_some_and(|p| !p.holds),
+        Expect::Safe { reached } => {
+            report.complete
+                && report.violations().next().is_none()
+                && reached
+                    .iter()
+                    .all(|name| report.property(name).is_some_and(|p| p.holds))
+        }
+    }
+}
+
+fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
+    let names: Vec<&'static str> = insync_model::properties::all().iter().map(|p| p.name).collect();
+    let mut rows = Vec::new();
+    let mut all_match = true;
+    for scenario in catalogue() {
+        let config = scenario
+            .config
+            .clone()
+            .validate()
+            .with_context(|| format!("scenario {}", scenario.name))?;
+        eprintln!("checking {} ({})", scenario.name, config.summary());
+        let report = check(&config, &scenario_options(&scenario, args.threads));
+        let matches = verdict_matches(&scenario, &report);
+        all_match &= matches;
+        rows.push((scenario, report, matches));
+    }
+    if args.json {
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(s, r, m)| {
+                serde_json::json!({"scenario": s.name, "about": s.about, "as_expected": m, "report": r})
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        print!("{}", render_matrix(&names, &rows));
+    }
+    Ok(if all_match { 0 } else { 1 })
+}
+
+/// One table: scenario, configuration, a column per property, states, time, and whether the
+/// verdict is the one the scenario promises.
+pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> String {
+    let mut s = String::new();
+    s.push_str("Properties: ");
+    for (i, n) in names.iter().enumerate() {
+        s.push_str(&format!("P{}={n}{}", i + 1, if i + 1 < names.len() { ", " } else { "\n" }));
+    }
+    s.push_str("Verdicts: ok = holds (exhaustive), X = violated, ? = not refuted (search stopped), + = reached, - = not reached\n\n");
+    let config_width = rows.iter().map(|(sc, _, _)| sc.config.summary().len()).max().unwrap_or(10);
+    s.push_str(&format!("{:<26} {:<w$} ", "scenario", "configuration", w = config_width));
+    for i in 0..names.len() {
+        s.push_str(&format!("{:>4}", format!("P{}", i + 1)));
+    }
+    s.push_str(&format!(" {:>10} {:>8}  {}\n", "states", "time", "expected"));
+    for (scenario, report, matches) in rows {
+        s.push_str(&format!("{:<26} {:<w$} ", scenario.name, scenario.config.summary(), w = config_width));
+        for name in names {
+            let cell = match report.property(name) {
+                Some(p) if p.expectation == "always" && p.holds && report.complete => "ok",
+                Some(p) if p.expectation == "always" && p.holds => "?",
+                Some(p) if p.expectation == "always" => "X",
+                Some(p) if p.holds => "+",
+                _ => "-",
+            };
+            s.push_str(&format!("{cell:>4}"));
+        }
+        s.push_str(&format!(
+            " {:>10} {:>7.1}s  {}\n",
+            report.unique_states,
+            report.seconds,
+            if *matches { "yes" } else { "NO" }
+        ));
+    }
+    s.push_str("\nWhat each scenario shows, and the first counterexample of those that break:\n");
+    for (scenario, report, _) in rows {
+        s.push_str(&format!("\n{}: {}\n", scenario.name, scenario.about));
+        if let Expect::Breaks(property) = scenario.expect {
+            if let Some(trace) = report.property(property).and_then(|p| p.counterexample.as_ref()) {
+                s.push_str(&format!("  {property} violated in {} steps:\n", trace.len()));
+                for line in trace {
+                    s.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+    }
+    s
+}
+
+fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
+    let config = args.config.to_config().validate().context("INVALID_CONFIG")?;
+    // tiny_http panics on a bind failure; bind first to report it as an error.
+    match std::net::TcpListener::bind(&args.addr) {
+        Ok(listener) => drop(listener),
+        Err(e) => bail!("cannot listen on {}: {e}; choose another --addr", args.addr),
+    }
+    eprintln!("Explorer for {} at http://{}/", config.summary(), args.addr);
+    use stateright::Model;
+    Insync::new(config).into_model().checker().serve(args.addr.as_str());
+    Ok(0)
+}

@@ -1,0 +1,15 @@
+//! A thin binary: parse arguments, call the library, turn the outcome into an exit code.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = insync::cli::Cli::parse();
+    match insync::cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("insync: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The catalogue `insync check --matrix` runs: the seed chapter's examples and the safe
+//! recommended configuration, each with the verdict it must reach.
+//!
+//! Bounds are chosen per scenario so that each one finishes in seconds on a 2-core machine
+//! (see the README for the figures); a scenario meant to break a property stops at its first
+//! counterexample.
+
+use crate::config::{Acks, Config, ConsumerCommit, Flush, Truncation};
+
+/// What a scenario must show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every safety property holds and every listed `sometimes` property is reached.
+    Safe { reached: &'static [&'static str] },
+    /// The named safety property has a counterexample.
+    Breaks(&'static str),
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    /// What the scenario shows, in one sentence.
+    pub about: &'static str,
+    pub config: Config,
+    pub expect: Expect,
+}
+
+/// The built-in catalogue.
+pub fn catalogue() -> Vec<Scenario> {
+    let base = Config::default();
+    let recommended = Config {
+        idempotence: true,
+        ..base.clone()
+    };
+    vec![
+        Scenario {
+            name: "recommended",
+            about: "RF 3, min.insync 2, acks=all, idempotence, unclean off: a leader failover loses nothing",
+            config: Config {
+                records: 2,
+                crashes: 0,
+                consumer: false,
+                ..recommended.clone()
+            },
+            expect: Expect::Safe {
+                reached: &["record-committed", "leader-changed", "isr-shrunk"],
+            },
+        },
+        Scenario {
+            name: "recommended-crash",
+            about: "the recommended configuration with a leader crash and restart",
+            config: Config {
+                records: 1,
+                crashes: 1,
+                consumer: false,
+                ..recommended.clone()
+            },
+            expect: Expect::Safe {
+                reached: &["record-committed", "leader-changed", "isr-shrunk"],
+            },
+        },
+        Scenario {
+            name: "recommended-consumer",
+            about: "the recommended configuration with a consumer committing after processing",
+            config: Config {
+                records: 1,
+                crashes: 0,
+                consumer: true,
+                ..recommended
+            },
+            expect: Expect::Safe {
+                reached: &["record-committed", "leader-changed", "consumer-read"],
+            },
+        },
+        Scenario {
+            name: "acks-1",
+            about: "acks=1: the leader acknowledges, then fails before a follower copies the record",
+            config: Config {
+                acks: Acks::One,
+                ..base.clone()
+            },
+            expect: Expect::Breaks("acked-writes-durable"),
+        },
+        Scenario {
+            name: "unclean-election",
+            about: "unclean.leader.election.enable: an out-of-sync replica leads and committed records vanish",
+            config: Config {
+                unclean_election: true,
+                min_insync: 1,
+                ..base.clone()
+            },
+            expect: Expect::Breaks("acked-writes-durable"),
+        },
+        Scenario {
+            name: "no-retries",
+            about: "acks=all, retries=0: a failover becomes a failed send the application must handle",
+            config: Config {
+                retries: 0,
+                records: 1,
+                crashes: 0,
+                consumer: false,
+                ..base.clone()
+            },
+            expect: Expect::Safe {
+                reached: &["record-committed", "leader-changed", "send-failed"],
+            },
+        },
+        Scenario {
+            name: "retries-no-idempotence",
+            about: "retries without idempotence: a retried append is written twice",
+            config: base.clone(),
+            expect: Expect::Breaks("no-duplicates"),
+        },
+        Scenario {
+            name: "legacy-hw-truncation",
+            about: "pre-0.11 truncation to the local high watermark (the KIP-101 data loss)",
+            config: Config {
+                truncation: Truncation::HighWatermark,
+                ..base.clone()
+            },
+            expect: Expect::Breaks("acked-writes-durable"),
+        },
+        Scenario {
+            name: "async-flush-power-loss",
+            about: "flush=async: an ISR member loses its unflushed, committed suffix in a crash",
+            config: Config {
+                flush: Flush::Async,
+                ..base.clone()
+            },
+            expect: Expect::Breaks("isr-complete"),
+        },
+        Scenario {
+            name: "commit-before-processing",
+            about: "the consumer commits, then crashes before processing: at-most-once",
+            config: Config {
+                consumer_commit: ConsumerCommit::Before,
+                records: 1,
+                ..base
+            },
+            expect: Expect::Breaks("processed-before-commit"),
+        },
+    ]
+}

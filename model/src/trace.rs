@@ -1,0 +1,323 @@
+//! One line per step, in Kafka's terms, for counterexamples, logs and history reports alike:
+//! `prod -> b0 Produce [v1] acks=1 req=0`, `broker 1 crashes, losing unflushed offsets 1..2`,
+//! `controller elects broker 2 leader in epoch 3 (unclean)`.
+
+use crate::msg::{FetchResult, Msg, Timer};
+use crate::node::{InsyncModel, InsyncState, NodeState, Role};
+use crate::types::Offset;
+use stateright::actor::{ActorModelAction, Id};
+
+type Action = ActorModelAction<Msg, Timer, ()>;
+
+/// A compact rendering of a message.
+pub fn format_msg(msg: &Msg) -> String {
+    match msg {
+        Msg::Produce {
+            request,
+            producer,
+            acks,
+            records,
+        } => {
+            let values: Vec<String> = records
+                .iter()
+                .map(|r| match producer {
+                    Some(_) => format!("{} seq={}", r.value, r.sequence.0),
+                    None => r.value.to_string(),
+                })
+                .collect();
+            format!("Produce [{}] acks={acks} req={}", values.join(", "), request.0)
+        }
+        Msg::ProduceResponse { request, result } => match result {
+            Ok(offset) => format!("ProduceResponse req={} offset={offset}", request.0),
+            Err(e) => format!("ProduceResponse req={} {}", request.0, e.name()),
+        },
+        Msg::Fetch {
+            leader_epoch,
+            fetch_offset,
+            last_fetched_epoch,
+        } => match last_fetched_epoch {
+            Some(last) => format!("Fetch epoch={leader_epoch} offset={fetch_offset} last_epoch={last}"),
+            None => format!("Fetch epoch={leader_epoch} offset={fetch_offset}"),
+        },
+        Msg::FetchResponse {
+            leader_epoch,
+            result,
+        } => match result {
+            FetchResult::Records {
+                base_offset,
+                records,
+                high_watermark,
+            } => {
+                let values: Vec<String> = records.iter().map(|r| format!("{}@e{}", r.value, r.leader_epoch)).collect();
+                format!(
+                    "FetchResponse epoch={leader_epoch} offset={base_offset} [{}] hw={high_watermark}",
+                    values.join(" ")
+                )
+            }
+            FetchResult::Diverging { epoch, end_offset } => format!(
+                "FetchResponse epoch={leader_epoch} diverging: epoch {epoch} ends at {end_offset}"
+            ),
+            FetchResult::OutOfRange { log_end_offset } => format!(
+                "FetchResponse epoch={leader_epoch} OFFSET_OUT_OF_RANGE log_end={log_end_offset}"
+            ),
+            FetchResult::Error(e) => format!("FetchResponse epoch={leader_epoch} {}", e.name()),
+        },
+        Msg::ConsumerFetch {
+            leader_epoch,
+            offset,
+        } => format!("ConsumerFetch epoch={leader_epoch} offset={offset}"),
+        Msg::ConsumerFetchResponse {
+            leader_epoch,
+            result,
+        } => match result {
+            Ok((base, records)) => {
+                let values: Vec<String> = records.iter().map(|r| r.value.to_string()).collect();
+                format!("ConsumerFetchResponse epoch={leader_epoch} offset={base} [{}]", values.join(" "))
+            }
+            Err(e) => format!("ConsumerFetchResponse epoch={leader_epoch} {}", e.name()),
+        },
+        Msg::Metadata => "Metadata".into(),
+        Msg::MetadataResponse {
+            leader,
+            leader_epoch,
+        } => match leader {
+            Some(l) => format!("MetadataResponse leader={} epoch={leader_epoch}", l.0),
+            None => format!("MetadataResponse LEADER_NOT_AVAILABLE epoch={leader_epoch}"),
+        },
+        Msg::AlterPartition {
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => format!(
+            "AlterPartition isr={isr} epoch={leader_epoch} partition_epoch={}",
+            partition_epoch.0
+        ),
+        Msg::AlterPartitionResponse { result } => match result {
+            Ok(p) => format!("AlterPartitionResponse isr={} partition_epoch={}", p.isr, p.partition_epoch.0),
+            Err((e, p)) => format!(
+                "AlterPartitionResponse {} (isr={} partition_epoch={})",
+                e.name(),
+                p.isr,
+                p.partition_epoch.0
+            ),
+        },
+        Msg::LeaderAndIsr {
+            partition,
+            broker_incarnation,
+        } => format!(
+            "LeaderAndIsr leader={} epoch={} isr={} (incarnation {broker_incarnation})",
+            partition.leader.map_or("none".to_string(), |l| l.0.to_string()),
+            partition.leader_epoch,
+            partition.isr
+        ),
+        Msg::Register { incarnation } => format!("Register incarnation={incarnation}"),
+    }
+}
+
+fn name(model: &InsyncModel, id: Id) -> String {
+    model.cfg.topology.short_name(id)
+}
+
+fn long_name(model: &InsyncModel, id: Id) -> String {
+    match model.cfg.topology.role(id) {
+        Role::Broker(b) => b.to_string(),
+        Role::Controller => "controller".into(),
+        Role::Producer => "producer".into(),
+        Role::Consumer => "consumer".into(),
+    }
+}
+
+/// Describes one step: what happened, then what it changed that matters.
+pub fn describe_step(model: &InsyncModel, before: &InsyncState, action: &Action, after: Option<&InsyncState>) -> String {
+    let mut line = match action {
+        ActorModelAction::Deliver { src, dst, msg } => {
+            format!("{} -> {} {}", name(model, *src), name(model, *dst), format_msg(msg))
+        }
+        ActorModelAction::Drop(env) => format!(
+            "network drops {} -> {} {}",
+            name(model, env.src),
+            name(model, env.dst),
+            format_msg(&env.msg)
+        ),
+        ActorModelAction::Timeout(id, timer) => describe_timer(model, before, *id, timer),
+        ActorModelAction::Crash(id) => describe_crash(model, before, *id),
+        ActorModelAction::Recover(id) => format!("{} restarts", long_name(model, *id)),
+        ActorModelAction::SelectRandom { actor, .. } => format!("{} chooses", long_name(model, *actor)),
+    };
+    if let Some(after) = after {
+        for effect in effects(model, before, after) {
+            line.push_str("; ");
+            line.push_str(&effect);
+        }
+    }
+    line
+}
+
+fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Timer) -> String {
+    let who = long_name(model, id);
+    match timer {
+        Timer::SessionExpired(b) => format!("controller: session of {b} expires"),
+        Timer::IsrLag => format!("{who}: replica.lag.time.max.ms passes with followers behind"),
+        Timer::Flush => {
+            let flushed = before.actor_states[usize::from(id)].as_broker().map(|b| (b.flushed, b.log_end_offset()));
+            match flushed {
+                Some((from, to)) => format!("{who} flushes offsets {from}..{to}"),
+                None => format!("{who} flushes"),
+            }
+        }
+        Timer::FetchBackoff => format!("{who}: fetch backoff passes"),
+        Timer::RequestTimeout => format!("{who}: request.timeout.ms passes with requests in flight"),
+        Timer::MetadataBackoff => format!("{who}: retry backoff passes"),
+        Timer::ConsumerStep => match before.actor_states[usize::from(id)].as_consumer().and_then(|c| c.pending.clone()) {
+            Some(crate::consumer::PendingStep::Commit) => format!("{who} commits its position"),
+            Some(crate::consumer::PendingStep::Process(offsets)) => format!("{who} processes offsets {offsets:?}"),
+            None => format!("{who} steps"),
+        },
+    }
+}
+
+fn describe_crash(model: &InsyncModel, before: &InsyncState, id: Id) -> String {
+    let who = long_name(model, id);
+    match &*before.actor_states[usize::from(id)] {
+        NodeState::Broker(b) if b.flushed < b.log_end_offset() => format!(
+            "{who} crashes, losing unflushed offsets {}..{}",
+            b.flushed,
+            b.log_end_offset()
+        ),
+        NodeState::Broker(_) => format!("{who} crashes (its log is flushed)"),
+        _ => format!("{who} crashes"),
+    }
+}
+
+/// What a step changed that a reader of the trace needs: elections, ISR changes, truncations,
+/// acknowledgements, reads.
+fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, (b, a)) in before.actor_states.iter().zip(&after.actor_states).enumerate() {
+        if b == a {
+            continue;
+        }
+        let id = Id::from(i);
+        match (&**b, &**a) {
+            (NodeState::Controller(b), NodeState::Controller(a)) => {
+                let (pb, pa) = (b.partition, a.partition);
+                if pa.leader_epoch != pb.leader_epoch {
+                    match pa.leader {
+                        Some(l) => {
+                            let unclean = if a.unclean_elections > b.unclean_elections { " (unclean)" } else { "" };
+                            out.push(format!("controller elects {l} leader in epoch {}{unclean}, isr={}", pa.leader_epoch, pa.isr))
+                        }
+                        None => out.push(format!("partition offline in epoch {} (no eligible replica)", pa.leader_epoch)),
+                    }
+                } else if pa.isr != pb.isr {
+                    out.push(format!("controller sets isr={}", pa.isr));
+                }
+            }
+            (NodeState::Broker(b), NodeState::Broker(a)) => {
+                let who = long_name(model, id);
+                if a.log_end_offset() < b.log_end_offset() && a.incarnation == b.incarnation {
+                    out.push(format!("{who} truncates to offset {}", a.log_end_offset()));
+                }
+                if a.is_leader() && (!b.is_leader() || a.leader_epoch != b.leader_epoch) {
+                    out.push(format!("{who} becomes leader in epoch {}", a.leader_epoch));
+                }
+                if a.high_watermark > b.high_watermark && a.is_leader() {
+                    out.push(format!("{who} hw={}", a.high_watermark));
+                }
+                if a.incarnation != b.incarnation {
+                    out.push(format!("{who} recovers log {} hw={}", a.log, a.high_watermark));
+                }
+            }
+            (NodeState::Producer(b), NodeState::Producer(a)) => {
+                for (n, (ob, oa)) in b.outcomes.iter().zip(&a.outcomes).enumerate() {
+                    if ob != oa {
+                        if let Some(o) = oa {
+                            out.push(format!("v{} {}", n + 1, describe_outcome(o)));
+                        }
+                    }
+                }
+            }
+            (NodeState::Consumer(b), NodeState::Consumer(a)) => {
+                let new: Vec<String> = a
+                    .read
+                    .iter()
+                    .filter(|r| !b.read.contains(r))
+                    .map(|r| format!("{}@{}", r.value, r.offset))
+                    .collect();
+                if !new.is_empty() {
+                    out.push(format!("consumer reads {}", new.join(" ")));
+                }
+                if a.committed != b.committed && a.incarnation == b.incarnation {
+                    out.push(format!("consumer committed offset {}", a.committed));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn describe_outcome(o: &crate::producer::Outcome) -> String {
+    use crate::producer::Outcome;
+    match o {
+        Outcome::Acked(offset) => format!("acknowledged at offset {offset}"),
+        Outcome::Failed(e) => format!("send failed ({})", e.name()),
+        Outcome::Indeterminate(e) => format!("send failed, indeterminate ({})", e.name()),
+        Outcome::Sent => "sent (acks=0)".into(),
+    }
+}
+
+/// The final state in a few lines: the controller's view, then each broker.
+pub fn describe_state(model: &InsyncModel, state: &InsyncState) -> Vec<String> {
+    let t = model.cfg.topology;
+    let mut lines = Vec::new();
+    if let Some(c) = state.actor_states[usize::from(t.controller())].as_controller() {
+        let p = c.partition;
+        lines.push(format!(
+            "controller: leader={} epoch={} isr={}",
+            p.leader.map_or("none".to_string(), |l| l.0.to_string()),
+            p.leader_epoch,
+            p.isr
+        ));
+    }
+    for b in t.brokers() {
+        let i = usize::from(t.broker(b));
+        if let Some(s) = state.actor_states[i].as_broker() {
+            let role = if state.crashed[i] {
+                "crashed"
+            } else if s.is_leader() {
+                "leader"
+            } else {
+                "follower"
+            };
+            lines.push(format!(
+                "{b}: {role} epoch={} log={} hw={}",
+                s.leader_epoch, s.log, s.high_watermark
+            ));
+        }
+    }
+    if let Some(p) = state.actor_states[usize::from(t.producer())].as_producer() {
+        let acked: Vec<String> = p.acked().map(|(n, o): (u32, Offset)| format!("v{n}@{o}")).collect();
+        lines.push(format!("producer: acknowledged [{}]", acked.join(" ")));
+    }
+    if t.consumer {
+        if let Some(c) = state.actor_states[usize::from(t.consumer())].as_consumer() {
+            let read: Vec<String> = c.read.iter().map(|r| format!("{}@{}", r.value, r.offset)).collect();
+            lines.push(format!("consumer: read [{}] committed={}", read.join(" "), c.committed));
+        }
+    }
+    lines
+}
+
+/// A whole path as numbered lines.
+pub fn describe_path(model: &InsyncModel, steps: &[(InsyncState, Option<Action>)]) -> Vec<String> {
+    use stateright::Model;
+    let mut lines = Vec::new();
+    for (state, action) in steps {
+        if let Some(action) = action {
+            let next = model.next_state(state, action.clone());
+            lines.push(format!("{}. {}", lines.len() + 1, describe_step(model, state, action, next.as_ref())));
+        }
+    }
+    lines
+}
