@@ -196,7 +196,11 @@ fn finish<C: Checker<InsyncModel>>(
         });
     }
     // A search stopped early at a wanted discovery did not visit everything.
-    if options.stop_at.is_some() && properties.iter().any(|p| p.expectation == "always" && !p.holds) {
+    if options.stop_at.is_some()
+        && properties
+            .iter()
+            .any(|p| p.expectation == "always" && !p.holds)
+    {
         complete = false;
     }
     CheckReport {
@@ -257,7 +261,11 @@ pub fn render_human(report: &CheckReport) -> String {
         report.max_depth,
         report.seconds,
         format!("{:?}", report.strategy).to_lowercase(),
-        if report.complete { ", complete" } else { ", incomplete" }
+        if report.complete {
+            ", complete"
+        } else {
+            ", incomplete"
+        }
     ));
     s
 }

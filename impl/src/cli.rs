@@ -10,7 +10,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "insync", version, about = "Prove or break the reliability promises of Kafka-style partition replication")]
+#[command(
+    name = "insync",
+    version,
+    about = "Prove or break the reliability promises of Kafka-style partition replication"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -127,7 +131,8 @@ pub struct CheckArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// Stop at the first safety violation (with bfs: the shortest counterexample).
+    /// Stop at the first safety violation (with bfs: the shortest counterexample, on one thread
+    /// unless --threads says otherwise).
     #[arg(long)]
     pub first: bool,
     /// Print one JSON object on stdout.
@@ -174,6 +179,10 @@ fn options_from(args: &CheckArgs) -> CheckOptions {
     }
     if args.first {
         options.stop_at = Some(safety_names());
+        if args.strategy == Strategy::Bfs && args.threads.is_none() {
+            // Several BFS threads do not finish a level together; one finds the shortest.
+            options.threads = 1;
+        }
     }
     options
 }
@@ -198,7 +207,11 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         print!("{}", render_human(&report));
     }
-    Ok(if report.violations().next().is_some() { 1 } else { 0 })
+    Ok(if report.violations().next().is_some() {
+        1
+    } else {
+        0
+    })
 }
 
 /// How a matrix row is checked: a scenario that must break a property stops at its first
@@ -210,6 +223,7 @@ pub fn scenario_options(scenario: &Scenario, threads: Option<usize>) -> CheckOpt
     }
     if let Expect::Breaks(property) = scenario.expect {
         options.strategy = Strategy::Bfs;
+        options.threads = 1;
         options.stop_at = Some([property].into_iter().collect());
     }
     options
@@ -230,7 +244,10 @@ pub fn verdict_matches(scenario: &Scenario, report: &CheckReport) -> bool {
 }
 
 fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
-    let names: Vec<&'static str> = insync_model::properties::all().iter().map(|p| p.name).collect();
+    let names: Vec<&'static str> = insync_model::properties::all()
+        .iter()
+        .map(|p| p.name)
+        .collect();
     let mut rows = Vec::new();
     let mut all_match = true;
     for scenario in catalogue() {
@@ -265,17 +282,38 @@ pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> 
     let mut s = String::new();
     s.push_str("Properties: ");
     for (i, n) in names.iter().enumerate() {
-        s.push_str(&format!("P{}={n}{}", i + 1, if i + 1 < names.len() { ", " } else { "\n" }));
+        s.push_str(&format!(
+            "P{}={n}{}",
+            i + 1,
+            if i + 1 < names.len() { ", " } else { "\n" }
+        ));
     }
     s.push_str("Verdicts: ok = holds (exhaustive), X = violated, ? = not refuted (search stopped), + = reached, - = not reached\n\n");
-    let config_width = rows.iter().map(|(sc, _, _)| sc.config.summary().len()).max().unwrap_or(10);
-    s.push_str(&format!("{:<26} {:<w$} ", "scenario", "configuration", w = config_width));
+    let config_width = rows
+        .iter()
+        .map(|(sc, _, _)| sc.config.summary().len())
+        .max()
+        .unwrap_or(10);
+    s.push_str(&format!(
+        "{:<26} {:<w$} ",
+        "scenario",
+        "configuration",
+        w = config_width
+    ));
     for i in 0..names.len() {
         s.push_str(&format!("{:>4}", format!("P{}", i + 1)));
     }
-    s.push_str(&format!(" {:>10} {:>8}  {}\n", "states", "time", "expected"));
+    s.push_str(&format!(
+        " {:>10} {:>8}  {}\n",
+        "states", "time", "expected"
+    ));
     for (scenario, report, matches) in rows {
-        s.push_str(&format!("{:<26} {:<w$} ", scenario.name, scenario.config.summary(), w = config_width));
+        s.push_str(&format!(
+            "{:<26} {:<w$} ",
+            scenario.name,
+            scenario.config.summary(),
+            w = config_width
+        ));
         for name in names {
             let cell = match report.property(name) {
                 Some(p) if p.expectation == "always" && p.holds && report.complete => "ok",
@@ -297,8 +335,14 @@ pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> 
     for (scenario, report, _) in rows {
         s.push_str(&format!("\n{}: {}\n", scenario.name, scenario.about));
         if let Expect::Breaks(property) = scenario.expect {
-            if let Some(trace) = report.property(property).and_then(|p| p.counterexample.as_ref()) {
-                s.push_str(&format!("  {property} violated in {} steps:\n", trace.len()));
+            if let Some(trace) = report
+                .property(property)
+                .and_then(|p| p.counterexample.as_ref())
+            {
+                s.push_str(&format!(
+                    "  {property} violated in {} steps:\n",
+                    trace.len()
+                ));
                 for line in trace {
                     s.push_str(&format!("    {line}\n"));
                 }
@@ -309,7 +353,11 @@ pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> 
 }
 
 fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
-    let config = args.config.to_config().validate().context("INVALID_CONFIG")?;
+    let config = args
+        .config
+        .to_config()
+        .validate()
+        .context("INVALID_CONFIG")?;
     // tiny_http panics on a bind failure; bind first to report it as an error.
     match std::net::TcpListener::bind(&args.addr) {
         Ok(listener) => drop(listener),
@@ -317,6 +365,9 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
     }
     eprintln!("Explorer for {} at http://{}/", config.summary(), args.addr);
     use stateright::Model;
-    Insync::new(config).into_model().checker().serve(args.addr.as_str());
+    Insync::new(config)
+        .into_model()
+        .checker()
+        .serve(args.addr.as_str());
     Ok(0)
 }

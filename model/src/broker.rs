@@ -80,7 +80,9 @@ pub enum Role {
     Leader(LeaderState),
     /// Following `leader` (none while the partition is offline or after a restart, until the
     /// controller says).
-    Follower { leader: Option<BrokerId> },
+    Follower {
+        leader: Option<BrokerId>,
+    },
 }
 
 /// What only the leader tracks.
@@ -150,8 +152,14 @@ impl BrokerState {
     }
 
     fn assert_invariants(&self) {
-        debug_assert!(self.high_watermark <= self.log.log_end_offset(), "hw past log end: {self:?}");
-        debug_assert!(self.flushed <= self.log.log_end_offset(), "flushed past log end: {self:?}");
+        debug_assert!(
+            self.high_watermark <= self.log.log_end_offset(),
+            "hw past log end: {self:?}"
+        );
+        debug_assert!(
+            self.flushed <= self.log.log_end_offset(),
+            "flushed past log end: {self:?}"
+        );
     }
 }
 

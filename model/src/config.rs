@@ -186,11 +186,15 @@ pub enum ConfigError {
     MinInsyncZero,
     #[error("Must set acks to all in order to use the idempotent producer; use --acks all or drop --idempotence")]
     IdempotenceNeedsAcksAll,
-    #[error("Must set retries to non-zero when using the idempotent producer; use --retries 1 or more")]
+    #[error(
+        "Must set retries to non-zero when using the idempotent producer; use --retries 1 or more"
+    )]
     IdempotenceNeedsRetries,
     #[error("Must set max.in.flight.requests.per.connection to at most 5 to use the idempotent producer (got {0}); use --max-in-flight 5 or less")]
     IdempotenceInFlight(usize),
-    #[error("max.in.flight.requests.per.connection must be at least 1; set --max-in-flight 1 or more")]
+    #[error(
+        "max.in.flight.requests.per.connection must be at least 1; set --max-in-flight 1 or more"
+    )]
     MaxInFlightZero,
     #[error("records ({records}) must be between 1 and {max}; set --records in that range")]
     Records { records: u32, max: u32 },
@@ -276,21 +280,45 @@ impl Config {
             }
         };
         add(self.unclean_election, "unclean".into());
-        add(self.truncation != d.truncation, format!("truncation={}", self.truncation));
+        add(
+            self.truncation != d.truncation,
+            format!("truncation={}", self.truncation),
+        );
         add(self.hw_rule != d.hw_rule, format!("hw={}", self.hw_rule));
         add(self.flush != d.flush, format!("flush={}", self.flush));
-        add(self.retries != d.retries, format!("retries={}", self.retries));
+        add(
+            self.retries != d.retries,
+            format!("retries={}", self.retries),
+        );
         add(self.idempotence, "idempotence".into());
-        add(self.max_in_flight != d.max_in_flight, format!("in-flight={}", self.max_in_flight));
-        add(self.network != d.network, format!("network={}", self.network));
+        add(
+            self.max_in_flight != d.max_in_flight,
+            format!("in-flight={}", self.max_in_flight),
+        );
+        add(
+            self.network != d.network,
+            format!("network={}", self.network),
+        );
         add(
             self.consumer_commit != d.consumer_commit,
             format!("commit={}", self.consumer_commit),
         );
-        add(self.records != d.records, format!("records={}", self.records));
-        add(self.crashes != d.crashes, format!("crashes={}", self.crashes));
-        add(self.elections != d.elections, format!("elections={}", self.elections));
-        add(self.isr_changes != d.isr_changes, format!("isr-changes={}", self.isr_changes));
+        add(
+            self.records != d.records,
+            format!("records={}", self.records),
+        );
+        add(
+            self.crashes != d.crashes,
+            format!("crashes={}", self.crashes),
+        );
+        add(
+            self.elections != d.elections,
+            format!("elections={}", self.elections),
+        );
+        add(
+            self.isr_changes != d.isr_changes,
+            format!("isr-changes={}", self.isr_changes),
+        );
         add(!self.consumer, "no-consumer".into());
         s
     }
@@ -327,15 +355,24 @@ mod tests {
         assert!(idem.clone().validate().is_ok());
         let cases = [
             (
-                Config { acks: Acks::One, ..idem.clone() },
+                Config {
+                    acks: Acks::One,
+                    ..idem.clone()
+                },
                 ConfigError::IdempotenceNeedsAcksAll,
             ),
             (
-                Config { retries: 0, ..idem.clone() },
+                Config {
+                    retries: 0,
+                    ..idem.clone()
+                },
                 ConfigError::IdempotenceNeedsRetries,
             ),
             (
-                Config { max_in_flight: 6, ..idem.clone() },
+                Config {
+                    max_in_flight: 6,
+                    ..idem.clone()
+                },
                 ConfigError::IdempotenceInFlight(6),
             ),
         ];
@@ -347,7 +384,13 @@ mod tests {
     #[test]
     fn parse_cli_words() {
         assert_eq!("all".parse::<Acks>(), Ok(Acks::All));
-        assert_eq!("high-watermark".parse::<Truncation>(), Ok(Truncation::HighWatermark));
-        assert!("sometimes".parse::<Flush>().unwrap_err().contains("always, async"));
+        assert_eq!(
+            "high-watermark".parse::<Truncation>(),
+            Ok(Truncation::HighWatermark)
+        );
+        assert!("sometimes"
+            .parse::<Flush>()
+            .unwrap_err()
+            .contains("always, async"));
     }
 }

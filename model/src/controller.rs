@@ -11,8 +11,12 @@
 //! - Every election bumps `leader_epoch`; every change bumps `partition_epoch`.
 //! - `AlterPartition` from the leader is a compare-and-set on `partition_epoch` (KIP-497), and
 //!   refuses to add a fenced replica (KIP-841).
-//! - A broker that registers again is a new incarnation: the old one is treated as failed first
-//!   (its leadership and ISR membership go), then the new one is unfenced.
+//! - A broker that registers again is a new incarnation. If the old one led, it is treated as
+//!   failed first (a new leader is elected), then the new one is unfenced. A follower that
+//!   restarts keeps its ISR membership, as a ZooKeeper-mode controller keeps a broker that comes
+//!   back within its session timeout; the leader's lag check removes it if it is behind. (KRaft
+//!   with KIP-841/KIP-966 is stricter; this model keeps the weaker rule so the legacy and
+//!   `flush=async` losses stay visible.)
 
 use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
@@ -69,7 +73,10 @@ impl Controller {
     fn arm_session_timer(&self, state: &ControllerState, o: &mut O) {
         for b in self.topology.brokers() {
             if state.partition.leader == Some(b) && !state.fenced.contains(b) {
-                o.set_timer(Timer::SessionExpired(b), timer_range(Timer::SessionExpired(b)));
+                o.set_timer(
+                    Timer::SessionExpired(b),
+                    timer_range(Timer::SessionExpired(b)),
+                );
             } else {
                 o.cancel_timer(Timer::SessionExpired(b));
             }
@@ -96,7 +103,8 @@ impl Controller {
                 isr,
             } => {
                 if let Some(from) = self.topology.broker_of(src) {
-                    let result = self.alter_partition(state, from, leader_epoch, partition_epoch, isr);
+                    let result =
+                        self.alter_partition(state, from, leader_epoch, partition_epoch, isr);
                     o.send(src, Msg::AlterPartitionResponse { result });
                 }
             }
@@ -184,7 +192,8 @@ impl Controller {
         if incarnation <= state.incarnations[b.index()] {
             return; // A stale registration.
         }
-        if !state.fenced.contains(b) {
+        if state.partition.leader == Some(b) && !state.fenced.contains(b) {
+            // The old incarnation led: its pending requests and role are gone, so elect anew.
             self.fence(state, b, o);
         }
         state.incarnations[b.index()] = incarnation;

@@ -160,8 +160,15 @@ mod tests {
         let saved = log.clone();
         log.truncate(Offset(1));
         assert_eq!(log.log_end_offset(), Offset(1));
-        assert_eq!(saved.log_end_offset(), Offset(4), "clones do not share truncation");
-        assert_eq!(saved.slice(Offset(1), Offset(3)), vec![record(2, 1), record(3, 1)]);
+        assert_eq!(
+            saved.log_end_offset(),
+            Offset(4),
+            "clones do not share truncation"
+        );
+        assert_eq!(
+            saved.slice(Offset(1), Offset(3)),
+            vec![record(2, 1), record(3, 1)]
+        );
         assert_eq!(saved.slice(Offset(3), Offset(9)), vec![record(4, 1)]);
     }
 }

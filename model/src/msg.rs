@@ -99,9 +99,14 @@ pub enum FetchResult {
         high_watermark: Offset,
     },
     /// The fetcher's log diverges: truncate to the end of this epoch (KIP-101/KIP-279/KIP-595).
-    Diverging { epoch: Epoch, end_offset: Offset },
+    Diverging {
+        epoch: Epoch,
+        end_offset: Offset,
+    },
     /// The fetch offset is past the leader's log end (legacy truncation): truncate to it.
-    OutOfRange { log_end_offset: Offset },
+    OutOfRange {
+        log_end_offset: Offset,
+    },
     Error(ErrorCode),
 }
 
@@ -175,7 +180,9 @@ pub enum Msg {
 
     // ---- broker -> controller
     /// A broker (re)starts and registers with the controller, as a new incarnation.
-    Register { incarnation: u32 },
+    Register {
+        incarnation: u32,
+    },
 }
 
 /// The controller's record of the partition.

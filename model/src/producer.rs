@@ -76,16 +76,22 @@ pub struct ProducerState {
 impl ProducerState {
     /// Values acknowledged, in send order, with their offsets.
     pub fn acked(&self) -> impl Iterator<Item = (u32, Offset)> + '_ {
-        self.outcomes.iter().enumerate().filter_map(|(i, o)| match o {
-            Some(Outcome::Acked(offset)) => Some((i as u32 + 1, *offset)),
-            _ => None,
-        })
+        self.outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Some(Outcome::Acked(offset)) => Some((i as u32 + 1, *offset)),
+                _ => None,
+            })
     }
 
     pub fn any_failed(&self) -> bool {
-        self.outcomes
-            .iter()
-            .any(|o| matches!(o, Some(Outcome::Failed(_)) | Some(Outcome::Indeterminate(_))))
+        self.outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Some(Outcome::Failed(_)) | Some(Outcome::Indeterminate(_))
+            )
+        })
     }
 }
 

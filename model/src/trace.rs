@@ -25,7 +25,11 @@ pub fn format_msg(msg: &Msg) -> String {
                     None => r.value.to_string(),
                 })
                 .collect();
-            format!("Produce [{}] acks={acks} req={}", values.join(", "), request.0)
+            format!(
+                "Produce [{}] acks={acks} req={}",
+                values.join(", "),
+                request.0
+            )
         }
         Msg::ProduceResponse { request, result } => match result {
             Ok(offset) => format!("ProduceResponse req={} offset={offset}", request.0),
@@ -36,7 +40,9 @@ pub fn format_msg(msg: &Msg) -> String {
             fetch_offset,
             last_fetched_epoch,
         } => match last_fetched_epoch {
-            Some(last) => format!("Fetch epoch={leader_epoch} offset={fetch_offset} last_epoch={last}"),
+            Some(last) => {
+                format!("Fetch epoch={leader_epoch} offset={fetch_offset} last_epoch={last}")
+            }
             None => format!("Fetch epoch={leader_epoch} offset={fetch_offset}"),
         },
         Msg::FetchResponse {
@@ -48,7 +54,10 @@ pub fn format_msg(msg: &Msg) -> String {
                 records,
                 high_watermark,
             } => {
-                let values: Vec<String> = records.iter().map(|r| format!("{}@e{}", r.value, r.leader_epoch)).collect();
+                let values: Vec<String> = records
+                    .iter()
+                    .map(|r| format!("{}@e{}", r.value, r.leader_epoch))
+                    .collect();
                 format!(
                     "FetchResponse epoch={leader_epoch} offset={base_offset} [{}] hw={high_watermark}",
                     values.join(" ")
@@ -72,7 +81,10 @@ pub fn format_msg(msg: &Msg) -> String {
         } => match result {
             Ok((base, records)) => {
                 let values: Vec<String> = records.iter().map(|r| r.value.to_string()).collect();
-                format!("ConsumerFetchResponse epoch={leader_epoch} offset={base} [{}]", values.join(" "))
+                format!(
+                    "ConsumerFetchResponse epoch={leader_epoch} offset={base} [{}]",
+                    values.join(" ")
+                )
             }
             Err(e) => format!("ConsumerFetchResponse epoch={leader_epoch} {}", e.name()),
         },
@@ -93,7 +105,10 @@ pub fn format_msg(msg: &Msg) -> String {
             partition_epoch.0
         ),
         Msg::AlterPartitionResponse { result } => match result {
-            Ok(p) => format!("AlterPartitionResponse isr={} partition_epoch={}", p.isr, p.partition_epoch.0),
+            Ok(p) => format!(
+                "AlterPartitionResponse isr={} partition_epoch={}",
+                p.isr, p.partition_epoch.0
+            ),
             Err((e, p)) => format!(
                 "AlterPartitionResponse {} (isr={} partition_epoch={})",
                 e.name(),
@@ -106,7 +121,9 @@ pub fn format_msg(msg: &Msg) -> String {
             broker_incarnation,
         } => format!(
             "LeaderAndIsr leader={} epoch={} isr={} (incarnation {broker_incarnation})",
-            partition.leader.map_or("none".to_string(), |l| l.0.to_string()),
+            partition
+                .leader
+                .map_or("none".to_string(), |l| l.0.to_string()),
             partition.leader_epoch,
             partition.isr
         ),
@@ -128,10 +145,20 @@ fn long_name(model: &InsyncModel, id: Id) -> String {
 }
 
 /// Describes one step: what happened, then what it changed that matters.
-pub fn describe_step(model: &InsyncModel, before: &InsyncState, action: &Action, after: Option<&InsyncState>) -> String {
+pub fn describe_step(
+    model: &InsyncModel,
+    before: &InsyncState,
+    action: &Action,
+    after: Option<&InsyncState>,
+) -> String {
     let mut line = match action {
         ActorModelAction::Deliver { src, dst, msg } => {
-            format!("{} -> {} {}", name(model, *src), name(model, *dst), format_msg(msg))
+            format!(
+                "{} -> {} {}",
+                name(model, *src),
+                name(model, *dst),
+                format_msg(msg)
+            )
         }
         ActorModelAction::Drop(env) => format!(
             "network drops {} -> {} {}",
@@ -142,7 +169,9 @@ pub fn describe_step(model: &InsyncModel, before: &InsyncState, action: &Action,
         ActorModelAction::Timeout(id, timer) => describe_timer(model, before, *id, timer),
         ActorModelAction::Crash(id) => describe_crash(model, before, *id),
         ActorModelAction::Recover(id) => format!("{} restarts", long_name(model, *id)),
-        ActorModelAction::SelectRandom { actor, .. } => format!("{} chooses", long_name(model, *actor)),
+        ActorModelAction::SelectRandom { actor, .. } => {
+            format!("{} chooses", long_name(model, *actor))
+        }
     };
     if let Some(after) = after {
         for effect in effects(model, before, after) {
@@ -159,18 +188,27 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
         Timer::SessionExpired(b) => format!("controller: session of {b} expires"),
         Timer::IsrLag => format!("{who}: replica.lag.time.max.ms passes with followers behind"),
         Timer::Flush => {
-            let flushed = before.actor_states[usize::from(id)].as_broker().map(|b| (b.flushed, b.log_end_offset()));
+            let flushed = before.actor_states[usize::from(id)]
+                .as_broker()
+                .map(|b| (b.flushed, b.log_end_offset()));
             match flushed {
                 Some((from, to)) => format!("{who} flushes offsets {from}..{to}"),
                 None => format!("{who} flushes"),
             }
         }
         Timer::FetchBackoff => format!("{who}: fetch backoff passes"),
-        Timer::RequestTimeout => format!("{who}: request.timeout.ms passes with requests in flight"),
+        Timer::RequestTimeout => {
+            format!("{who}: request.timeout.ms passes with requests in flight")
+        }
         Timer::MetadataBackoff => format!("{who}: retry backoff passes"),
-        Timer::ConsumerStep => match before.actor_states[usize::from(id)].as_consumer().and_then(|c| c.pending.clone()) {
+        Timer::ConsumerStep => match before.actor_states[usize::from(id)]
+            .as_consumer()
+            .and_then(|c| c.pending.clone())
+        {
             Some(crate::consumer::PendingStep::Commit) => format!("{who} commits its position"),
-            Some(crate::consumer::PendingStep::Process(offsets)) => format!("{who} processes offsets {offsets:?}"),
+            Some(crate::consumer::PendingStep::Process(offsets)) => {
+                format!("{who} processes offsets {offsets:?}")
+            }
             None => format!("{who} steps"),
         },
     }
@@ -193,7 +231,12 @@ fn describe_crash(model: &InsyncModel, before: &InsyncState, id: Id) -> String {
 /// acknowledgements, reads.
 fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Vec<String> {
     let mut out = Vec::new();
-    for (i, (b, a)) in before.actor_states.iter().zip(&after.actor_states).enumerate() {
+    for (i, (b, a)) in before
+        .actor_states
+        .iter()
+        .zip(&after.actor_states)
+        .enumerate()
+    {
         if b == a {
             continue;
         }
@@ -204,10 +247,20 @@ fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Ve
                 if pa.leader_epoch != pb.leader_epoch {
                     match pa.leader {
                         Some(l) => {
-                            let unclean = if a.unclean_elections > b.unclean_elections { " (unclean)" } else { "" };
-                            out.push(format!("controller elects {l} leader in epoch {}{unclean}, isr={}", pa.leader_epoch, pa.isr))
+                            let unclean = if a.unclean_elections > b.unclean_elections {
+                                " (unclean)"
+                            } else {
+                                ""
+                            };
+                            out.push(format!(
+                                "controller elects {l} leader in epoch {}{unclean}, isr={}",
+                                pa.leader_epoch, pa.isr
+                            ))
                         }
-                        None => out.push(format!("partition offline in epoch {} (no eligible replica)", pa.leader_epoch)),
+                        None => out.push(format!(
+                            "partition offline in epoch {} (no eligible replica)",
+                            pa.leader_epoch
+                        )),
                     }
                 } else if pa.isr != pb.isr {
                     out.push(format!("controller sets isr={}", pa.isr));
@@ -225,7 +278,10 @@ fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Ve
                     out.push(format!("{who} hw={}", a.high_watermark));
                 }
                 if a.incarnation != b.incarnation {
-                    out.push(format!("{who} recovers log {} hw={}", a.log, a.high_watermark));
+                    out.push(format!(
+                        "{who} recovers log {} hw={}",
+                        a.log, a.high_watermark
+                    ));
                 }
             }
             (NodeState::Producer(b), NodeState::Producer(a)) => {
@@ -297,13 +353,24 @@ pub fn describe_state(model: &InsyncModel, state: &InsyncState) -> Vec<String> {
         }
     }
     if let Some(p) = state.actor_states[usize::from(t.producer())].as_producer() {
-        let acked: Vec<String> = p.acked().map(|(n, o): (u32, Offset)| format!("v{n}@{o}")).collect();
+        let acked: Vec<String> = p
+            .acked()
+            .map(|(n, o): (u32, Offset)| format!("v{n}@{o}"))
+            .collect();
         lines.push(format!("producer: acknowledged [{}]", acked.join(" ")));
     }
     if t.consumer {
         if let Some(c) = state.actor_states[usize::from(t.consumer())].as_consumer() {
-            let read: Vec<String> = c.read.iter().map(|r| format!("{}@{}", r.value, r.offset)).collect();
-            lines.push(format!("consumer: read [{}] committed={}", read.join(" "), c.committed));
+            let read: Vec<String> = c
+                .read
+                .iter()
+                .map(|r| format!("{}@{}", r.value, r.offset))
+                .collect();
+            lines.push(format!(
+                "consumer: read [{}] committed={}",
+                read.join(" "),
+                c.committed
+            ));
         }
     }
     lines
@@ -316,7 +383,11 @@ pub fn describe_path(model: &InsyncModel, steps: &[(InsyncState, Option<Action>)
     for (state, action) in steps {
         if let Some(action) = action {
             let next = model.next_state(state, action.clone());
-            lines.push(format!("{}. {}", lines.len() + 1, describe_step(model, state, action, next.as_ref())));
+            lines.push(format!(
+                "{}. {}",
+                lines.len() + 1,
+                describe_step(model, state, action, next.as_ref())
+            ));
         }
     }
     lines

@@ -1,0 +1,178 @@
+//! The command-line contract of PROTOCOL.md §4: exit codes, errors, and the JSON object.
+
+use std::process::Command;
+
+fn insync(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_insync"))
+        .args(args)
+        .output()
+        .expect("the insync binary runs")
+}
+
+#[test]
+fn invalid_configuration_exits_2_with_kafka_wording() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["check", "--min-insync", "4"],
+            "min.insync.replicas (4) exceeds replication factor (3)",
+        ),
+        (
+            &["check", "--replicas", "0"],
+            "replication factor (0) must be between 1 and 5",
+        ),
+        (
+            &["check", "--idempotence", "--acks", "1"],
+            "Must set acks to all in order to use the idempotent producer",
+        ),
+        (
+            &["check", "--idempotence", "--retries", "0"],
+            "Must set retries to non-zero when using the idempotent producer",
+        ),
+        (
+            &["check", "--idempotence", "--max-in-flight", "6"],
+            "at most 5 to use the idempotent producer",
+        ),
+        (
+            &["check", "--records", "0"],
+            "records (0) must be between 1 and 16",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = insync(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("INVALID_CONFIG"), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_flag_values_are_usage_errors() {
+    let out = insync(&["check", "--acks", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected one of: 0, 1, all"), "{stderr}");
+}
+
+#[test]
+fn json_report_has_the_documented_shape_and_exit_1_on_violation() {
+    let out = insync(&[
+        "check",
+        "--json",
+        "--acks",
+        "1",
+        "--records",
+        "1",
+        "--crashes",
+        "0",
+        "--no-consumer",
+        "--strategy",
+        "bfs",
+        "--first",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "acks=1 loses an acknowledged record"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["config"]["replicas"], 3);
+    assert_eq!(report["config"]["min_insync"], 2);
+    assert_eq!(report["config"]["acks"], "1");
+    for field in ["states", "unique_states", "max_depth", "seconds"] {
+        assert!(report[field].is_number(), "{field} missing");
+    }
+    let names: Vec<&str> = report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    for name in [
+        "acked-writes-durable",
+        "committed-read",
+        "log-matching",
+        "isr-complete",
+        "leader-in-isr",
+        "no-duplicates",
+        "producer-order",
+        "processed-before-commit",
+        "record-committed",
+        "leader-changed",
+        "isr-shrunk",
+        "consumer-read",
+    ] {
+        assert!(
+            names.contains(&name),
+            "property {name} missing from {names:?}"
+        );
+    }
+    let durable = &report["properties"][0];
+    assert_eq!(durable["name"], "acked-writes-durable");
+    assert_eq!(durable["expectation"], "always");
+    assert_eq!(durable["holds"], false);
+    let steps = durable["counterexample"]
+        .as_array()
+        .expect("a counterexample");
+    assert!(steps[0]
+        .as_str()
+        .unwrap()
+        .starts_with("1. prod -> b0 Produce [v1] acks=1"));
+    assert!(steps
+        .iter()
+        .any(|s| s.as_str().unwrap().contains("elects broker 1 leader")));
+    let holds = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "leader-in-isr")
+        .unwrap();
+    assert!(holds["counterexample"].is_null());
+}
+
+#[test]
+fn safe_configuration_exits_0_with_human_table() {
+    let out = insync(&[
+        "check",
+        "--replicas",
+        "2",
+        "--min-insync",
+        "1",
+        "--records",
+        "1",
+        "--crashes",
+        "0",
+        "--no-consumer",
+        "--idempotence",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("acked-writes-durable       always     holds"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("complete"), "{stdout}");
+}
+
+#[test]
+fn simulation_runs_a_budget_of_random_walks() {
+    let out = insync(&[
+        "check",
+        "--strategy",
+        "simulation",
+        "--seed",
+        "7",
+        "--max-states",
+        "20000",
+        "--json",
+        "--idempotence",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["complete"], false,
+        "random walks never prove a property"
+    );
+    assert!(report["states"].as_u64().unwrap() >= 20000);
+}

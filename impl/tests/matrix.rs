@@ -1,0 +1,94 @@
+//! The catalogue's promises, checked: the recommended configuration is safe and its `sometimes`
+//! properties are reached; each seed example breaks the property it is about.
+//!
+//! Bounds are the catalogue's (see `insync_model::scenarios`): exhaustive DFS for the safe
+//! scenarios, BFS to the first counterexample for the breaking ones.
+
+use insync::check::check;
+use insync::cli::{scenario_options, verdict_matches};
+use insync_model::scenarios::{catalogue, Expect, Scenario};
+
+fn scenario(name: &str) -> Scenario {
+    catalogue()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+fn assert_scenario(name: &str) {
+    let s = scenario(name);
+    let config = s
+        .config
+        .clone()
+        .validate()
+        .expect("catalogue configs are valid");
+    let report = check(&config, &scenario_options(&s, None));
+    let summary: Vec<String> = report
+        .properties
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.holds))
+        .collect();
+    assert!(
+        verdict_matches(&s, &report),
+        "{name}: expected {:?}, got {summary:?} (complete={})",
+        s.expect,
+        report.complete
+    );
+    if let Expect::Breaks(property) = s.expect {
+        let trace = report
+            .property(property)
+            .and_then(|p| p.counterexample.clone());
+        let trace = trace.expect("a counterexample");
+        assert!(!trace.is_empty() && trace.len() < 40, "{name}: {trace:#?}");
+    }
+}
+
+#[test]
+fn recommended_is_safe_through_a_failover() {
+    assert_scenario("recommended");
+}
+
+#[test]
+fn recommended_is_safe_through_a_leader_crash() {
+    assert_scenario("recommended-crash");
+}
+
+#[test]
+fn recommended_is_safe_for_a_consumer() {
+    assert_scenario("recommended-consumer");
+}
+
+#[test]
+fn acks_1_loses_an_acknowledged_record() {
+    assert_scenario("acks-1");
+}
+
+#[test]
+fn unclean_election_loses_committed_records() {
+    assert_scenario("unclean-election");
+}
+
+#[test]
+fn no_retries_turns_failover_into_failed_send() {
+    assert_scenario("no-retries");
+}
+
+#[test]
+fn retries_without_idempotence_duplicate() {
+    assert_scenario("retries-no-idempotence");
+}
+
+#[test]
+fn legacy_high_watermark_truncation_loses_data() {
+    assert_scenario("legacy-hw-truncation");
+}
+
+#[test]
+fn async_flush_power_loss_breaks_isr_completeness() {
+    assert_scenario("async-flush-power-loss");
+}
+
+#[test]
+fn committing_before_processing_skips_records() {
+    assert_scenario("commit-before-processing");
+}
