@@ -205,7 +205,6 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
             .as_consumer()
             .and_then(|c| c.pending.clone())
         {
-            Some(crate::consumer::PendingStep::Commit) => format!("{who} commits its position"),
             Some(crate::consumer::PendingStep::Process(offsets)) => {
                 format!("{who} processes offsets {offsets:?}")
             }

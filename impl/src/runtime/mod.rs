@@ -1,0 +1,1 @@
+//! Hosts stateright actors on tokio (work in progress).
