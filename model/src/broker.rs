@@ -39,6 +39,10 @@ pub struct BrokerConfig {
     pub flush: Flush,
     /// Most records in one fetch response.
     pub fetch_records_max: usize,
+    /// Send session heartbeats to the controller (the engine; see `ActorParams`).
+    pub heartbeats: bool,
+    /// Kafka's precise lag rule (the engine; see `ActorParams`).
+    pub track_catch_up: bool,
 }
 
 /// A broker actor: its identity and settings. Its state is [`BrokerState`].
@@ -103,6 +107,12 @@ pub struct LeaderState {
     pub parked_consumers: Vec<(Id, Offset)>,
     /// `acks=all` produce requests waiting for the high watermark.
     pub pending_produce: Vec<PendingProduce>,
+    /// Whether the lag timer is armed (mirrors the timer, so adds no states).
+    pub lag_armed: bool,
+    /// Precise lag rule only: followers that caught up since the lag timer was armed, and the
+    /// log end offset each was sent up to (Kafka's `lastCaughtUpTime`).
+    pub caught_up: BrokerSet,
+    pub sent_end: [Offset; REPLICAS_MAX],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,6 +135,9 @@ impl LeaderState {
             parked_followers: BrokerSet::EMPTY,
             parked_consumers: Vec::new(),
             pending_produce: Vec::new(),
+            lag_armed: false,
+            caught_up: BrokerSet::EMPTY,
+            sent_end: [Offset::ZERO; REPLICAS_MAX],
         }
     }
 
@@ -215,6 +228,9 @@ impl Broker {
         } else if let Role::Follower { leader: Some(_) } = state.role {
             self.send_fetch(&state, o);
         }
+        if self.config.heartbeats {
+            o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));
+        }
         self.maybe_arm_timers(&mut state, o);
         state.assert_invariants();
         state
@@ -265,7 +281,11 @@ impl Broker {
             | Msg::Metadata
             | Msg::MetadataResponse { .. }
             | Msg::AlterPartition { .. }
-            | Msg::Register { .. } => {}
+            | Msg::Register { .. }
+            | Msg::Heartbeat { .. }
+            | Msg::Send { .. }
+            | Msg::SendResult { .. }
+            | Msg::Delivered { .. } => {}
         }
         self.maybe_arm_timers(state, o);
         state.assert_invariants();
@@ -282,6 +302,15 @@ impl Broker {
                 if let Role::Follower { leader: Some(_) } = state.role {
                     self.send_fetch(state, o);
                 }
+            }
+            Timer::Heartbeat => {
+                o.send(
+                    self.topology.controller(),
+                    Msg::Heartbeat {
+                        incarnation: state.incarnation,
+                    },
+                );
+                o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));
             }
             Timer::SessionExpired(_)
             | Timer::RequestTimeout
@@ -507,6 +536,9 @@ impl Broker {
         if let Role::Leader(leader) = &mut state.role {
             leader.follower_end[follower.index()] = fetch_offset;
             leader.parked_followers = leader.parked_followers.without(follower);
+            if self.config.track_catch_up && fetch_offset >= leader.sent_end[follower.index()] {
+                leader.caught_up = leader.caught_up.with(follower);
+            }
         }
         self.maybe_expand_isr(state, follower, o);
         self.maybe_advance_high_watermark(state, o);
@@ -547,6 +579,9 @@ impl Broker {
             .log
             .slice(from, from.plus(self.config.fetch_records_max))
             .into();
+        if self.config.track_catch_up {
+            leader.sent_end[follower.index()] = end;
+        }
         o.send(
             self.topology.broker(follower),
             Msg::FetchResponse {
@@ -598,13 +633,15 @@ impl Broker {
         let Role::Leader(leader) = &mut state.role else {
             return;
         };
+        leader.lag_armed = false;
         if leader.pending_isr.is_some() {
             return;
         }
+        let caught_up = std::mem::take(&mut leader.caught_up);
         let lagging = leader
             .isr
             .iter()
-            .filter(|&b| b != me && leader.follower_end[b.index()] < end)
+            .filter(|&b| b != me && leader.follower_end[b.index()] < end && !caught_up.contains(b))
             .fold(BrokerSet::EMPTY, BrokerSet::with);
         if !lagging.is_empty() {
             let proposed = leader.isr.minus(lagging);
@@ -864,20 +901,24 @@ impl Broker {
     /// ISR change is pending, the flush while something is unflushed.
     fn maybe_arm_timers(&self, state: &mut BrokerState, o: &mut O) {
         let end = state.log.log_end_offset();
-        let lagging = match &state.role {
+        let me = self.id;
+        match &mut state.role {
             Role::Leader(leader) => {
-                leader.pending_isr.is_none()
+                let lagging = leader.pending_isr.is_none()
                     && leader
                         .isr
                         .iter()
-                        .any(|b| b != self.id && leader.follower_end[b.index()] < end)
+                        .any(|b| b != me && leader.follower_end[b.index()] < end);
+                if lagging && !leader.lag_armed {
+                    leader.lag_armed = true;
+                    leader.caught_up = BrokerSet::EMPTY;
+                    o.set_timer(Timer::IsrLag, timer_range(Timer::IsrLag));
+                } else if !lagging && leader.lag_armed {
+                    leader.lag_armed = false;
+                    o.cancel_timer(Timer::IsrLag);
+                }
             }
-            Role::Follower { .. } => false,
-        };
-        if lagging {
-            o.set_timer(Timer::IsrLag, timer_range(Timer::IsrLag));
-        } else {
-            o.cancel_timer(Timer::IsrLag);
+            Role::Follower { .. } => o.cancel_timer(Timer::IsrLag),
         }
         if self.config.flush == Flush::Async {
             if state.flushed < end {

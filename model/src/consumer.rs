@@ -22,6 +22,8 @@ use stateright::actor::{Id, Out};
 pub struct Consumer {
     pub topology: Topology,
     pub commit: ConsumerCommit,
+    /// Where processed records go (the engine's client API); none in the model.
+    pub application: Option<Id>,
 }
 
 /// A record as the consumer read it.
@@ -43,7 +45,7 @@ pub struct ConsumerStorage {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PendingStep {
     /// `before`: committed, process next.
-    Process(Vec<Offset>),
+    Process(Vec<ReadRecord>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,9 +57,9 @@ pub struct ConsumerState {
     pub committed: Offset,
     pub fetching: bool,
     pub pending: Option<PendingStep>,
-    /// Every record read, sorted, without repeats (ghost).
+    /// Every record read, sorted, without repeats (ghost; the model only).
     pub read: Vec<ReadRecord>,
-    /// Every offset processed, sorted, without repeats (ghost).
+    /// Every offset processed, sorted, without repeats (ghost; the model only).
     pub processed: Vec<Offset>,
 }
 
@@ -137,10 +139,8 @@ impl Consumer {
     pub fn on_timeout(&self, state: &mut ConsumerState, timer: &Timer, o: &mut O) {
         match timer {
             Timer::ConsumerStep => match state.pending.take() {
-                Some(PendingStep::Process(offsets)) => {
-                    for offset in offsets {
-                        insert_sorted(&mut state.processed, offset);
-                    }
+                Some(PendingStep::Process(batch)) => {
+                    self.process(state, batch, o);
                     self.persist(state, o);
                 }
                 None => return,
@@ -155,33 +155,51 @@ impl Consumer {
         if base != state.position || records.is_empty() {
             return;
         }
-        let offsets: Vec<Offset> = (0..records.len()).map(|i| base.plus(i)).collect();
-        for (offset, r) in offsets.iter().zip(records) {
-            insert_sorted(
-                &mut state.read,
-                ReadRecord {
-                    offset: *offset,
-                    value: r.value.clone(),
-                },
-            );
+        let batch: Vec<ReadRecord> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ReadRecord {
+                offset: base.plus(i),
+                value: r.value.clone(),
+            })
+            .collect();
+        if self.application.is_none() {
+            for r in &batch {
+                insert_sorted(&mut state.read, r.clone());
+            }
         }
         state.position = base.plus(records.len());
+        state.committed = state.position;
         match self.commit {
             ConsumerCommit::After => {
                 // Processing and committing are one step here: the moment between them only
                 // matters for processing a batch twice after a crash, which no property judges
                 // (a re-read that differs is caught by `committed-read` all the same).
-                for offset in offsets {
-                    insert_sorted(&mut state.processed, offset);
-                }
-                state.committed = state.position;
+                self.process(state, batch, o);
                 self.persist(state, o);
             }
             ConsumerCommit::Before => {
-                state.committed = state.position;
-                state.pending = Some(PendingStep::Process(offsets));
+                state.pending = Some(PendingStep::Process(batch));
                 self.persist(state, o);
                 o.set_timer(Timer::ConsumerStep, timer_range(Timer::ConsumerStep));
+            }
+        }
+    }
+
+    /// The application's processing: handed the records (engine), or noted as ghost state
+    /// (model).
+    fn process(&self, state: &mut ConsumerState, batch: Vec<ReadRecord>, o: &mut O) {
+        match self.application {
+            Some(app) => o.send(
+                app,
+                Msg::Delivered {
+                    records: batch.into(),
+                },
+            ),
+            None => {
+                for r in batch {
+                    insert_sorted(&mut state.processed, r.offset);
+                }
             }
         }
     }

@@ -28,6 +28,9 @@ use stateright::actor::{Id, Out};
 pub struct Controller {
     pub topology: Topology,
     pub unclean_election: bool,
+    /// Brokers heartbeat (the engine): a heartbeat resets the session timer, and lets a broker
+    /// fenced by a false suspicion back in.
+    pub heartbeats: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +114,11 @@ impl Controller {
             Msg::Register { incarnation } => {
                 if let Some(b) = self.topology.broker_of(src) {
                     self.on_register(state, b, incarnation, o);
+                }
+            }
+            Msg::Heartbeat { incarnation } => {
+                if let Some(b) = self.topology.broker_of(src) {
+                    self.on_heartbeat(state, b, incarnation, o);
                 }
             }
             _ => {}
@@ -206,6 +214,25 @@ impl Controller {
                 // The leader may add the returning replica to the ISR again.
                 self.send_leader_and_isr(state, leader, o);
             }
+        }
+    }
+
+    fn on_heartbeat(&self, state: &mut ControllerState, b: BrokerId, incarnation: u32, o: &mut O) {
+        if !self.heartbeats || incarnation != state.incarnations[b.index()] {
+            return; // A heartbeat from an incarnation that has not registered.
+        }
+        if state.fenced.contains(b) {
+            // The session was lost to a false suspicion; the broker is back.
+            state.fenced = state.fenced.without(b);
+            self.send_leader_and_isr(state, b, o);
+            if state.partition.leader.is_none() {
+                self.elect(state, o);
+            }
+        }
+        if state.partition.leader == Some(b) {
+            let timer = Timer::SessionExpired(b);
+            o.cancel_timer(timer.clone());
+            o.set_timer(timer.clone(), timer_range(timer));
         }
     }
 

@@ -2,6 +2,8 @@
 //! stateright's `ActorModel` (and the engine's transport) carry one message type.
 
 use crate::config::Acks;
+use crate::consumer::ReadRecord;
+use crate::producer::Outcome;
 use crate::types::{
     BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence, Value,
 };
@@ -183,6 +185,27 @@ pub enum Msg {
     Register {
         incarnation: u32,
     },
+    /// A broker's session heartbeat (the engine only: in the model the controller's session
+    /// timer may fire at any moment anyway, so heartbeats would change nothing).
+    Heartbeat {
+        incarnation: u32,
+    },
+
+    // ---- application <-> clients (the engine's client API)
+    /// The application hands the producer a record to send.
+    Send {
+        value: Value,
+    },
+    /// The producer tells the application what became of record `index` (0-based, in send
+    /// order).
+    SendResult {
+        index: u32,
+        outcome: Outcome,
+    },
+    /// The consumer hands the application records it read and processed.
+    Delivered {
+        records: Arc<[ReadRecord]>,
+    },
 }
 
 /// The controller's record of the partition.
@@ -211,6 +234,8 @@ pub enum Timer {
     RequestTimeout,
     /// Producer or consumer: `retry.backoff.ms` before asking for metadata again.
     MetadataBackoff,
+    /// Broker (engine only): send the next session heartbeat.
+    Heartbeat,
     /// Consumer: the application finished the step between commit and processing.
     ConsumerStep,
 }

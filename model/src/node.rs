@@ -87,6 +87,7 @@ pub fn timer_range(timer: Timer) -> Range<Duration> {
         Timer::RequestTimeout => ms(3000, 3000),
         Timer::MetadataBackoff => ms(10, 20),
         Timer::ConsumerStep => ms(0, 1),
+        Timer::Heartbeat => ms(300, 300),
     }
 }
 
@@ -196,6 +197,35 @@ fn initial_leader() -> Option<(BrokerId, Epoch)> {
     Some((BrokerId(0), Epoch::INITIAL))
 }
 
+/// How the actors are set up beyond the configuration: the model checker and the engine differ
+/// only here. Each switch is off in the model because, there, it could only add states without
+/// adding behaviours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorParams {
+    /// Brokers send session heartbeats that reset the controller's session timer.
+    pub heartbeats: bool,
+    /// Where clients send `SendResult` and `Delivered` (the engine's client API).
+    pub application: Option<Id>,
+    /// Most records in a fetch response.
+    pub fetch_records_max: usize,
+    /// Kafka's precise lag rule: a follower leaves the ISR only if it has not caught up since
+    /// the lag timer was armed. The model lets the timer fire at any moment instead, which
+    /// allows more shrinks than Kafka (a sound over-approximation for safety).
+    pub track_catch_up: bool,
+}
+
+impl ActorParams {
+    /// The model checker's setting.
+    pub fn model(config: &ValidConfig) -> ActorParams {
+        ActorParams {
+            heartbeats: false,
+            application: None,
+            fetch_records_max: config.records as usize,
+            track_catch_up: false,
+        }
+    }
+}
+
 /// The model's configuration value: stateright passes it to properties and the boundary.
 #[derive(Clone, Debug)]
 pub struct Insync {
@@ -215,8 +245,13 @@ impl Insync {
         Insync { config, topology }
     }
 
-    /// The actors of the cluster, in id order.
+    /// The actors of the cluster for the model checker, in id order.
     pub fn actors(&self) -> Vec<Node> {
+        self.actors_with(&ActorParams::model(&self.config))
+    }
+
+    /// The actors of the cluster, in id order.
+    pub fn actors_with(&self, params: &ActorParams) -> Vec<Node> {
         let c = &self.config;
         let t = self.topology;
         let broker_config = BrokerConfig {
@@ -224,7 +259,9 @@ impl Insync {
             truncation: c.truncation,
             hw_rule: c.hw_rule,
             flush: c.flush,
-            fetch_records_max: c.records as usize,
+            fetch_records_max: params.fetch_records_max,
+            heartbeats: params.heartbeats,
+            track_catch_up: params.track_catch_up,
         };
         let mut actors: Vec<Node> = t
             .brokers()
@@ -239,6 +276,7 @@ impl Insync {
         actors.push(Node::Controller(Controller {
             topology: t,
             unclean_election: c.unclean_election,
+            heartbeats: params.heartbeats,
         }));
         actors.push(Node::Producer(Producer {
             topology: t,
@@ -249,12 +287,14 @@ impl Insync {
             idempotence: c.idempotence,
             max_in_flight: c.max_in_flight,
             batch_records: c.batch_records,
-            timeouts: timeouts_matter(c.crashes, c.network),
+            timeouts: params.application.is_some() || timeouts_matter(c.crashes, c.network),
+            application: params.application,
         }));
         if c.consumer {
             actors.push(Node::Consumer(Consumer {
                 topology: t,
                 commit: c.consumer_commit,
+                application: params.application,
             }));
         }
         actors

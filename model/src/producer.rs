@@ -1,4 +1,6 @@
-//! The producer: sends records `v1, v2, ...` in order to the leader it knows of.
+//! The producer: sends records in order to the leader it knows of. In the model it sends
+//! `v1, v2, ...` from the start; in the engine the application hands it records (`Send`) and
+//! is told each one's outcome (`SendResult`).
 //!
 //! Rules encoded:
 //! - `acks=0` sends and forgets; `acks=1` and `acks=all` wait for the leader's answer.
@@ -33,6 +35,8 @@ pub struct Producer {
     /// timeout can matter. On a reliable network without crashes every request is answered,
     /// and a timer that fires "too early" would only add duplicates the retry already covers.
     pub timeouts: bool,
+    /// Where outcomes go (the engine's client API); none in the model.
+    pub application: Option<Id>,
 }
 
 /// What became of one record, from the application's point of view.
@@ -58,6 +62,8 @@ pub struct InFlight {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProducerState {
+    /// Each record's value until its outcome is known (then dropped, to free the payload).
+    pub values: Vec<Option<Value>>,
     /// The leader as last learned, and its epoch.
     pub leader: Option<(BrokerId, Epoch)>,
     pub metadata_pending: bool,
@@ -105,6 +111,9 @@ impl Producer {
     pub fn on_start(&self, initial_leader: Option<(BrokerId, Epoch)>, o: &mut O) -> ProducerState {
         let n = self.records as usize;
         let mut state = ProducerState {
+            values: (0..self.records)
+                .map(|i| Some(Producer::value_of(i)))
+                .collect(),
             leader: initial_leader,
             metadata_pending: false,
             next_record: 0,
@@ -129,12 +138,17 @@ impl Producer {
                 match result {
                     Ok(base) => {
                         for i in 0..done.count {
-                            state.outcomes[(done.first + i) as usize] =
-                                Some(Outcome::Acked(base.plus(i as usize)));
+                            let outcome = Outcome::Acked(base.plus(i as usize));
+                            self.finish(state, done.first + i, outcome, o);
                         }
                     }
-                    Err(error) => self.on_error(state, &done, error),
+                    Err(error) => self.on_error(state, &done, error, o),
                 }
+            }
+            Msg::Send { value } => {
+                state.values.push(Some(value));
+                state.outcomes.push(None);
+                state.attempts.push(0);
             }
             Msg::MetadataResponse {
                 leader,
@@ -157,7 +171,7 @@ impl Producer {
         match timer {
             Timer::RequestTimeout => {
                 for f in std::mem::take(&mut state.in_flight) {
-                    self.on_error(state, &f, ErrorCode::RequestTimedOut);
+                    self.on_error(state, &f, ErrorCode::RequestTimedOut, o);
                 }
             }
             Timer::MetadataBackoff => {
@@ -168,7 +182,7 @@ impl Producer {
         self.maybe_send(state, o);
     }
 
-    fn on_error(&self, state: &mut ProducerState, failed: &InFlight, error: ErrorCode) {
+    fn on_error(&self, state: &mut ProducerState, failed: &InFlight, error: ErrorCode, o: &mut O) {
         if error.needs_metadata() {
             state.leader = None;
         }
@@ -180,18 +194,35 @@ impl Producer {
                     state.retry.sort_unstable();
                 }
             } else if error.is_indeterminate() {
-                state.outcomes[i] = Some(Outcome::Indeterminate(error));
+                self.finish(state, index, Outcome::Indeterminate(error), o);
             } else {
-                state.outcomes[i] = Some(Outcome::Failed(error));
+                self.finish(state, index, Outcome::Failed(error), o);
             }
         }
+    }
+
+    /// Records a record's final outcome and tells the application, if there is one.
+    fn finish(&self, state: &mut ProducerState, index: u32, outcome: Outcome, o: &mut O) {
+        let i = index as usize;
+        state.values[i] = None;
+        if let Some(app) = self.application {
+            o.send(
+                app,
+                Msg::SendResult {
+                    index,
+                    outcome: outcome.clone(),
+                },
+            );
+        }
+        state.outcomes[i] = Some(outcome);
     }
 
     /// Sends what it may: retries first (in order), then new records, up to `max.in.flight`
     /// requests, each with up to `batch_records` consecutive records.
     fn maybe_send(&self, state: &mut ProducerState, o: &mut O) {
         let Some((leader, _)) = state.leader else {
-            let waiting = !state.retry.is_empty() || state.next_record < self.records;
+            let waiting =
+                !state.retry.is_empty() || (state.next_record as usize) < state.values.len();
             if waiting && !state.metadata_pending {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
@@ -211,7 +242,9 @@ impl Producer {
                 .map(|&i| {
                     state.attempts[i as usize] = state.attempts[i as usize].saturating_add(1);
                     ProducerRecord {
-                        value: Producer::value_of(i),
+                        value: state.values[i as usize]
+                            .clone()
+                            .expect("a record is kept until its outcome is known"),
                         sequence: Sequence(i),
                     }
                 })
@@ -227,7 +260,7 @@ impl Producer {
             );
             if self.acks == Acks::Zero {
                 for &i in &batch {
-                    state.outcomes[i as usize] = Some(Outcome::Sent);
+                    self.finish(state, i, Outcome::Sent, o);
                 }
             } else {
                 state.in_flight.push(InFlight {
@@ -245,7 +278,7 @@ impl Producer {
         while batch.len() < self.batch_records {
             let next = if let Some(&r) = state.retry.first() {
                 r
-            } else if state.next_record < self.records {
+            } else if (state.next_record as usize) < state.values.len() {
                 state.next_record
             } else {
                 break;

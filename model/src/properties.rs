@@ -216,8 +216,10 @@ fn processed_before_commit(model: &InsyncModel, state: &InsyncState) -> bool {
             Some(crate::consumer::PendingStep::Process(offsets)) => offsets.as_slice(),
             _ => &[],
         };
-        (0..c.committed.0)
-            .all(|o| c.processed.binary_search(&Offset(o)).is_ok() || about_to.contains(&Offset(o)))
+        (0..c.committed.0).all(|o| {
+            c.processed.binary_search(&Offset(o)).is_ok()
+                || about_to.iter().any(|r| r.offset == Offset(o))
+        })
     })
 }
 

@@ -128,6 +128,12 @@ pub fn format_msg(msg: &Msg) -> String {
             partition.isr
         ),
         Msg::Register { incarnation } => format!("Register incarnation={incarnation}"),
+        Msg::Heartbeat { incarnation } => format!("Heartbeat incarnation={incarnation}"),
+        Msg::Send { value } => format!("Send {value}"),
+        Msg::SendResult { index, outcome } => {
+            format!("SendResult #{index} {}", describe_outcome(outcome))
+        }
+        Msg::Delivered { records } => format!("Delivered {} records", records.len()),
     }
 }
 
@@ -201,6 +207,7 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
             format!("{who}: request.timeout.ms passes with requests in flight")
         }
         Timer::MetadataBackoff => format!("{who}: retry backoff passes"),
+        Timer::Heartbeat => format!("{who} sends a heartbeat"),
         Timer::ConsumerStep => match before.actor_states[usize::from(id)]
             .as_consumer()
             .and_then(|c| c.pending.clone())
