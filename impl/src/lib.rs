@@ -5,3 +5,4 @@ pub mod check;
 pub mod cli;
 pub mod disk;
 pub mod runtime;
+pub mod wire;
