@@ -26,6 +26,35 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve stateright's Explorer for a configuration, to walk its state space in a browser.
     Explore(ExploreArgs),
+    /// Run the real engine in-process: a workload, faults, and a verdict on what was lost.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Producers (the engine hosts one producer and one consumer so far).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Consumers.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Bytes per record (at least 8: the record's index).
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// Faults to inject, in order, spread over the run.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Vec<crate::run::Fault>,
+    /// Seeds timers and faults.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Store logs in segment files here instead of memory.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The configuration of the partition, its clients and the model's bounds.
@@ -52,9 +81,9 @@ pub struct ConfigArgs {
     /// Log flush policy: always or async.
     #[arg(long, default_value = "always")]
     pub flush: Flush,
-    /// Records the producer sends.
-    #[arg(long, default_value_t = 2)]
-    pub records: u32,
+    /// Records the producer sends (default: 2 for check and explore, 20000 for run).
+    #[arg(long)]
+    pub records: Option<u64>,
     /// Crashes of brokers and the consumer over the whole run.
     #[arg(long, default_value_t = 1)]
     pub crashes: u32,
@@ -85,7 +114,16 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The configuration for the model (`check`, `explore`).
     pub fn to_config(&self) -> Config {
+        let records = self.records.unwrap_or(2);
+        Config {
+            records: u32::try_from(records).unwrap_or(u32::MAX),
+            ..self.base_config()
+        }
+    }
+
+    fn base_config(&self) -> Config {
         Config {
             replicas: self.replicas,
             min_insync: self.min_insync,
@@ -94,7 +132,7 @@ impl ConfigArgs {
             truncation: self.truncation,
             hw_rule: self.hw_rule,
             flush: self.flush,
-            records: self.records,
+            records: 1,
             crashes: self.crashes,
             retries: self.retries,
             idempotence: self.idempotence,
@@ -158,7 +196,54 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) if args.matrix => run_matrix(&args),
         Command::Check(args) => run_check(&args),
         Command::Explore(args) => run_explore(&args),
+        Command::Run(args) => run_engine(&args),
     }
+}
+
+/// Most records one `insync run` sends.
+pub const RUN_RECORDS_MAX: u64 = 100_000_000;
+
+fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
+    if args.producers != 1 || args.consumers != 1 {
+        bail!(
+            "INVALID_CONFIG: the engine hosts one producer and one consumer so far (got {} and {}); use --producers 1 --consumers 1",
+            args.producers,
+            args.consumers
+        );
+    }
+    let records = args.config.records.unwrap_or(20_000);
+    if records == 0 || records > RUN_RECORDS_MAX {
+        bail!("INVALID_CONFIG: records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range");
+    }
+    let config = args
+        .config
+        .base_config()
+        .validate()
+        .context("INVALID_CONFIG")?;
+    let options = crate::run::RunOptions {
+        records,
+        record_size: args.record_size.max(8),
+        faults: args.faults.clone(),
+        seed: args.seed,
+        progress: !args.json,
+        engine: crate::engine::EngineOptions {
+            seed: args.seed,
+            data_dir: args.data_dir.clone(),
+            ..crate::engine::EngineOptions::default()
+        },
+        ..crate::run::RunOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    let report = runtime.block_on(crate::run::run(config, options))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", crate::run::render(&report));
+    }
+    Ok(if report.lost > 0 { 1 } else { 0 })
 }
 
 fn options_from(args: &CheckArgs) -> CheckOptions {

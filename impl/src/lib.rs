@@ -4,5 +4,7 @@
 pub mod check;
 pub mod cli;
 pub mod disk;
+pub mod engine;
+pub mod run;
 pub mod runtime;
 pub mod wire;

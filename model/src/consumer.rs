@@ -24,6 +24,10 @@ pub struct Consumer {
     pub commit: ConsumerCommit,
     /// Where processed records go (the engine's client API); none in the model.
     pub application: Option<Id>,
+    /// Give up on a fetch after `request.timeout.ms` (the engine, where a crashed leader's
+    /// connection drops the parked fetch). Off in the model: a fetch lost in a crash only
+    /// stops the consumer, which no safety property depends on.
+    pub fetch_timeouts: bool,
 }
 
 /// A record as the consumer read it.
@@ -114,6 +118,9 @@ impl Consumer {
                     return;
                 }
                 state.fetching = false;
+                if self.fetch_timeouts {
+                    o.cancel_timer(Timer::RequestTimeout);
+                }
                 match result {
                     Ok((base, records)) => self.on_records(state, base, &records, o),
                     Err(ErrorCode::OffsetOutOfRange) => state.position = Offset::ZERO,
@@ -146,6 +153,10 @@ impl Consumer {
                 None => return,
             },
             Timer::MetadataBackoff => state.metadata_pending = false,
+            Timer::RequestTimeout if state.fetching => {
+                state.fetching = false;
+                state.leader = None;
+            }
             _ => return,
         }
         self.maybe_fetch(state, o);
@@ -212,6 +223,9 @@ impl Consumer {
         match state.leader {
             Some((leader, leader_epoch)) => {
                 state.fetching = true;
+                if self.fetch_timeouts {
+                    o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
+                }
                 o.send(
                     self.topology.broker(leader),
                     Msg::ConsumerFetch {

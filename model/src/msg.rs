@@ -196,10 +196,12 @@ pub enum Msg {
     Send {
         value: Value,
     },
-    /// The producer tells the application what became of record `index` (0-based, in send
-    /// order).
+    /// The producer tells the application what became of records `first..first + count`
+    /// (0-based, in send order): all acknowledged from the outcome's offset on, or all failed
+    /// alike. One message per request, not per record.
     SendResult {
-        index: u32,
+        first: u32,
+        count: u32,
         outcome: Outcome,
     },
     /// The consumer hands the application records it read and processed.

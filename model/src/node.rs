@@ -282,7 +282,13 @@ impl Insync {
             topology: t,
             producer_id: ProducerId(1),
             acks: c.acks,
-            records: c.records,
+            // The model's producer sends its records from the start; the engine's takes them
+            // from the application.
+            records: if params.application.is_some() {
+                0
+            } else {
+                c.records
+            },
             retries: c.retries,
             idempotence: c.idempotence,
             max_in_flight: c.max_in_flight,
@@ -295,6 +301,7 @@ impl Insync {
                 topology: t,
                 commit: c.consumer_commit,
                 application: params.application,
+                fetch_timeouts: params.application.is_some(),
             }));
         }
         actors

@@ -135,12 +135,17 @@ impl Producer {
                     return; // Answer to a request that already timed out.
                 };
                 let done = state.in_flight.remove(at);
+                if at == 0 {
+                    // `request.timeout.ms` now runs for the next oldest request.
+                    o.cancel_timer(Timer::RequestTimeout);
+                }
                 match result {
                     Ok(base) => {
                         for i in 0..done.count {
                             let outcome = Outcome::Acked(base.plus(i as usize));
-                            self.finish(state, done.first + i, outcome, o);
+                            self.finish(state, done.first + i, outcome);
                         }
+                        self.tell(done.first, done.count, Outcome::Acked(base), o);
                     }
                     Err(error) => self.on_error(state, &done, error, o),
                 }
@@ -186,35 +191,49 @@ impl Producer {
         if error.needs_metadata() {
             state.leader = None;
         }
+        // Records of one request share their fate: all retried, or all failed alike.
+        let retry = error.is_retriable()
+            && (failed.first..failed.first + failed.count)
+                .all(|i| u32::from(state.attempts[i as usize]) <= self.retries);
+        let outcome = if error.is_indeterminate() {
+            Outcome::Indeterminate(error)
+        } else {
+            Outcome::Failed(error)
+        };
         for index in failed.first..failed.first + failed.count {
-            let i = index as usize;
-            if error.is_retriable() && u32::from(state.attempts[i]) <= self.retries {
+            if retry {
                 if !state.retry.contains(&index) {
                     state.retry.push(index);
                     state.retry.sort_unstable();
                 }
-            } else if error.is_indeterminate() {
-                self.finish(state, index, Outcome::Indeterminate(error), o);
             } else {
-                self.finish(state, index, Outcome::Failed(error), o);
+                self.finish(state, index, outcome.clone());
             }
+        }
+        if !retry {
+            self.tell(failed.first, failed.count, outcome, o);
         }
     }
 
-    /// Records a record's final outcome and tells the application, if there is one.
-    fn finish(&self, state: &mut ProducerState, index: u32, outcome: Outcome, o: &mut O) {
+    /// Records a record's final outcome.
+    fn finish(&self, state: &mut ProducerState, index: u32, outcome: Outcome) {
         let i = index as usize;
         state.values[i] = None;
+        state.outcomes[i] = Some(outcome);
+    }
+
+    /// Tells the application, if there is one, what became of a run of records.
+    fn tell(&self, first: u32, count: u32, outcome: Outcome, o: &mut O) {
         if let Some(app) = self.application {
             o.send(
                 app,
                 Msg::SendResult {
-                    index,
-                    outcome: outcome.clone(),
+                    first,
+                    count,
+                    outcome,
                 },
             );
         }
-        state.outcomes[i] = Some(outcome);
     }
 
     /// Sends what it may: retries first (in order), then new records, up to `max.in.flight`
@@ -260,8 +279,9 @@ impl Producer {
             );
             if self.acks == Acks::Zero {
                 for &i in &batch {
-                    self.finish(state, i, Outcome::Sent, o);
+                    self.finish(state, i, Outcome::Sent);
                 }
+                self.tell(batch[0], batch.len() as u32, Outcome::Sent, o);
             } else {
                 state.in_flight.push(InFlight {
                     request,

@@ -130,9 +130,11 @@ pub fn format_msg(msg: &Msg) -> String {
         Msg::Register { incarnation } => format!("Register incarnation={incarnation}"),
         Msg::Heartbeat { incarnation } => format!("Heartbeat incarnation={incarnation}"),
         Msg::Send { value } => format!("Send {value}"),
-        Msg::SendResult { index, outcome } => {
-            format!("SendResult #{index} {}", describe_outcome(outcome))
-        }
+        Msg::SendResult {
+            first,
+            count,
+            outcome,
+        } => format!("SendResult #{first}+{count} {}", describe_outcome(outcome)),
         Msg::Delivered { records } => format!("Delivered {} records", records.len()),
     }
 }

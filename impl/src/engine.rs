@@ -1,0 +1,262 @@
+//! The real engine: the model's actors (brokers, controller, producer, consumer) hosted by
+//! [`crate::runtime`] on tokio, with real timers, storage and a faulty network, and a client
+//! API for applications.
+//!
+//! The engine contains no protocol logic: it builds the same `Node` actors the checker
+//! explores (with the engine's [`ActorParams`]: heartbeats, an application endpoint, Kafka's
+//! caught-up lag rule), and it talks to them only through messages.
+
+use crate::disk::{DiskStorage, StorageError};
+use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
+use insync_model::consumer::ReadRecord;
+use insync_model::log::Log;
+use insync_model::msg::Msg;
+use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
+use insync_model::producer::Outcome;
+use insync_model::types::{BrokerId, Value};
+use insync_model::{Node, ValidConfig};
+use stateright::actor::Id;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How the engine runs, beyond the partition's configuration.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Seeds timers, random choices and network faults.
+    pub seed: u64,
+    /// File-backed storage here; in memory when absent.
+    pub data_dir: Option<PathBuf>,
+    /// Most records in one fetch response.
+    pub fetch_records_max: usize,
+    /// Most records in one produce request.
+    pub batch_records: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            seed: 0,
+            data_dir: None,
+            fetch_records_max: 2000,
+            batch_records: 500,
+        }
+    }
+}
+
+/// Segment files as the runtime's storage.
+impl StorageBackend<NodeStorage> for DiskStorage {
+    fn save(&self, id: Id, storage: &NodeStorage) -> Result<(), crate::runtime::StorageError> {
+        DiskStorage::save(self, usize::from(id), storage)
+            .map_err(|e| crate::runtime::StorageError::new(e.to_string()))
+    }
+
+    fn load(&self, id: Id) -> Result<Option<NodeStorage>, crate::runtime::StorageError> {
+        DiskStorage::load(self, usize::from(id))
+            .map(|found| {
+                found.map(|(storage, recovery)| {
+                    if recovery.truncated_bytes > 0 {
+                        tracing::warn!(actor = usize::from(id), ?recovery, "segment recovered");
+                    }
+                    storage
+                })
+            })
+            .map_err(|e: StorageError| crate::runtime::StorageError::new(e.to_string()))
+    }
+}
+
+/// Waiting senders, by record index.
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<(Outcome, Instant)>>>>;
+
+/// A running cluster: brokers, controller, producer and consumer.
+pub struct Cluster {
+    runtime: Runtime<Node>,
+    topology: Topology,
+    app: Id,
+    next_index: Arc<Mutex<u32>>,
+    pending: Pending,
+    delivered: Arc<Delivered>,
+}
+
+/// Records the consumer handed over and the application has not polled yet. The task that
+/// drains the runtime's outbox must never wait (a full outbox drops replies), so it appends
+/// here; what accumulates is bounded by the log the consumer reads.
+#[derive(Default)]
+struct Delivered {
+    records: Mutex<Vec<ReadRecord>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Cluster {
+    /// Starts a cluster for `config`.
+    pub async fn start(config: ValidConfig, options: EngineOptions) -> anyhow::Result<Cluster> {
+        let insync = Insync::new(config);
+        let topology = insync.topology;
+        let app = Id::from(topology.actor_count());
+        let params = ActorParams {
+            heartbeats: true,
+            application: Some(app),
+            fetch_records_max: options.fetch_records_max,
+            track_catch_up: true,
+        };
+        let mut actors = insync.actors_with(&params);
+        for actor in &mut actors {
+            if let Node::Producer(p) = actor {
+                p.batch_records = options.batch_records;
+            }
+        }
+        let store: Arc<dyn StorageBackend<NodeStorage>> = match &options.data_dir {
+            Some(dir) => Arc::new(DiskStorage::open(dir)?),
+            None => Arc::new(MemoryStorage::<NodeStorage>::new()),
+        };
+        let runtime = Runtime::start(actors, store, RuntimeConfig::with_seed(options.seed))
+            .map_err(|e| anyhow::anyhow!("starting the cluster: {e}"))?;
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let delivered = Arc::new(Delivered::default());
+        let delivered_for_app = Arc::clone(&delivered);
+        let mut outbox = runtime
+            .outbox()
+            .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
+        let pending_for_app = Arc::clone(&pending);
+        tokio::spawn(async move {
+            while let Some((_src, _dst, msg)) = outbox.recv().await {
+                match msg {
+                    Msg::SendResult {
+                        first,
+                        count,
+                        outcome,
+                    } => {
+                        let now = Instant::now();
+                        let mut pending = pending_for_app.lock().expect("pending lock");
+                        for i in 0..count {
+                            let outcome = match outcome {
+                                Outcome::Acked(base) => Outcome::Acked(base.plus(i as usize)),
+                                ref other => other.clone(),
+                            };
+                            if let Some(waiter) = pending.remove(&(first + i)) {
+                                let _ = waiter.send((outcome, now));
+                            }
+                        }
+                    }
+                    Msg::Delivered { records } => {
+                        delivered_for_app
+                            .records
+                            .lock()
+                            .expect("delivered lock")
+                            .extend(records.iter().cloned());
+                        delivered_for_app.arrived.notify_one();
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok(Cluster {
+            runtime,
+            topology,
+            app,
+            next_index: Arc::new(Mutex::new(0)),
+            pending,
+            delivered,
+        })
+    }
+
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    pub fn runtime(&self) -> &Runtime<Node> {
+        &self.runtime
+    }
+
+    /// Hands a record to the producer; the receiver resolves with what became of it (its
+    /// offset, or the Kafka-named error; a timeout is `Indeterminate`) and when the
+    /// application learned it.
+    pub async fn send(&self, value: Vec<u8>) -> oneshot::Receiver<(Outcome, Instant)> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut next = self.next_index.lock().expect("index lock");
+            self.pending.lock().expect("pending lock").insert(*next, tx);
+            *next += 1;
+        }
+        // The application and its producer share a process: no network between them. The
+        // mailbox is bounded, so a busy producer slows the application down.
+        self.runtime
+            .send_from(
+                self.app,
+                self.topology.producer(),
+                Msg::Send {
+                    value: Value::Bytes(value.into()),
+                },
+                Route::Direct,
+            )
+            .await;
+        rx
+    }
+
+    /// Records the consumer read and processed since the last poll, waiting up to `timeout`
+    /// for the first batch.
+    pub async fn poll(&self, timeout: Duration) -> Vec<ReadRecord> {
+        let take = || std::mem::take(&mut *self.delivered.records.lock().expect("delivered lock"));
+        let records = take();
+        if !records.is_empty() {
+            return records;
+        }
+        let _ = tokio::time::timeout(timeout, self.delivered.arrived.notified()).await;
+        take()
+    }
+
+    /// The broker the controller names leader.
+    pub async fn leader(&self) -> Option<BrokerId> {
+        self.runtime
+            .inspect(self.topology.controller(), |s| {
+                s.as_controller().and_then(|c| c.partition.leader)
+            })
+            .await
+            .flatten()
+    }
+
+    /// A broker's log as it is now (`None` while it is down).
+    pub async fn broker_log(&self, b: BrokerId) -> Option<(Log, bool)> {
+        self.runtime
+            .inspect(self.topology.broker(b), |s| {
+                s.as_broker().map(|b| (b.log.clone(), b.is_leader()))
+            })
+            .await
+            .flatten()
+    }
+
+    pub async fn crash(&self, b: BrokerId) -> bool {
+        self.runtime.crash(self.topology.broker(b)).await
+    }
+
+    pub async fn restart(&self, b: BrokerId) -> bool {
+        match self.runtime.restart(self.topology.broker(b)).await {
+            Ok(restarted) => restarted,
+            Err(e) => {
+                tracing::error!(broker = b.0, "restart failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Cuts `b` off from every other actor.
+    pub fn isolate(&self, b: BrokerId) {
+        self.runtime.network().isolate(self.topology.broker(b));
+    }
+
+    /// Slows every message to and from `b`.
+    pub fn slow(&self, b: BrokerId, extra: Duration) {
+        self.runtime.network().slow(self.topology.broker(b), extra);
+    }
+
+    pub fn heal(&self) {
+        self.runtime.network().heal();
+    }
+
+    pub async fn shutdown(&self) {
+        self.runtime.shutdown().await;
+    }
+}

@@ -1,0 +1,101 @@
+//! Where actors' non-volatile `Storage` lives, so a crash loses only volatile state.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use stateright::actor::Id;
+
+/// Why a storage backend could not save or load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageError {
+    /// The backend's medium failed (disk full, I/O error, ...).
+    Io(String),
+    /// Stored bytes could not be turned back into `Storage`.
+    Corrupt(String),
+    /// The backend's internal lock was poisoned by a panicking writer.
+    Poisoned,
+}
+
+impl StorageError {
+    /// An I/O failure described by `why` (for backends wrapping other errors).
+    pub fn new(why: impl Into<String>) -> Self {
+        StorageError::Io(why.into())
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Io(why) => write!(f, "storage I/O failed: {why}"),
+            StorageError::Corrupt(why) => write!(f, "stored state is corrupt: {why}"),
+            StorageError::Poisoned => write!(f, "storage lock poisoned"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// Persists each actor's `Storage`. `save` must be durable when it returns `Ok`,
+/// because the runtime releases the step's messages right after (write-ahead).
+///
+/// Calls are synchronous and made from the actor's task: a slow backend slows
+/// only the actor that saves.
+pub trait StorageBackend<S>: Send + Sync {
+    /// Durably replaces what is stored for `id`.
+    fn save(&self, id: Id, storage: &S) -> Result<(), StorageError>;
+    /// What was last saved for `id`, or `None` if nothing was.
+    fn load(&self, id: Id) -> Result<Option<S>, StorageError>;
+}
+
+/// Keeps storage in process memory: survives an actor's crash and restart
+/// (the runtime's notion of a crash), not a process exit.
+#[derive(Debug)]
+pub struct MemoryStorage<S> {
+    saved: Mutex<HashMap<Id, S>>,
+}
+
+impl<S> Default for MemoryStorage<S> {
+    fn default() -> Self {
+        MemoryStorage {
+            saved: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<S> MemoryStorage<S> {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S: Clone + Send> StorageBackend<S> for MemoryStorage<S> {
+    fn save(&self, id: Id, storage: &S) -> Result<(), StorageError> {
+        let mut saved = self.saved.lock().map_err(|_| StorageError::Poisoned)?;
+        saved.insert(id, storage.clone());
+        Ok(())
+    }
+
+    fn load(&self, id: Id) -> Result<Option<S>, StorageError> {
+        let saved = self.saved.lock().map_err(|_| StorageError::Poisoned)?;
+        Ok(saved.get(&id).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_storage_keeps_last_save_per_id() {
+        let store = MemoryStorage::new();
+        assert_eq!(store.load(Id::from(0)), Ok(None));
+        store.save(Id::from(0), &1u64).expect("save");
+        store.save(Id::from(0), &2u64).expect("save");
+        store.save(Id::from(1), &7u64).expect("save");
+        assert_eq!(store.load(Id::from(0)), Ok(Some(2)));
+        assert_eq!(store.load(Id::from(1)), Ok(Some(7)));
+        assert_eq!(store.load(Id::from(2)), Ok(None));
+    }
+}
