@@ -176,3 +176,36 @@ fn simulation_runs_a_budget_of_random_walks() {
     );
     assert!(report["states"].as_u64().unwrap() >= 20000);
 }
+
+#[test]
+fn run_rejects_the_same_invalid_configurations_as_check() {
+    for (args, message) in [
+        (
+            vec!["run", "--min-insync", "4"],
+            "min.insync.replicas (4) exceeds replication factor (3)",
+        ),
+        (
+            vec!["run", "--idempotence", "--acks", "1"],
+            "Must set acks to all in order to use the idempotent producer",
+        ),
+        (
+            vec!["run", "--records", "0"],
+            "records (0) must be between 1",
+        ),
+    ] {
+        let out = insync(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn run_reports_no_loss_with_default_flags_as_json() {
+    let out = insync(&["run", "--records", "3000", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["acknowledged"], 3000);
+    assert_eq!(report["lost"], 0);
+    assert!(report["ack_latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+}

@@ -43,6 +43,11 @@ pub struct BrokerConfig {
     pub heartbeats: bool,
     /// Kafka's precise lag rule (the engine; see `ActorParams`).
     pub track_catch_up: bool,
+    /// Re-send a fetch that got no answer within `request.timeout.ms` (the engine, where a
+    /// partition or a crash drops it). Off in the model, where messages are not lost unless
+    /// the network is lossy, and a lost fetch only stalls a follower (the lag check covers
+    /// that).
+    pub fetch_timeouts: bool,
 }
 
 /// A broker actor: its identity and settings. Its state is [`BrokerState`].
@@ -303,6 +308,12 @@ impl Broker {
                     self.send_fetch(state, o);
                 }
             }
+            Timer::RequestTimeout => {
+                // The fetch (or its answer) was lost: ask again.
+                if let Role::Follower { leader: Some(_) } = state.role {
+                    self.send_fetch(state, o);
+                }
+            }
             Timer::Heartbeat => {
                 o.send(
                     self.topology.controller(),
@@ -312,10 +323,7 @@ impl Broker {
                 );
                 o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));
             }
-            Timer::SessionExpired(_)
-            | Timer::RequestTimeout
-            | Timer::MetadataBackoff
-            | Timer::ConsumerStep => {}
+            Timer::SessionExpired(_) | Timer::MetadataBackoff | Timer::ConsumerStep => {}
         }
         self.maybe_arm_timers(state, o);
         state.assert_invariants();
@@ -765,6 +773,11 @@ impl Broker {
                 last_fetched_epoch,
             },
         );
+        if self.config.fetch_timeouts {
+            // A fresh deadline for this fetch.
+            o.cancel_timer(Timer::RequestTimeout);
+            o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
+        }
     }
 
     fn on_fetch_response(

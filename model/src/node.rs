@@ -262,6 +262,7 @@ impl Insync {
             fetch_records_max: params.fetch_records_max,
             heartbeats: params.heartbeats,
             track_catch_up: params.track_catch_up,
+            fetch_timeouts: params.application.is_some(),
         };
         let mut actors: Vec<Node> = t
             .brokers()
