@@ -1,6 +1,7 @@
 //! Runs stateright's checker on one configuration and reports the verdict of every property,
 //! with counterexamples as numbered steps in Kafka's terms.
 
+use insync_model::node::StopFlag;
 use insync_model::properties;
 use insync_model::trace::{describe_path, describe_state};
 use insync_model::{Insync, InsyncModel, ValidConfig};
@@ -107,7 +108,9 @@ fn expectation_name(e: &Expectation) -> &'static str {
 
 /// Model-checks one configuration.
 pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
-    let model = Insync::new(config.clone()).into_model();
+    let insync = Insync::new(config.clone());
+    let stop = insync.stop.clone();
+    let model = insync.into_model();
     let mut builder = model.checker().threads(options.threads.max(1));
     if let Some(depth) = options.max_depth {
         builder = builder.target_max_depth(depth);
@@ -115,20 +118,20 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     if let Some(states) = options.max_states {
         builder = builder.target_state_count(states);
     }
-    if let Some(timeout) = options.timeout {
-        builder = builder.timeout(timeout);
-    }
+    // The deadline is kept by `finish`, not given to stateright: its DFS reports "done" at
+    // the deadline while its threads search on.
     if let Some(stop_at) = &options.stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(stop_at.clone()));
     }
     let start = Instant::now();
     match options.strategy {
-        Strategy::Bfs => finish(builder.spawn_bfs(), config, options, start, false),
-        Strategy::Dfs => finish(builder.spawn_dfs(), config, options, start, false),
+        Strategy::Bfs => finish(builder.spawn_bfs(), config, options, &stop, start, false),
+        Strategy::Dfs => finish(builder.spawn_dfs(), config, options, &stop, start, false),
         Strategy::Simulation => finish(
             builder.spawn_simulation(options.seed, stateright::UniformChooser),
             config,
             options,
+            &stop,
             start,
             true,
         ),
@@ -139,37 +142,65 @@ fn finish<C: Checker<InsyncModel>>(
     checker: C,
     config: &ValidConfig,
     options: &CheckOptions,
+    stop: &StopFlag,
     start: Instant,
     sampled: bool,
 ) -> CheckReport {
-    if options.progress {
-        let tty = std::io::stderr().is_terminal();
-        let mut last_print = Instant::now();
-        while !checker.is_done() {
-            std::thread::sleep(Duration::from_millis(200));
-            let elapsed = start.elapsed().as_secs_f64();
-            if tty || last_print.elapsed() >= Duration::from_secs(10) {
-                let line = progress_line(&checker, elapsed);
-                if tty {
-                    eprint!("\r{line}   ");
-                } else {
-                    eprintln!("{line}");
-                }
-                last_print = Instant::now();
-            }
+    // stateright looks at its timeout only between work batches, and one thread's batch can
+    // be the whole remaining search; so the deadline is kept here: past it, the model's stop
+    // flag puts every further state outside the boundary and the report says the check is
+    // incomplete. Only `always` and `sometimes` properties exist, so states visited while
+    // the queues drain cannot fake a discovery.
+    let deadline = options.timeout.map(|t| start + t);
+    let tty = std::io::stderr().is_terminal();
+    let mut last_print = Instant::now();
+    let mut timed_out = false;
+    while !checker.is_done() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            timed_out = true;
+            break;
         }
-        if tty {
-            eprint!("\r{}\r", " ".repeat(90));
+        std::thread::sleep(Duration::from_millis(50));
+        if options.progress && (tty || last_print.elapsed() >= Duration::from_secs(10)) {
+            let line = progress_line(&checker, start.elapsed().as_secs_f64());
+            if tty {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
+            last_print = Instant::now();
         }
     }
-    let checker = checker.join();
+    if options.progress && tty {
+        eprint!("\r{}\r", " ".repeat(90));
+    }
+    if !timed_out {
+        return report(&checker.join(), config, options, start, sampled, false);
+    }
+    // Past the deadline the threads are told to stop, but they still drain the states
+    // already queued (a whole BFS level can be), so the report is taken without waiting and
+    // the checker is not dropped (dropping joins): the threads end with the drain or the
+    // process, whichever comes first.
+    stop.raise();
+    let report = report(&checker, config, options, start, sampled, true);
+    std::mem::forget(checker);
+    report
+}
+
+fn report<C: Checker<InsyncModel>>(
+    checker: &C,
+    config: &ValidConfig,
+    options: &CheckOptions,
+    start: Instant,
+    sampled: bool,
+    timed_out: bool,
+) -> CheckReport {
     let seconds = start.elapsed().as_secs_f64();
     let model = checker.model();
     let discoveries = checker.discoveries();
-    let mut complete = !sampled && options.max_depth.is_none() && options.max_states.is_none();
-    if options.timeout.is_some_and(|t| start.elapsed() >= t) {
-        complete = false;
-    }
+    let out_of_time = timed_out || options.timeout.is_some_and(|t| start.elapsed() >= t);
+    let mut complete =
+        !sampled && !out_of_time && options.max_depth.is_none() && options.max_states.is_none();
     let mut properties = Vec::new();
     for p in properties::all() {
         let found = discoveries.get(p.name);

@@ -155,6 +155,27 @@ fn safe_configuration_exits_0_with_human_table() {
     assert!(stdout.contains("complete"), "{stdout}");
 }
 
+/// The default configuration is far too large to exhaust in a second: the deadline must end
+/// the search (stateright's own timeout does not stop a one-thread DFS) and the report must
+/// not claim a proof.
+#[test]
+fn timeout_ends_a_search_and_reports_it_incomplete() {
+    let out = insync(&[
+        "check",
+        "--strategy",
+        "dfs",
+        "--threads",
+        "1",
+        "--timeout",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], false);
+    assert!(report["unique_states"].as_u64().unwrap() > 0);
+}
+
 #[test]
 fn simulation_runs_a_budget_of_random_walks() {
     let out = insync(&[

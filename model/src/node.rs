@@ -231,6 +231,26 @@ impl ActorParams {
 pub struct Insync {
     pub config: ValidConfig,
     pub topology: Topology,
+    /// Raised by whoever runs the check to end it early (a deadline): every state is then
+    /// outside the boundary, so the checker's threads drain their queues and stop. stateright
+    /// reads its own timeout only between work batches, and one batch can be the whole search.
+    pub stop: StopFlag,
+}
+
+/// A shared "stop searching" flag; cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopFlag {
+    /// Ends the search at the next state the checker looks at.
+    pub fn raise(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[must_use]
+    pub fn is_raised(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 pub type InsyncModel = ActorModel<Node, Insync, ()>;
@@ -242,7 +262,11 @@ impl Insync {
             replicas: config.replicas,
             consumer: config.consumer,
         };
-        Insync { config, topology }
+        Insync {
+            config,
+            topology,
+            stop: StopFlag::default(),
+        }
     }
 
     /// The actors of the cluster for the model checker, in id order.
@@ -339,6 +363,9 @@ impl Insync {
 /// crash (the controller abstracts a replicated quorum; the producer's outcomes are the
 /// application's record of what was acknowledged).
 fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
+    if cfg.stop.is_raised() {
+        return false;
+    }
     let t = &cfg.topology;
     let c = &cfg.config;
     if state.crashed[usize::from(t.controller())] || state.crashed[usize::from(t.producer())] {
