@@ -1,0 +1,465 @@
+//! The history checker: reads a [`History`] and names every anomaly it shows, each with the
+//! operations that show it.
+//!
+//! The anomalies, in Kafka's terms (one partition, one producer, one consumer):
+//!
+//! | name | meaning |
+//! |---|---|
+//! | `lost-write` | an acknowledged record is not held at the end, while later offsets were read |
+//! | `duplicate` | one sent value appears at two offsets |
+//! | `inconsistent-offsets` | one offset, two values (between reads, or a read and an acknowledgement) |
+//! | `aborted-read` | a send that definitely failed was read |
+//! | `read-uncommitted` | the consumer read a record the final leader does not hold at that offset |
+//! | `poll-skip` | the consumer jumped over offsets it never read (or committed past them) |
+//! | `nonmonotonic-poll` | the consumer read an offset at or below one it had already read |
+//! | `nonmonotonic-send` | a later send was acknowledged at an offset at or below an earlier one's |
+//! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write) |
+//!
+//! An indeterminate send (`info`) is neither acknowledged nor failed: it may appear or not.
+//! "Held at the end" means in the final read, the final leader's log after every fault is
+//! healed; a history without a final read is judged on the consumer's reads alone.
+
+use crate::history::{Fun, History, OpType, Process, Read};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// The anomalies the checker names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    LostWrite,
+    Duplicate,
+    InconsistentOffsets,
+    AbortedRead,
+    ReadUncommitted,
+    PollSkip,
+    NonmonotonicPoll,
+    NonmonotonicSend,
+    Unseen,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 9] = [
+        AnomalyKind::LostWrite,
+        AnomalyKind::Duplicate,
+        AnomalyKind::InconsistentOffsets,
+        AnomalyKind::AbortedRead,
+        AnomalyKind::ReadUncommitted,
+        AnomalyKind::PollSkip,
+        AnomalyKind::NonmonotonicPoll,
+        AnomalyKind::NonmonotonicSend,
+        AnomalyKind::Unseen,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::LostWrite => "lost-write",
+            AnomalyKind::Duplicate => "duplicate",
+            AnomalyKind::InconsistentOffsets => "inconsistent-offsets",
+            AnomalyKind::AbortedRead => "aborted-read",
+            AnomalyKind::ReadUncommitted => "read-uncommitted",
+            AnomalyKind::PollSkip => "poll-skip",
+            AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
+            AnomalyKind::NonmonotonicSend => "nonmonotonic-send",
+            AnomalyKind::Unseen => "unseen",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AnomalyKind> {
+        AnomalyKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One anomaly: what, in a sentence, and the history indices of the operations that show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub about: String,
+    pub ops: Vec<usize>,
+}
+
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ops: Vec<String> = self.ops.iter().map(|i| i.to_string()).collect();
+        write!(f, "{}: {} (ops {})", self.kind, self.about, ops.join(", "))
+    }
+}
+
+/// The checker's verdict on a history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub anomalies: Vec<Anomaly>,
+    pub acknowledged: usize,
+    pub failed: usize,
+    pub indeterminate: usize,
+    pub read: usize,
+}
+
+impl Verdict {
+    pub fn is_valid(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+
+    pub fn kinds(&self) -> BTreeSet<AnomalyKind> {
+        self.anomalies.iter().map(|a| a.kind).collect()
+    }
+
+    pub fn has(&self, kind: AnomalyKind) -> bool {
+        self.anomalies.iter().any(|a| a.kind == kind)
+    }
+
+    /// The first anomaly of `kind`.
+    pub fn first(&self, kind: AnomalyKind) -> Option<&Anomaly> {
+        self.anomalies.iter().find(|a| a.kind == kind)
+    }
+}
+
+/// Most anomalies of one kind reported: one history can show thousands of the same.
+pub const ANOMALIES_PER_KIND_MAX: usize = 20;
+
+/// A send as the history tells it.
+#[derive(Clone, Debug, Default)]
+struct SendSeen {
+    invoke: Option<usize>,
+    /// The completion's index, type and (when acknowledged) offset.
+    completion: Option<(usize, OpType, Option<u64>)>,
+}
+
+impl SendSeen {
+    fn acked_at(&self) -> Option<u64> {
+        match self.completion {
+            Some((_, OpType::Ok, offset)) => offset,
+            _ => None,
+        }
+    }
+
+    fn ops(&self) -> Vec<usize> {
+        self.invoke
+            .into_iter()
+            .chain(self.completion.map(|(i, _, _)| i))
+            .collect()
+    }
+}
+
+/// A read with the operation it came from.
+#[derive(Clone, Copy, Debug)]
+struct ReadAt {
+    op: usize,
+    read: Read,
+}
+
+struct Facts {
+    /// By value.
+    sends: BTreeMap<u64, SendSeen>,
+    /// The consumer's reads, in delivery order.
+    consumer: Vec<ReadAt>,
+    /// The final read, with its operation.
+    last: Option<(usize, Vec<Read>)>,
+    /// Committed offsets the consumer reported.
+    commits: Vec<(usize, u64)>,
+}
+
+fn facts(history: &History) -> Facts {
+    let mut sends: BTreeMap<u64, SendSeen> = BTreeMap::new();
+    let mut consumer = Vec::new();
+    let mut last = None;
+    let mut commits = Vec::new();
+    for op in &history.ops {
+        match &op.fun {
+            Fun::Send { value, offset, .. } => {
+                let seen = sends.entry(*value).or_default();
+                match op.op_type {
+                    OpType::Invoke => seen.invoke = Some(op.index),
+                    t => seen.completion = Some((op.index, t, *offset)),
+                }
+            }
+            Fun::Poll { records } if op.op_type == OpType::Ok => {
+                consumer.extend(records.iter().map(|&read| ReadAt { op: op.index, read }));
+            }
+            Fun::Commit { offset: Some(c) } if op.op_type == OpType::Ok => {
+                commits.push((op.index, *c));
+            }
+            Fun::FinalRead { records, .. } if op.process == Process::Final => {
+                last = Some((op.index, records.clone()));
+            }
+            _ => {}
+        }
+    }
+    Facts {
+        sends,
+        consumer,
+        last,
+        commits,
+    }
+}
+
+/// Collects anomalies, at most [`ANOMALIES_PER_KIND_MAX`] of each kind.
+#[derive(Default)]
+struct Found {
+    anomalies: Vec<Anomaly>,
+    per_kind: BTreeMap<AnomalyKind, usize>,
+}
+
+impl Found {
+    fn add(&mut self, kind: AnomalyKind, about: String, mut ops: Vec<usize>) {
+        let n = self.per_kind.entry(kind).or_default();
+        *n += 1;
+        if *n > ANOMALIES_PER_KIND_MAX {
+            return;
+        }
+        ops.sort_unstable();
+        ops.dedup();
+        self.anomalies.push(Anomaly { kind, about, ops });
+    }
+}
+
+/// Checks a history and names its anomalies.
+pub fn check(history: &History) -> Verdict {
+    let facts = facts(history);
+    let mut found = Found::default();
+    check_sends(&facts, &mut found);
+    check_values(&facts, &mut found);
+    check_polls(&facts, &mut found);
+    check_uncommitted(&facts, &mut found);
+    let count = |t: OpType| {
+        facts
+            .sends
+            .values()
+            .filter(|s| s.completion.is_some_and(|(_, ct, _)| ct == t))
+            .count()
+    };
+    let mut anomalies = found.anomalies;
+    anomalies.sort_by_key(|a| (a.kind, a.ops.first().copied()));
+    Verdict {
+        anomalies,
+        acknowledged: count(OpType::Ok),
+        failed: count(OpType::Fail),
+        indeterminate: count(OpType::Info)
+            + facts
+                .sends
+                .values()
+                .filter(|s| s.completion.is_none())
+                .count(),
+        read: facts.consumer.len(),
+    }
+}
+
+/// `lost-write`, `unseen`, `aborted-read`, `nonmonotonic-send`.
+fn check_sends(facts: &Facts, found: &mut Found) {
+    let consumer_values: BTreeSet<u64> = facts.consumer.iter().map(|r| r.read.value).collect();
+    let final_values: Option<BTreeSet<u64>> = facts
+        .last
+        .as_ref()
+        .map(|(_, records)| records.iter().map(|r| r.value).collect());
+    // Every read, consumer's and final, to find what was seen beyond an offset.
+    let all_reads: Vec<ReadAt> = facts
+        .consumer
+        .iter()
+        .copied()
+        .chain(facts.last.iter().flat_map(|(op, records)| {
+            records.iter().map(move |&read| ReadAt { op: *op, read })
+        }))
+        .collect();
+    let mut highest_acked: Option<(u64, u64)> = None; // (offset, value)
+    for (&value, send) in &facts.sends {
+        match send.completion {
+            Some((fail, OpType::Fail, _)) => {
+                if let Some(r) = all_reads.iter().find(|r| r.read.value == value) {
+                    found.add(
+                        AnomalyKind::AbortedRead,
+                        format!(
+                            "send {value} failed for certain, yet it was read at offset {}",
+                            r.read.offset
+                        ),
+                        vec![send.invoke.unwrap_or(fail), fail, r.op],
+                    );
+                }
+            }
+            Some((_, OpType::Ok, Some(offset))) => {
+                let held = match &final_values {
+                    Some(values) => values.contains(&value),
+                    None => consumer_values.contains(&value),
+                };
+                let later = all_reads.iter().find(|r| {
+                    r.read.offset > offset || (r.read.offset == offset && r.read.value != value)
+                });
+                match (held, later) {
+                    (false, Some(r)) => found.add(
+                        AnomalyKind::LostWrite,
+                        format!(
+                            "send {value} was acknowledged at offset {offset}, but is gone while offset {} holds {}",
+                            r.read.offset, r.read.value
+                        ),
+                        [send.ops(), vec![r.op]].concat(),
+                    ),
+                    _ if !consumer_values.contains(&value) => found.add(
+                        AnomalyKind::Unseen,
+                        format!(
+                            "send {value} was acknowledged at offset {offset}, but the consumer never read it"
+                        ),
+                        send.ops(),
+                    ),
+                    _ => {}
+                }
+                // Sends are numbered in invocation order: acknowledged offsets must grow with it.
+                if let Some((earlier_offset, earlier_value)) = highest_acked {
+                    if offset <= earlier_offset {
+                        let mut ops = send.ops();
+                        if let Some(earlier) = facts.sends.get(&earlier_value) {
+                            ops.extend(earlier.ops());
+                        }
+                        found.add(
+                            AnomalyKind::NonmonotonicSend,
+                            format!(
+                                "send {value} was acknowledged at offset {offset}, not after send {earlier_value} at offset {earlier_offset}"
+                            ),
+                            ops,
+                        );
+                    }
+                }
+                if highest_acked.map_or(true, |(o, _)| offset > o) {
+                    highest_acked = Some((offset, value));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `duplicate` (one value, two offsets) and `inconsistent-offsets` (one offset, two values).
+fn check_values(facts: &Facts, found: &mut Found) {
+    // value -> offset -> first op that showed it
+    let mut offsets_of: BTreeMap<u64, BTreeMap<u64, usize>> = BTreeMap::new();
+    let reads = facts.consumer.iter().copied().chain(
+        facts
+            .last
+            .iter()
+            .flat_map(|(op, records)| records.iter().map(move |&read| ReadAt { op: *op, read })),
+    );
+    for r in reads {
+        offsets_of
+            .entry(r.read.value)
+            .or_default()
+            .entry(r.read.offset)
+            .or_insert(r.op);
+    }
+    for (value, offsets) in &offsets_of {
+        if offsets.len() > 1 {
+            let at: Vec<String> = offsets.keys().map(|o| o.to_string()).collect();
+            found.add(
+                AnomalyKind::Duplicate,
+                format!("value {value} appears at offsets {}", at.join(" and ")),
+                offsets.values().copied().collect(),
+            );
+        }
+    }
+    // offset -> value -> first op that showed it (acknowledgements and consumer reads)
+    let mut values_at: BTreeMap<u64, BTreeMap<u64, usize>> = BTreeMap::new();
+    for (&value, send) in &facts.sends {
+        if let (Some(offset), Some((op, _, _))) = (send.acked_at(), send.completion) {
+            values_at
+                .entry(offset)
+                .or_default()
+                .entry(value)
+                .or_insert(op);
+        }
+    }
+    for r in &facts.consumer {
+        values_at
+            .entry(r.read.offset)
+            .or_default()
+            .entry(r.read.value)
+            .or_insert(r.op);
+    }
+    for (offset, values) in &values_at {
+        if values.len() > 1 {
+            let vs: Vec<String> = values.keys().map(|v| v.to_string()).collect();
+            found.add(
+                AnomalyKind::InconsistentOffsets,
+                format!("offset {offset} was seen holding values {}", vs.join(" and ")),
+                values.values().copied().collect(),
+            );
+        }
+    }
+}
+
+/// `poll-skip` and `nonmonotonic-poll`, over the consumer's reads in delivery order, and
+/// committed offsets past records the consumer never got.
+fn check_polls(facts: &Facts, found: &mut Found) {
+    let mut previous: Option<ReadAt> = None;
+    for r in &facts.consumer {
+        let expected = previous.map_or(0, |p| p.read.offset + 1);
+        match previous {
+            Some(p) if r.read.offset <= p.read.offset => found.add(
+                AnomalyKind::NonmonotonicPoll,
+                format!(
+                    "the consumer read offset {} after offset {}",
+                    r.read.offset, p.read.offset
+                ),
+                vec![p.op, r.op],
+            ),
+            _ if r.read.offset > expected => found.add(
+                AnomalyKind::PollSkip,
+                format!(
+                    "the consumer read offset {} next, skipping {}..{}",
+                    r.read.offset,
+                    expected,
+                    r.read.offset - 1
+                ),
+                previous.map(|p| p.op).into_iter().chain([r.op]).collect(),
+            ),
+            _ => {}
+        }
+        previous = Some(*r);
+    }
+    let read_offsets: BTreeSet<u64> = facts.consumer.iter().map(|r| r.read.offset).collect();
+    let log_end = facts
+        .last
+        .as_ref()
+        .map(|(_, records)| records.iter().map(|r| r.offset + 1).max().unwrap_or(0));
+    for &(op, committed) in &facts.commits {
+        // Offsets the final log no longer holds cannot be read by anyone; judge the rest.
+        let upto = log_end.map_or(committed, |end| committed.min(end));
+        if let Some(missing) = (0..upto).find(|o| !read_offsets.contains(o)) {
+            found.add(
+                AnomalyKind::PollSkip,
+                format!(
+                    "the consumer committed offset {committed}, but never read offset {missing}"
+                ),
+                vec![op],
+            );
+        }
+    }
+}
+
+/// `read-uncommitted`: a consumer read that the final leader does not hold.
+fn check_uncommitted(facts: &Facts, found: &mut Found) {
+    let Some((final_op, records)) = &facts.last else {
+        return;
+    };
+    let held: BTreeMap<u64, u64> = records.iter().map(|r| (r.offset, r.value)).collect();
+    let mut reported = BTreeSet::new();
+    for r in &facts.consumer {
+        if held.get(&r.read.offset) != Some(&r.read.value) && reported.insert(r.read) {
+            let now = match held.get(&r.read.offset) {
+                Some(v) => format!("holds {v} there"),
+                None => "has no such offset".to_string(),
+            };
+            found.add(
+                AnomalyKind::ReadUncommitted,
+                format!(
+                    "the consumer read {} at offset {}, but the final leader {now}",
+                    r.read.value, r.read.offset
+                ),
+                vec![r.op, *final_op],
+            );
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! What clients saw, Jepsen-style: every operation's invocation and its completion.
+//!
+//! A history is a list of [`Op`]s in the order they happened. A client operation appears twice:
+//! once as an invocation ([`OpType::Invoke`]) and once as a completion ([`OpType::Ok`],
+//! [`OpType::Fail`] for a definite failure, [`OpType::Info`] for an indeterminate one). Faults
+//! (the nemesis) and the final read appear once, as [`OpType::Info`].
+//!
+//! Values are unique per send (`1, 2, 3, ...`), so a value names its send.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who did an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Process {
+    Producer,
+    Consumer,
+    /// The fault injector.
+    Nemesis,
+    /// The checker's read of the final leader's log after every fault is healed.
+    Final,
+}
+
+/// Jepsen's operation types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpType {
+    Invoke,
+    /// Completed, and it took effect.
+    Ok,
+    /// Definitely did not take effect.
+    Fail,
+    /// Indeterminate: may or may not have taken effect (timeouts, errors after an append).
+    Info,
+}
+
+/// One record a consumer (or the final read) saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Read {
+    pub offset: u64,
+    pub value: u64,
+}
+
+/// What an operation was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "f")]
+pub enum Fun {
+    /// Send `value`; on `Ok`, `offset` is where it was acknowledged; on `Fail`/`Info`, `error`
+    /// is Kafka's name for why.
+    Send {
+        value: u64,
+        offset: Option<u64>,
+        error: Option<String>,
+    },
+    /// Records the consumer handed over since the previous poll, in delivery order.
+    Poll { records: Vec<Read> },
+    /// The consumer's committed offset (it commits as `--consumer-commit` says; this observes
+    /// the position a restarted consumer resumes from).
+    Commit { offset: Option<u64> },
+    /// A fault or its repair, described in one line.
+    Nemesis { what: String },
+    /// The final leader's log below its high watermark, as a consumer reading from offset 0
+    /// after the drain would see it.
+    FinalRead {
+        leader: Option<u8>,
+        records: Vec<Read>,
+    },
+}
+
+/// One entry of a history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the history.
+    pub index: usize,
+    /// Virtual time since the cluster started, in milliseconds.
+    pub at_ms: u64,
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    #[serde(flatten)]
+    pub fun: Fun,
+}
+
+/// A whole history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub ops: Vec<Op>,
+}
+
+impl History {
+    pub fn new() -> History {
+        History::default()
+    }
+
+    /// Appends an operation, numbering it.
+    pub fn push(&mut self, at_ms: u64, process: Process, op_type: OpType, fun: Fun) -> usize {
+        let index = self.ops.len();
+        self.ops.push(Op {
+            index,
+            at_ms,
+            process,
+            op_type,
+            fun,
+        });
+        index
+    }
+
+    /// How many client operations (invocations) and faults it holds: the size a reader cares
+    /// about.
+    pub fn operation_count(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| o.op_type == OpType::Invoke || o.process == Process::Nemesis)
+            .count()
+    }
+}
+
+impl fmt::Display for Op {
+    /// One line per operation: `  12   350ms producer  ok      send 3 @ offset 2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let process = match self.process {
+            Process::Producer => "producer",
+            Process::Consumer => "consumer",
+            Process::Nemesis => "nemesis",
+            Process::Final => "final",
+        };
+        let op_type = match self.op_type {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        };
+        write!(
+            f,
+            "{:>4} {:>7}ms {:<8} {:<6} ",
+            self.index, self.at_ms, process, op_type
+        )?;
+        match &self.fun {
+            Fun::Send {
+                value,
+                offset,
+                error,
+            } => {
+                write!(f, "send {value}")?;
+                if let Some(o) = offset {
+                    write!(f, " @ offset {o}")?;
+                }
+                if let Some(e) = error {
+                    write!(f, " ({e})")?;
+                }
+                Ok(())
+            }
+            Fun::Poll { records } if self.op_type == OpType::Invoke => write!(f, "poll"),
+            Fun::Poll { records } => write!(f, "poll {}", render_reads(records)),
+            Fun::Commit { offset: Some(o) } => write!(f, "commit (committed offset {o})"),
+            Fun::Commit { offset: None } => write!(f, "commit"),
+            Fun::Nemesis { what } => write!(f, "{what}"),
+            Fun::FinalRead { leader, records } => {
+                match leader {
+                    Some(b) => write!(f, "final read of broker {b}: ")?,
+                    None => write!(f, "final read: no leader ")?,
+                }
+                write!(f, "{}", render_reads(records))
+            }
+        }
+    }
+}
+
+/// `[0:1 1:2 2:5]` (offset:value), shortened in the middle when long.
+pub fn render_reads(records: &[Read]) -> String {
+    const SHOWN_MAX: usize = 24;
+    let show = |r: &Read| format!("{}:{}", r.offset, r.value);
+    let parts: Vec<String> = if records.len() <= SHOWN_MAX {
+        records.iter().map(show).collect()
+    } else {
+        let head = records[..SHOWN_MAX / 2].iter().map(show);
+        let tail = records[records.len() - SHOWN_MAX / 2..].iter().map(show);
+        head.chain(std::iter::once(format!(
+            "... {} more ...",
+            records.len() - SHOWN_MAX
+        )))
+        .chain(tail)
+        .collect()
+    };
+    format!("[{}]", parts.join(" "))
+}
+
+impl fmt::Display for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for op in &self.ops {
+            writeln!(f, "{op}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes histories by hand (tests, examples): each call appends the operations of one client
+/// call, one millisecond apart.
+#[derive(Default)]
+pub struct Builder {
+    history: History,
+    now_ms: u64,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    fn push(&mut self, process: Process, op_type: OpType, fun: Fun) -> usize {
+        self.now_ms += 1;
+        self.history.push(self.now_ms, process, op_type, fun)
+    }
+
+    fn send(value: u64, offset: Option<u64>, error: Option<&str>) -> Fun {
+        Fun::Send {
+            value,
+            offset,
+            error: error.map(str::to_string),
+        }
+    }
+
+    /// Invokes a send of `value` without completing it.
+    pub fn send_invoke(&mut self, value: u64) -> &mut Builder {
+        self.push(Process::Producer, OpType::Invoke, Builder::send(value, None, None));
+        self
+    }
+
+    /// Completes an invoked send as acknowledged at `offset`.
+    pub fn send_acked(&mut self, value: u64, offset: u64) -> &mut Builder {
+        self.push(Process::Producer, OpType::Ok, Builder::send(value, Some(offset), None));
+        self
+    }
+
+    /// A send, acknowledged at `offset`.
+    pub fn send_ok(&mut self, value: u64, offset: u64) -> &mut Builder {
+        self.send_invoke(value).send_acked(value, offset)
+    }
+
+    /// A send that definitely failed.
+    pub fn send_fail(&mut self, value: u64, error: &str) -> &mut Builder {
+        self.send_invoke(value);
+        self.push(Process::Producer, OpType::Fail, Builder::send(value, None, Some(error)));
+        self
+    }
+
+    /// A send whose outcome is unknown.
+    pub fn send_info(&mut self, value: u64, error: &str) -> &mut Builder {
+        self.send_invoke(value);
+        self.push(Process::Producer, OpType::Info, Builder::send(value, None, Some(error)));
+        self
+    }
+
+    /// A poll that returned `(offset, value)` records.
+    pub fn poll(&mut self, records: &[(u64, u64)]) -> &mut Builder {
+        let records = reads(records);
+        self.push(
+            Process::Consumer,
+            OpType::Invoke,
+            Fun::Poll {
+                records: Vec::new(),
+            },
+        );
+        self.push(Process::Consumer, OpType::Ok, Fun::Poll { records });
+        self
+    }
+
+    /// The consumer reported committed offset `offset`.
+    pub fn commit(&mut self, offset: u64) -> &mut Builder {
+        self.push(Process::Consumer, OpType::Invoke, Fun::Commit { offset: None });
+        self.push(
+            Process::Consumer,
+            OpType::Ok,
+            Fun::Commit {
+                offset: Some(offset),
+            },
+        );
+        self
+    }
+
+    pub fn nemesis(&mut self, what: &str) -> &mut Builder {
+        self.push(
+            Process::Nemesis,
+            OpType::Info,
+            Fun::Nemesis {
+                what: what.to_string(),
+            },
+        );
+        self
+    }
+
+    /// The final leader's log.
+    pub fn final_read(&mut self, leader: u8, records: &[(u64, u64)]) -> &mut Builder {
+        let records = reads(records);
+        self.push(
+            Process::Final,
+            OpType::Ok,
+            Fun::FinalRead {
+                leader: Some(leader),
+                records,
+            },
+        );
+        self
+    }
+
+    pub fn build(&self) -> History {
+        self.history.clone()
+    }
+}
+
+fn reads(records: &[(u64, u64)]) -> Vec<Read> {
+    records
+        .iter()
+        .map(|&(offset, value)| Read { offset, value })
+        .collect()
+}
