@@ -1,0 +1,240 @@
+//! The real engine under load: the configurations the issue names, a started cluster with a
+//! consumer reading along, and the [`Client`] glue.
+
+use crate::client::{index_of, Client};
+use insync::engine::{Cluster, EngineOptions};
+use insync_model::config::Acks;
+use insync_model::producer::Outcome;
+use insync_model::types::Value;
+use insync_model::{Config, ValidConfig};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Notify};
+
+/// A replication setting, with everything else at `insync run`'s defaults (min.insync 2 or
+/// the replica count if lower, retries 1, max.in.flight 1, flush always, leader-epoch
+/// truncation, a consumer committing after processing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub replicas: usize,
+    pub acks: Acks,
+    pub idempotence: bool,
+    pub max_in_flight: usize,
+}
+
+impl Setup {
+    /// One replica, leader acknowledgement: the engine's own ceiling.
+    pub const RF1_ACKS1: Setup = Setup::new(1, Acks::One, false);
+    pub const RF3_ACKS1: Setup = Setup::new(3, Acks::One, false);
+    pub const RF3_ACKS_ALL: Setup = Setup::new(3, Acks::All, false);
+    pub const RF3_ACKS_ALL_IDEMPOTENT: Setup = Setup::new(3, Acks::All, true);
+
+    /// The four settings of the issue, the ceiling first.
+    pub const ALL: [Setup; 4] = [
+        Setup::RF1_ACKS1,
+        Setup::RF3_ACKS1,
+        Setup::RF3_ACKS_ALL,
+        Setup::RF3_ACKS_ALL_IDEMPOTENT,
+    ];
+
+    pub const fn new(replicas: usize, acks: Acks, idempotence: bool) -> Setup {
+        Setup {
+            replicas,
+            acks,
+            idempotence,
+            max_in_flight: 1,
+        }
+    }
+
+    pub const fn in_flight(self, max_in_flight: usize) -> Setup {
+        Setup {
+            max_in_flight,
+            ..self
+        }
+    }
+
+    /// `rf3-acksall-idem`, for benchmark ids.
+    pub fn label(&self) -> String {
+        let mut s = format!("rf{}-acks{}", self.replicas, self.acks);
+        if self.idempotence {
+            s.push_str("-idem");
+        }
+        if self.max_in_flight != 1 {
+            s.push_str(&format!("-inflight{}", self.max_in_flight));
+        }
+        s
+    }
+
+    /// The `insync run` flags for this setting.
+    pub fn flags(&self) -> String {
+        let mut s = format!(
+            "--replicas {} --min-insync {} --acks {}",
+            self.replicas,
+            self.replicas.min(2),
+            self.acks
+        );
+        if self.idempotence {
+            s.push_str(" --idempotence");
+        }
+        if self.max_in_flight != 1 {
+            s.push_str(&format!(" --max-in-flight {}", self.max_in_flight));
+        }
+        s
+    }
+
+    pub fn config(&self) -> ValidConfig {
+        Config {
+            replicas: self.replicas,
+            min_insync: self.replicas.min(2),
+            acks: self.acks,
+            idempotence: self.idempotence,
+            max_in_flight: self.max_in_flight,
+            records: 1,
+            ..Config::default()
+        }
+        .validate()
+        .expect("benchmark settings are valid")
+    }
+}
+
+/// The engine's options with `batch_records` records per produce request; fetches stay at
+/// the default (2,000 records), storage in memory unless `data_dir` is given.
+pub fn options(batch_records: usize, data_dir: Option<std::path::PathBuf>) -> EngineOptions {
+    EngineOptions {
+        batch_records,
+        data_dir,
+        ..EngineOptions::default()
+    }
+}
+
+/// What the consumer read: a count, and when asked, when each record arrived.
+#[derive(Default)]
+struct Reads {
+    count: AtomicU64,
+    keep_times: AtomicBool,
+    times: Mutex<Vec<(u64, Instant)>>,
+}
+
+/// A running cluster with a task that polls its consumer, as an application would (and so
+/// that delivered records do not pile up).
+pub struct Engine {
+    pub cluster: Arc<Cluster>,
+    reads: Arc<Reads>,
+    stop: Arc<Notify>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Engine {
+    /// Starts the cluster and waits until a record is acknowledged (a leader is elected and
+    /// the producer knows it).
+    pub async fn start(setup: Setup, options: EngineOptions) -> anyhow::Result<Engine> {
+        let cluster = Arc::new(Cluster::start(setup.config(), options).await?);
+        let reads = Arc::new(Reads::default());
+        let stop = Arc::new(Notify::new());
+        let reader = {
+            let cluster = Arc::clone(&cluster);
+            let reads = Arc::clone(&reads);
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.notified() => return,
+                        batch = cluster.poll(Duration::from_millis(100)) => {
+                            let now = Instant::now();
+                            reads.count.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            if reads.keep_times.load(Ordering::Relaxed) {
+                                let mut times = reads.times.lock().expect("reads lock");
+                                times.extend(batch.iter().filter_map(|r| match &r.value {
+                                    Value::Bytes(b) => index_of(b).map(|i| (i, now)),
+                                    Value::Numbered(_) => None,
+                                }));
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let engine = Engine {
+            cluster,
+            reads,
+            stop,
+            reader,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (outcome, _) = engine
+                .cluster
+                .send(crate::client::record(u64::MAX, 8))
+                .await
+                .await?;
+            if matches!(outcome, Outcome::Acked(_)) {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no record acknowledged within 30 s of starting ({outcome:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(engine)
+    }
+
+    /// Records read so far.
+    pub fn read_count(&self) -> u64 {
+        self.reads.count.load(Ordering::Relaxed)
+    }
+
+    /// Starts (or stops) noting when each record is read.
+    pub fn keep_read_times(&self, on: bool) {
+        self.reads.keep_times.store(on, Ordering::Relaxed);
+    }
+
+    /// The `(index, when read)` pairs noted so far.
+    pub fn take_read_times(&self) -> Vec<(u64, Instant)> {
+        std::mem::take(&mut *self.reads.times.lock().expect("reads lock"))
+    }
+
+    /// Waits until `n` records were read in all, or `timeout` passes; whether they were.
+    pub async fn wait_read(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.read_count() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.notify_one();
+        let _ = self.reader.await;
+        self.cluster.shutdown().await;
+    }
+}
+
+/// The engine's receiver, as a [`Client`] ticket.
+pub struct EngineTicket(oneshot::Receiver<(Outcome, Instant)>);
+
+impl Future for EngineTicket {
+    type Output = Option<Instant>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok((Outcome::Acked(_), when)) => Some(when),
+            _ => None,
+        })
+    }
+}
+
+impl Client for Engine {
+    type Ticket = EngineTicket;
+
+    async fn send(&self, value: Vec<u8>) -> EngineTicket {
+        EngineTicket(self.cluster.send(value).await)
+    }
+}
