@@ -26,8 +26,68 @@ pub enum Command {
     Check(CheckArgs),
     /// Serve stateright's Explorer for a configuration, to walk its state space in a browser.
     Explore(ExploreArgs),
-    /// Run the real engine in-process: a workload, faults, and a verdict on what was lost.
+    /// Run the real engine: a workload, faults, and a verdict on what was lost. In-process by
+    /// default; with --connect, against a cluster of `insync broker` and `insync controller`
+    /// processes.
     Run(RunArgs),
+    /// Serve one broker of a multi-process cluster (every process gets the same flags).
+    Broker(BrokerArgs),
+    /// Serve the controller of a multi-process cluster.
+    Controller(ServeArgs),
+    /// Other commands are programs named `insync-<command>` next to this one (`insync fuzz`
+    /// runs `insync-fuzz`).
+    #[command(external_subcommand)]
+    External(Vec<String>),
+}
+
+/// Where the processes of a multi-process cluster listen.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Broker addresses, broker 0 first, one per replica (e.g.
+    /// 127.0.0.1:9100,127.0.0.1:9101,127.0.0.1:9102).
+    #[arg(long, value_delimiter = ',')]
+    pub brokers: Vec<std::net::SocketAddr>,
+    /// The controller's address (e.g. 127.0.0.1:9200).
+    #[arg(long)]
+    pub controller: Option<std::net::SocketAddr>,
+}
+
+impl ClusterArgs {
+    fn addrs(&self) -> anyhow::Result<crate::tcp::ClusterAddrs> {
+        let Some(controller) = self.controller else {
+            bail!("INVALID_CONFIG: the cluster layout needs --controller ADDR and --brokers ADDR,ADDR,...");
+        };
+        if self.brokers.is_empty() {
+            bail!("INVALID_CONFIG: the cluster layout needs --brokers ADDR,ADDR,... (one per replica)");
+        }
+        Ok(crate::tcp::ClusterAddrs {
+            brokers: self.brokers.clone(),
+            controller,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Store this process's log in segment files here (recovered when it starts again).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Seeds timers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    /// Which broker this process is (0-based, below --replicas).
+    #[arg(long)]
+    pub id: u8,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -40,7 +100,7 @@ pub struct RunArgs {
     /// Consumers.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
-    /// Bytes per record (at least 8: the record's index).
+    /// Bytes per record (at least 16: the record's index and the run's id).
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
     /// Faults to inject, in order, spread over the run.
@@ -55,6 +115,12 @@ pub struct RunArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Produce to and consume from a running multi-process cluster (at --brokers and
+    /// --controller) instead of starting one in-process.
+    #[arg(long)]
+    pub connect: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// The configuration of the partition, its clients and the model's bounds.
@@ -197,7 +263,67 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => run_check(&args),
         Command::Explore(args) => run_explore(&args),
         Command::Run(args) => run_engine(&args),
+        Command::Broker(args) => {
+            let served = crate::engine::Served::Broker(insync_model::types::BrokerId(args.id));
+            run_server(&args.serve, served)
+        }
+        Command::Controller(args) => run_server(&args, crate::engine::Served::Controller),
+        Command::External(args) => run_external(&args),
     }
+}
+
+/// `insync <command> ...` for a command built as its own program, `insync-<command>`, next to
+/// this executable (as git does).
+fn run_external(args: &[String]) -> anyhow::Result<u8> {
+    let Some((command, rest)) = args.split_first() else {
+        bail!("no command given; see insync --help");
+    };
+    let program = format!("insync-{command}");
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&program)))
+        .filter(|path| path.exists());
+    let Some(path) = sibling else {
+        bail!(
+            "unknown command `{command}`: no `{program}` next to this executable; see insync --help \
+             (for `insync fuzz`, build the workspace: cargo build --release --workspace)"
+        );
+    };
+    let status = std::process::Command::new(&path)
+        .args(rest)
+        .status()
+        .with_context(|| format!("running {}", path.display()))?;
+    Ok(status.code().map_or(2, |c| u8::try_from(c).unwrap_or(2)))
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result<u8> {
+    init_logging("info");
+    let config = args
+        .config
+        .base_config()
+        .validate()
+        .context("INVALID_CONFIG")?;
+    let addrs = args.cluster.addrs()?;
+    let options = crate::engine::EngineOptions {
+        seed: args.seed,
+        data_dir: args.data_dir.clone(),
+        ..crate::engine::EngineOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    match runtime.block_on(crate::engine::serve(config, options, served, addrs))? {}
 }
 
 /// Most records one `insync run` sends.
@@ -220,9 +346,19 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         .base_config()
         .validate()
         .context("INVALID_CONFIG")?;
+    init_logging("warn");
+    let connect = if args.connect {
+        if !args.faults.is_empty() {
+            bail!("INVALID_CONFIG: --faults act on an in-process cluster; with --connect, inject faults by stopping and starting the broker processes");
+        }
+        Some(args.cluster.addrs()?)
+    } else {
+        None
+    };
     let options = crate::run::RunOptions {
+        connect,
         records,
-        record_size: args.record_size.max(8),
+        record_size: args.record_size.max(crate::run::RECORD_BYTES_MIN),
         faults: args.faults.clone(),
         seed: args.seed,
         progress: !args.json,

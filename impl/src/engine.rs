@@ -8,12 +8,13 @@
 
 use crate::disk::{DiskStorage, StorageError};
 use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
+use crate::tcp::{ClusterAddrs, Transport};
 use insync_model::consumer::ReadRecord;
 use insync_model::log::Log;
 use insync_model::msg::Msg;
 use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
 use insync_model::producer::Outcome;
-use insync_model::types::{BrokerId, Value};
+use insync_model::types::{BrokerId, ProducerId, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
 use std::collections::HashMap;
@@ -71,9 +72,13 @@ impl StorageBackend<NodeStorage> for DiskStorage {
 /// Waiting senders, by record index.
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<(Outcome, Instant)>>>>;
 
-/// A running cluster: brokers, controller, producer and consumer.
+/// A running cluster: brokers, controller, producer and consumer. In-process, every actor
+/// runs here; connected ([`Cluster::connect`]), only the producer and consumer do, and the
+/// brokers and controller are other processes ([`serve`]).
 pub struct Cluster {
-    runtime: Runtime<Node>,
+    runtime: Arc<Runtime<Node>>,
+    /// The connections to the other processes, when the cluster is not all here.
+    transport: Option<Arc<Transport>>,
     topology: Topology,
     app: Id,
     next_index: Arc<Mutex<u32>>,
@@ -91,29 +96,63 @@ struct Delivered {
 }
 
 impl Cluster {
-    /// Starts a cluster for `config`.
+    /// Starts a cluster for `config`, every actor in this process.
     pub async fn start(config: ValidConfig, options: EngineOptions) -> anyhow::Result<Cluster> {
+        Cluster::launch(config, options, None).await
+    }
+
+    /// Joins a cluster whose brokers and controller run as other processes (`insync broker`,
+    /// `insync controller`) at `addrs`: only the producer and consumer run here.
+    pub async fn connect(
+        config: ValidConfig,
+        options: EngineOptions,
+        addrs: ClusterAddrs,
+    ) -> anyhow::Result<Cluster> {
+        Cluster::launch(config, options, Some(addrs)).await
+    }
+
+    async fn launch(
+        config: ValidConfig,
+        options: EngineOptions,
+        addrs: Option<ClusterAddrs>,
+    ) -> anyhow::Result<Cluster> {
+        let config_text = config_text(&config)?;
         let insync = Insync::new(config);
         let topology = insync.topology;
         let app = Id::from(topology.actor_count());
-        let params = ActorParams {
-            heartbeats: true,
-            application: Some(app),
-            fetch_records_max: options.fetch_records_max,
-            track_catch_up: true,
-        };
-        let mut actors = insync.actors_with(&params);
-        for actor in &mut actors {
-            if let Node::Producer(p) = actor {
-                p.batch_records = options.batch_records;
+        let mut actors = engine_actors(&insync, &options);
+        if addrs.is_some() {
+            // Each client of a shared cluster is a new producer to the brokers, as Kafka's
+            // InitProducerId makes it: its sequence numbers start again at 0.
+            let fresh = ProducerId(rand::random::<u32>().max(2));
+            for actor in &mut actors {
+                if let Node::Producer(p) = actor {
+                    p.producer_id = fresh;
+                }
             }
         }
-        let store: Arc<dyn StorageBackend<NodeStorage>> = match &options.data_dir {
-            Some(dir) => Arc::new(DiskStorage::open(dir)?),
-            None => Arc::new(MemoryStorage::<NodeStorage>::new()),
+        let hosts: Vec<usize> = match &addrs {
+            None => (0..topology.actor_count()).collect(),
+            Some(addrs) => {
+                addrs.validate(&topology)?;
+                let mut hosts = vec![usize::from(topology.producer())];
+                if topology.consumer {
+                    hosts.push(usize::from(topology.consumer()));
+                }
+                hosts
+            }
         };
-        let runtime = Runtime::start(actors, store, RuntimeConfig::with_seed(options.seed))
-            .map_err(|e| anyhow::anyhow!("starting the cluster: {e}"))?;
+        let runtime = start_runtime(actors, &options, &hosts)?;
+        let transport = addrs.map(|addrs| {
+            Arc::new(Transport::start(
+                Arc::clone(&runtime),
+                config_text,
+                hosts,
+                topology,
+                &addrs,
+                None,
+            ))
+        });
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let delivered = Arc::new(Delivered::default());
         let delivered_for_app = Arc::clone(&delivered);
@@ -121,8 +160,15 @@ impl Cluster {
             .outbox()
             .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
         let pending_for_app = Arc::clone(&pending);
+        let transport_for_outbox = transport.clone();
         tokio::spawn(async move {
-            while let Some((_src, _dst, msg)) = outbox.recv().await {
+            while let Some((src, dst, msg)) = outbox.recv().await {
+                if dst != app {
+                    if let Some(transport) = &transport_for_outbox {
+                        transport.forward(src, dst, msg);
+                    }
+                    continue;
+                }
                 match msg {
                     Msg::SendResult {
                         first,
@@ -155,12 +201,19 @@ impl Cluster {
         });
         Ok(Cluster {
             runtime,
+            transport,
             topology,
             app,
             next_index: Arc::new(Mutex::new(0)),
             pending,
             delivered,
         })
+    }
+
+    /// Whether the brokers and controller run in other processes (then `leader`,
+    /// `broker_log` and the fault methods do not reach them).
+    pub fn is_remote(&self) -> bool {
+        self.transport.is_some()
     }
 
     pub fn topology(&self) -> Topology {
@@ -259,4 +312,110 @@ impl Cluster {
     pub async fn shutdown(&self) {
         self.runtime.shutdown().await;
     }
+}
+
+/// The configuration as every process of a cluster must share it (compared in the hello).
+fn config_text(config: &ValidConfig) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&config.clone().into_inner())?)
+}
+
+/// The model's actors with the engine's switches on: heartbeats, the application client
+/// API, Kafka's caught-up rule, and batches sized for throughput.
+fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
+    let app = Id::from(insync.topology.actor_count());
+    let params = ActorParams {
+        heartbeats: true,
+        application: Some(app),
+        fetch_records_max: options.fetch_records_max,
+        track_catch_up: true,
+    };
+    let mut actors = insync.actors_with(&params);
+    for actor in &mut actors {
+        if let Node::Producer(p) = actor {
+            p.batch_records = options.batch_records;
+        }
+    }
+    actors
+}
+
+/// Starts the runtime for the actors this process hosts (`hosts`), with storage as the
+/// options say.
+fn start_runtime(
+    actors: Vec<Node>,
+    options: &EngineOptions,
+    hosts: &[usize],
+) -> anyhow::Result<Arc<Runtime<Node>>> {
+    let store: Arc<dyn StorageBackend<NodeStorage>> = match &options.data_dir {
+        Some(dir) => Arc::new(DiskStorage::open(dir)?),
+        None => Arc::new(MemoryStorage::<NodeStorage>::new()),
+    };
+    let remote = (0..actors.len()).filter(|i| !hosts.contains(i)).collect();
+    let runtime = Runtime::start(
+        actors,
+        store,
+        RuntimeConfig::with_seed(options.seed).remote(remote),
+    )
+    .map_err(|e| anyhow::anyhow!("starting the actors: {e}"))?;
+    Ok(Arc::new(runtime))
+}
+
+/// What one server process of a cluster hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    Broker(BrokerId),
+    Controller,
+}
+
+/// Runs one broker or the controller of a multi-process cluster: listens on its address of
+/// `addrs`, dials the others, and serves until the process ends. With `data_dir`, a broker
+/// killed and started again recovers what it had flushed.
+pub async fn serve(
+    config: ValidConfig,
+    options: EngineOptions,
+    served: Served,
+    addrs: ClusterAddrs,
+) -> anyhow::Result<std::convert::Infallible> {
+    let config_text = config_text(&config)?;
+    let insync = Insync::new(config);
+    let topology = insync.topology;
+    addrs.validate(&topology)?;
+    let index = match served {
+        Served::Broker(b) => {
+            if b.index() >= topology.replicas {
+                anyhow::bail!(
+                    "INVALID_CONFIG: broker {} does not exist with --replicas {}; broker ids are \
+                     0..{}",
+                    b.0,
+                    topology.replicas,
+                    topology.replicas
+                );
+            }
+            usize::from(topology.broker(b))
+        }
+        Served::Controller => usize::from(topology.controller()),
+    };
+    let Some(listen) = addrs.address_of(&topology, index) else {
+        anyhow::bail!("no address for actor {index} in the cluster layout");
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
+    })?;
+    let actors = engine_actors(&insync, &options);
+    let runtime = start_runtime(actors, &options, &[index])?;
+    let transport = Transport::start(
+        Arc::clone(&runtime),
+        config_text,
+        vec![index],
+        topology,
+        &addrs,
+        Some(listener),
+    );
+    tracing::info!(%listen, ?served, "serving");
+    let mut outbox = runtime
+        .outbox()
+        .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
+    while let Some((src, dst, msg)) = outbox.recv().await {
+        transport.forward(src, dst, msg);
+    }
+    anyhow::bail!("the runtime stopped")
 }

@@ -7,4 +7,5 @@ pub mod disk;
 pub mod engine;
 pub mod run;
 pub mod runtime;
+pub mod tcp;
 pub mod wire;

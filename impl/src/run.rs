@@ -7,7 +7,7 @@ use insync_model::producer::Outcome;
 use insync_model::types::{BrokerId, Offset, Value};
 use insync_model::ValidConfig;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub fault_duration: Duration,
     /// How long the drain waits for the consumer to catch up.
     pub drain_timeout: Duration,
+    /// Run against the brokers and controller of a multi-process cluster instead of an
+    /// in-process one.
+    pub connect: Option<crate::tcp::ClusterAddrs>,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
             engine: EngineOptions::default(),
             fault_duration: Duration::from_millis(2500),
             drain_timeout: Duration::from_secs(10),
+            connect: None,
         }
     }
 }
@@ -108,20 +112,29 @@ pub struct RunReport {
     pub messages_dropped: u64,
 }
 
-fn encode_value(index: u64, size: usize) -> Vec<u8> {
+/// A record's value: its index in the run, the run's id (so a shared cluster's log, which
+/// holds earlier runs' records too, is judged by this run's records only), then padding.
+fn encode_value(index: u64, run: u64, size: usize) -> Vec<u8> {
     let mut v = index.to_le_bytes().to_vec();
-    v.resize(size.max(8), 0);
+    v.extend_from_slice(&run.to_le_bytes());
+    v.resize(size.max(RECORD_BYTES_MIN), 0);
     v
 }
 
-fn decode_value(value: &Value) -> Option<u64> {
+/// The index of a record of run `run`.
+fn decode_value(value: &Value, run: u64) -> Option<u64> {
     match value {
-        Value::Bytes(b) if b.len() >= 8 => {
-            Some(u64::from_le_bytes(b[..8].try_into().expect("8 bytes")))
+        Value::Bytes(b) if b.len() >= RECORD_BYTES_MIN => {
+            let index = u64::from_le_bytes(b[..8].try_into().ok()?);
+            let of_run = u64::from_le_bytes(b[8..16].try_into().ok()?);
+            (of_run == run).then_some(index)
         }
         _ => None,
     }
 }
+
+/// The smallest record: index and run id.
+pub const RECORD_BYTES_MIN: usize = 16;
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
@@ -129,7 +142,13 @@ fn histogram() -> Histogram<u64> {
 
 /// Runs the workload and judges the outcome.
 pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<RunReport> {
-    let cluster = Arc::new(Cluster::start(config.clone(), options.engine.clone()).await?);
+    let cluster = Arc::new(match &options.connect {
+        None => Cluster::start(config.clone(), options.engine.clone()).await?,
+        Some(addrs) => {
+            Cluster::connect(config.clone(), options.engine.clone(), addrs.clone()).await?
+        }
+    });
+    let run_id: u64 = rand::random();
     let start = Instant::now();
     let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
 
@@ -147,7 +166,13 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
                     batch = cluster.poll(Duration::from_millis(100)) => {
                         let now = Instant::now();
                         let mut reads = reads.lock().expect("reads lock");
-                        reads.extend(batch.into_iter().map(|r| (r.offset, r.value, now)));
+                        // A shared cluster's log holds earlier runs' records too.
+                        reads.extend(
+                            batch
+                                .into_iter()
+                                .filter(|r| decode_value(&r.value, run_id).is_some())
+                                .map(|r| (r.offset, r.value, now)),
+                        );
                     }
                 }
             }
@@ -212,7 +237,9 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
             }
         }
         sent_at.lock().expect("sent_at lock").push(Instant::now());
-        let rx = cluster.send(encode_value(index, options.record_size)).await;
+        let rx = cluster
+            .send(encode_value(index, run_id, options.record_size))
+            .await;
         window.push_back((index, rx));
     }
     while let Some((i, rx)) = window.pop_front() {
@@ -224,12 +251,14 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
     let produce_seconds = start.elapsed().as_secs_f64();
 
     // Heal everything, restart what is down, and let the consumer catch up.
-    cluster.heal();
-    for b in restarts.drain(..) {
-        let _ = restart_later(&cluster, b, Duration::ZERO).await;
-    }
-    for b in cluster.topology().brokers() {
-        let _ = cluster.restart(b).await;
+    if !cluster.is_remote() {
+        cluster.heal();
+        for b in restarts.drain(..) {
+            let _ = restart_later(&cluster, b, Duration::ZERO).await;
+        }
+        for b in cluster.topology().brokers() {
+            let _ = cluster.restart(b).await;
+        }
     }
     let acked: HashMap<u64, Offset> = outcomes
         .iter()
@@ -253,24 +282,37 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         bar.finish_and_clear();
     }
 
-    // The verdict, against the final leader's log.
-    let mut leader_log = None;
-    for _ in 0..100 {
-        if let Some(leader) = cluster.leader().await {
-            if let Some((log, true)) = cluster.broker_log(leader).await {
-                leader_log = Some(log);
-                break;
+    // The verdict, against the final leader's log; or, when the brokers are other
+    // processes, against what the consumer read (it reads committed records only, so the
+    // last value read at each offset is the committed log as far as it was read).
+    let reads = std::mem::take(&mut *reads.lock().expect("reads lock"));
+    let log: BTreeMap<Offset, Value> = if cluster.is_remote() {
+        reads.iter().map(|(o, v, _)| (*o, v.clone())).collect()
+    } else {
+        let mut leader_log = None;
+        for _ in 0..100 {
+            if let Some(leader) = cluster.leader().await {
+                if let Some((log, true)) = cluster.broker_log(leader).await {
+                    leader_log = Some(log);
+                    break;
+                }
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let log =
-        leader_log.ok_or_else(|| anyhow::anyhow!("no leader after the run; cannot judge it"))?;
+        let log = leader_log
+            .ok_or_else(|| anyhow::anyhow!("no leader after the run; cannot judge it"))?;
+        log.iter()
+            .enumerate()
+            .map(|(i, r)| (Offset(i as u64), r.value.clone()))
+            .collect()
+    };
     let mut lost = 0;
     let mut lost_examples = Vec::new();
     for (&index, &offset) in &acked {
-        let held = log.get(offset).and_then(|r| decode_value(&r.value));
-        if held != Some(index) {
+        let held = log.get(&offset).and_then(|v| decode_value(v, run_id));
+        // Remotely, an offset never read is `unseen`, not proven lost.
+        let judged = !cluster.is_remote() || log.contains_key(&offset);
+        if judged && held != Some(index) {
             lost += 1;
             if lost_examples.len() < 10 {
                 lost_examples.push(format!("record {index}@{offset}"));
@@ -278,21 +320,20 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         }
     }
     let mut seen_in_log: HashMap<u64, u32> = HashMap::new();
-    for r in log.iter() {
-        if let Some(i) = decode_value(&r.value) {
+    for value in log.values() {
+        if let Some(i) = decode_value(value, run_id) {
             *seen_in_log.entry(i).or_default() += 1;
         }
     }
     let duplicated = seen_in_log.values().filter(|&&n| n > 1).count() as u64;
-    let reads = std::mem::take(&mut *reads.lock().expect("reads lock"));
     let mut read_lat = histogram();
     let mut read_indices = std::collections::HashSet::new();
     let mut read_uncommitted = 0;
     {
         let sent_at = sent_at.lock().expect("sent_at lock");
         for (offset, value, at) in reads.iter() {
-            let index = decode_value(value);
-            if log.get(*offset).map(|r| &r.value) != Some(value) {
+            let index = decode_value(value, run_id);
+            if log.get(offset) != Some(value) {
                 read_uncommitted += 1;
             }
             if let Some(i) = index {

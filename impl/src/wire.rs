@@ -1,5 +1,5 @@
 //! The wire format between processes: one frame per message, `[length u32 LE][payload]`, the
-//! payload a bincode `Envelope`. A frame longer than [`FRAME_BYTES_MAX`] or one that does not
+//! payload a bincode [`Frame`]: a `Hello` first, then `Message`s. A frame longer than [`FRAME_BYTES_MAX`] or one that does not
 //! decode is a protocol error: the reader reports it and the connection is closed, never a
 //! panic and never an unbounded allocation.
 
@@ -19,6 +19,18 @@ pub struct Envelope {
     pub msg: Msg,
 }
 
+/// What travels on a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// The first frame each side sends: the partition configuration it runs (every process
+    /// of a cluster must run the same one) and the actor indices it hosts.
+    Hello {
+        config: String,
+        hosts: Vec<usize>,
+    },
+    Message(Envelope),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("connection: {0}")]
@@ -35,9 +47,9 @@ fn codec() -> impl Options {
     bincode::DefaultOptions::new().with_limit(u64::from(FRAME_BYTES_MAX))
 }
 
-pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
+pub fn encode(frame: &Frame) -> Result<Vec<u8>, WireError> {
     let payload = codec()
-        .serialize(envelope)
+        .serialize(frame)
         .map_err(|e| WireError::Undecodable(e.to_string()))?;
     if payload.len() as u64 > u64::from(FRAME_BYTES_MAX) {
         return Err(WireError::Oversized(payload.len() as u64));
@@ -50,17 +62,15 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
 
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    envelope: &Envelope,
+    frame: &Frame,
 ) -> Result<(), WireError> {
-    let frame = encode(envelope)?;
+    let frame = encode(frame)?;
     writer.write_all(&frame).await?;
     Ok(())
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-) -> Result<Option<Envelope>, WireError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<Frame>, WireError> {
     let mut header = [0u8; 4];
     match reader.read_exact(&mut header).await {
         Ok(_) => {}
@@ -85,15 +95,15 @@ mod tests {
     use insync_model::msg::RequestId;
     use insync_model::types::Offset;
 
-    fn sample() -> Envelope {
-        Envelope {
+    fn sample() -> Frame {
+        Frame::Message(Envelope {
             src: 0,
             dst: 4,
             msg: Msg::ProduceResponse {
                 request: RequestId(7),
                 result: Ok(Offset(42)),
             },
-        }
+        })
     }
 
     #[tokio::test]

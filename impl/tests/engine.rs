@@ -53,7 +53,10 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommended_configuration_loses_nothing_through_a_leader_crash() {
     let report = run(
-        config(|c| c.idempotence = true),
+        config(|c| {
+            c.idempotence = true;
+            c.retries = 5;
+        }),
         RunOptions {
             records: 20_000,
             faults: vec![Fault::CrashLeader],
@@ -63,7 +66,15 @@ async fn recommended_configuration_loses_nothing_through_a_leader_crash() {
     )
     .await
     .expect("the run completes");
-    assert_eq!(report.acknowledged, 20_000, "{report:?}");
+    // A request caught by the crash may time out on a loaded machine: indeterminate, never
+    // failed, and never lost.
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(
+        report.acknowledged + report.indeterminate,
+        20_000,
+        "{report:?}"
+    );
+    assert!(report.acknowledged >= 19_000, "{report:?}");
     assert_eq!(report.lost, 0, "{report:?}");
     assert_eq!(
         report.duplicated, 0,

@@ -46,6 +46,9 @@ pub struct RuntimeConfig {
     pub seed: u64,
     /// Record a trace of at most this many events (`None`: no trace).
     pub trace_capacity: Option<usize>,
+    /// Actors hosted by another process: never started here; what is sent to them goes to
+    /// the outbox, for a transport to carry.
+    pub remote: Vec<usize>,
 }
 
 impl RuntimeConfig {
@@ -59,6 +62,11 @@ impl RuntimeConfig {
     /// Turns on tracing, bounded by [`MAX_TRACE_EVENTS`].
     pub fn traced(self) -> Self {
         self.trace_capacity(MAX_TRACE_EVENTS)
+    }
+
+    /// Marks actors as hosted by another process.
+    pub fn remote(self, remote: Vec<usize>) -> Self {
+        RuntimeConfig { remote, ..self }
     }
 
     pub fn trace_capacity(self, capacity: usize) -> Self {
@@ -80,6 +88,8 @@ pub enum RuntimeError {
     ShutDown,
     /// Loading an actor's storage failed.
     Storage { id: Id, error: StorageError },
+    /// The actor runs in another process; only that process can crash or restart it.
+    Remote(Id),
 }
 
 impl fmt::Display for RuntimeError {
@@ -91,6 +101,7 @@ impl fmt::Display for RuntimeError {
             RuntimeError::Storage { id, error } => {
                 write!(f, "loading storage of actor {id:?}: {error}")
             }
+            RuntimeError::Remote(id) => write!(f, "actor {id:?} runs in another process"),
         }
     }
 }
@@ -168,9 +179,15 @@ where
     ) -> Result<Self, RuntimeError> {
         let tokio =
             tokio::runtime::Handle::try_current().map_err(|_| RuntimeError::NoTokioRuntime)?;
+        let remote: Vec<bool> = (0..actors.len())
+            .map(|index| config.remote.contains(&index))
+            .collect();
         let stored = (0..actors.len())
             .map(|index| {
                 let id = Id::from(index);
+                if remote[index] {
+                    return Ok(None);
+                }
                 backend
                     .load(id)
                     .map_err(|error| RuntimeError::Storage { id, error })
@@ -179,7 +196,7 @@ where
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let router = Arc::new(Router::new(
-            actors.len(),
+            remote.clone(),
             derive_seed(config.seed, NETWORK_STREAM, 0),
             outbox_tx,
             shutdown_rx.clone(),
@@ -204,6 +221,9 @@ where
             seed: config.seed,
         };
         for (index, storage) in stored.into_iter().enumerate() {
+            if remote[index] {
+                continue;
+            }
             let task = runtime.spawn_actor(index, storage, false);
             *runtime.lifecycle[index].get_mut() = Some(task);
         }
@@ -284,6 +304,9 @@ where
             .lifecycle
             .get(index)
             .ok_or(RuntimeError::UnknownActor(id))?;
+        if self.router.is_remote(index) {
+            return Err(RuntimeError::Remote(id));
+        }
         let mut task = lifecycle.lock().await;
         if self.is_shut_down() {
             return Err(RuntimeError::ShutDown);

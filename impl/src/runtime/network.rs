@@ -255,6 +255,8 @@ pub(crate) struct Router<A: Actor> {
     external: Vec<Arc<tokio::sync::Semaphore>>,
     rng: Mutex<StdRng>,
     mailboxes: Vec<Mutex<MailboxSlot<A>>>,
+    /// Per actor: hosted by another process (its messages go to the outbox).
+    remote: Vec<bool>,
     outbox: mpsc::Sender<OutboxMsg<A::Msg>>,
     /// Never marked seen, so every clone notices a signal sent at any time.
     shutdown: watch::Receiver<bool>,
@@ -268,12 +270,13 @@ where
     A::State: Send + 'static,
 {
     pub(crate) fn new(
-        actor_count: usize,
+        remote: Vec<bool>,
         seed: u64,
         outbox: mpsc::Sender<OutboxMsg<A::Msg>>,
         shutdown: watch::Receiver<bool>,
         tokio: tokio::runtime::Handle,
     ) -> Self {
+        let actor_count = remote.len();
         Router {
             handle: NetworkHandle::new(),
             external: (0..actor_count)
@@ -288,10 +291,22 @@ where
                     })
                 })
                 .collect(),
+            remote,
             outbox,
             shutdown,
             tokio,
         }
+    }
+
+    /// Whether the actor at `index` is hosted by another process.
+    pub(crate) fn is_remote(&self, index: usize) -> bool {
+        self.remote.get(index).copied().unwrap_or(false)
+    }
+
+    /// Whether messages to `index` leave through the outbox: ids beyond the actors, and
+    /// actors hosted elsewhere.
+    fn to_outbox(&self, index: usize) -> bool {
+        index >= self.mailboxes.len() || self.is_remote(index)
     }
 
     pub(crate) fn handle(&self) -> &NetworkHandle {
@@ -448,7 +463,7 @@ where
     /// as a closed connection would.
     pub(crate) fn deliver_nowait(&self, src: Id, dst: Id, msg: A::Msg) -> bool {
         let index = usize::from(dst);
-        let accepted = if index >= self.mailboxes.len() {
+        let accepted = if self.to_outbox(index) {
             self.outbox.try_send((src, dst, msg)).is_ok()
         } else {
             self.mailbox(index).is_some_and(|tx| {
@@ -471,7 +486,7 @@ where
     /// rather than wait (to rule out deadlocks), always find room.
     pub(crate) async fn deliver_wait(&self, src: Id, dst: Id, msg: A::Msg) -> bool {
         let index = usize::from(dst);
-        if index >= self.mailboxes.len() {
+        if self.to_outbox(index) {
             return self.deliver_nowait(src, dst, msg);
         }
         let Ok(permit) = Arc::clone(&self.external[index]).acquire_owned().await else {
