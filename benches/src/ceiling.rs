@@ -8,8 +8,11 @@
 //!   batches them to a leader actor with one request in flight; the leader forwards each
 //!   batch to its followers and answers once they (or, for acks=1, it alone) have it; the
 //!   producer tells the application through the outbox, and the application resolves one
-//!   waiter per record as the engine's client API does. No logs, offsets, epochs, ISR,
-//!   storage or timers: what remains is the runtime, the mailboxes and the client API.
+//!   waiter per record as the engine's client API does. Once every replica has a batch the
+//!   leader hands it to a consumer actor, which delivers it to the application, where a
+//!   reader task takes it, as the engine's consumer and `poll` do. No logs, offsets, epochs,
+//!   ISR, fetch requests, storage or timers: what remains is the runtime, the mailboxes and
+//!   the client API.
 //! - [`disk`]: framed batches appended to a file, each followed by `fdatasync`, as the
 //!   segment files are written.
 
@@ -54,17 +57,23 @@ pub async fn channel(n: u64, size: usize) -> Duration {
     start.elapsed()
 }
 
+/// A batch of records, shared as the engine shares its payloads.
+pub type Records = Arc<[Arc<[u8]>]>;
+
 /// Messages of the protocol-free relay.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RelayMsg {
     /// Application to producer: one record.
     Record(Arc<[u8]>),
-    /// Producer to leader, and leader to followers: a batch, by the index of its first record.
-    Batch(u64, Arc<[Arc<[u8]>]>),
+    /// Producer to leader, leader to followers and to the consumer: a batch, by the index of
+    /// its first record.
+    Batch(u64, Records),
     /// Follower to leader, and leader to producer: the batch starting at this index is held.
     Ack(u64),
     /// Producer to application: records `first..first + count` are acknowledged.
     Done { first: u64, count: u64 },
+    /// Consumer to application: records to hand over.
+    Delivered(Records),
 }
 
 /// An actor of the relay.
@@ -77,11 +86,19 @@ pub enum Relay {
     },
     Leader {
         followers: Vec<Id>,
+        consumer: Id,
         /// Answer only once every follower has the batch (acks=all), or at once (acks=1).
         wait_for_followers: bool,
     },
     Follower,
+    Consumer {
+        application: Id,
+    },
 }
+
+/// A batch the leader waits on: first index, follower answers missing, the records (for the
+/// consumer once every replica has them), and the producer still owed an answer.
+type Replicating = (u64, usize, Records, Option<Id>);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RelayState {
@@ -93,10 +110,9 @@ pub enum RelayState {
         in_flight: Option<(u64, u64)>,
     },
     Leader {
-        /// The batch awaiting follower answers: first index, answers missing, who asked.
-        waiting: Option<(u64, usize, Id)>,
+        replicating: Vec<Replicating>,
     },
-    Follower,
+    Stateless,
 }
 
 impl Actor for Relay {
@@ -113,8 +129,10 @@ impl Actor for Relay {
                 next: 0,
                 in_flight: None,
             },
-            Relay::Leader { .. } => RelayState::Leader { waiting: None },
-            Relay::Follower => RelayState::Follower,
+            Relay::Leader { .. } => RelayState::Leader {
+                replicating: Vec::new(),
+            },
+            Relay::Follower | Relay::Consumer { .. } => RelayState::Stateless,
         }
     }
 
@@ -126,20 +144,23 @@ impl Actor for Relay {
         msg: RelayMsg,
         o: &mut Out<Self>,
     ) {
-        match (self, state.to_mut(), msg) {
+        match (self, msg) {
             (
                 Relay::Producer {
                     leader,
                     application,
                     batch_records,
                 },
-                RelayState::Producer {
+                msg,
+            ) => {
+                let RelayState::Producer {
                     queued,
                     next,
                     in_flight,
-                },
-                msg,
-            ) => {
+                } = state.to_mut()
+                else {
+                    return;
+                };
                 match msg {
                     RelayMsg::Record(r) => queued.push(r),
                     RelayMsg::Ack(first) => {
@@ -152,7 +173,7 @@ impl Actor for Relay {
                 }
                 if in_flight.is_none() && !queued.is_empty() {
                     let take = queued.len().min(*batch_records);
-                    let batch: Arc<[Arc<[u8]>]> = queued.drain(..take).collect();
+                    let batch: Records = queued.drain(..take).collect();
                     o.send(*leader, RelayMsg::Batch(*next, batch));
                     *in_flight = Some((*next, take as u64));
                     *next += take as u64;
@@ -161,35 +182,49 @@ impl Actor for Relay {
             (
                 Relay::Leader {
                     followers,
+                    consumer,
                     wait_for_followers,
                 },
-                RelayState::Leader { waiting },
                 msg,
-            ) => match msg {
-                RelayMsg::Batch(first, batch) => {
-                    for f in followers {
-                        o.send(*f, RelayMsg::Batch(first, Arc::clone(&batch)));
+            ) => {
+                let RelayState::Leader { replicating } = state.to_mut() else {
+                    return;
+                };
+                match msg {
+                    RelayMsg::Batch(first, batch) => {
+                        for f in followers {
+                            o.send(*f, RelayMsg::Batch(first, Arc::clone(&batch)));
+                        }
+                        if followers.is_empty() {
+                            o.send(*consumer, RelayMsg::Batch(first, batch));
+                            o.send(src, RelayMsg::Ack(first));
+                        } else if *wait_for_followers {
+                            replicating.push((first, followers.len(), batch, Some(src)));
+                        } else {
+                            o.send(src, RelayMsg::Ack(first));
+                            replicating.push((first, followers.len(), batch, None));
+                        }
                     }
-                    if followers.is_empty() || !wait_for_followers {
-                        o.send(src, RelayMsg::Ack(first));
-                    } else {
-                        *waiting = Some((first, followers.len(), src));
-                    }
-                }
-                RelayMsg::Ack(first) => {
-                    if let Some((f, missing, producer)) = waiting {
-                        if *f == first {
-                            *missing -= 1;
-                            if *missing == 0 {
-                                o.send(*producer, RelayMsg::Ack(first));
-                                *waiting = None;
+                    RelayMsg::Ack(first) => {
+                        let Some(at) = replicating.iter().position(|r| r.0 == first) else {
+                            return;
+                        };
+                        replicating[at].1 -= 1;
+                        if replicating[at].1 == 0 {
+                            let (first, _, batch, producer) = replicating.remove(at);
+                            o.send(*consumer, RelayMsg::Batch(first, batch));
+                            if let Some(p) = producer {
+                                o.send(p, RelayMsg::Ack(first));
                             }
                         }
                     }
+                    _ => {}
                 }
-                _ => {}
-            },
-            (Relay::Follower, _, RelayMsg::Batch(first, _)) => o.send(src, RelayMsg::Ack(first)),
+            }
+            (Relay::Follower, RelayMsg::Batch(first, _)) => o.send(src, RelayMsg::Ack(first)),
+            (Relay::Consumer { application }, RelayMsg::Batch(_, batch)) => {
+                o.send(*application, RelayMsg::Delivered(batch))
+            }
             _ => {}
         }
     }
@@ -197,17 +232,30 @@ impl Actor for Relay {
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Instant>>>>;
 
-/// The relay running on insync's runtime, with a client API shaped like the engine's.
+/// Records the consumer handed over, waiting for the reader (as the engine's client keeps
+/// them until `poll`).
+#[derive(Default)]
+struct Delivered {
+    records: Mutex<Vec<Arc<[u8]>>>,
+    arrived: tokio::sync::Notify,
+    read: std::sync::atomic::AtomicU64,
+}
+
+/// The relay running on insync's runtime, with a client API shaped like the engine's and a
+/// task that reads what the consumer delivers.
 pub struct RelayCluster {
     runtime: Runtime<Relay>,
     producer: Id,
     application: Id,
     next_index: Mutex<u64>,
     pending: Waiters,
+    delivered: Arc<Delivered>,
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl RelayCluster {
-    /// Producer, leader and `replicas - 1` followers. `wait_for_followers` is acks=all.
+    /// Producer, leader, `replicas - 1` followers and a consumer. `wait_for_followers` is
+    /// acks=all. Must be called inside a tokio runtime.
     pub fn start(
         replicas: usize,
         wait_for_followers: bool,
@@ -218,7 +266,8 @@ impl RelayCluster {
         let followers: Vec<Id> = (0..replicas.saturating_sub(1))
             .map(|i| Id::from(2 + i))
             .collect();
-        let application = Id::from(2 + followers.len());
+        let consumer = Id::from(2 + followers.len());
+        let application = Id::from(3 + followers.len());
         let mut actors = vec![
             Relay::Producer {
                 leader,
@@ -227,10 +276,12 @@ impl RelayCluster {
             },
             Relay::Leader {
                 followers: followers.clone(),
+                consumer,
                 wait_for_followers,
             },
         ];
         actors.extend(followers.iter().map(|_| Relay::Follower));
+        actors.push(Relay::Consumer { application });
         let runtime = Runtime::start(
             actors,
             Arc::new(MemoryStorage::<()>::new()),
@@ -241,18 +292,44 @@ impl RelayCluster {
             .outbox()
             .ok_or_else(|| anyhow::anyhow!("the relay's outbox was already taken"))?;
         let pending: Waiters = Arc::new(Mutex::new(HashMap::new()));
+        let delivered = Arc::new(Delivered::default());
         let waiters = Arc::clone(&pending);
+        let for_app = Arc::clone(&delivered);
         tokio::spawn(async move {
             while let Some((_src, _dst, msg)) = outbox.recv().await {
-                if let RelayMsg::Done { first, count } = msg {
-                    let now = Instant::now();
-                    let mut waiters = waiters.lock().expect("waiters lock");
-                    for i in first..first + count {
-                        if let Some(w) = waiters.remove(&i) {
-                            let _ = w.send(now);
+                match msg {
+                    RelayMsg::Done { first, count } => {
+                        let now = Instant::now();
+                        let mut waiters = waiters.lock().expect("waiters lock");
+                        for i in first..first + count {
+                            if let Some(w) = waiters.remove(&i) {
+                                let _ = w.send(now);
+                            }
                         }
                     }
+                    RelayMsg::Delivered(batch) => {
+                        for_app
+                            .records
+                            .lock()
+                            .expect("delivered lock")
+                            .extend(batch.iter().cloned());
+                        for_app.arrived.notify_one();
+                    }
+                    _ => {}
                 }
+            }
+        });
+        let for_reader = Arc::clone(&delivered);
+        let reader = tokio::spawn(async move {
+            loop {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), for_reader.arrived.notified())
+                        .await;
+                let records =
+                    std::mem::take(&mut *for_reader.records.lock().expect("delivered lock"));
+                for_reader
+                    .read
+                    .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
         });
         Ok(RelayCluster {
@@ -261,10 +338,20 @@ impl RelayCluster {
             application,
             next_index: Mutex::new(0),
             pending,
+            delivered,
+            reader,
         })
     }
 
+    /// Records the reader took from the consumer so far.
+    pub fn read_count(&self) -> u64 {
+        self.delivered
+            .read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub async fn shutdown(&self) {
+        self.reader.abort();
         self.runtime.shutdown().await;
     }
 }

@@ -24,8 +24,9 @@ pub struct Case {
     pub threads: usize,
     /// Stop after this many generated states (`--max-states`).
     pub max_states: Option<usize>,
-    /// Stop at the first safety violation (`--first`).
-    pub first: bool,
+    /// Stop at the first counterexample to this property, or to any safety property when it
+    /// is `safety` (`--first`).
+    pub stop_at: Option<String>,
     /// Give up after this long (`--timeout`).
     pub timeout_seconds: Option<u64>,
 }
@@ -53,8 +54,10 @@ impl Case {
         if let Some(m) = self.max_states {
             s.push_str(&format!(" --max-states {m}"));
         }
-        if self.first {
-            s.push_str(" --first");
+        match self.stop_at.as_deref() {
+            Some("safety") => s.push_str(" --first"),
+            Some(p) => s.push_str(&format!(" (stop at {p})")),
+            None => {}
         }
         if let Some(t) = self.timeout_seconds {
             s.push_str(&format!(" --timeout {t}"));
@@ -115,10 +118,13 @@ fn strategy(name: &str) -> Strategy {
 /// Runs `case` in this process (the child's side).
 pub fn run_here(case: &Case) -> Figure {
     let config = case.config();
-    let stop_at = case.first.then(|| {
+    let stop_at = case.stop_at.as_deref().map(|wanted| {
         properties::all()
             .into_iter()
-            .filter(|p| p.expectation == stateright::Expectation::Always)
+            .filter(|p| match wanted {
+                "safety" => p.expectation == stateright::Expectation::Always,
+                name => p.name == name,
+            })
             .map(|p| p.name)
             .collect::<BTreeSet<_>>()
     });
