@@ -66,45 +66,56 @@ impl Plan {
 }
 
 /// Warms up, then sends for `plan.throughput`.
-fn closed_loop<C: Client>(rt: &Runtime, client: &Arc<C>, load: Load, plan: &Plan) -> Throughput {
+/// Warms up, then sends for `plan.throughput`; returns the measured part and the records
+/// sent in all (warm-up included).
+fn closed_loop<C: Client>(
+    rt: &Runtime,
+    client: &Arc<C>,
+    load: Load,
+    plan: &Plan,
+) -> (Throughput, u64) {
     let next = Arc::new(AtomicU64::new(0));
     rt.block_on(async {
-        drive(
+        let warm = drive(
             client,
             Limit::Until(Instant::now() + plan.warmup),
             load,
             &next,
         )
         .await;
-        drive(
+        let t = drive(
             client,
             Limit::Until(Instant::now() + plan.throughput),
             load,
             &next,
         )
-        .await
+        .await;
+        (t, warm.sent + t.sent)
     })
 }
 
+/// The engine's peak, and the messages its network carried per record sent (one is the
+/// record handed to the producer; the rest is the protocol's, per batch and per fetch).
 fn engine_peak(
     rt: &Runtime,
     setup: Setup,
     load: Load,
     plan: &Plan,
     dir: Option<&std::path::Path>,
-) -> Throughput {
+) -> (Throughput, f64) {
     let data_dir = dir.map(|d| d.join(format!("{}-{}", setup.label(), load.size)));
     let engine = Arc::new(
         rt.block_on(Engine::start(setup, options(BATCH, data_dir.clone())))
             .expect("the engine starts"),
     );
-    let t = closed_loop(rt, &engine, load, plan);
+    let (t, records) = closed_loop(rt, &engine, load, plan);
+    let messages = engine.cluster.runtime().network().stats().sent;
     let engine = Arc::try_unwrap(engine).unwrap_or_else(|_| panic!("engine still shared"));
     rt.block_on(engine.shutdown());
     if let Some(d) = data_dir {
         let _ = std::fs::remove_dir_all(d);
     }
-    t
+    (t, messages as f64 / records.max(1) as f64)
 }
 
 fn relay_for(setup: Setup) -> (usize, bool) {
@@ -117,7 +128,7 @@ fn relay_peak(rt: &Runtime, setup: Setup, load: Load, plan: &Plan) -> Throughput
         rt.block_on(async { RelayCluster::start(replicas, all, BATCH) })
             .expect("the relay starts"),
     );
-    let t = closed_loop(rt, &relay, load, plan);
+    let (t, _) = closed_loop(rt, &relay, load, plan);
     rt.block_on(relay.shutdown());
     t
 }
@@ -148,6 +159,7 @@ fn throughput(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
             "of relay",
             "of channel",
             "of rf1 acks=1",
+            "msgs/record",
         ]);
         let mut rf1 = None;
         let setups = Setup::ALL
@@ -162,7 +174,7 @@ fn throughput(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
                 if setup.max_in_flight != 1 && clients != 1 {
                     continue;
                 }
-                let t = engine_peak(rt, setup, Load::new(clients, size), plan, None);
+                let (t, per_record) = engine_peak(rt, setup, Load::new(clients, size), plan, None);
                 let rate = t.records_per_second();
                 if clients == 1 {
                     peaks.insert((setup.label(), size), rate);
@@ -179,6 +191,7 @@ fn throughput(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
                     percent(rate / relay),
                     percent(rate / channel),
                     rf1.map_or("—".into(), |r| percent(rate / r)),
+                    format!("{per_record:.2}"),
                 ]);
                 if t.acked < t.sent {
                     eprintln!(
@@ -316,7 +329,9 @@ fn latency(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
         ]);
         for setup in Setup::ALL {
             let peak = *peaks.entry((setup.label(), size)).or_insert_with(|| {
-                engine_peak(rt, setup, Load::new(1, size), plan, None).records_per_second()
+                engine_peak(rt, setup, Load::new(1, size), plan, None)
+                    .0
+                    .records_per_second()
             });
             let rate = (peak / 2.0).max(1.0);
             table.row(paced_engine(rt, setup, size, rate, plan));
@@ -361,7 +376,7 @@ fn disk(rt: &Runtime, plan: &Plan) {
             percent(three.records_per_second / one.records_per_second),
         ]);
         for setup in [Setup::RF1_ACKS1, Setup::RF3_ACKS_ALL] {
-            let t = engine_peak(rt, setup, Load::new(1, size), plan, Some(dir.path()));
+            let (t, _) = engine_peak(rt, setup, Load::new(1, size), plan, Some(dir.path()));
             table.row([
                 format!("engine {} --data-dir", setup.label()),
                 thousands(t.records_per_second()),
