@@ -32,7 +32,7 @@ fn budget() -> usize {
 fn first_timeout(strategy: &str) -> u64 {
     match (strategy, short_mode()) {
         ("bfs", _) => 300,
-        (_, true) => 20,
+        (_, true) => 10,
         (_, false) => 60,
     }
 }
