@@ -17,7 +17,8 @@
 //!
 //! An indeterminate send (`info`) is neither acknowledged nor failed: it may appear or not.
 //! "Held at the end" means in the final read, the final leader's log after every fault is
-//! healed; a history without a final read is judged on the consumer's reads alone.
+//! healed; a history without a final read (or whose final read found no leader) is judged on
+//! the consumer's reads alone.
 
 use crate::history::{Fun, History, OpType, Process, Read};
 use serde::{Deserialize, Serialize};
@@ -186,7 +187,12 @@ fn facts(history: &History) -> Facts {
             Fun::Commit { offset: Some(c) } if op.op_type == OpType::Ok => {
                 commits.push((op.index, *c));
             }
-            Fun::FinalRead { records, .. } if op.process == Process::Final => {
+            // With no leader at the end (the partition stayed offline), nothing can be judged
+            // against the final log: the consumer's reads are all there is.
+            Fun::FinalRead {
+                leader: Some(_),
+                records,
+            } if op.process == Process::Final => {
                 last = Some((op.index, records.clone()));
             }
             _ => {}
@@ -259,14 +265,15 @@ fn check_sends(facts: &Facts, found: &mut Found) {
         .as_ref()
         .map(|(_, records)| records.iter().map(|r| r.value).collect());
     // Every read, consumer's and final, to find what was seen beyond an offset.
-    let all_reads: Vec<ReadAt> = facts
-        .consumer
-        .iter()
-        .copied()
-        .chain(facts.last.iter().flat_map(|(op, records)| {
-            records.iter().map(move |&read| ReadAt { op: *op, read })
-        }))
-        .collect();
+    let all_reads: Vec<ReadAt> =
+        facts
+            .consumer
+            .iter()
+            .copied()
+            .chain(facts.last.iter().flat_map(|(op, records)| {
+                records.iter().map(move |&read| ReadAt { op: *op, read })
+            }))
+            .collect();
     let mut highest_acked: Option<(u64, u64)> = None; // (offset, value)
     for (&value, send) in &facts.sends {
         match send.completion {
@@ -324,7 +331,7 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                         );
                     }
                 }
-                if highest_acked.map_or(true, |(o, _)| offset > o) {
+                if !matches!(highest_acked, Some((o, _)) if offset <= o) {
                     highest_acked = Some((offset, value));
                 }
             }
@@ -383,7 +390,10 @@ fn check_values(facts: &Facts, found: &mut Found) {
             let vs: Vec<String> = values.keys().map(|v| v.to_string()).collect();
             found.add(
                 AnomalyKind::InconsistentOffsets,
-                format!("offset {offset} was seen holding values {}", vs.join(" and ")),
+                format!(
+                    "offset {offset} was seen holding values {}",
+                    vs.join(" and ")
+                ),
                 values.values().copied().collect(),
             );
         }

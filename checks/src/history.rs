@@ -223,13 +223,21 @@ impl Builder {
 
     /// Invokes a send of `value` without completing it.
     pub fn send_invoke(&mut self, value: u64) -> &mut Builder {
-        self.push(Process::Producer, OpType::Invoke, Builder::send(value, None, None));
+        self.push(
+            Process::Producer,
+            OpType::Invoke,
+            Builder::send(value, None, None),
+        );
         self
     }
 
     /// Completes an invoked send as acknowledged at `offset`.
     pub fn send_acked(&mut self, value: u64, offset: u64) -> &mut Builder {
-        self.push(Process::Producer, OpType::Ok, Builder::send(value, Some(offset), None));
+        self.push(
+            Process::Producer,
+            OpType::Ok,
+            Builder::send(value, Some(offset), None),
+        );
         self
     }
 
@@ -241,14 +249,22 @@ impl Builder {
     /// A send that definitely failed.
     pub fn send_fail(&mut self, value: u64, error: &str) -> &mut Builder {
         self.send_invoke(value);
-        self.push(Process::Producer, OpType::Fail, Builder::send(value, None, Some(error)));
+        self.push(
+            Process::Producer,
+            OpType::Fail,
+            Builder::send(value, None, Some(error)),
+        );
         self
     }
 
     /// A send whose outcome is unknown.
     pub fn send_info(&mut self, value: u64, error: &str) -> &mut Builder {
         self.send_invoke(value);
-        self.push(Process::Producer, OpType::Info, Builder::send(value, None, Some(error)));
+        self.push(
+            Process::Producer,
+            OpType::Info,
+            Builder::send(value, None, Some(error)),
+        );
         self
     }
 
@@ -268,7 +284,11 @@ impl Builder {
 
     /// The consumer reported committed offset `offset`.
     pub fn commit(&mut self, offset: u64) -> &mut Builder {
-        self.push(Process::Consumer, OpType::Invoke, Fun::Commit { offset: None });
+        self.push(
+            Process::Consumer,
+            OpType::Invoke,
+            Fun::Commit { offset: None },
+        );
         self.push(
             Process::Consumer,
             OpType::Ok,

@@ -3,6 +3,14 @@
 //!
 //! - [`history`]: what clients saw, Jepsen-style (invocations and completions).
 //! - [`checker`]: names the anomalies a history shows (`lost-write`, `duplicate`, ...).
+//! - [`plan`]: client operations, faults and pauses, with preconditions.
+//! - [`runner`]: runs a plan against a fresh in-process engine and records the history.
+//! - [`strategy`]: proptest strategies for plans, configurations and cases.
+//! - [`fuzz`]: generate, run, check, shrink and save; the library behind `insync-fuzz`.
 
 pub mod checker;
+pub mod fuzz;
 pub mod history;
+pub mod plan;
+pub mod runner;
+pub mod strategy;

@@ -11,13 +11,22 @@ fn kinds(v: &Verdict) -> Vec<&'static str> {
 fn assert_clean(b: &Builder) {
     let h = b.build();
     let v = check(&h);
-    assert!(v.is_valid(), "expected no anomaly in\n{h}\ngot {:?}", v.anomalies);
+    assert!(
+        v.is_valid(),
+        "expected no anomaly in\n{h}\ngot {:?}",
+        v.anomalies
+    );
 }
 
 fn assert_only(b: &Builder, kind: AnomalyKind) -> Verdict {
     let h = b.build();
     let v = check(&h);
-    assert_eq!(kinds(&v), vec![kind.name()], "in\n{h}\ngot {:?}", v.anomalies);
+    assert_eq!(
+        kinds(&v),
+        vec![kind.name()],
+        "in\n{h}\ngot {:?}",
+        v.anomalies
+    );
     v
 }
 
@@ -34,7 +43,10 @@ fn a_clean_history_has_no_anomaly() {
         .final_read(0, &[(0, 1), (1, 2), (2, 4)]);
     assert_clean(&b);
     let v = check(&b.build());
-    assert_eq!((v.acknowledged, v.failed, v.indeterminate, v.read), (2, 1, 1, 3));
+    assert_eq!(
+        (v.acknowledged, v.failed, v.indeterminate, v.read),
+        (2, 1, 1, 3)
+    );
 }
 
 #[test]
@@ -54,7 +66,10 @@ fn lost_write_is_an_acknowledged_record_replaced_by_later_ones() {
     // Two acknowledgements at one offset, and a later send acknowledged at a lower offset.
     assert!(v.has(AnomalyKind::InconsistentOffsets), "{:?}", v.anomalies);
     assert!(v.has(AnomalyKind::NonmonotonicSend), "{:?}", v.anomalies);
-    assert!(!v.has(AnomalyKind::Unseen), "a lost write is not also unseen");
+    assert!(
+        !v.has(AnomalyKind::Unseen),
+        "a lost write is not also unseen"
+    );
 }
 
 #[test]
@@ -83,7 +98,10 @@ fn an_acknowledged_record_still_held_is_not_lost() {
 #[test]
 fn an_acknowledged_record_with_nothing_after_it_is_unseen_not_lost() {
     let mut b = Builder::new();
-    b.send_ok(1, 0).send_ok(2, 1).poll(&[(0, 1)]).final_read(0, &[(0, 1)]);
+    b.send_ok(1, 0)
+        .send_ok(2, 1)
+        .poll(&[(0, 1)])
+        .final_read(0, &[(0, 1)]);
     let v = assert_only(&b, AnomalyKind::Unseen);
     assert!(v.anomalies[0].about.contains("send 2"));
 }
@@ -107,13 +125,19 @@ fn duplicate_is_one_value_at_two_offsets() {
         .poll(&[(0, 1), (1, 1)])
         .final_read(0, &[(0, 1), (1, 1)]);
     let v = assert_only(&b, AnomalyKind::Duplicate);
-    assert!(v.anomalies[0].about.contains("offsets 0 and 1"), "{:?}", v.anomalies);
+    assert!(
+        v.anomalies[0].about.contains("offsets 0 and 1"),
+        "{:?}",
+        v.anomalies
+    );
 }
 
 #[test]
 fn duplicate_is_found_in_the_final_read_too() {
     let mut b = Builder::new();
-    b.send_ok(1, 0).poll(&[(0, 1)]).final_read(0, &[(0, 1), (1, 1)]);
+    b.send_ok(1, 0)
+        .poll(&[(0, 1)])
+        .final_read(0, &[(0, 1), (1, 1)]);
     let v = check(&b.build());
     assert!(v.has(AnomalyKind::Duplicate), "{:?}", v.anomalies);
 }
@@ -160,7 +184,11 @@ fn read_uncommitted_is_a_read_the_final_leader_does_not_hold() {
         .poll(&[(0, 1)])
         .final_read(2, &[]);
     let v = assert_only(&b, AnomalyKind::ReadUncommitted);
-    assert!(v.anomalies[0].about.contains("no such offset"), "{:?}", v.anomalies);
+    assert!(
+        v.anomalies[0].about.contains("no such offset"),
+        "{:?}",
+        v.anomalies
+    );
     let mut b = Builder::new();
     b.send_info(1, "REQUEST_TIMED_OUT")
         .poll(&[(0, 1)])
@@ -192,7 +220,11 @@ fn poll_skip_is_a_commit_past_records_never_read() {
         .commit(2)
         .final_read(0, &[(0, 1), (1, 2)]);
     let v = assert_only(&b, AnomalyKind::PollSkip);
-    assert!(v.anomalies[0].about.contains("committed offset 2"), "{:?}", v.anomalies);
+    assert!(
+        v.anomalies[0].about.contains("committed offset 2"),
+        "{:?}",
+        v.anomalies
+    );
     let mut b = Builder::new();
     b.send_info(1, "REQUEST_TIMED_OUT")
         .send_info(2, "REQUEST_TIMED_OUT")
@@ -265,6 +297,9 @@ fn anomaly_names_round_trip() {
     for kind in AnomalyKind::ALL {
         assert_eq!(AnomalyKind::from_name(kind.name()), Some(kind));
     }
-    assert_eq!(AnomalyKind::from_name("lost-write"), Some(AnomalyKind::LostWrite));
+    assert_eq!(
+        AnomalyKind::from_name("lost-write"),
+        Some(AnomalyKind::LostWrite)
+    );
     assert_eq!(AnomalyKind::from_name("nope"), None);
 }

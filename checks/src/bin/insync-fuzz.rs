@@ -1,1 +1,174 @@
-fn main() {}
+//! `insync fuzz`: generated operation histories against the in-process engine, checked for
+//! anomalies; each anomaly's first case is shrunk and saved.
+//!
+//! A thin binary: parse the arguments, call `insync_checks::fuzz`, print, exit with 0 (no
+//! anomaly), 1 (anomalies found, or a replay reproduced its anomaly) or 2 (bad usage).
+
+use clap::{Args, Parser, Subcommand};
+use insync_checks::checker::AnomalyKind;
+use insync_checks::fuzz::{fuzz, load, render_summary, replay, FuzzOptions};
+use insync_checks::runner::RunOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "insync fuzz",
+    about = "Run generated histories of client operations and faults against the real engine, and name the anomalies they show",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    fuzz: FuzzArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a saved case (a `.case.json` written by a fuzzing run) again and check it.
+    Replay {
+        /// The saved case.
+        file: PathBuf,
+        /// Run it this many times; every run must show the same anomalies.
+        #[arg(long, default_value_t = 2)]
+        times: u32,
+    },
+}
+
+#[derive(Args, Debug)]
+struct FuzzArgs {
+    #[command(flatten)]
+    config: insync::cli::ConfigArgs,
+    /// Generated cases to run.
+    #[arg(long, default_value_t = 1000)]
+    cases: u64,
+    /// Seeds the generator (case i of seed S is always the same case).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where shrunk failing cases are saved.
+    #[arg(long, default_value = "insync-fuzz-out")]
+    out: PathBuf,
+    /// Most steps in a generated plan.
+    #[arg(long, default_value_t = 40)]
+    steps_max: usize,
+    /// Most runs spent shrinking one failing case.
+    #[arg(long, default_value_t = 3000)]
+    shrink_runs: usize,
+    /// Print the shrunk timeline of each anomaly found.
+    #[arg(long)]
+    show: bool,
+}
+
+/// Most cases one run takes: beyond this, use several seeds.
+const CASES_MAX: u64 = 100_000_000;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Replay { file, times }) => run_replay(&file, times),
+        None => run_fuzz(&cli.fuzz),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("insync fuzz: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
+    if args.cases == 0 || args.cases > CASES_MAX {
+        anyhow::bail!(
+            "INVALID_CONFIG: cases ({}) must be between 1 and {CASES_MAX}; set --cases in that range",
+            args.cases
+        );
+    }
+    if args.steps_max == 0 || args.steps_max > 10_000 {
+        anyhow::bail!(
+            "INVALID_CONFIG: steps-max ({}) must be between 1 and 10000; set --steps-max in that range",
+            args.steps_max
+        );
+    }
+    let config = insync_model::Config {
+        records: 1,
+        ..args.config.to_config()
+    };
+    config
+        .clone()
+        .validate()
+        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
+    eprintln!(
+        "fuzzing {} with {} cases, seed {}",
+        config.summary(),
+        args.cases,
+        args.seed
+    );
+    let options = FuzzOptions {
+        cases: args.cases,
+        seed: args.seed,
+        plan_len: 1..args.steps_max + 1,
+        out_dir: Some(args.out.clone()),
+        shrink_runs_max: args.shrink_runs,
+        progress: true,
+        ..FuzzOptions::default()
+    };
+    let report = fuzz(&config, &options)?;
+    println!("configuration: {}", config.summary());
+    print!("{}", render_summary(&report));
+    if args.show {
+        for f in &report.failures {
+            println!();
+            print!(
+                "{}",
+                insync_checks::fuzz::timeline(f, f.case_path.as_deref(), args.seed)
+            );
+        }
+    }
+    if !report.failures.is_empty() {
+        println!(
+            "\nsaved in {}: a timeline (.timeline.txt) and a replayable case (.case.json) per anomaly, and proptest-regressions.txt",
+            args.out.display()
+        );
+    }
+    Ok(if report.cases_with.is_empty() { 0 } else { 1 })
+}
+
+fn run_replay(file: &std::path::Path, times: u32) -> anyhow::Result<u8> {
+    let saved = load(file)?;
+    let expected = AnomalyKind::from_name(&saved.anomaly);
+    let mut first = None;
+    for i in 0..times.max(1) {
+        let (history, verdict) = replay(&saved, &RunOptions::default())?;
+        if i == 0 {
+            println!("configuration: {}", saved.case.config.summary());
+            println!("plan:\n{}", saved.case.plan);
+            println!("history:\n{history}");
+            println!("anomalies:");
+            for a in &verdict.anomalies {
+                println!("  {a}");
+            }
+        }
+        match &first {
+            None => first = Some(history),
+            Some(h) if *h == history => {}
+            Some(_) => println!("run {}: the history differs from run 1", i + 1),
+        }
+        let shown = expected.is_some_and(|k| verdict.has(k));
+        println!(
+            "run {}: {} {}",
+            i + 1,
+            saved.anomaly,
+            if shown {
+                "reproduced"
+            } else {
+                "NOT reproduced"
+            }
+        );
+        if !shown {
+            return Ok(0);
+        }
+    }
+    Ok(1)
+}

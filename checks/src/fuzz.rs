@@ -1,0 +1,394 @@
+//! The fuzzing loop: generate cases, run each against a fresh engine, check its history, and
+//! for the first case that shows each anomaly, shrink it and save it.
+//!
+//! Case `i` of a run with seed `S` is generated from its own ChaCha seed (derived from `S` and
+//! `i`), so any case can be regenerated alone, and the seed is written to the saved
+//! regression file in proptest's `cc <hex>` format. The saved `.case.json` holds the shrunk
+//! case itself (configuration, steps, engine seed): [`replay`] runs it again.
+
+use crate::checker::{check, AnomalyKind, Verdict};
+use crate::history::History;
+use crate::runner::{run, RunOptions};
+use crate::strategy::{case_for, Case};
+use insync_model::Config;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How a fuzzing run goes.
+#[derive(Clone, Debug)]
+pub struct FuzzOptions {
+    pub cases: u64,
+    pub seed: u64,
+    /// Steps per generated plan.
+    pub plan_len: std::ops::Range<usize>,
+    /// Where failing cases are saved (nothing is saved without it).
+    pub out_dir: Option<PathBuf>,
+    /// Most runs spent shrinking one failing case.
+    pub shrink_runs_max: usize,
+    /// Stop at the first case that shows this anomaly (tests).
+    pub stop_at: Option<AnomalyKind>,
+    pub progress: bool,
+    pub run: RunOptions,
+}
+
+impl Default for FuzzOptions {
+    fn default() -> Self {
+        FuzzOptions {
+            cases: 1000,
+            seed: 0,
+            plan_len: 1..40,
+            out_dir: None,
+            shrink_runs_max: 3000,
+            stop_at: None,
+            progress: false,
+            run: RunOptions::default(),
+        }
+    }
+}
+
+/// A failing case, shrunk.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub kind: AnomalyKind,
+    /// Index of the case in the run.
+    pub case_index: u64,
+    /// The ChaCha seed the case was generated from.
+    pub case_seed: [u8; 32],
+    pub original: Case,
+    pub shrunk: Case,
+    pub history: History,
+    pub verdict: Verdict,
+    /// Runs spent shrinking.
+    pub shrink_runs: usize,
+    /// The readable timeline, when saved.
+    pub timeline_path: Option<PathBuf>,
+    /// The case to replay, when saved.
+    pub case_path: Option<PathBuf>,
+}
+
+/// What a fuzzing run found.
+#[derive(Clone, Debug, Default)]
+pub struct FuzzReport {
+    pub cases_run: u64,
+    /// How many cases showed each anomaly.
+    pub cases_with: BTreeMap<AnomalyKind, u64>,
+    /// The first case of each anomaly, shrunk.
+    pub failures: Vec<Failure>,
+    pub seconds: f64,
+    pub operations: u64,
+}
+
+impl FuzzReport {
+    pub fn failure(&self, kind: AnomalyKind) -> Option<&Failure> {
+        self.failures.iter().find(|f| f.kind == kind)
+    }
+}
+
+/// Case `index`'s generator seed.
+pub fn case_seed(seed: u64, index: u64) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for chunk in out.chunks_mut(8) {
+        // splitmix64
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        chunk.copy_from_slice(&(x ^ (x >> 31)).to_le_bytes());
+    }
+    out
+}
+
+/// Runs a case and checks its history.
+pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
+    let config = case
+        .config
+        .clone()
+        .validate()
+        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
+    let options = RunOptions {
+        seed: case.seed,
+        ..options.clone()
+    };
+    let outcome = run(&config, &case.plan, &options)?;
+    let verdict = check(&outcome.history);
+    Ok((outcome.history, verdict))
+}
+
+/// Fuzzes one configuration. `config` must be valid (it is validated here, and an invalid one
+/// is an error, not a panic).
+pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport> {
+    config
+        .clone()
+        .validate()
+        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
+    if !config.consumer {
+        anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
+    }
+    if options.plan_len.is_empty() {
+        anyhow::bail!("the plan length range is empty");
+    }
+    if let Some(dir) = &options.out_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let strategy = case_for(config.clone(), options.plan_len.clone());
+    let bar = options.progress.then(|| {
+        let bar = indicatif::ProgressBar::new(options.cases);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} cases {per_sec} [{elapsed_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let start = Instant::now();
+    let mut report = FuzzReport::default();
+    for index in 0..options.cases {
+        let seed = case_seed(options.seed, index);
+        let mut runner = TestRunner::new_with_rng(
+            proptest::test_runner::Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+        );
+        let mut tree = strategy
+            .new_tree(&mut runner)
+            .map_err(|e| anyhow::anyhow!("generating case {index}: {e}"))?;
+        let case = tree.current();
+        let (history, verdict) = run_case(&case, &options.run)?;
+        report.cases_run += 1;
+        report.operations += history.operation_count() as u64;
+        let mut stop = false;
+        for kind in verdict.kinds() {
+            *report.cases_with.entry(kind).or_default() += 1;
+            if report.failure(kind).is_some() {
+                continue;
+            }
+            let failure = shrink(index, seed, &mut tree, kind, case.clone(), options)?;
+            let failure = match &options.out_dir {
+                Some(dir) => save(dir, failure, options)?,
+                None => failure,
+            };
+            if let Some(bar) = &bar {
+                bar.println(format!(
+                    "case {index}: {kind}, shrunk to {} steps{}",
+                    failure.shrunk.plan.steps.len(),
+                    failure
+                        .timeline_path
+                        .as_ref()
+                        .map(|p| format!(": {}", p.display()))
+                        .unwrap_or_default()
+                ));
+            }
+            report.failures.push(failure);
+            // The tree was shrunk for this kind; regenerate it for the next one.
+            tree = strategy
+                .new_tree(&mut TestRunner::new_with_rng(
+                    proptest::test_runner::Config::default(),
+                    TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
+                ))
+                .map_err(|e| anyhow::anyhow!("generating case {index}: {e}"))?;
+            stop |= options.stop_at == Some(kind);
+        }
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            if !report.cases_with.is_empty() {
+                let found: Vec<String> = report
+                    .cases_with
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect();
+                bar.set_message(found.join(", "));
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Shrinks a case that shows `kind` to one as small as proptest can make it that still shows
+/// `kind`.
+fn shrink(
+    index: u64,
+    seed: [u8; 32],
+    tree: &mut impl ValueTree<Value = Case>,
+    kind: AnomalyKind,
+    original: Case,
+    options: &FuzzOptions,
+) -> anyhow::Result<Failure> {
+    let (mut history, mut verdict) = run_case(&original, &options.run)?;
+    let mut best = original.clone();
+    let mut runs = 0;
+    if verdict.has(kind) && tree.simplify() {
+        while runs < options.shrink_runs_max {
+            let candidate = tree.current();
+            let (h, v) = run_case(&candidate, &options.run)?;
+            runs += 1;
+            if v.has(kind) {
+                best = candidate;
+                history = h;
+                verdict = v;
+                if !tree.simplify() {
+                    break;
+                }
+            } else if !tree.complicate() {
+                break;
+            }
+        }
+    }
+    Ok(Failure {
+        kind,
+        case_index: index,
+        case_seed: seed,
+        original,
+        shrunk: best,
+        history,
+        verdict,
+        shrink_runs: runs,
+        timeline_path: None,
+        case_path: None,
+    })
+}
+
+/// What a saved case file holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavedCase {
+    pub anomaly: String,
+    pub case: Case,
+    pub run_seed: u64,
+    pub case_index: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Writes `<kind>-case<i>.timeline.txt`, `<kind>-case<i>.case.json`, and a line in
+/// `proptest-regressions.txt`.
+fn save(dir: &Path, mut failure: Failure, options: &FuzzOptions) -> anyhow::Result<Failure> {
+    let stem = format!("{}-case{}", failure.kind, failure.case_index);
+    let timeline_path = dir.join(format!("{stem}.timeline.txt"));
+    let case_path = dir.join(format!("{stem}.case.json"));
+    let saved = SavedCase {
+        anomaly: failure.kind.name().to_string(),
+        case: failure.shrunk.clone(),
+        run_seed: options.seed,
+        case_index: failure.case_index,
+    };
+    let write = |path: &Path, text: String| {
+        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    };
+    write(&case_path, serde_json::to_string_pretty(&saved)?)?;
+    write(
+        &timeline_path,
+        timeline(&failure, Some(&case_path), options.seed),
+    )?;
+    let regressions = dir.join("proptest-regressions.txt");
+    let line = format!(
+        "cc {} # {} in case {} of seed {}; shrinks to {} steps; replay: insync-fuzz replay {}\n",
+        hex(&failure.case_seed),
+        failure.kind,
+        failure.case_index,
+        options.seed,
+        failure.shrunk.plan.steps.len(),
+        case_path.display()
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&regressions)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", regressions.display()))?;
+    failure.timeline_path = Some(timeline_path);
+    failure.case_path = Some(case_path);
+    Ok(failure)
+}
+
+/// The readable timeline of a failing case.
+pub fn timeline(failure: &Failure, case_path: Option<&Path>, run_seed: u64) -> String {
+    let mut s = String::new();
+    let case = &failure.shrunk;
+    let _ = writeln!(s, "anomaly: {}", failure.kind);
+    let _ = writeln!(s, "configuration: {}", case.config.summary());
+    let _ = writeln!(
+        s,
+        "found in case {} of `insync fuzz --seed {run_seed}`; engine seed {}",
+        failure.case_index, case.seed
+    );
+    let _ = writeln!(
+        s,
+        "plan: {} steps, shrunk from {} in {} runs",
+        case.plan.steps.len(),
+        failure.original.plan.steps.len(),
+        failure.shrink_runs
+    );
+    s.push_str(&indent(&case.plan.to_string()));
+    s.push_str("\nhistory (index, virtual time, process, type, operation):\n");
+    s.push_str(&indent(&failure.history.to_string()));
+    s.push_str("\nanomalies:\n");
+    for a in &failure.verdict.anomalies {
+        let _ = writeln!(s, "  {a}");
+    }
+    if let Some(path) = case_path {
+        let _ = writeln!(s, "\nreplay: insync-fuzz replay {}", path.display());
+    }
+    s
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Loads a saved case.
+pub fn load(path: &Path) -> anyhow::Result<SavedCase> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a saved case: {e}", path.display()))
+}
+
+/// Runs a saved case again.
+pub fn replay(saved: &SavedCase, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
+    run_case(&saved.case, options)
+}
+
+/// The summary table: one row per anomaly, the cases that showed it, and the saved timeline.
+pub fn render_summary(report: &FuzzReport) -> String {
+    let mut s = String::new();
+    let per_second = report.cases_run as f64 / report.seconds.max(1e-9);
+    let _ = writeln!(
+        s,
+        "{} cases ({} operations) in {:.1}s, {:.0} cases/s",
+        report.cases_run, report.operations, report.seconds, per_second
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<22} {:>7}  {:>7}  timeline",
+        "anomaly", "cases", "steps"
+    );
+    for kind in AnomalyKind::ALL {
+        let n = report.cases_with.get(&kind).copied().unwrap_or(0);
+        let failure = report.failure(kind);
+        let steps = failure.map_or("-".to_string(), |f| f.shrunk.plan.steps.len().to_string());
+        let path = failure
+            .and_then(|f| f.timeline_path.as_ref())
+            .map_or("-".to_string(), |p| p.display().to_string());
+        let _ = writeln!(s, "{:<22} {:>7}  {:>7}  {}", kind.name(), n, steps, path);
+    }
+    s
+}

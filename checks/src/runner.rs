@@ -1,0 +1,706 @@
+//! Runs a [`Plan`] against a fresh in-process engine and records what the clients saw.
+//!
+//! The engine is the model's own actors hosted by `insync::runtime` (as `insync::engine`
+//! hosts them), on a single-threaded tokio runtime whose clock is paused: virtual time jumps
+//! to the next timer whenever every task is idle, so a leader failover (two seconds of session
+//! timeout) costs microseconds, and a run with a given seed repeats itself. The runtime records
+//! every delivery and timer firing, so a run can be replayed through the model ([`crate::replay`]).
+//!
+//! Each client call is recorded Jepsen-style: its invocation, then its completion: `ok`,
+//! `fail` (definite) or `info` (indeterminate: a timeout, `NOT_ENOUGH_REPLICAS_AFTER_APPEND`,
+//! no answer within the client's patience). Faults are recorded as the nemesis's operations.
+//! At the end every fault is healed, every broker and the consumer restarted, and the
+//! consumer drained; then the final leader's log is read as the last operation.
+
+use crate::history::{Fun, History, OpType, Process, Read};
+use crate::plan::{Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
+use insync::runtime::{
+    ActorTraceLog, MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend,
+};
+use insync_model::config::NetworkKind;
+use insync_model::msg::Msg;
+use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
+use insync_model::producer::Outcome;
+use insync_model::types::{BrokerId, Value};
+use insync_model::{Node, ValidConfig};
+use stateright::actor::Id;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Every message takes at least this long. The engine's clients retry some errors at once
+/// (error, metadata, retry, with no backoff), which on a paused clock would spin at one instant
+/// forever and starve every timer; a hop that takes virtual time lets the clock move on. A
+/// fixed delay keeps each connection FIFO.
+pub const HOP: Duration = Duration::from_millis(1);
+
+/// How a plan is run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Seeds the engine's timers and network faults.
+    pub seed: u64,
+    /// How long a send may go unanswered before the client records it `info` and moves on.
+    pub client_timeout: Duration,
+    /// Most virtual time the drain waits for the cluster to settle and the consumer to catch up.
+    pub drain_max: Duration,
+    /// Record the engine's deliveries and timer firings.
+    pub trace: bool,
+    /// Most records in one produce request / fetch response.
+    pub batch_records: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            seed: 0,
+            client_timeout: Duration::from_secs(10),
+            drain_max: Duration::from_secs(60),
+            trace: false,
+            batch_records: 4,
+        }
+    }
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub history: History,
+    /// The engine's deliveries and timer firings, when asked for.
+    pub trace: Option<ActorTraceLog<Node>>,
+    /// Steps of the plan that ran (the others failed their precondition).
+    pub steps_run: usize,
+    /// Virtual time the run took.
+    pub virtual_ms: u64,
+}
+
+/// Runs `plan` on a fresh cluster for `config`. Builds its own single-threaded runtime with a
+/// paused clock, so call it from plain (non-async) code.
+pub fn run(config: &ValidConfig, plan: &Plan, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?;
+    tokio.block_on(run_async(config.clone(), plan.clone(), options.clone()))
+}
+
+/// Values travel as 8 little-endian bytes.
+fn encode(value: u64) -> Value {
+    Value::Bytes(value.to_le_bytes().to_vec().into())
+}
+
+fn decode(value: &Value) -> Option<u64> {
+    match value {
+        Value::Bytes(b) if b.len() == 8 => {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(b);
+            Some(u64::from_le_bytes(bytes))
+        }
+        _ => None,
+    }
+}
+
+/// The history being written, shared with the task that hears the producer and consumer.
+struct Recorder {
+    start: Instant,
+    history: History,
+    /// Sends not yet completed: value -> deadline.
+    pending: BTreeMap<u64, Instant>,
+    /// Records the consumer handed over since the last poll.
+    delivered: Vec<Read>,
+}
+
+impl Recorder {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn push(&mut self, process: Process, op_type: OpType, fun: Fun) -> usize {
+        let at = self.now_ms();
+        self.history.push(at, process, op_type, fun)
+    }
+
+    /// Records a send's completion, once.
+    fn complete(&mut self, value: u64, outcome: &Outcome) {
+        if self.pending.remove(&value).is_none() {
+            return; // Already given up on (client timeout): it stays indeterminate.
+        }
+        let (op_type, offset, error) = match outcome {
+            Outcome::Acked(offset) => (OpType::Ok, Some(offset.0), None),
+            Outcome::Failed(e) => (OpType::Fail, None, Some(e.name().to_string())),
+            Outcome::Indeterminate(e) => (OpType::Info, None, Some(e.name().to_string())),
+            Outcome::Sent => (OpType::Info, None, Some("acks=0".to_string())),
+        };
+        self.push(
+            Process::Producer,
+            op_type,
+            Fun::Send {
+                value,
+                offset,
+                error,
+            },
+        );
+    }
+
+    /// Gives up on sends past their deadline.
+    fn expire(&mut self, now: Instant) {
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(v, _)| *v)
+            .collect();
+        for value in late {
+            self.pending.remove(&value);
+            self.push(
+                Process::Producer,
+                OpType::Info,
+                Fun::Send {
+                    value,
+                    offset: None,
+                    error: Some("no answer within the client timeout".to_string()),
+                },
+            );
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Recorder>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Recorder> {
+    // The recorder is plain data; a panic elsewhere cannot leave it half-written.
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A cluster under test: the engine's actors, the application's endpoint, and what is down.
+struct Harness {
+    runtime: Runtime<Node>,
+    topology: Topology,
+    network: NetworkKind,
+    app: Id,
+    recorder: Shared,
+    next_value: u64,
+    /// Brokers down, oldest crash first.
+    down: VecDeque<BrokerId>,
+    consumer_down: bool,
+    partitioned: bool,
+    options: RunOptions,
+}
+
+async fn run_async(
+    config: ValidConfig,
+    plan: Plan,
+    options: RunOptions,
+) -> anyhow::Result<RunOutcome> {
+    let network = config.network;
+    let insync = Insync::new(config);
+    let topology = insync.topology;
+    if !topology.consumer {
+        anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
+    }
+    let app = Id::from(topology.actor_count());
+    let params = ActorParams {
+        heartbeats: true,
+        application: Some(app),
+        fetch_records_max: options.batch_records.max(1),
+        track_catch_up: true,
+    };
+    let mut actors = insync.actors_with(&params);
+    for actor in &mut actors {
+        if let Node::Producer(p) = actor {
+            p.batch_records = options.batch_records.max(1);
+        }
+    }
+    let store: Arc<dyn StorageBackend<NodeStorage>> = Arc::new(MemoryStorage::new());
+    let mut runtime_config = RuntimeConfig::with_seed(options.seed);
+    if options.trace {
+        runtime_config = runtime_config.traced();
+    }
+    let runtime = Runtime::start(actors, store, runtime_config)
+        .map_err(|e| anyhow::anyhow!("starting the cluster: {e}"))?;
+    runtime.network().set_delay(HOP..HOP);
+    let start = Instant::now();
+    let recorder: Shared = Arc::new(Mutex::new(Recorder {
+        start,
+        history: History::new(),
+        pending: BTreeMap::new(),
+        delivered: Vec::new(),
+    }));
+    let mut outbox = runtime
+        .outbox()
+        .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
+    let heard = Arc::clone(&recorder);
+    let listener = tokio::spawn(async move {
+        while let Some((_src, _dst, msg)) = outbox.recv().await {
+            let mut r = lock(&heard);
+            match msg {
+                Msg::SendResult {
+                    first,
+                    count,
+                    outcome,
+                } => {
+                    for i in 0..count {
+                        let outcome = match outcome {
+                            Outcome::Acked(base) => Outcome::Acked(base.plus(i as usize)),
+                            ref other => other.clone(),
+                        };
+                        // Record index i carries value i + 1.
+                        r.complete(u64::from(first + i) + 1, &outcome);
+                    }
+                }
+                Msg::Delivered { records } => {
+                    for rec in records.iter() {
+                        if let Some(value) = decode(&rec.value) {
+                            r.delivered.push(Read {
+                                offset: rec.offset.0,
+                                value,
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut h = Harness {
+        runtime,
+        topology,
+        network,
+        app,
+        recorder: Arc::clone(&recorder),
+        next_value: 1,
+        down: VecDeque::new(),
+        consumer_down: false,
+        partitioned: false,
+        options,
+    };
+    let mut steps_run = 0;
+    for step in &plan.steps {
+        lock(&h.recorder).expire(Instant::now());
+        if h.apply(step).await {
+            steps_run += 1;
+        }
+    }
+    h.drain().await;
+    let trace = h.runtime.take_trace();
+    h.runtime.shutdown().await;
+    listener.abort();
+    let r = lock(&recorder);
+    Ok(RunOutcome {
+        history: r.history.clone(),
+        trace,
+        steps_run,
+        virtual_ms: r.now_ms(),
+    })
+}
+
+impl Harness {
+    fn nemesis(&self, what: String) {
+        lock(&self.recorder).push(Process::Nemesis, OpType::Info, Fun::Nemesis { what });
+    }
+
+    async fn leader(&self) -> Option<BrokerId> {
+        self.runtime
+            .inspect(self.topology.controller(), |s| {
+                s.as_controller().and_then(|c| c.partition.leader)
+            })
+            .await
+            .flatten()
+    }
+
+    /// The leader's followers in assignment order (a follower's rank is its index here).
+    fn followers_of(&self, leader: BrokerId) -> Vec<BrokerId> {
+        self.topology.brokers().filter(|&b| b != leader).collect()
+    }
+
+    /// The `rank`-th follower of the current leader (or of broker 0 with no leader).
+    async fn follower(&self, rank: u8) -> Option<BrokerId> {
+        let leader = self.leader().await.unwrap_or(BrokerId(0));
+        let followers = self.followers_of(leader);
+        if followers.is_empty() {
+            return None;
+        }
+        Some(followers[usize::from(rank) % followers.len()])
+    }
+
+    fn is_down(&self, b: BrokerId) -> bool {
+        self.down.contains(&b)
+    }
+
+    async fn crash(&mut self, b: BrokerId, why: &str) -> bool {
+        // Keep one broker up: with none, nothing in the history can be judged.
+        if self.is_down(b) || self.down.len() + 1 >= self.topology.replicas {
+            return false;
+        }
+        self.runtime.crash(self.topology.broker(b)).await;
+        self.down.push_back(b);
+        self.nemesis(format!("crash broker {}{why}", b.0));
+        true
+    }
+
+    async fn restart(&mut self, b: BrokerId) -> bool {
+        let restarted = matches!(
+            self.runtime.restart(self.topology.broker(b)).await,
+            Ok(true)
+        );
+        self.down.retain(|&d| d != b);
+        if restarted {
+            self.nemesis(format!("restart broker {}", b.0));
+        }
+        restarted
+    }
+
+    /// Runs one step if its precondition holds; returns whether it ran.
+    async fn apply(&mut self, step: &Step) -> bool {
+        let network = self.runtime.network();
+        match *step {
+            Step::Send => {
+                let value = self.next_value;
+                self.next_value += 1;
+                {
+                    let mut r = lock(&self.recorder);
+                    let deadline = Instant::now() + self.options.client_timeout;
+                    r.pending.insert(value, deadline);
+                    r.push(
+                        Process::Producer,
+                        OpType::Invoke,
+                        Fun::Send {
+                            value,
+                            offset: None,
+                            error: None,
+                        },
+                    );
+                }
+                let sent = self
+                    .runtime
+                    .send_from(
+                        self.app,
+                        self.topology.producer(),
+                        Msg::Send {
+                            value: encode(value),
+                        },
+                        Route::Direct,
+                    )
+                    .await;
+                if !sent {
+                    lock(&self.recorder).complete(
+                        value,
+                        &Outcome::Failed(insync_model::msg::ErrorCode::LeaderNotAvailable),
+                    );
+                }
+            }
+            Step::Poll => self.poll(false),
+            Step::Commit => {
+                let committed = self
+                    .runtime
+                    .inspect(self.topology.consumer(), |s| {
+                        s.as_consumer().map(|c| c.committed.0)
+                    })
+                    .await
+                    .flatten();
+                let mut r = lock(&self.recorder);
+                r.push(
+                    Process::Consumer,
+                    OpType::Invoke,
+                    Fun::Commit { offset: None },
+                );
+                let op_type = if committed.is_some() {
+                    OpType::Ok
+                } else {
+                    OpType::Fail
+                };
+                r.push(
+                    Process::Consumer,
+                    op_type,
+                    Fun::Commit { offset: committed },
+                );
+            }
+            Step::Pause { ms } => {
+                self.sleep(Duration::from_millis(ms)).await;
+            }
+            Step::CrashLeader => {
+                let Some(leader) = self.leader().await else {
+                    return false;
+                };
+                return self.crash(leader, " (the leader)").await;
+            }
+            Step::CrashFollower { rank } => {
+                let Some(b) = self.follower(rank).await else {
+                    return false;
+                };
+                return self.crash(b, " (a follower)").await;
+            }
+            Step::RestartBroker => {
+                let Some(&b) = self.down.front() else {
+                    return false;
+                };
+                return self.restart(b).await;
+            }
+            Step::RestartAll => {
+                if self.down.is_empty() {
+                    return false;
+                }
+                for b in self.down.clone() {
+                    self.restart(b).await;
+                }
+            }
+            Step::Partition { followers, clients } => {
+                let leader = self.leader().await.unwrap_or(BrokerId(0));
+                let mut side = vec![self.topology.broker(leader)];
+                let mut names = vec![format!("b{}", leader.0)];
+                for (rank, f) in self.followers_of(leader).into_iter().enumerate() {
+                    if followers & (1 << rank) != 0 {
+                        side.push(self.topology.broker(f));
+                        names.push(format!("b{}", f.0));
+                    }
+                }
+                // The application hosts the producer and the consumer: one client process.
+                let application = [self.topology.producer(), self.topology.consumer(), self.app];
+                if clients & CONTROLLER_BIT != 0 {
+                    side.push(self.topology.controller());
+                    names.push("ctl".to_string());
+                }
+                if clients & APPLICATION_BIT != 0 {
+                    side.extend(application);
+                    names.push("prod,cons".to_string());
+                }
+                let other: Vec<Id> = (0..usize::from(self.app))
+                    .map(Id::from)
+                    .filter(|id| !side.contains(id))
+                    .chain((clients & APPLICATION_BIT == 0).then_some(self.app))
+                    .collect();
+                let other_names: Vec<String> = other
+                    .iter()
+                    .filter(|&&id| id != self.app)
+                    .map(|&id| self.topology.short_name(id))
+                    .collect();
+                let (a, b) = (side, other);
+                network.partition(vec![a, b]);
+                self.partitioned = true;
+                self.nemesis(format!(
+                    "partition {{{}}} | {{{}}}",
+                    names.join(","),
+                    other_names.join(",")
+                ));
+            }
+            Step::Heal => {
+                if !self.partitioned {
+                    return false;
+                }
+                network.heal();
+                self.partitioned = false;
+                self.nemesis("heal the partition".into());
+            }
+            Step::Drop { percent } => {
+                if self.network == NetworkKind::Reliable {
+                    return false;
+                }
+                let p = f64::from(percent.min(50)) / 100.0;
+                network.set_drop_rate(p);
+                self.nemesis(format!("drop {}% of messages", percent.min(50)));
+            }
+            Step::Duplicate { percent } => {
+                if self.network != NetworkKind::Duplicating {
+                    return false;
+                }
+                let p = f64::from(percent.min(50)) / 100.0;
+                network.set_duplicate_rate(p);
+                self.nemesis(format!("duplicate {}% of messages", percent.min(50)));
+            }
+            Step::Delay { ms } => {
+                let ms = ms.clamp(1, 200);
+                if self.network == NetworkKind::Duplicating {
+                    network.set_delay(HOP..HOP + Duration::from_millis(ms));
+                    self.nemesis(format!("delay messages 0..{ms}ms (reordering)"));
+                } else {
+                    let d = Duration::from_millis(ms).max(HOP);
+                    network.set_delay(d..d);
+                    self.nemesis(format!("delay messages {ms}ms"));
+                }
+            }
+            Step::ClearNetwork => {
+                network.set_drop_rate(0.0);
+                network.set_duplicate_rate(0.0);
+                network.set_delay(HOP..HOP);
+                for b in self.topology.brokers() {
+                    network.slow(self.topology.broker(b), Duration::ZERO);
+                }
+                self.nemesis("clear network faults".into());
+            }
+            Step::SlowFollower { rank, ms } => {
+                let Some(b) = self.follower(rank).await else {
+                    return false;
+                };
+                let ms = ms.clamp(1, 2000);
+                network.slow(self.topology.broker(b), Duration::from_millis(ms));
+                self.nemesis(format!("slow broker {} by {ms}ms", b.0));
+            }
+            Step::CrashConsumer => {
+                if self.consumer_down {
+                    return false;
+                }
+                self.runtime.crash(self.topology.consumer()).await;
+                self.consumer_down = true;
+                self.nemesis("crash the consumer".into());
+            }
+            Step::RestartConsumer => {
+                if !self.consumer_down {
+                    return false;
+                }
+                let _ = self.runtime.restart(self.topology.consumer()).await;
+                self.consumer_down = false;
+                self.nemesis("restart the consumer".into());
+            }
+        }
+        true
+    }
+
+    /// Records a poll of what the consumer delivered; `quiet` skips an empty one.
+    fn poll(&self, quiet: bool) {
+        let mut r = lock(&self.recorder);
+        if quiet && r.delivered.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut r.delivered);
+        r.push(
+            Process::Consumer,
+            OpType::Invoke,
+            Fun::Poll {
+                records: Vec::new(),
+            },
+        );
+        r.push(Process::Consumer, OpType::Ok, Fun::Poll { records });
+    }
+
+    /// Lets virtual time pass, giving up on sends whose client timeout passes meanwhile.
+    async fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            let next_deadline = lock(&self.recorder).pending.values().min().copied();
+            let wake = next_deadline.map_or(until, |n| n.min(until));
+            tokio::time::sleep_until(wake).await;
+            lock(&self.recorder).expire(Instant::now());
+            if Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
+    /// Heals every fault, restarts what is down, waits for the sends and for the consumer to
+    /// read everything the final leader committed, and reads the final leader's log.
+    async fn drain(&mut self) {
+        let network = self.runtime.network();
+        network.clear_faults();
+        network.set_delay(HOP..HOP);
+        self.partitioned = false;
+        let down: Vec<BrokerId> = self.down.iter().copied().collect();
+        for b in down {
+            self.restart(b).await;
+        }
+        if self.consumer_down {
+            let _ = self.runtime.restart(self.topology.consumer()).await;
+            self.consumer_down = false;
+        }
+        self.nemesis("drain: heal every fault, restart what is down".into());
+        let deadline = Instant::now() + self.options.drain_max;
+        let step = Duration::from_millis(100);
+        let mut settled_final = None;
+        while Instant::now() < deadline {
+            self.sleep(step).await;
+            self.poll(true);
+            if !lock(&self.recorder).pending.is_empty() {
+                continue;
+            }
+            if let Some(done) = self.settled().await {
+                settled_final = Some(done);
+                break;
+            }
+        }
+        // Whatever the consumer delivered at the very end.
+        self.sleep(step).await;
+        self.poll(true);
+        lock(&self.recorder).expire(Instant::now() + self.options.client_timeout);
+        let (leader, records) = match settled_final {
+            Some(found) => found,
+            None => self.final_log().await,
+        };
+        lock(&self.recorder).push(
+            Process::Final,
+            OpType::Ok,
+            Fun::FinalRead {
+                leader: leader.map(|b| b.0),
+                records,
+            },
+        );
+    }
+
+    /// The final leader's log, once the leader has committed all of it and the consumer has
+    /// reached its end.
+    async fn settled(&self) -> Option<(Option<BrokerId>, Vec<Read>)> {
+        let leader = self.leader().await?;
+        let (records, hw, end, is_leader) = self
+            .runtime
+            .inspect(self.topology.broker(leader), |s| {
+                s.as_broker().map(|b| {
+                    let records: Vec<(u64, Option<u64>)> = b
+                        .log
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (i as u64, decode(&r.value)))
+                        .collect();
+                    (
+                        records,
+                        b.high_watermark.0,
+                        b.log_end_offset().0,
+                        b.is_leader(),
+                    )
+                })
+            })
+            .await
+            .flatten()?;
+        if !is_leader || hw != end {
+            return None;
+        }
+        let position = self
+            .runtime
+            .inspect(self.topology.consumer(), |s| {
+                s.as_consumer().map(|c| c.position.0)
+            })
+            .await
+            .flatten()?;
+        if position != end {
+            return None;
+        }
+        let reads = records
+            .into_iter()
+            .filter_map(|(offset, v)| v.map(|value| Read { offset, value }))
+            .collect();
+        Some((Some(leader), reads))
+    }
+
+    /// The log of whoever the controller names leader, settled or not.
+    async fn final_log(&self) -> (Option<BrokerId>, Vec<Read>) {
+        let Some(leader) = self.leader().await else {
+            return (None, Vec::new());
+        };
+        let records = self
+            .runtime
+            .inspect(self.topology.broker(leader), |s| {
+                s.as_broker().map(|b| {
+                    b.log
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, r)| {
+                            decode(&r.value).map(|value| Read {
+                                offset: i as u64,
+                                value,
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await
+            .flatten()
+            .unwrap_or_default();
+        (Some(leader), records)
+    }
+}
