@@ -14,7 +14,7 @@ use insync_model::log::Log;
 use insync_model::msg::Msg;
 use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
 use insync_model::producer::Outcome;
-use insync_model::types::{BrokerId, ProducerId, Value};
+use insync_model::types::{BrokerId, Offset, ProducerId, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
 use std::collections::HashMap;
@@ -253,12 +253,55 @@ impl Cluster {
     /// for the first batch.
     pub async fn poll(&self, timeout: Duration) -> Vec<ReadRecord> {
         let take = || std::mem::take(&mut *self.delivered.records.lock().expect("delivered lock"));
-        let records = take();
-        if !records.is_empty() {
-            return records;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let records = take();
+            if !records.is_empty() {
+                return records;
+            }
+            // A wake-up may be stale (its records already taken): wait again, to the deadline.
+            let arrived = self.delivered.arrived.notified();
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return take();
+            }
         }
-        let _ = tokio::time::timeout(timeout, self.delivered.arrived.notified()).await;
-        take()
+    }
+
+    /// Commits the consumer's offset (`commitSync`): records below `offset` are done and a
+    /// restarted consumer resumes there. Takes effect with `--consumer-commit manual`; the
+    /// automatic modes commit by themselves. Clamped to what the consumer has read.
+    pub async fn commit(&self, offset: Offset) -> bool {
+        self.runtime
+            .send_from(
+                self.app,
+                self.topology.consumer(),
+                Msg::Commit { offset },
+                Route::Direct,
+            )
+            .await
+    }
+
+    /// The consumer's committed offset (`None` while it is down).
+    pub async fn committed(&self) -> Option<Offset> {
+        self.runtime
+            .inspect(self.topology.consumer(), |s| {
+                s.as_consumer().map(|c| c.committed)
+            })
+            .await
+            .flatten()
+    }
+
+    /// Crashes the consumer: its position is lost; it resumes from its committed offset
+    /// when restarted.
+    pub async fn crash_consumer(&self) -> bool {
+        self.runtime.crash(self.topology.consumer()).await
+    }
+
+    pub async fn restart_consumer(&self) -> bool {
+        self.runtime
+            .restart(self.topology.consumer())
+            .await
+            .unwrap_or(false)
     }
 
     /// The broker the controller names leader.

@@ -201,3 +201,60 @@ async fn file_backed_cluster_recovers_from_its_segments() {
     }
     cluster.shutdown().await;
 }
+
+/// Setup: consumer commit `manual` (enable.auto.commit=false).
+/// Steps: send 10 records; read them all; commit offset 6; commit 2 (backwards) and 99 (past
+/// what was read); crash the consumer and restart it.
+/// Expected: the committed offset is 6, then 6, then 10; the restarted consumer re-reads only
+/// from its committed offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_commit_is_where_a_restarted_consumer_resumes() {
+    use insync_model::config::ConsumerCommit;
+    let cluster = Cluster::start(
+        config(|c| c.consumer_commit = ConsumerCommit::Manual),
+        EngineOptions::default(),
+    )
+    .await
+    .expect("start");
+    send_all(&cluster, 10).await;
+    let mut read = Vec::new();
+    while read.len() < 10 {
+        let batch = cluster.poll(Duration::from_secs(10)).await;
+        assert!(
+            !batch.is_empty(),
+            "the consumer reads the acknowledged records"
+        );
+        read.extend(batch);
+    }
+    assert_eq!(
+        cluster.committed().await,
+        Some(Offset::ZERO),
+        "manual: nothing is committed until the application says so"
+    );
+    assert!(cluster.commit(Offset(6)).await);
+    assert_eq!(cluster.committed().await, Some(Offset(6)));
+    assert!(cluster.commit(Offset(2)).await);
+    assert_eq!(
+        cluster.committed().await,
+        Some(Offset(6)),
+        "never backwards"
+    );
+    // Crash before committing the rest: offsets 6..10 are read again.
+    assert!(cluster.crash_consumer().await);
+    assert!(cluster.restart_consumer().await);
+    let mut again = Vec::new();
+    while again.len() < 4 {
+        let batch = cluster.poll(Duration::from_secs(10)).await;
+        assert!(!batch.is_empty(), "the restarted consumer reads again");
+        again.extend(batch);
+    }
+    let offsets: Vec<u64> = again.iter().map(|r| r.offset.0).collect();
+    assert_eq!(offsets, vec![6, 7, 8, 9]);
+    assert!(cluster.commit(Offset(99)).await);
+    assert_eq!(
+        cluster.committed().await,
+        Some(Offset(10)),
+        "clamped to the position"
+    );
+    cluster.shutdown().await;
+}

@@ -290,7 +290,8 @@ impl Broker {
             | Msg::Heartbeat { .. }
             | Msg::Send { .. }
             | Msg::SendResult { .. }
-            | Msg::Delivered { .. } => {}
+            | Msg::Delivered { .. }
+            | Msg::Commit { .. } => {}
         }
         self.maybe_arm_timers(state, o);
         state.assert_invariants();

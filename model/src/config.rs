@@ -75,6 +75,10 @@ pub enum ConsumerCommit {
     After,
     /// Commit, then process: at-most-once.
     Before,
+    /// The application commits the offsets it chooses (`enable.auto.commit=false` and
+    /// `commitSync`). The model's application never commits, so a restarted consumer reads
+    /// everything again; the engine's client API commits with `Cluster::commit`.
+    Manual,
 }
 
 macro_rules! cli_enum {
@@ -104,7 +108,7 @@ cli_enum!(Truncation { "leader-epoch" => LeaderEpoch, "high-watermark" => HighWa
 cli_enum!(HwRule { "isr" => Isr, "min-isr" => MinIsr });
 cli_enum!(Flush { "always" => Always, "async" => Async });
 cli_enum!(NetworkKind { "reliable" => Reliable, "lossy" => Lossy, "duplicating" => Duplicating });
-cli_enum!(ConsumerCommit { "after" => After, "before" => Before });
+cli_enum!(ConsumerCommit { "after" => After, "before" => Before, "manual" => Manual });
 
 /// Most records the model's producer may send: values are small integers, and the state space
 /// grows quickly with every record anyway.

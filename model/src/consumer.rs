@@ -5,6 +5,8 @@
 //! - It reads only below the leader's high watermark (the leader enforces it).
 //! - With `before`, the commit and the processing of a batch are two steps with a moment
 //!   between them, so a crash can fall in between and the batch is never processed.
+//! - With `manual`, only the application's `Commit` moves the committed offset, and never
+//!   past the position nor backwards.
 //! - A restarted consumer resumes from its last committed offset (`auto.offset.reset=earliest`
 //!   when that offset is out of range).
 //!
@@ -138,6 +140,14 @@ impl Consumer {
                 }
                 state.metadata_pending = false;
             }
+            Msg::Commit { offset } if Some(src) == self.application => {
+                // Kafka's commitSync: only offsets the consumer has reached, never backwards.
+                let offset = offset.min(state.position);
+                if offset > state.committed {
+                    state.committed = offset;
+                    self.persist(state, o);
+                }
+            }
             _ => {}
         }
         self.maybe_fetch(state, o);
@@ -180,9 +190,13 @@ impl Consumer {
             }
         }
         state.position = base.plus(records.len());
-        state.committed = state.position;
         match self.commit {
+            ConsumerCommit::Manual => {
+                self.process(state, batch, o);
+                self.persist(state, o);
+            }
             ConsumerCommit::After => {
+                state.committed = state.position;
                 // Processing and committing are one step here: the moment between them only
                 // matters for processing a batch twice after a crash, which no property judges
                 // (a re-read that differs is caught by `committed-read` all the same).
@@ -190,6 +204,7 @@ impl Consumer {
                 self.persist(state, o);
             }
             ConsumerCommit::Before => {
+                state.committed = state.position;
                 state.pending = Some(PendingStep::Process(batch));
                 self.persist(state, o);
                 o.set_timer(Timer::ConsumerStep, timer_range(Timer::ConsumerStep));

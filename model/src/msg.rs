@@ -208,6 +208,10 @@ pub enum Msg {
     Delivered {
         records: Arc<[ReadRecord]>,
     },
+    /// The application commits the consumer's offset: records below `offset` are done.
+    Commit {
+        offset: Offset,
+    },
 }
 
 /// The controller's record of the partition.

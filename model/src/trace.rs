@@ -136,6 +136,7 @@ pub fn format_msg(msg: &Msg) -> String {
             outcome,
         } => format!("SendResult #{first}+{count} {}", describe_outcome(outcome)),
         Msg::Delivered { records } => format!("Delivered {} records", records.len()),
+        Msg::Commit { offset } => format!("Commit offset {offset}"),
     }
 }
 
