@@ -93,6 +93,7 @@ fn bench_relay(
     rt: &Runtime,
     setup: Setup,
     batch: usize,
+    clients: usize,
     size: usize,
 ) {
     let name = format!(
@@ -100,13 +101,13 @@ fn bench_relay(
         setup.replicas,
         if setup.acks == Acks::All { "all" } else { "1" }
     );
-    let id = BenchmarkId::new(name, format!("batch{batch}-clients1"));
+    let id = BenchmarkId::new(name, format!("batch{batch}-clients{clients}"));
     let relay = Arc::new(
         rt.block_on(async { RelayCluster::start(setup.replicas, setup.acks == Acks::All, batch) })
             .expect("the relay starts"),
     );
     let next = Arc::new(AtomicU64::new(0));
-    let load = Load::new(1, size);
+    let load = Load::new(clients, size);
     group.bench_function(id, |b| {
         b.iter_custom(|iters| measure(rt, &relay, iters, load, &next))
     });
@@ -143,8 +144,9 @@ fn ceilings(c: &mut Criterion) {
         });
         for setup in [Setup::RF1_ACKS1, Setup::RF3_ACKS1, Setup::RF3_ACKS_ALL] {
             for &batch in batches() {
-                bench_relay(&mut group, &rt, setup, batch, size);
+                bench_relay(&mut group, &rt, setup, batch, 1, size);
             }
+            bench_relay(&mut group, &rt, setup, DEFAULT_BATCH, SEVERAL, size);
         }
         group.finish();
     }

@@ -149,13 +149,13 @@ fn throughput(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
     println!("## Throughput (closed loop, window 4096 sends, batch {BATCH}, in-memory storage, consumer reading along)\n");
     for &size in &plan.sizes {
         let channel = channel_peak(rt, size, plan);
-        let mut relays: HashMap<(usize, bool), f64> = HashMap::new();
+        let mut relays: HashMap<(usize, bool, usize), f64> = HashMap::new();
         let mut table = Table::new([
             "setting",
             "clients",
             "records/s",
             "MB/s",
-            "no-protocol relay, records/s",
+            "no-protocol relay (same clients), records/s",
             "of relay",
             "of channel",
             "of rf1 acks=1",
@@ -166,14 +166,14 @@ fn throughput(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
             .into_iter()
             .chain([Setup::RF3_ACKS_ALL_IDEMPOTENT.in_flight(5)]);
         for setup in setups {
-            let key = relay_for(setup);
-            let relay = *relays.entry(key).or_insert_with(|| {
-                relay_peak(rt, setup, Load::new(1, size), plan).records_per_second()
-            });
             for clients in [1, SEVERAL] {
                 if setup.max_in_flight != 1 && clients != 1 {
                     continue;
                 }
+                let (replicas, all) = relay_for(setup);
+                let relay = *relays.entry((replicas, all, clients)).or_insert_with(|| {
+                    relay_peak(rt, setup, Load::new(clients, size), plan).records_per_second()
+                });
                 let (t, per_record) = engine_peak(rt, setup, Load::new(clients, size), plan, None);
                 let rate = t.records_per_second();
                 if clients == 1 {
