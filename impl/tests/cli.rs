@@ -230,3 +230,14 @@ fn run_reports_no_loss_with_default_flags_as_json() {
     assert_eq!(report["lost"], 0);
     assert!(report["ack_latency"]["p99_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn an_unknown_command_names_itself_and_the_fix() {
+    let out = insync(&["frobnicate", "--x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown command `frobnicate`") && stderr.contains("insync-frobnicate"),
+        "{stderr}"
+    );
+}
