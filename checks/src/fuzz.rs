@@ -120,6 +120,31 @@ pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, V
     Ok((outcome.history, verdict))
 }
 
+/// Runs a case with the engine's trace on, and replays the trace through the model's actors.
+pub fn conform_case(
+    case: &Case,
+    options: &RunOptions,
+) -> anyhow::Result<Result<crate::replay::Conformance, crate::replay::Nonconformance>> {
+    let config = case
+        .config
+        .clone()
+        .validate()
+        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
+    let options = RunOptions {
+        seed: case.seed,
+        trace: true,
+        ..options.clone()
+    };
+    let outcome = run(&config, &case.plan, &options)?;
+    let trace = outcome
+        .trace
+        .ok_or_else(|| anyhow::anyhow!("the run recorded no trace"))?;
+    if trace.overflowed > 0 {
+        anyhow::bail!("the trace overflowed ({} events lost)", trace.overflowed);
+    }
+    Ok(crate::replay::conform(&config, &options, &trace))
+}
+
 /// Fuzzes one configuration. `config` must be valid (it is validated here, and an invalid one
 /// is an error, not a panic).
 pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport> {

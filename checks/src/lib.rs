@@ -6,11 +6,13 @@
 //! - [`plan`]: client operations, faults and pauses, with preconditions.
 //! - [`runner`]: runs a plan against a fresh in-process engine and records the history.
 //! - [`strategy`]: proptest strategies for plans, configurations and cases.
+//! - [`replay`]: trace conformance of a recorded engine run through the model's actors.
 //! - [`fuzz`]: generate, run, check, shrink and save; the library behind `insync-fuzz`.
 
 pub mod checker;
 pub mod fuzz;
 pub mod history;
 pub mod plan;
+pub mod replay;
 pub mod runner;
 pub mod strategy;

@@ -83,6 +83,25 @@ pub fn run(config: &ValidConfig, plan: &Plan, options: &RunOptions) -> anyhow::R
     tokio.block_on(run_async(config.clone(), plan.clone(), options.clone()))
 }
 
+/// The engine's actors for a configuration, as the runner starts them, and the application's
+/// id (the first id past the actors). [`crate::replay`] replays a trace through the same ones.
+pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
+    let app = Id::from(insync.topology.actor_count());
+    let params = ActorParams {
+        heartbeats: true,
+        application: Some(app),
+        fetch_records_max: options.batch_records.max(1),
+        track_catch_up: true,
+    };
+    let mut actors = insync.actors_with(&params);
+    for actor in &mut actors {
+        if let Node::Producer(p) = actor {
+            p.batch_records = options.batch_records.max(1);
+        }
+    }
+    (app, actors)
+}
+
 /// Values travel as 8 little-endian bytes.
 fn encode(value: u64) -> Value {
     Value::Bytes(value.to_le_bytes().to_vec().into())
@@ -197,19 +216,7 @@ async fn run_async(
     if !topology.consumer {
         anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
     }
-    let app = Id::from(topology.actor_count());
-    let params = ActorParams {
-        heartbeats: true,
-        application: Some(app),
-        fetch_records_max: options.batch_records.max(1),
-        track_catch_up: true,
-    };
-    let mut actors = insync.actors_with(&params);
-    for actor in &mut actors {
-        if let Node::Producer(p) = actor {
-            p.batch_records = options.batch_records.max(1);
-        }
-    }
+    let (app, actors) = engine_actors(&insync, &options);
     let store: Arc<dyn StorageBackend<NodeStorage>> = Arc::new(MemoryStorage::new());
     let mut runtime_config = RuntimeConfig::with_seed(options.seed);
     if options.trace {

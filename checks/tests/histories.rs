@@ -153,6 +153,11 @@ fn finds(name: &str, config: Config, kind: AnomalyKind, cases_max: u64, steps_ma
     let regressions = std::fs::read_to_string(dir.join("proptest-regressions.txt"))
         .expect("a regression line is written");
     assert!(regressions.starts_with("cc "), "{regressions}");
+    // The engine's trace of the failing run is a path the model allows.
+    let conformance = insync_checks::fuzz::conform_case(&saved.case, &RunOptions::default())
+        .expect("the traced run completes")
+        .unwrap_or_else(|e| panic!("the trace does not conform: {e}"));
+    assert!(conformance.deliveries > 0, "{conformance:?}");
 }
 
 fn tempfile_dir(name: &str) -> std::path::PathBuf {
@@ -274,4 +279,70 @@ fn known_issue_a_lost_metadata_request_stalls_the_consumer() {
         verdict.anomalies
     );
     assert!(unexplained(&history, &verdict).is_empty());
+}
+
+#[test]
+fn a_recorded_engine_trace_conforms_to_the_model() {
+    use insync_checks::fuzz::conform_case;
+    let strategy = case_for(recommended(), 1..40);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..cases().min(32) {
+        let mut case = proptest::strategy::ValueTree::current(
+            &strategy.new_tree(&mut runner).expect("a case"),
+        );
+        // Known issue: with slow links the engine's network delivers a connection's messages
+        // out of order, which TCP never does; `known_issue_changing_a_delay_reorders_a_connection`.
+        case.plan
+            .steps
+            .retain(|s| !matches!(s, Step::SlowFollower { .. } | Step::Delay { .. }));
+        let conformance = conform_case(&case, &RunOptions::default())
+            .expect("the run completes")
+            .unwrap_or_else(|e| panic!("{e}\nplan:\n{}", case.plan));
+        assert!(conformance.deliveries > 0, "{conformance:?}");
+    }
+}
+
+#[test]
+fn known_issue_changing_a_delay_reorders_a_connection() {
+    // Found by trace conformance: after a follower's link was slowed (659 ms) and the
+    // partitions changed, the controller receives a heartbeat from b1 that the replay cannot
+    // match in FIFO order: the messages of one connection arrive out of order, most likely
+    // because a slowed message is overtaken once the slow link is cleared (TCP never
+    // reorders). If this test fails, the network was fixed: drop the filter above.
+    // The generated plan that showed it (steps 2-28 only move the clock and the partitions).
+    let p = |followers, clients| Step::Partition { followers, clients };
+    let case = plan(vec![
+        Step::Send,
+        p(0b1101, 0),
+        Step::SlowFollower { rank: 0, ms: 659 },
+        p(0b110, 0b10),
+        Step::Send,
+        Step::Pause { ms: 2 },
+        Step::Poll,
+        Step::Pause { ms: 6 },
+        Step::Commit,
+        Step::Commit,
+        Step::Send,
+        Step::Poll,
+        Step::Poll,
+        Step::Send,
+        Step::Pause { ms: 4000 },
+        p(0b1010, 0),
+        Step::Send,
+        Step::Pause { ms: 15 },
+        Step::Send,
+        Step::Heal,
+        Step::Pause { ms: 5 },
+        p(0b1110, 0b1),
+        Step::Poll,
+        Step::Send,
+        Step::Pause { ms: 2600 },
+        Step::Heal,
+        p(0b1100, 0b10),
+        Step::RestartAll,
+    ]);
+    let conformance = insync_checks::fuzz::conform_case(&case, &RunOptions::default())
+        .expect("the traced run completes");
+    let error = conformance.expect_err("the reordering is caught");
+    assert!(error.why.contains("never sent"), "{error}");
 }

@@ -1,0 +1,186 @@
+//! Trace conformance: replays what the engine recorded (each actor's deliveries, timer firings,
+//! crashes and restarts, in the order they happened) through the model's own actors, and
+//! checks that every step is one the model allows:
+//!
+//! - a delivered message was sent by the model's replayed sender to that receiver, and not
+//!   delivered already (unless the network duplicates); on a FIFO network (reliable, lossy) it
+//!   is the oldest undelivered message of its connection, or the ones before it were lost
+//!   (partitions and drops lose messages, never reorder them);
+//! - a timer that fired was armed by the replayed actor and not cancelled since;
+//! - a restart starts from the storage the replayed actor saved last.
+//!
+//! The replayed actors run the same handlers on the same inputs, so a step the model does not
+//! allow means the engine's hosting (runtime, network, storage) does something the model does
+//! not: exactly what the model's claims about the engine depend on.
+
+use crate::runner::{engine_actors, RunOptions};
+use insync::runtime::{ActorTraceLog, TraceKind};
+use insync_model::config::NetworkKind;
+use insync_model::msg::{Msg, Timer};
+use insync_model::node::{Insync, NodeState, NodeStorage};
+use insync_model::{Node, ValidConfig};
+use stateright::actor::{Actor, Command, Id, Out};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// The first step the model does not allow.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("trace step {index} (at {at_ms} ms, {actor}): {why}")]
+pub struct Nonconformance {
+    pub index: usize,
+    pub at_ms: u64,
+    pub actor: String,
+    pub why: String,
+}
+
+/// What a conforming replay covered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conformance {
+    pub steps: usize,
+    pub deliveries: usize,
+    pub timers: usize,
+    pub crashes: usize,
+    pub restarts: usize,
+    /// Deliveries that implied earlier messages of their connection were lost.
+    pub implied_losses: usize,
+}
+
+struct Replica {
+    state: Option<NodeState>,
+    armed: BTreeSet<Timer>,
+    saved: Option<NodeStorage>,
+}
+
+/// Replays `trace` (recorded by a run of `config` with `options`) through the model's actors.
+pub fn conform(
+    config: &ValidConfig,
+    options: &RunOptions,
+    trace: &ActorTraceLog<Node>,
+) -> Result<Conformance, Nonconformance> {
+    let insync = Insync::new(config.clone());
+    let topology = insync.topology;
+    let (app, actors) = engine_actors(&insync, options);
+    let fifo = config.network != NetworkKind::Duplicating;
+    // Messages sent and not yet delivered, per connection, in send order.
+    let mut in_flight: HashMap<(Id, Id), VecDeque<Msg>> = HashMap::new();
+    let mut delivered_once: HashMap<(Id, Id), Vec<Msg>> = HashMap::new();
+    let mut replicas: Vec<Replica> = Vec::new();
+    let mut report = Conformance::default();
+
+    fn apply(
+        id: Id,
+        out: Out<Node>,
+        replica: &mut Replica,
+        in_flight: &mut HashMap<(Id, Id), VecDeque<Msg>>,
+    ) {
+        for command in out {
+            match command {
+                Command::Send(dst, msg) => in_flight.entry((id, dst)).or_default().push_back(msg),
+                Command::SetTimer(timer, _) => {
+                    replica.armed.insert(timer);
+                }
+                Command::CancelTimer(timer) => {
+                    replica.armed.remove(&timer);
+                }
+                Command::Save(storage) => replica.saved = Some(storage),
+                Command::ChooseRandom(..) => {}
+            }
+        }
+    }
+
+    for (i, actor) in actors.iter().enumerate() {
+        let id = Id::from(i);
+        let mut replica = Replica {
+            state: None,
+            armed: BTreeSet::new(),
+            saved: None,
+        };
+        let mut out = Out::new();
+        replica.state = Some(actor.on_start(id, &None, &mut out));
+        apply(id, out, &mut replica, &mut in_flight);
+        replicas.push(replica);
+    }
+
+    for (index, event) in trace.events.iter().enumerate() {
+        let i = usize::from(event.actor);
+        let fail = |why: String| Nonconformance {
+            index,
+            at_ms: event.at.as_millis() as u64,
+            actor: topology.short_name(event.actor),
+            why,
+        };
+        let (Some(actor), Some(replica)) = (actors.get(i), replicas.get_mut(i)) else {
+            return Err(fail("no such actor".into()));
+        };
+        report.steps += 1;
+        match &event.kind {
+            TraceKind::Delivered { src, msg } => {
+                report.deliveries += 1;
+                if *src != app {
+                    let key = (*src, event.actor);
+                    let queue = in_flight.entry(key).or_default();
+                    match queue.iter().position(|m| m == msg) {
+                        Some(at) if fifo => {
+                            report.implied_losses += at;
+                            queue.drain(..=at);
+                        }
+                        Some(at) => {
+                            if let Some(m) = queue.remove(at) {
+                                delivered_once.entry(key).or_default().push(m);
+                            }
+                        }
+                        None if !fifo
+                            && delivered_once.get(&key).is_some_and(|d| d.contains(msg)) => {}
+                        None => {
+                            return Err(fail(format!(
+                                "delivered {msg:?} from {}, which the model never sent (or already delivered)",
+                                topology.short_name(*src)
+                            )))
+                        }
+                    }
+                }
+                let Some(state) = replica.state.take() else {
+                    return Err(fail("a message was delivered to a crashed actor".into()));
+                };
+                let mut cow = Cow::Owned(state);
+                let mut out = Out::new();
+                actor.on_msg(event.actor, &mut cow, *src, msg.clone(), &mut out);
+                replica.state = Some(cow.into_owned());
+                apply(event.actor, out, replica, &mut in_flight);
+            }
+            TraceKind::TimerFired { timer } => {
+                report.timers += 1;
+                if !replica.armed.remove(timer) {
+                    return Err(fail(format!("timer {timer:?} fired but was not armed")));
+                }
+                let Some(state) = replica.state.take() else {
+                    return Err(fail("a timer fired in a crashed actor".into()));
+                };
+                let mut cow = Cow::Owned(state);
+                let mut out = Out::new();
+                actor.on_timeout(event.actor, &mut cow, timer, &mut out);
+                replica.state = Some(cow.into_owned());
+                apply(event.actor, out, replica, &mut in_flight);
+            }
+            TraceKind::Crashed => {
+                report.crashes += 1;
+                replica.state = None;
+                replica.armed.clear();
+            }
+            TraceKind::Restarted => {
+                report.restarts += 1;
+                if replica.state.is_some() {
+                    return Err(fail("restarted while running".into()));
+                }
+                let mut out = Out::new();
+                let saved = replica.saved.clone();
+                replica.state = Some(actor.on_start(event.actor, &saved, &mut out));
+                apply(event.actor, out, replica, &mut in_flight);
+            }
+            TraceKind::RandomChosen { .. } => {
+                return Err(fail("the model's actors make no random choices".into()));
+            }
+        }
+    }
+    Ok(report)
+}
