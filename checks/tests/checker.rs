@@ -279,6 +279,25 @@ fn unseen_needs_the_consumer_not_the_log() {
 }
 
 #[test]
+fn a_final_read_without_a_leader_judges_nothing() {
+    // The partition stayed offline: the consumer's reads are all there is.
+    let mut h = Builder::new();
+    h.send_ok(1, 0).poll(&[(0, 1)]);
+    let mut history = h.build();
+    history.push(
+        10,
+        insync_checks::history::Process::Final,
+        insync_checks::history::OpType::Ok,
+        insync_checks::history::Fun::FinalRead {
+            leader: None,
+            records: Vec::new(),
+        },
+    );
+    let v = check(&history);
+    assert!(v.is_valid(), "{:?}", v.anomalies);
+}
+
+#[test]
 fn anomalies_of_one_kind_are_bounded() {
     let mut b = Builder::new();
     for v in 1..=100 {

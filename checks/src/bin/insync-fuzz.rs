@@ -26,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a saved case (a `.case.json` written by a fuzzing run) again and check it.
+    /// Run a saved case (a `.case.json` written by a fuzzing run) again, check it, and replay
+    /// the engine's trace through the model's actors (trace conformance).
     Replay {
         /// The saved case.
         file: PathBuf,
@@ -169,6 +170,13 @@ fn run_replay(file: &std::path::Path, times: u32) -> anyhow::Result<u8> {
         if !shown {
             return Ok(0);
         }
+    }
+    match insync_checks::fuzz::conform_case(&saved.case, &RunOptions::default())? {
+        Ok(c) => println!(
+            "trace conformance: the engine's {} steps ({} deliveries, {} timer firings, {} crashes, {} restarts) are steps the model's actors allow",
+            c.steps, c.deliveries, c.timers, c.crashes, c.restarts
+        ),
+        Err(e) => println!("trace conformance: NOT a path of the model: {e}"),
     }
     Ok(1)
 }
