@@ -5,7 +5,7 @@
 //!
 //! | name | meaning |
 //! |---|---|
-//! | `lost-write` | an acknowledged record is not held at the end, while later offsets were read |
+//! | `lost-write` | an acknowledged record is not held at the end, while later offsets were read (or it was read itself, then vanished) |
 //! | `duplicate` | one sent value appears at two offsets |
 //! | `inconsistent-offsets` | one offset, two values (between reads, or a read and an acknowledgement) |
 //! | `aborted-read` | a send that definitely failed was read |
@@ -297,14 +297,25 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                 let later = all_reads.iter().find(|r| {
                     r.read.offset > offset || (r.read.offset == offset && r.read.value != value)
                 });
-                match (held, later) {
-                    (false, Some(r)) => found.add(
+                // Read once, and not held at the end: it was there and vanished.
+                let vanished = final_values
+                    .as_ref()
+                    .and(facts.consumer.iter().find(|r| r.read.value == value));
+                match (held, later, vanished) {
+                    (false, Some(r), _) => found.add(
                         AnomalyKind::LostWrite,
                         format!(
                             "send {value} was acknowledged at offset {offset}, but is gone while offset {} holds {}",
                             r.read.offset, r.read.value
                         ),
                         [send.ops(), vec![r.op]].concat(),
+                    ),
+                    (false, None, Some(r)) => found.add(
+                        AnomalyKind::LostWrite,
+                        format!(
+                            "send {value} was acknowledged at offset {offset} and read, but the final leader does not hold it"
+                        ),
+                        [send.ops(), vec![r.op], facts.last.iter().map(|(op, _)| *op).collect()].concat(),
                     ),
                     _ if !consumer_values.contains(&value) => found.add(
                         AnomalyKind::Unseen,

@@ -86,6 +86,18 @@ fn lost_write_counts_a_record_read_before_it_vanished() {
 }
 
 #[test]
+fn lost_write_counts_the_last_record_read_and_then_gone() {
+    // Nothing after it, but the consumer read it and the final leader does not hold it.
+    let mut b = Builder::new();
+    b.send_ok(1, 0).poll(&[(0, 1)]).final_read(1, &[]);
+    let v = check(&b.build());
+    let lost = v.first(AnomalyKind::LostWrite).expect("lost-write");
+    assert!(lost.about.contains("read"), "{lost}");
+    assert!(v.has(AnomalyKind::ReadUncommitted), "{:?}", v.anomalies);
+    assert!(!v.has(AnomalyKind::Unseen), "{:?}", v.anomalies);
+}
+
+#[test]
 fn an_acknowledged_record_still_held_is_not_lost() {
     let mut b = Builder::new();
     b.send_ok(1, 0)
