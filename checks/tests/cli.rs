@@ -1,0 +1,59 @@
+//! The `insync-fuzz` binary: clear errors for bad input, a summary table, saved cases that
+//! replay.
+
+use std::process::Command;
+
+fn fuzz(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_insync-fuzz"))
+        .args(args)
+        .output()
+        .expect("insync-fuzz runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_invalid_configuration_is_one_clear_line_and_exit_code_2() {
+    let (code, stdout, stderr) = fuzz(&["--min-insync", "4", "--cases", "1"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("INVALID_CONFIG: min.insync.replicas (4) exceeds replication factor (3)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (code, _, stderr) = fuzz(&["--cases", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("set --cases"), "{stderr}");
+    let (code, _, stderr) = fuzz(&["--acks", "2"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("acks"), "{stderr}");
+    let (code, _, stderr) = fuzz(&["replay", "/nonexistent/case.json"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/case.json"), "{stderr}");
+}
+
+#[test]
+fn acks_1_finds_a_lost_write_saves_it_and_replays_it() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("insync-fuzz-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().expect("a UTF-8 path");
+    let (code, stdout, stderr) =
+        fuzz(&["--acks", "1", "--cases", "30", "--seed", "0", "--out", out]);
+    assert_eq!(code, 1, "anomalies found: {stdout}{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("lost-write"))
+        .expect("a lost-write row");
+    assert!(row.contains("lost-write-case18.timeline.txt"), "{stdout}");
+    let case = dir.join("lost-write-case18.case.json");
+    let (code, stdout, _) = fuzz(&["replay", case.to_str().expect("UTF-8")]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("run 2: lost-write reproduced"), "{stdout}");
+    assert!(
+        stdout.contains("trace conformance: the engine's"),
+        "{stdout}"
+    );
+}
