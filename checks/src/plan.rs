@@ -104,7 +104,7 @@ impl fmt::Display for Step {
             Step::Drop { percent } => write!(f, "drop {percent}% of messages"),
             Step::Duplicate { percent } => write!(f, "duplicate {percent}% of messages"),
             Step::Delay { ms } => write!(f, "delay messages {ms}ms"),
-            Step::ClearNetwork => write!(f, "clear network faults"),
+            Step::ClearNetwork => write!(f, "clear drops and duplicates"),
             Step::SlowFollower { rank, ms } => write!(f, "slow follower #{rank} by {ms}ms"),
             Step::CrashConsumer => write!(f, "crash the consumer"),
             Step::RestartConsumer => write!(f, "restart the consumer"),

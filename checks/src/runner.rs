@@ -202,6 +202,12 @@ struct Harness {
     down: VecDeque<BrokerId>,
     consumer_down: bool,
     partitioned: bool,
+    /// The network's fixed delay, and each slowed broker's extra delay. On a FIFO network they
+    /// only ever grow within a run: the engine's network delays each message by the delay in
+    /// force when it is sent, so shortening a delay lets later messages overtake earlier ones
+    /// on the same connection, which TCP never does and the model does not allow.
+    delay_ms: u64,
+    slow_ms: BTreeMap<BrokerId, u64>,
     options: RunOptions,
 }
 
@@ -278,6 +284,8 @@ async fn run_async(
         down: VecDeque::new(),
         consumer_down: false,
         partitioned: false,
+        delay_ms: 0,
+        slow_ms: BTreeMap::new(),
         options,
     };
     let mut steps_run = 0;
@@ -519,6 +527,9 @@ impl Harness {
                     network.set_delay(HOP..HOP + Duration::from_millis(ms));
                     self.nemesis(format!("delay messages 0..{ms}ms (reordering)"));
                 } else {
+                    // Never shorter than before: see `Harness::delay_ms`.
+                    let ms = ms.max(self.delay_ms);
+                    self.delay_ms = ms;
                     let d = Duration::from_millis(ms).max(HOP);
                     network.set_delay(d..d);
                     self.nemesis(format!("delay messages {ms}ms"));
@@ -527,17 +538,18 @@ impl Harness {
             Step::ClearNetwork => {
                 network.set_drop_rate(0.0);
                 network.set_duplicate_rate(0.0);
-                network.set_delay(HOP..HOP);
-                for b in self.topology.brokers() {
-                    network.slow(self.topology.broker(b), Duration::ZERO);
+                if self.network == NetworkKind::Duplicating {
+                    network.set_delay(HOP..HOP);
                 }
-                self.nemesis("clear network faults".into());
+                self.nemesis("clear drops and duplicates".into());
             }
             Step::SlowFollower { rank, ms } => {
                 let Some(b) = self.follower(rank).await else {
                     return false;
                 };
-                let ms = ms.clamp(1, 2000);
+                let slowest = self.slow_ms.entry(b).or_default();
+                let ms = ms.clamp(1, 2000).max(*slowest);
+                *slowest = ms;
                 network.slow(self.topology.broker(b), Duration::from_millis(ms));
                 self.nemesis(format!("slow broker {} by {ms}ms", b.0));
             }
@@ -596,8 +608,11 @@ impl Harness {
     /// read everything the final leader committed, and reads the final leader's log.
     async fn drain(&mut self) {
         let network = self.runtime.network();
-        network.clear_faults();
-        network.set_delay(HOP..HOP);
+        // Partitions, drops and duplicates end; delays and slow links stay (shortening them
+        // would reorder the messages in flight).
+        network.heal();
+        network.set_drop_rate(0.0);
+        network.set_duplicate_rate(0.0);
         self.partitioned = false;
         let down: Vec<BrokerId> = self.down.iter().copied().collect();
         for b in down {
@@ -607,7 +622,9 @@ impl Harness {
             let _ = self.runtime.restart(self.topology.consumer()).await;
             self.consumer_down = false;
         }
-        self.nemesis("drain: heal every fault, restart what is down".into());
+        self.nemesis(
+            "drain: heal partitions, stop drops and duplicates, restart what is down".into(),
+        );
         let deadline = Instant::now() + self.options.drain_max;
         let step = Duration::from_millis(100);
         let mut settled_final = None;

@@ -168,17 +168,7 @@ fn finds(name: &str, config: Config, kind: AnomalyKind, cases_max: u64, steps_ma
     let regressions = std::fs::read_to_string(dir.join("proptest-regressions.txt"))
         .expect("a regression line is written");
     assert!(regressions.starts_with("cc "), "{regressions}");
-    // The engine's trace of the failing run is a path the model allows (unless it slows a
-    // link: see `known_issue_changing_a_delay_reorders_a_connection`).
-    let slows = saved
-        .case
-        .plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::SlowFollower { .. } | Step::Delay { .. }));
-    if slows {
-        return;
-    }
+    // The engine's trace of the failing run is a path the model allows.
     let conformance = insync_checks::fuzz::conform_case(&saved.case, &RunOptions::default())
         .expect("the traced run completes")
         .unwrap_or_else(|e| panic!("the trace does not conform: {e}"));
@@ -329,14 +319,9 @@ fn a_recorded_engine_trace_conforms_to_the_model() {
     let strategy = case_for(recommended(), 1..40);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     for _ in 0..cases().min(32) {
-        let mut case = proptest::strategy::ValueTree::current(
+        let case = proptest::strategy::ValueTree::current(
             &strategy.new_tree(&mut runner).expect("a case"),
         );
-        // Known issue: with slow links the engine's network delivers a connection's messages
-        // out of order, which TCP never does; `known_issue_changing_a_delay_reorders_a_connection`.
-        case.plan
-            .steps
-            .retain(|s| !matches!(s, Step::SlowFollower { .. } | Step::Delay { .. }));
         let conformance = conform_case(&case, &RunOptions::default())
             .expect("the run completes")
             .unwrap_or_else(|e| panic!("{e}\nplan:\n{}", case.plan));
@@ -345,46 +330,59 @@ fn a_recorded_engine_trace_conforms_to_the_model() {
 }
 
 #[test]
-fn known_issue_changing_a_delay_reorders_a_connection() {
-    // Found by trace conformance: after a follower's link was slowed (659 ms) and the
-    // partitions changed, the controller receives a heartbeat from b1 that the replay cannot
-    // match in FIFO order: the messages of one connection arrive out of order, most likely
-    // because a slowed message is overtaken once the slow link is cleared (TCP never
-    // reorders). If this test fails, the network was fixed: drop the filter above.
-    // The generated plan that showed it (steps 2-28 only move the clock and the partitions).
-    let p = |followers, clients| Step::Partition { followers, clients };
-    let case = plan(vec![
-        Step::Send,
-        p(0b1101, 0),
-        Step::SlowFollower { rank: 0, ms: 659 },
-        p(0b110, 0b10),
-        Step::Send,
-        Step::Pause { ms: 2 },
-        Step::Poll,
-        Step::Pause { ms: 6 },
-        Step::Commit,
-        Step::Commit,
-        Step::Send,
-        Step::Poll,
-        Step::Poll,
-        Step::Send,
-        Step::Pause { ms: 4000 },
-        p(0b1010, 0),
-        Step::Send,
-        Step::Pause { ms: 15 },
-        Step::Send,
-        Step::Heal,
-        Step::Pause { ms: 5 },
-        p(0b1110, 0b1),
-        Step::Poll,
-        Step::Send,
-        Step::Pause { ms: 2600 },
-        Step::Heal,
-        p(0b1100, 0b10),
-        Step::RestartAll,
-    ]);
-    let conformance = insync_checks::fuzz::conform_case(&case, &RunOptions::default())
-        .expect("the traced run completes");
-    let error = conformance.expect_err("the reordering is caught");
-    assert!(error.why.contains("never sent"), "{error}");
+fn known_issue_shortening_a_delay_reorders_a_connection() {
+    // Found by trace conformance: the engine's network delays each message by the delay in
+    // force when it is sent, so shortening a delay (or clearing a slow link) lets a later
+    // message overtake an earlier one on the same connection, which TCP never does. The runner
+    // therefore never shortens a delay within a run. If this test fails, the network keeps
+    // connections FIFO: the runner's rule can go.
+    use insync::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig};
+    use insync_model::msg::Msg;
+    use stateright::actor::Id;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    let order = tokio.block_on(async {
+        let config = recommended().validate().expect("valid");
+        let insync = insync_model::Insync::new(config);
+        let (app, actors) = insync_checks::runner::engine_actors(&insync, &RunOptions::default());
+        let producer = insync.topology.producer();
+        let runtime = Runtime::start(
+            actors,
+            std::sync::Arc::new(MemoryStorage::new()),
+            RuntimeConfig::with_seed(0),
+        )
+        .expect("starts");
+        let mut outbox = runtime.outbox().expect("the outbox");
+        let network = runtime.network();
+        let slow = std::time::Duration::from_millis(50);
+        let fast = std::time::Duration::from_millis(1);
+        network.set_delay(slow..slow);
+        runtime
+            .send_from(producer, app, Msg::Metadata, Route::Network)
+            .await;
+        network.set_delay(fast..fast);
+        runtime
+            .send_from(
+                producer,
+                app,
+                Msg::Send {
+                    value: insync_model::types::Value::Numbered(1),
+                },
+                Route::Network,
+            )
+            .await;
+        let mut order = Vec::new();
+        while order.len() < 2 {
+            let (src, _dst, msg): (Id, Id, Msg) = outbox.recv().await.expect("a message");
+            if src == producer {
+                order.push(matches!(msg, Msg::Metadata));
+            }
+        }
+        runtime.shutdown().await;
+        order
+    });
+    assert_eq!(order, vec![false, true], "the second message arrives first");
 }
