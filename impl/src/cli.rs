@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Seeds timers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Producers the clients run (places the actors; the same in every process).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
 }
 
 #[derive(Args, Debug)]
@@ -94,7 +97,7 @@ pub struct BrokerArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Producers (the engine hosts one producer and one consumer so far).
+    /// Producers, each its own producer actor and id; records go to them in turn.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
     /// Consumers.
@@ -306,6 +309,16 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+/// Most producers one engine hosts.
+pub const PRODUCERS_MAX: usize = 64;
+
+fn checked_producers(producers: usize) -> anyhow::Result<usize> {
+    if producers == 0 || producers > PRODUCERS_MAX {
+        bail!("INVALID_CONFIG: producers ({producers}) must be between 1 and {PRODUCERS_MAX}; set --producers in that range");
+    }
+    Ok(producers)
+}
+
 fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result<u8> {
     init_logging("info");
     let config = args
@@ -317,6 +330,7 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
     let options = crate::engine::EngineOptions {
         seed: args.seed,
         data_dir: args.data_dir.clone(),
+        producers: checked_producers(args.producers)?,
         ..crate::engine::EngineOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -330,13 +344,13 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
 pub const RUN_RECORDS_MAX: u64 = 100_000_000;
 
 fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
-    if args.producers != 1 || args.consumers != 1 {
+    if args.consumers != 1 {
         bail!(
-            "INVALID_CONFIG: the engine hosts one producer and one consumer so far (got {} and {}); use --producers 1 --consumers 1",
-            args.producers,
+            "INVALID_CONFIG: the engine hosts one consumer (one group reading the partition) so far, got --consumers {}; use --consumers 1",
             args.consumers
         );
     }
+    let producers = checked_producers(args.producers)?;
     let records = args.config.records.unwrap_or(20_000);
     if records == 0 || records > RUN_RECORDS_MAX {
         bail!("INVALID_CONFIG: records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range");
@@ -365,6 +379,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         engine: crate::engine::EngineOptions {
             seed: args.seed,
             data_dir: args.data_dir.clone(),
+            producers,
             ..crate::engine::EngineOptions::default()
         },
         ..crate::run::RunOptions::default()

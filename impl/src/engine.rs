@@ -35,6 +35,8 @@ pub struct EngineOptions {
     pub fetch_records_max: usize,
     /// Most records in one produce request.
     pub batch_records: usize,
+    /// Producer actors (each with its own producer id and connection to the leader).
+    pub producers: usize,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +46,7 @@ impl Default for EngineOptions {
             data_dir: None,
             fetch_records_max: 2000,
             batch_records: 500,
+            producers: 1,
         }
     }
 }
@@ -70,7 +73,8 @@ impl StorageBackend<NodeStorage> for DiskStorage {
 }
 
 /// Waiting senders, by record index.
-type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<(Outcome, Instant)>>>>;
+/// Waiting senders, by producer and record index.
+type Pending = Arc<Mutex<HashMap<(usize, u32), oneshot::Sender<(Outcome, Instant)>>>>;
 
 /// A running cluster: brokers, controller, producer and consumer. In-process, every actor
 /// runs here; connected ([`Cluster::connect`]), only the producer and consumer do, and the
@@ -81,7 +85,8 @@ pub struct Cluster {
     transport: Option<Arc<Transport>>,
     topology: Topology,
     app: Id,
-    next_index: Arc<Mutex<u32>>,
+    /// Per producer: the index of its next record.
+    next_index: Vec<tokio::sync::Mutex<u32>>,
     pending: Pending,
     delivered: Arc<Delivered>,
 }
@@ -116,18 +121,19 @@ impl Cluster {
         options: EngineOptions,
         addrs: Option<ClusterAddrs>,
     ) -> anyhow::Result<Cluster> {
-        let config_text = config_text(&config)?;
-        let insync = Insync::new(config);
+        let config_text = config_text(&config, &options)?;
+        let mut insync = Insync::new(config);
+        insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
         let app = Id::from(topology.actor_count());
         let mut actors = engine_actors(&insync, &options);
         if addrs.is_some() {
             // Each client of a shared cluster is a new producer to the brokers, as Kafka's
             // InitProducerId makes it: its sequence numbers start again at 0.
-            let fresh = ProducerId(rand::random::<u32>().max(2));
+            let fresh = rand::random::<u32>().max(2) & !0xff;
             for actor in &mut actors {
                 if let Node::Producer(p) = actor {
-                    p.producer_id = fresh;
+                    p.producer_id = ProducerId(fresh + p.producer_id.0);
                 }
             }
         }
@@ -135,7 +141,9 @@ impl Cluster {
             None => (0..topology.actor_count()).collect(),
             Some(addrs) => {
                 addrs.validate(&topology)?;
-                let mut hosts = vec![usize::from(topology.producer())];
+                let mut hosts: Vec<usize> = (0..topology.producers)
+                    .map(|i| usize::from(topology.producer_at(i)))
+                    .collect();
                 if topology.consumer {
                     hosts.push(usize::from(topology.consumer()));
                 }
@@ -175,6 +183,9 @@ impl Cluster {
                         count,
                         outcome,
                     } => {
+                        let Some(producer) = topology.producer_index(src) else {
+                            continue;
+                        };
                         let now = Instant::now();
                         let mut pending = pending_for_app.lock().expect("pending lock");
                         for i in 0..count {
@@ -182,7 +193,7 @@ impl Cluster {
                                 Outcome::Acked(base) => Outcome::Acked(base.plus(i as usize)),
                                 ref other => other.clone(),
                             };
-                            if let Some(waiter) = pending.remove(&(first + i)) {
+                            if let Some(waiter) = pending.remove(&(producer, first + i)) {
                                 let _ = waiter.send((outcome, now));
                             }
                         }
@@ -204,7 +215,9 @@ impl Cluster {
             transport,
             topology,
             app,
-            next_index: Arc::new(Mutex::new(0)),
+            next_index: (0..topology.producers)
+                .map(|_| tokio::sync::Mutex::new(0))
+                .collect(),
             pending,
             delivered,
         })
@@ -224,22 +237,35 @@ impl Cluster {
         &self.runtime
     }
 
-    /// Hands a record to the producer; the receiver resolves with what became of it (its
-    /// offset, or the Kafka-named error; a timeout is `Indeterminate`) and when the
+    /// Hands a record to the (first) producer; the receiver resolves with what became of it
+    /// (its offset, or the Kafka-named error; a timeout is `Indeterminate`) and when the
     /// application learned it.
     pub async fn send(&self, value: Vec<u8>) -> oneshot::Receiver<(Outcome, Instant)> {
+        self.send_via(0, value).await
+    }
+
+    /// [`Cluster::send`] through producer `producer` (taken modulo the producer count).
+    pub async fn send_via(
+        &self,
+        producer: usize,
+        value: Vec<u8>,
+    ) -> oneshot::Receiver<(Outcome, Instant)> {
+        let producer = producer % self.next_index.len().max(1);
         let (tx, rx) = oneshot::channel();
-        {
-            let mut next = self.next_index.lock().expect("index lock");
-            self.pending.lock().expect("pending lock").insert(*next, tx);
-            *next += 1;
-        }
-        // The application and its producer share a process: no network between them. The
+        // The producer numbers records in the order they reach it, so numbering and handing
+        // over happen under one lock.
+        let mut next = self.next_index[producer].lock().await;
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert((producer, *next), tx);
+        *next += 1;
+        // The application and its producers share a process: no network between them. The
         // mailbox is bounded, so a busy producer slows the application down.
         self.runtime
             .send_from(
                 self.app,
-                self.topology.producer(),
+                self.topology.producer_at(producer),
                 Msg::Send {
                     value: Value::Bytes(value.into()),
                 },
@@ -247,6 +273,11 @@ impl Cluster {
             )
             .await;
         rx
+    }
+
+    /// How many producers the cluster has.
+    pub fn producers(&self) -> usize {
+        self.topology.producers
     }
 
     /// Records the consumer read and processed since the last poll, waiting up to `timeout`
@@ -357,9 +388,14 @@ impl Cluster {
     }
 }
 
-/// The configuration as every process of a cluster must share it (compared in the hello).
-fn config_text(config: &ValidConfig) -> anyhow::Result<String> {
-    Ok(serde_json::to_string(&config.clone().into_inner())?)
+/// The configuration as every process of a cluster must share it (compared in the hello):
+/// the partition's, and the producer count, which places the actors.
+fn config_text(config: &ValidConfig, options: &EngineOptions) -> anyhow::Result<String> {
+    Ok(format!(
+        "{} producers={}",
+        serde_json::to_string(&config.clone().into_inner())?,
+        options.producers.max(1)
+    ))
 }
 
 /// The model's actors with the engine's switches on: heartbeats, the application client
@@ -418,8 +454,9 @@ pub async fn serve(
     served: Served,
     addrs: ClusterAddrs,
 ) -> anyhow::Result<std::convert::Infallible> {
-    let config_text = config_text(&config)?;
-    let insync = Insync::new(config);
+    let config_text = config_text(&config, &options)?;
+    let mut insync = Insync::new(config);
+    insync.topology.producers = options.producers.max(1);
     let topology = insync.topology;
     addrs.validate(&topology)?;
     let index = match served {

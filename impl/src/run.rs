@@ -86,6 +86,7 @@ pub struct RunReport {
     pub config: insync_model::Config,
     pub records: u64,
     pub record_size: usize,
+    pub producers: usize,
     pub seed: u64,
     pub faults: Vec<String>,
     pub acknowledged: u64,
@@ -238,7 +239,10 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         }
         sent_at.lock().expect("sent_at lock").push(Instant::now());
         let rx = cluster
-            .send(encode_value(index, run_id, options.record_size))
+            .send_via(
+                index as usize % cluster.producers(),
+                encode_value(index, run_id, options.record_size),
+            )
             .await;
         window.push_back((index, rx));
     }
@@ -353,6 +357,7 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         config: config.into_inner(),
         records: options.records,
         record_size: options.record_size,
+        producers: cluster.producers(),
         seed: options.seed,
         faults: injected,
         acknowledged,
@@ -431,9 +436,10 @@ pub fn render(report: &RunReport) -> String {
     let mut s = String::new();
     s.push_str(&format!("configuration: {}\n", report.config.summary()));
     s.push_str(&format!(
-        "workload: {} records of {} B, seed {}, faults: {}\n\n",
+        "workload: {} records of {} B from {} producer(s), seed {}, faults: {}\n\n",
         report.records,
         report.record_size,
+        report.producers,
         report.seed,
         if report.faults.is_empty() {
             "none".to_string()

@@ -20,6 +20,9 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Topology {
     pub replicas: usize,
+    /// Producers, each its own actor with its own producer id. The model has one (the
+    /// properties speak of "the producer"); the engine may host several.
+    pub producers: usize,
     pub consumer: bool,
 }
 
@@ -39,14 +42,24 @@ impl Topology {
     pub fn controller(&self) -> Id {
         Id::from(self.replicas)
     }
+    /// The first producer (the model's only one).
     pub fn producer(&self) -> Id {
-        Id::from(self.replicas + 1)
+        self.producer_at(0)
+    }
+    /// Producer `i` (0-based).
+    pub fn producer_at(&self, i: usize) -> Id {
+        Id::from(self.replicas + 1 + i)
+    }
+    /// Which producer an actor id is, if it is one.
+    pub fn producer_index(&self, id: Id) -> Option<usize> {
+        let i = usize::from(id).checked_sub(self.replicas + 1)?;
+        (i < self.producers).then_some(i)
     }
     pub fn consumer(&self) -> Id {
-        Id::from(self.replicas + 2)
+        Id::from(self.replicas + 1 + self.producers)
     }
     pub fn actor_count(&self) -> usize {
-        self.replicas + 2 + usize::from(self.consumer)
+        self.replicas + 1 + self.producers + usize::from(self.consumer)
     }
     pub fn brokers(&self) -> impl Iterator<Item = BrokerId> {
         (0..self.replicas as u8).map(BrokerId)
@@ -60,7 +73,7 @@ impl Topology {
         match i {
             _ if i < self.replicas => Role::Broker(BrokerId(i as u8)),
             _ if i == self.replicas => Role::Controller,
-            _ if i == self.replicas + 1 => Role::Producer,
+            _ if i <= self.replicas + self.producers => Role::Producer,
             _ => Role::Consumer,
         }
     }
@@ -260,6 +273,7 @@ impl Insync {
     pub fn new(config: ValidConfig) -> Insync {
         let topology = Topology {
             replicas: config.replicas,
+            producers: 1,
             consumer: config.consumer,
         };
         Insync {
@@ -303,23 +317,25 @@ impl Insync {
             unclean_election: c.unclean_election,
             heartbeats: params.heartbeats,
         }));
-        actors.push(Node::Producer(Producer {
-            topology: t,
-            producer_id: ProducerId(1),
-            acks: c.acks,
-            // The model's producer sends its records from the start; the engine's takes them
-            // from the application.
-            records: if params.application.is_some() {
-                0
-            } else {
-                c.records
-            },
-            retries: c.retries,
-            idempotence: c.idempotence,
-            max_in_flight: c.max_in_flight,
-            batch_records: c.batch_records,
-            timeouts: params.application.is_some() || timeouts_matter(c.crashes, c.network),
-            application: params.application,
+        actors.extend((0..t.producers).map(|i| {
+            Node::Producer(Producer {
+                topology: t,
+                producer_id: ProducerId(1 + i as u32),
+                acks: c.acks,
+                // The model's producer sends its records from the start; the engine's takes them
+                // from the application.
+                records: if params.application.is_some() {
+                    0
+                } else {
+                    c.records
+                },
+                retries: c.retries,
+                idempotence: c.idempotence,
+                max_in_flight: c.max_in_flight,
+                batch_records: c.batch_records,
+                timeouts: params.application.is_some() || timeouts_matter(c.crashes, c.network),
+                application: params.application,
+            })
         }));
         if c.consumer {
             actors.push(Node::Consumer(Consumer {

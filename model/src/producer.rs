@@ -329,9 +329,3 @@ impl Producer {
 pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
     crashes > 0 || network == NetworkKind::Lossy
 }
-
-impl Producer {
-    pub fn id(&self) -> Id {
-        self.topology.producer()
-    }
-}
