@@ -2,7 +2,7 @@
 //!
 //! A [`Step`] names its target by role where Kafka's failures do (the leader, the n-th
 //! follower), so a step keeps its meaning whichever broker leads when it runs. Each step has a
-//! precondition that the runner checks when the step comes up ([`Step::precondition`]): a step
+//! precondition that the runner checks when the step comes up: a step
 //! whose precondition does not hold is skipped and leaves no trace in the history, so every
 //! history is meaningful (no restart of a running broker, no heal without a partition), and a
 //! shrunk plan stays a valid plan.
