@@ -450,7 +450,20 @@ impl Broker {
         let base_offset = match producer {
             Some(pid) => match check_sequence(&state.log, pid, records[0].sequence) {
                 SequenceCheck::Next => None,
-                SequenceCheck::Duplicate(original) => Some(original),
+                // Kafka answers a retry with the original offsets only when it is the same
+                // batch (same first and last sequence); a batch that only starts like one is
+                // out of order, never half-acknowledged.
+                SequenceCheck::Duplicate(original)
+                    if (0..count).all(|i| {
+                        state.log.get(original.plus(i)).and_then(|r| r.producer)
+                            == Some((pid, Sequence(records[0].sequence.0 + i as u32)))
+                    }) =>
+                {
+                    Some(original)
+                }
+                SequenceCheck::Duplicate(_) => {
+                    return reply(o, Err(ErrorCode::OutOfOrderSequenceNumber))
+                }
                 SequenceCheck::OutOfOrder => {
                     return reply(o, Err(ErrorCode::OutOfOrderSequenceNumber))
                 }

@@ -252,6 +252,10 @@ impl Consumer {
             None if !state.metadata_pending => {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
+                if self.fetch_timeouts {
+                    // The engine's network can lose the request: ask again after the backoff.
+                    o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
+                }
             }
             None => {}
         }

@@ -60,6 +60,13 @@ pub struct InFlight {
     pub count: u32,
 }
 
+/// Records `first..first + count` sent as one request, and retried as one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Batch {
+    pub first: u32,
+    pub count: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProducerState {
     /// Each record's value until its outcome is known (then dropped, to free the payload).
@@ -70,10 +77,13 @@ pub struct ProducerState {
     /// The next record never sent yet.
     pub next_record: u32,
     pub in_flight: Vec<InFlight>,
-    /// Records waiting to be sent again, in order.
-    pub retry: Vec<u32>,
+    /// Failed requests waiting to be sent again, oldest first.
+    pub retry: Vec<Batch>,
     /// Attempts made per record.
     pub attempts: Vec<u8>,
+    /// Per record: an earlier attempt ended indeterminately (timed out, or was appended
+    /// without enough replicas), so the record may be in the log whatever the next attempt says.
+    pub maybe_appended: Vec<bool>,
     pub next_request: u32,
     /// What became of each record that is done (ghost state for the properties).
     pub outcomes: Vec<Option<Outcome>>,
@@ -120,6 +130,7 @@ impl Producer {
             in_flight: Vec::new(),
             retry: Vec::new(),
             attempts: vec![0; n],
+            maybe_appended: vec![false; n],
             next_request: 0,
             outcomes: vec![None; n],
         };
@@ -154,6 +165,7 @@ impl Producer {
                 state.values.push(Some(value));
                 state.outcomes.push(None);
                 state.attempts.push(0);
+                state.maybe_appended.push(false);
             }
             Msg::MetadataResponse {
                 leader,
@@ -195,18 +207,30 @@ impl Producer {
         let retry = error.is_retriable()
             && (failed.first..failed.first + failed.count)
                 .all(|i| u32::from(state.attempts[i as usize]) <= self.retries);
-        let outcome = if error.is_indeterminate() {
+        // A definite refusal of this attempt says nothing of an earlier one that may have
+        // been appended: the record's fate stays unknown.
+        let records = failed.first as usize..(failed.first + failed.count) as usize;
+        let outcome = if error.is_indeterminate()
+            || state.maybe_appended[records.clone()].iter().any(|&m| m)
+        {
             Outcome::Indeterminate(error)
         } else {
             Outcome::Failed(error)
         };
-        for index in failed.first..failed.first + failed.count {
-            if retry {
-                if !state.retry.contains(&index) {
-                    state.retry.push(index);
-                    state.retry.sort_unstable();
-                }
-            } else {
+        if error.is_indeterminate() {
+            state.maybe_appended[records].fill(true);
+        }
+        if retry {
+            let batch = Batch {
+                first: failed.first,
+                count: failed.count,
+            };
+            if !state.retry.contains(&batch) {
+                state.retry.push(batch);
+                state.retry.sort_unstable();
+            }
+        } else {
+            for index in failed.first..failed.first + failed.count {
                 self.finish(state, index, outcome.clone());
             }
         }
@@ -245,6 +269,11 @@ impl Producer {
             if waiting && !state.metadata_pending {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
+                if self.application.is_some() {
+                    // The engine's network can lose the request: ask again after the backoff
+                    // (the model's reliable network never loses it).
+                    o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
+                }
             }
             self.arm_timeout(state, o);
             return;
@@ -293,26 +322,17 @@ impl Producer {
         self.arm_timeout(state, o);
     }
 
+    /// The next request's records: the oldest failed batch again, whole and alone (as
+    /// Kafka's producer resends the same `ProducerBatch`, so the leader can recognise a
+    /// duplicate by its first and last sequence); else up to `batch_records` new records.
     fn next_batch(&self, state: &mut ProducerState) -> Vec<u32> {
-        let mut batch: Vec<u32> = Vec::new();
-        while batch.len() < self.batch_records {
-            let next = if let Some(&r) = state.retry.first() {
-                r
-            } else if (state.next_record as usize) < state.values.len() {
-                state.next_record
-            } else {
-                break;
-            };
-            if batch.last().is_some_and(|&last| last + 1 != next) {
-                break;
-            }
-            if state.retry.first() == Some(&next) {
-                state.retry.remove(0);
-            } else {
-                state.next_record += 1;
-            }
-            batch.push(next);
+        if !state.retry.is_empty() {
+            let again = state.retry.remove(0);
+            return (again.first..again.first + again.count).collect();
         }
+        let end = (state.next_record as usize + self.batch_records).min(state.values.len());
+        let batch: Vec<u32> = (state.next_record..end as u32).collect();
+        state.next_record = end as u32;
         batch
     }
 

@@ -239,6 +239,12 @@ enum Backpressure {
     Drop,
 }
 
+struct Connection {
+    travelling: usize,
+    /// Fires when the newest travelling message is delivered or dropped.
+    last: Option<watch::Receiver<bool>>,
+}
+
 struct MailboxSlot<A: Actor> {
     tx: Option<mpsc::Sender<Mail<A>>>,
     incarnation: u64,
@@ -257,6 +263,10 @@ pub(crate) struct Router<A: Actor> {
     mailboxes: Vec<Mutex<MailboxSlot<A>>>,
     /// Per actor: hosted by another process (its messages go to the outbox).
     remote: Vec<bool>,
+    /// Per connection `(src, dst)` with delayed messages still travelling: how many, and the
+    /// delivery of the last one. Each later message waits for it, so a connection stays FIFO
+    /// when a delay shrinks or a slow link is cleared (TCP never reorders).
+    connections: Mutex<HashMap<(Id, Id), Connection>>,
     outbox: mpsc::Sender<OutboxMsg<A::Msg>>,
     /// Never marked seen, so every clone notices a signal sent at any time.
     shutdown: watch::Receiver<bool>,
@@ -292,10 +302,51 @@ where
                 })
                 .collect(),
             remote,
+            connections: Mutex::new(HashMap::new()),
             outbox,
             shutdown,
             tokio,
         }
+    }
+
+    /// Whether `(src, dst)` has delayed messages still travelling, which a new message must
+    /// not overtake.
+    fn is_backed_up(&self, src: Id, dst: Id) -> bool {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&(src, dst))
+    }
+
+    /// Joins the queue of `(src, dst)`: returns the delivery to wait for first, if any, and
+    /// the signal of this message's own delivery.
+    fn enqueue(&self, src: Id, dst: Id) -> (Option<watch::Receiver<bool>>, watch::Sender<bool>) {
+        let (done_tx, done_rx) = watch::channel(false);
+        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        let connection = connections.entry((src, dst)).or_insert(Connection {
+            travelling: 0,
+            last: None,
+        });
+        connection.travelling += 1;
+        let previous = connection.last.replace(done_rx);
+        (previous, done_tx)
+    }
+
+    /// Leaves the queue of `(src, dst)` once a delayed message is delivered or dropped.
+    fn dequeue(&self, src: Id, dst: Id) {
+        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(connection) = connections.get_mut(&(src, dst)) {
+            connection.travelling -= 1;
+            if connection.travelling == 0 {
+                connections.remove(&(src, dst));
+            }
+        }
+    }
+
+    /// Whether `dst` is the application (an id beyond the actors): the client API lives in
+    /// the clients' process, so no network fault reaches it.
+    fn is_application(&self, dst: Id) -> bool {
+        usize::from(dst) >= self.mailboxes.len()
     }
 
     /// Whether the actor at `index` is hosted by another process.
@@ -388,9 +439,13 @@ where
     /// send). Returns false if every copy was lost before leaving; true means
     /// delivered or scheduled.
     pub(crate) fn route_nowait(self: &Arc<Self>, src: Id, dst: Id, msg: A::Msg) -> bool {
+        if self.is_application(dst) {
+            self.count_sent();
+            return self.deliver_nowait(src, dst, msg);
+        }
         let mut any = false;
         for (delay, copy) in self.plan(src, dst, msg) {
-            any |= if delay.is_zero() {
+            any |= if delay.is_zero() && !self.is_backed_up(src, dst) {
                 self.deliver_nowait(src, dst, copy)
             } else {
                 self.schedule(src, dst, copy, delay, Backpressure::Drop)
@@ -401,9 +456,13 @@ where
 
     /// Like [`Router::route_nowait`] but waits for room in a full mailbox.
     pub(crate) async fn route_wait(self: &Arc<Self>, src: Id, dst: Id, msg: A::Msg) -> bool {
+        if self.is_application(dst) {
+            self.count_sent();
+            return self.deliver_wait(src, dst, msg).await;
+        }
         let mut any = false;
         for (delay, copy) in self.plan(src, dst, msg) {
-            any |= if delay.is_zero() {
+            any |= if delay.is_zero() && !self.is_backed_up(src, dst) {
                 self.deliver_wait(src, dst, copy).await
             } else {
                 self.schedule(src, dst, copy, delay, Backpressure::Wait)
@@ -427,10 +486,19 @@ where
         };
         let router = Arc::clone(self);
         let mut shutdown = self.shutdown.clone();
+        let (previous, done) = self.enqueue(src, dst);
         self.tokio.spawn(async move {
             let _permit = permit;
+            let due = tokio::time::Instant::now() + delay;
+            let in_order = async move {
+                tokio::time::sleep_until(due).await;
+                if let Some(mut previous) = previous {
+                    // Delivered, dropped, or its task gone: either way, our turn.
+                    let _ = previous.wait_for(|delivered| *delivered).await;
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {
+                _ = in_order => {
                     // A partition that started while the message travelled cuts it.
                     if router.handle.is_partitioned(src, dst) {
                         NetworkHandle::count(&router.handle.inner.dropped);
@@ -444,6 +512,8 @@ where
                     NetworkHandle::count(&router.handle.inner.dropped);
                 }
             }
+            router.dequeue(src, dst);
+            let _ = done.send(true);
         });
         true
     }
