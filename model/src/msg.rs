@@ -70,11 +70,15 @@ impl ErrorCode {
         )
     }
 
-    /// Whether the record may be in the log despite the error.
+    /// Whether the record may be in the log despite the error. `NOT_LEADER_OR_FOLLOWER` is
+    /// one: a leader that steps down answers its appended, still-waiting requests with it (as
+    /// Kafka completes delayed produces), and the client cannot tell those from refusals.
     pub fn is_indeterminate(self) -> bool {
         matches!(
             self,
-            ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::RequestTimedOut
+            ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::NotLeaderOrFollower
         )
     }
 

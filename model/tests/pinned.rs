@@ -44,6 +44,6 @@ fn two_replicas_one_record_one_crash() {
 }
 
 const PINNED_TWO_REPLICAS: usize = 1660;
-// 23,236 until the producer remembered that an earlier attempt may have been appended
-// (`maybe_appended`): a failure after a timeout is now indeterminate, a new distinction.
-const PINNED_TWO_REPLICAS_CRASH: usize = 25033;
+// 25,033 while a failure after a timeout was indeterminate but NOT_LEADER_OR_FOLLOWER was
+// not; with both indeterminate (`ErrorCode::is_indeterminate`) the count is 23,236 again.
+const PINNED_TWO_REPLICAS_CRASH: usize = 23236;
