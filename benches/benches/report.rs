@@ -214,6 +214,55 @@ fn throughput(rt: &Runtime, plan: &Plan, peaks: &mut Peaks) {
     }
 }
 
+/// Several producer actors (`EngineOptions::producers`), each fed round-robin by the client
+/// tasks, against one producer with the same client tasks.
+fn producers(rt: &Runtime, plan: &Plan) {
+    println!("## Several producers (closed loop, {SEVERAL} client tasks, batch {BATCH})\n");
+    let mut table = Table::new([
+        "setting",
+        "size",
+        "producers",
+        "records/s",
+        "MB/s",
+        "msgs/record",
+    ]);
+    for &size in &plan.sizes {
+        for setup in [
+            Setup::RF1_ACKS1,
+            Setup::RF3_ACKS_ALL,
+            Setup::RF3_ACKS_ALL_IDEMPOTENT,
+        ] {
+            for producers in [1, SEVERAL] {
+                let engine = Arc::new(
+                    rt.block_on(Engine::start(
+                        setup,
+                        insync::engine::EngineOptions {
+                            producers,
+                            ..options(BATCH, None)
+                        },
+                    ))
+                    .expect("the engine starts"),
+                );
+                let (t, records) = closed_loop(rt, &engine, Load::new(SEVERAL, size), plan);
+                let messages = engine.cluster.runtime().network().stats().sent;
+                let engine =
+                    Arc::try_unwrap(engine).unwrap_or_else(|_| panic!("engine still shared"));
+                rt.block_on(engine.shutdown());
+                table.row([
+                    setup.label(),
+                    size_label(size),
+                    producers.to_string(),
+                    thousands(t.records_per_second()),
+                    format!("{:.1}", t.megabytes_per_second(size)),
+                    format!("{:.2}", messages as f64 / records.max(1) as f64),
+                ]);
+            }
+        }
+    }
+    print!("{}", table.render());
+    println!();
+}
+
 /// A latency case's row cells.
 fn latency_cells(
     run: &PacedRun,
@@ -410,6 +459,9 @@ fn main() {
     let mut peaks = Peaks::new();
     if selected("throughput") {
         throughput(&rt, &plan, &mut peaks);
+    }
+    if selected("producers") {
+        producers(&rt, &plan);
     }
     if selected("latency") {
         latency(&rt, &plan, &mut peaks);

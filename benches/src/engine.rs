@@ -123,6 +123,9 @@ struct Reads {
 /// that delivered records do not pile up).
 pub struct Engine {
     pub cluster: Arc<Cluster>,
+    /// Producers the cluster hosts; sends go round-robin over them.
+    producers: usize,
+    next_producer: AtomicU64,
     reads: Arc<Reads>,
     stop: Arc<Notify>,
     reader: tokio::task::JoinHandle<()>,
@@ -132,6 +135,7 @@ impl Engine {
     /// Starts the cluster and waits until a record is acknowledged (a leader is elected and
     /// the producer knows it).
     pub async fn start(setup: Setup, options: EngineOptions) -> anyhow::Result<Engine> {
+        let producers = options.producers.max(1);
         let cluster = Arc::new(Cluster::start(setup.config(), options).await?);
         let reads = Arc::new(Reads::default());
         let stop = Arc::new(Notify::new());
@@ -160,6 +164,8 @@ impl Engine {
         };
         let engine = Engine {
             cluster,
+            producers,
+            next_producer: AtomicU64::new(0),
             reads,
             stop,
             reader,
@@ -235,6 +241,10 @@ impl Client for Engine {
     type Ticket = EngineTicket;
 
     async fn send(&self, value: Vec<u8>) -> EngineTicket {
-        EngineTicket(self.cluster.send(value).await)
+        if self.producers == 1 {
+            return EngineTicket(self.cluster.send(value).await);
+        }
+        let p = self.next_producer.fetch_add(1, Ordering::Relaxed) as usize % self.producers;
+        EngineTicket(self.cluster.send_via(p, value).await)
     }
 }

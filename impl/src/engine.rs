@@ -92,8 +92,8 @@ pub struct Cluster {
 }
 
 /// Records the consumer handed over and the application has not polled yet. The task that
-/// drains the runtime's outbox must never wait (a full outbox drops replies), so it appends
-/// here; what accumulates is bounded by the log the consumer reads.
+/// drains the runtime's outbox never waits (it would hold up every reply behind one slow
+/// reader), so it appends here; what accumulates is bounded by the log the consumer reads.
 #[derive(Default)]
 struct Delivered {
     records: Mutex<Vec<ReadRecord>>,

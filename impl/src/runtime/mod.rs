@@ -28,7 +28,7 @@ use actor_task::{ActorTracer, Mail, Probe, TaskSetup};
 use network::Router;
 
 pub use actor_task::MAILBOX_CAPACITY;
-pub use network::{NetworkHandle, NetworkStats, OutboxMsg, MAX_IN_FLIGHT, OUTBOX_CAPACITY};
+pub use network::{NetworkHandle, NetworkStats, OutboxMsg, MAX_IN_FLIGHT};
 pub use storage::{MemoryStorage, StorageBackend, StorageError};
 pub use trace::{TraceEvent, TraceKind, TraceLog, MAX_TRACE_EVENTS};
 
@@ -153,7 +153,7 @@ pub struct Runtime<A: Actor> {
     router: Arc<Router<A>>,
     backend: Arc<dyn StorageBackend<A::Storage>>,
     tracer: Option<Arc<ActorTracer<A>>>,
-    outbox: Mutex<Option<mpsc::Receiver<OutboxMsg<A::Msg>>>>,
+    outbox: Mutex<Option<mpsc::UnboundedReceiver<OutboxMsg<A::Msg>>>>,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
     tokio: tokio::runtime::Handle,
@@ -194,7 +194,7 @@ where
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
         let router = Arc::new(Router::new(
             remote.clone(),
             derive_seed(config.seed, NETWORK_STREAM, 0),
@@ -372,10 +372,14 @@ where
     }
 
     /// The receiver of everything actors send to ids with no actor, as
-    /// `(src, dst, msg)`. One receiver per run: `None` once taken. Bounded by
-    /// [`OUTBOX_CAPACITY`]; while it is full (or not taken), such messages are
-    /// dropped.
-    pub fn outbox(&self) -> Option<mpsc::Receiver<OutboxMsg<A::Msg>>> {
+    /// `(src, dst, msg)`. One receiver per run: `None` once taken.
+    ///
+    /// Unbounded, so an actor never waits on it and nothing in it is dropped: a dropped
+    /// `SendResult` would leave a client waiting forever for an outcome the producer already
+    /// decided. What it holds is bounded by what the application asked for (one outcome per
+    /// record sent, the records it reads), or by the transport's own queues when it carries
+    /// messages to actors in other processes. Drain it, or drop it.
+    pub fn outbox(&self) -> Option<mpsc::UnboundedReceiver<OutboxMsg<A::Msg>>> {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 

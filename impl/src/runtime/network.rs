@@ -18,10 +18,6 @@ use super::actor_task::Mail;
 /// are dropped, so a long delay under heavy load cannot exhaust memory.
 pub const MAX_IN_FLIGHT: usize = 65_536;
 
-/// Capacity of the outbox channel (messages to ids with no actor). Actors never
-/// wait on it: when the application does not keep up, replies are dropped.
-pub const OUTBOX_CAPACITY: usize = 4_096;
-
 /// A message an actor sent to an id beyond the actor count (e.g. a client):
 /// `(src, dst, msg)`.
 pub type OutboxMsg<M> = (Id, Id, M);
@@ -267,7 +263,7 @@ pub(crate) struct Router<A: Actor> {
     /// delivery of the last one. Each later message waits for it, so a connection stays FIFO
     /// when a delay shrinks or a slow link is cleared (TCP never reorders).
     connections: Mutex<HashMap<(Id, Id), Connection>>,
-    outbox: mpsc::Sender<OutboxMsg<A::Msg>>,
+    outbox: mpsc::UnboundedSender<OutboxMsg<A::Msg>>,
     /// Never marked seen, so every clone notices a signal sent at any time.
     shutdown: watch::Receiver<bool>,
     tokio: tokio::runtime::Handle,
@@ -282,7 +278,7 @@ where
     pub(crate) fn new(
         remote: Vec<bool>,
         seed: u64,
-        outbox: mpsc::Sender<OutboxMsg<A::Msg>>,
+        outbox: mpsc::UnboundedSender<OutboxMsg<A::Msg>>,
         shutdown: watch::Receiver<bool>,
         tokio: tokio::runtime::Handle,
     ) -> Self {
@@ -528,13 +524,13 @@ where
         accepted
     }
 
-    /// Puts a message into `dst`'s mailbox (or the outbox) without faults,
-    /// dropping it if there is no room. Messages to a crashed actor are dropped,
+    /// Puts a message into `dst`'s mailbox (or the unbounded outbox) without faults,
+    /// dropping it if the mailbox has no room. Messages to a crashed actor are dropped,
     /// as a closed connection would.
     pub(crate) fn deliver_nowait(&self, src: Id, dst: Id, msg: A::Msg) -> bool {
         let index = usize::from(dst);
         let accepted = if self.to_outbox(index) {
-            self.outbox.try_send((src, dst, msg)).is_ok()
+            self.outbox.send((src, dst, msg)).is_ok()
         } else {
             self.mailbox(index).is_some_and(|tx| {
                 tx.try_send(Mail::Deliver {

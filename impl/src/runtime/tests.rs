@@ -169,7 +169,7 @@ async fn tell(runtime: &Runtime<Toy>, i: usize, ops: Vec<Op>) {
     );
 }
 
-fn drain<M>(rx: &mut mpsc::Receiver<M>) -> Vec<M> {
+fn drain<M>(rx: &mut mpsc::UnboundedReceiver<M>) -> Vec<M> {
     let mut got = Vec::new();
     while let Ok(m) = rx.try_recv() {
         got.push(m);
@@ -346,7 +346,7 @@ enum Seen {
 #[derive(Default)]
 struct RecordingStorage {
     log: Mutex<Vec<Seen>>,
-    outbox: Mutex<Option<mpsc::Receiver<OutboxMsg<Msg>>>>,
+    outbox: Mutex<Option<mpsc::UnboundedReceiver<OutboxMsg<Msg>>>>,
 }
 
 impl RecordingStorage {
@@ -549,6 +549,32 @@ async fn drop_rate_one_drops_everything() {
     network.set_drop_rate(f64::NAN);
     sleep(Duration::from_millis(100)).await;
     assert_eq!(state(&runtime, 1).await.pings, 1);
+    runtime.shutdown().await;
+}
+
+/// Replies to the application wait in the outbox however many pile up before it reads them: a
+/// dropped reply is an outcome a client waits for forever. (A 4,096-message outbox dropped the
+/// rest and hung the benchmark relay at batch sizes below 100.)
+#[tokio::test(start_paused = true)]
+async fn the_outbox_keeps_every_reply_until_the_application_reads_it() {
+    const PINGS: u64 = 10_000;
+    let runtime = solo(1, RuntimeConfig::default());
+    let mut outbox = runtime.outbox().expect("first take");
+    for n in 0..PINGS {
+        assert!(
+            runtime
+                .send_from(client(), id(0), Msg::Ping(n), Route::Direct)
+                .await
+        );
+    }
+    settle().await;
+    let replies = drain(&mut outbox);
+    assert_eq!(replies.len() as u64, PINGS);
+    assert_eq!(
+        replies.last(),
+        Some(&(id(0), client(), Msg::Pong(PINGS - 1)))
+    );
+    assert_eq!(runtime.network().stats().dropped, 0);
     runtime.shutdown().await;
 }
 
