@@ -102,10 +102,10 @@ fn rate() {
     print!("{}", table.render());
     println!();
     println!(
-        "Symmetry reduction: not measured. stateright's `symmetry()` needs the model state to \
-         implement `Representative` (broker ids rewritten in every actor state, message and \
-         history), which insync's model does not; and its brokers are not interchangeable (broker \
-         0 is the initial, preferred leader).\n"
+        "Symmetry reduction: not measured, because it would be unsound for this model. A clean \
+         election picks the first live ISR member in assignment order, as Kafka's controller \
+         does, so renaming brokers does not commute with the transitions (README, \"No symmetry \
+         reduction over brokers\").\n"
     );
 }
 

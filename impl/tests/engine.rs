@@ -289,3 +289,80 @@ async fn three_producers_through_a_leader_crash_lose_and_duplicate_nothing() {
     assert_eq!(report.unseen, 0, "{report:?}");
     assert_eq!(report.acknowledged + report.indeterminate, 9_000);
 }
+
+/// Setup: one producer, four application tasks sending at once.
+/// Steps: each task sends 2,000 records of its own; the consumer reads them all.
+/// Expected: the offset each send was acknowledged at holds that send's record. (Numbering a
+/// record and handing it to the producer under separate locks let two senders swap places, so
+/// outcomes resolved each other's waiters.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_each_learn_the_offset_of_their_own_record() {
+    use insync_model::types::Value;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    const TASKS: u64 = 4;
+    const EACH: u64 = 2_000;
+    let cluster = Arc::new(
+        Cluster::start(config(|_| {}), EngineOptions::default())
+            .await
+            .expect("start"),
+    );
+    let senders: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let cluster = Arc::clone(&cluster);
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for i in 0..EACH {
+                    let value = (task * EACH + i).to_le_bytes().to_vec();
+                    sent.push((value.clone(), cluster.send(value).await));
+                    if i % 64 == 0 {
+                        tokio::task::yield_now().await; // interleave with the other tasks
+                    }
+                }
+                let mut acked = Vec::new();
+                for (value, rx) in sent {
+                    let (outcome, _) = tokio::time::timeout(Duration::from_secs(20), rx)
+                        .await
+                        .expect("an outcome within 20 s")
+                        .expect("the cluster answers");
+                    match outcome {
+                        Outcome::Acked(offset) => acked.push((offset, value)),
+                        other => panic!("no fault, yet {other:?}"),
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut expected: HashMap<Offset, Vec<u8>> = HashMap::new();
+    for sender in senders {
+        for (offset, value) in sender.await.expect("sender task") {
+            assert!(
+                expected.insert(offset, value).is_none(),
+                "two sends acknowledged at {offset:?}"
+            );
+        }
+    }
+    assert_eq!(expected.len() as u64, TASKS * EACH);
+    let mut read = 0;
+    while read < TASKS * EACH {
+        let batch = cluster.poll(Duration::from_secs(10)).await;
+        assert!(!batch.is_empty(), "the consumer reads every record");
+        for record in batch {
+            let Value::Bytes(bytes) = &record.value else {
+                panic!("the engine carries bytes, got {:?}", record.value);
+            };
+            assert_eq!(
+                expected.get(&record.offset).map(Vec::as_slice),
+                Some(&bytes[..]),
+                "offset {:?} holds another send's record",
+                record.offset
+            );
+            read += 1;
+        }
+    }
+    Arc::try_unwrap(cluster)
+        .unwrap_or_else(|_| panic!("the cluster is still shared"))
+        .shutdown()
+        .await;
+}
