@@ -608,11 +608,18 @@ impl Harness {
     /// read everything the final leader committed, and reads the final leader's log.
     async fn drain(&mut self) {
         let network = self.runtime.network();
-        // Partitions, drops and duplicates end; delays and slow links stay (shortening them
-        // would reorder the messages in flight).
+        // Every fault ends. Delays and slow links go back to one hop too: the network keeps each
+        // connection FIFO when a delay shrinks, so nothing in flight is reordered. (A slow link
+        // left in place can hold a round trip above the clients' request timeout for good: the
+        // answer always arrives just after the client gave up on it, and no client progresses.)
         network.heal();
         network.set_drop_rate(0.0);
         network.set_duplicate_rate(0.0);
+        network.set_delay(HOP..HOP);
+        for b in std::mem::take(&mut self.slow_ms).into_keys() {
+            network.slow(self.topology.broker(b), Duration::ZERO);
+        }
+        self.delay_ms = 0;
         self.partitioned = false;
         let down: Vec<BrokerId> = self.down.iter().copied().collect();
         for b in down {
@@ -623,7 +630,8 @@ impl Harness {
             self.consumer_down = false;
         }
         self.nemesis(
-            "drain: heal partitions, stop drops and duplicates, restart what is down".into(),
+            "drain: heal partitions, end drops, duplicates, delays and slow links, restart what is down"
+                .into(),
         );
         let deadline = Instant::now() + self.options.drain_max;
         let step = Duration::from_millis(100);
@@ -657,9 +665,20 @@ impl Harness {
         );
     }
 
-    /// The final leader's log, once the leader has committed all of it and the consumer has
-    /// reached its end.
+    /// The final leader's log, once the producer has given up or finished every record (a
+    /// send the client stopped waiting for may still be retried and appended), the leader has
+    /// committed all of its log, and the consumer has reached its end.
     async fn settled(&self) -> Option<(Option<BrokerId>, Vec<Read>)> {
+        let producer_idle = self
+            .runtime
+            .inspect(self.topology.producer(), |s| {
+                s.as_producer().map(|p| p.is_idle())
+            })
+            .await
+            .flatten()?;
+        if !producer_idle {
+            return None;
+        }
         let leader = self.leader().await?;
         let (records, hw, end, is_leader) = self
             .runtime

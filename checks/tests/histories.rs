@@ -274,6 +274,36 @@ fn a_lost_metadata_request_does_not_stall_the_consumer() {
     assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
 }
 
+/// Found by the fuzzer (`--retries 5`, seed 12, case 711): the controller is cut off from
+/// every broker long enough for the leader's session to expire, so it elects broker 1 in epoch
+/// 2, and the `LeaderAndIsr` messages saying so are lost. After the heal broker 0 is told it no
+/// longer leads, but broker 1 never learned that it does: the controller names a leader that
+/// refuses every fetch, and the consumer never reads the acknowledged records. Now a heartbeat
+/// that reports an older epoch is answered with the current `LeaderAndIsr`.
+fn controller_cut_off() -> Case {
+    let mut case = plan(vec![
+        Step::Partition {
+            followers: 0b11,
+            clients: insync_checks::plan::APPLICATION_BIT,
+        },
+        Step::Pause { ms: 3200 },
+        Step::Send,
+        Step::Send,
+    ]);
+    case.config.retries = 5;
+    case
+}
+
+#[test]
+fn a_leader_elected_while_the_controller_was_cut_off_learns_it_leads() {
+    let (history, verdict) = run_case(&controller_cut_off(), &RunOptions::default()).expect("runs");
+    assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
+    assert!(
+        history.to_string().contains("poll ["),
+        "the consumer reads the records:\n{history}"
+    );
+}
+
 #[test]
 fn a_recorded_engine_trace_conforms_to_the_model() {
     use insync_checks::fuzz::conform_case;

@@ -320,6 +320,7 @@ impl Broker {
                     self.topology.controller(),
                     Msg::Heartbeat {
                         incarnation: state.incarnation,
+                        leader_epoch: state.leader_epoch,
                     },
                 );
                 o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));

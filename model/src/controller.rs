@@ -116,9 +116,12 @@ impl Controller {
                     self.on_register(state, b, incarnation, o);
                 }
             }
-            Msg::Heartbeat { incarnation } => {
+            Msg::Heartbeat {
+                incarnation,
+                leader_epoch,
+            } => {
                 if let Some(b) = self.topology.broker_of(src) {
-                    self.on_heartbeat(state, b, incarnation, o);
+                    self.on_heartbeat(state, b, incarnation, leader_epoch, o);
                 }
             }
             _ => {}
@@ -217,9 +220,26 @@ impl Controller {
         }
     }
 
-    fn on_heartbeat(&self, state: &mut ControllerState, b: BrokerId, incarnation: u32, o: &mut O) {
-        if !self.heartbeats || incarnation != state.incarnations[b.index()] {
-            return; // A heartbeat from an incarnation that has not registered.
+    /// A heartbeat also repairs what a lost message broke, as Kafka's controller retries its
+    /// requests to a broker until answered: a heartbeat from an incarnation that never
+    /// registered is its registration (the `Register` was lost), and a broker that reports an
+    /// older leader epoch than the controller's is sent the current `LeaderAndIsr` again (else
+    /// a leader elected while the controller was cut off might never learn it leads, and
+    /// nobody would serve the partition).
+    fn on_heartbeat(
+        &self,
+        state: &mut ControllerState,
+        b: BrokerId,
+        incarnation: u32,
+        leader_epoch: Epoch,
+        o: &mut O,
+    ) {
+        if !self.heartbeats || incarnation < state.incarnations[b.index()] {
+            return; // A heartbeat from an incarnation that has been replaced.
+        }
+        if incarnation > state.incarnations[b.index()] {
+            self.on_register(state, b, incarnation, o);
+            return;
         }
         if state.fenced.contains(b) {
             // The session was lost to a false suspicion; the broker is back.
@@ -228,6 +248,8 @@ impl Controller {
             if state.partition.leader.is_none() {
                 self.elect(state, o);
             }
+        } else if leader_epoch < state.partition.leader_epoch {
+            self.send_leader_and_isr(state, b, o);
         }
         if state.partition.leader == Some(b) {
             let timer = Timer::SessionExpired(b);
@@ -244,5 +266,81 @@ impl Controller {
                 broker_incarnation: state.incarnations[b.index()],
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateright::actor::Command;
+
+    fn controller() -> Controller {
+        Controller {
+            topology: Topology {
+                replicas: 3,
+                producers: 1,
+                consumer: true,
+            },
+            unclean_election: false,
+            heartbeats: true,
+        }
+    }
+
+    /// The partitions told to broker `b` in `o`.
+    fn told(o: &O, b: usize) -> Vec<PartitionState> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Send(dst, Msg::LeaderAndIsr { partition, .. }) if *dst == Id::from(b) => {
+                    Some(*partition)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn heartbeat(incarnation: u32, epoch: u32) -> Msg {
+        Msg::Heartbeat {
+            incarnation,
+            leader_epoch: Epoch(epoch),
+        }
+    }
+
+    /// Setup: broker 0 leads epoch 1; its session expires and broker 1 is elected in epoch 2,
+    /// but the `LeaderAndIsr` never arrives. Step: broker 1 heartbeats, still at epoch 1.
+    /// Verdict: it is told again that it leads epoch 2; a heartbeat at epoch 2 is not.
+    #[test]
+    fn a_heartbeat_behind_the_leader_epoch_is_told_the_partition_again() {
+        let c = controller();
+        let mut state = c.on_start(&mut O::new());
+        c.on_timeout(
+            &mut state,
+            &Timer::SessionExpired(BrokerId(0)),
+            &mut O::new(),
+        );
+        assert_eq!(state.partition.leader, Some(BrokerId(1)));
+        assert_eq!(state.partition.leader_epoch, Epoch(2));
+
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(1), heartbeat(0, 1), &mut o);
+        assert_eq!(told(&o, 1), vec![state.partition]);
+
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(1), heartbeat(0, 2), &mut o);
+        assert_eq!(told(&o, 1), vec![]);
+    }
+
+    /// Setup: broker 2 restarted as incarnation 1, and its `Register` was lost. Step: its
+    /// heartbeat arrives. Verdict: the heartbeat registers it, as the `Register` would have.
+    #[test]
+    fn a_heartbeat_from_an_unregistered_incarnation_registers_it() {
+        let c = controller();
+        let mut state = c.on_start(&mut O::new());
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(2), heartbeat(1, 1), &mut o);
+        assert_eq!(state.incarnations[2], 1);
+        assert_eq!(told(&o, 2).len(), 1, "told the partition on registering");
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut o);
+        assert_eq!(told(&o, 2), vec![], "the old incarnation is ignored");
     }
 }

@@ -190,9 +190,12 @@ pub enum Msg {
         incarnation: u32,
     },
     /// A broker's session heartbeat (the engine only: in the model the controller's session
-    /// timer may fire at any moment anyway, so heartbeats would change nothing).
+    /// timer may fire at any moment anyway, so heartbeats would change nothing). It carries the
+    /// newest leader epoch the broker has learned, so the controller can tell it again what a
+    /// lost `LeaderAndIsr` said (KRaft brokers catch up on metadata through their heartbeats).
     Heartbeat {
         incarnation: u32,
+        leader_epoch: Epoch,
     },
 
     // ---- application <-> clients (the engine's client API)

@@ -101,6 +101,14 @@ impl ProducerState {
             })
     }
 
+    /// Every record handed over so far has its outcome, and no request is in flight or waiting
+    /// to be retried: the producer will append nothing more until it is given a new record.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
+            && self.retry.is_empty()
+            && self.outcomes.iter().all(Option::is_some)
+    }
+
     pub fn any_failed(&self) -> bool {
         self.outcomes.iter().any(|o| {
             matches!(

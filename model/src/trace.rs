@@ -128,7 +128,13 @@ pub fn format_msg(msg: &Msg) -> String {
             partition.isr
         ),
         Msg::Register { incarnation } => format!("Register incarnation={incarnation}"),
-        Msg::Heartbeat { incarnation } => format!("Heartbeat incarnation={incarnation}"),
+        Msg::Heartbeat {
+            incarnation,
+            leader_epoch,
+        } => format!(
+            "Heartbeat incarnation={incarnation} epoch={}",
+            leader_epoch.0
+        ),
         Msg::Send { value } => format!("Send {value}"),
         Msg::SendResult {
             first,
