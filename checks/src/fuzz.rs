@@ -120,11 +120,16 @@ pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, V
     Ok((outcome.history, verdict))
 }
 
-/// Runs a case with the engine's trace on, and replays the trace through the model's actors.
-pub fn conform_case(
+/// Runs a case with the engine's trace on; returns the validated configuration, the options
+/// it ran with, and what it produced.
+pub fn traced_run(
     case: &Case,
     options: &RunOptions,
-) -> anyhow::Result<Result<crate::replay::Conformance, crate::replay::Nonconformance>> {
+) -> anyhow::Result<(
+    insync_model::ValidConfig,
+    RunOptions,
+    crate::runner::RunOutcome,
+)> {
     let config = case
         .config
         .clone()
@@ -136,6 +141,15 @@ pub fn conform_case(
         ..options.clone()
     };
     let outcome = run(&config, &case.plan, &options)?;
+    Ok((config, options, outcome))
+}
+
+/// Runs a case with the engine's trace on, and replays the trace through the model's actors.
+pub fn conform_case(
+    case: &Case,
+    options: &RunOptions,
+) -> anyhow::Result<Result<crate::replay::Conformance, crate::replay::Nonconformance>> {
+    let (config, options, outcome) = traced_run(case, options)?;
     let trace = outcome
         .trace
         .ok_or_else(|| anyhow::anyhow!("the run recorded no trace"))?;

@@ -184,3 +184,49 @@ pub fn conform(
     }
     Ok(report)
 }
+
+/// The engine's trace as text, one line per step: virtual time, the actor, and what it
+/// handled in Kafka's terms (`b1 <- ctl LeaderAndIsr leader=1 epoch=2 ...`). Only steps whose
+/// time falls in `window` are shown. This is what to read when a history shows an anomaly
+/// and the reason is not in the history.
+pub fn render_trace(
+    config: &ValidConfig,
+    trace: &ActorTraceLog<Node>,
+    window: std::ops::Range<std::time::Duration>,
+) -> String {
+    use std::fmt::Write as _;
+    let topology = Insync::new(config.clone()).topology;
+    let name = |id: Id| {
+        if usize::from(id) >= topology.actor_count() {
+            "app".to_string()
+        } else {
+            topology.short_name(id)
+        }
+    };
+    let mut text = String::new();
+    for event in trace.events.iter().filter(|e| window.contains(&e.at)) {
+        let what = match &event.kind {
+            TraceKind::Delivered { src, msg } => {
+                format!("<- {} {}", name(*src), insync_model::trace::format_msg(msg))
+            }
+            TraceKind::TimerFired { timer } => format!("timer {timer:?} fires"),
+            TraceKind::RandomChosen { key, .. } => format!("random choice {key}"),
+            TraceKind::Crashed => "crashes".to_string(),
+            TraceKind::Restarted => "restarts from its storage".to_string(),
+        };
+        let _ = writeln!(
+            text,
+            "{:>10.1}ms {:<4} {what}",
+            event.at.as_secs_f64() * 1000.0,
+            name(event.actor)
+        );
+    }
+    if trace.overflowed > 0 {
+        let _ = writeln!(
+            text,
+            "({} later steps did not fit the trace)",
+            trace.overflowed
+        );
+    }
+    text
+}

@@ -56,4 +56,30 @@ fn acks_1_finds_a_lost_write_saves_it_and_replays_it() {
         stdout.contains("trace conformance: the engine's"),
         "{stdout}"
     );
+    // The engine's own steps, for when the history does not say why.
+    let (_, stdout, _) = fuzz(&[
+        "replay",
+        case.to_str().expect("UTF-8"),
+        "--times",
+        "1",
+        "--trace",
+        "--to-ms",
+        "50",
+    ]);
+    let trace = stdout
+        .split("engine trace")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no trace printed:\n{stdout}"));
+    assert!(trace.contains("<- prod Produce"), "{trace}");
+    assert!(trace.contains("<- app Send"), "{trace}");
+    let last_ms = trace
+        .lines()
+        .filter_map(|l| l.trim().split("ms").next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!(last_ms <= 50.0, "--to-ms bounds the trace: {trace}");
+    let (code, _, stderr) = fuzz(&["replay", case.to_str().expect("UTF-8"), "--to-ms", "5"]);
+    assert_eq!(
+        code, 2,
+        "a window without --trace is a usage error: {stderr}"
+    );
 }

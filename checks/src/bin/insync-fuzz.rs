@@ -10,6 +10,7 @@ use insync_checks::fuzz::{fuzz, load, render_summary, replay, FuzzOptions};
 use insync_checks::runner::RunOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +35,16 @@ enum Command {
         /// Run it this many times; every run must show the same anomalies.
         #[arg(long, default_value_t = 2)]
         times: u32,
+        /// Also print the engine's trace: every message delivered, timer fired, crash and
+        /// restart, with its virtual time (use --from-ms/--to-ms to narrow it).
+        #[arg(long)]
+        trace: bool,
+        /// First virtual millisecond of the trace to print.
+        #[arg(long, default_value_t = 0, requires = "trace")]
+        from_ms: u64,
+        /// Last virtual millisecond of the trace to print.
+        #[arg(long, requires = "trace")]
+        to_ms: Option<u64>,
     },
 }
 
@@ -67,7 +78,20 @@ const CASES_MAX: u64 = 100_000_000;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Replay { file, times }) => run_replay(&file, times),
+        Some(Command::Replay {
+            file,
+            times,
+            trace,
+            from_ms,
+            to_ms,
+        }) => {
+            let window = trace.then(|| {
+                Duration::from_millis(from_ms)..to_ms.map_or(Duration::MAX, |ms| {
+                    Duration::from_millis(ms.saturating_add(1))
+                })
+            });
+            run_replay(&file, times, window)
+        }
         None => run_fuzz(&cli.fuzz),
     };
     match result {
@@ -136,12 +160,32 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
     Ok(if report.cases_with.is_empty() { 0 } else { 1 })
 }
 
-fn run_replay(file: &std::path::Path, times: u32) -> anyhow::Result<u8> {
+fn run_replay(
+    file: &std::path::Path,
+    times: u32,
+    trace_window: Option<std::ops::Range<Duration>>,
+) -> anyhow::Result<u8> {
     let saved = load(file)?;
+    let code = replay_and_conform(&saved, times)?;
+    if let Some(window) = trace_window {
+        let (config, _, outcome) =
+            insync_checks::fuzz::traced_run(&saved.case, &RunOptions::default())?;
+        if let Some(trace) = &outcome.trace {
+            println!("\nengine trace (virtual time, actor, what it handled):");
+            print!(
+                "{}",
+                insync_checks::replay::render_trace(&config, trace, window)
+            );
+        }
+    }
+    Ok(code)
+}
+
+fn replay_and_conform(saved: &insync_checks::fuzz::SavedCase, times: u32) -> anyhow::Result<u8> {
     let expected = AnomalyKind::from_name(&saved.anomaly);
     let mut first = None;
     for i in 0..times.max(1) {
-        let (history, verdict) = replay(&saved, &RunOptions::default())?;
+        let (history, verdict) = replay(saved, &RunOptions::default())?;
         if i == 0 {
             println!("configuration: {}", saved.case.config.summary());
             println!("plan:\n{}", saved.case.plan);
