@@ -391,7 +391,7 @@ impl Harness {
                         self.app,
                         self.topology.producer(),
                         Msg::Send {
-                            value: encode(value),
+                            values: vec![encode(value)],
                         },
                         Route::Direct,
                     )
