@@ -4,8 +4,7 @@
 //! - [`channel`]: one tokio task hands records to another over a bounded channel of the
 //!   runtime's mailbox size. The cost of one message per record and nothing else.
 //! - [`Relay`]: trivial actors hosted by insync's own runtime (`insync::runtime`), wired like
-//!   the engine's message path: the application hands records to a producer actor through an
-//!   accumulator task, as the engine does (one message for whatever queued up), which
+//!   the engine's message path: the application hands each record to a producer actor, which
 //!   batches them to a leader actor with one request in flight; the leader forwards each
 //!   batch to its followers and answers once they (or, for acks=1, it alone) have it; the
 //!   producer tells the application through the outbox, and the application resolves one
@@ -64,8 +63,8 @@ pub type Records = Arc<[Arc<[u8]>]>;
 /// Messages of the protocol-free relay.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RelayMsg {
-    /// Application to producer: the records that queued up in the accumulator.
-    Records(Vec<Arc<[u8]>>),
+    /// Application to producer: one record.
+    Record(Arc<[u8]>),
     /// Producer to leader, leader to followers and to the consumer: a batch, by the index of
     /// its first record.
     Batch(u64, Records),
@@ -163,7 +162,7 @@ impl Actor for Relay {
                     return;
                 };
                 match msg {
-                    RelayMsg::Records(rs) => queued.extend(rs),
+                    RelayMsg::Record(r) => queued.push(r),
                     RelayMsg::Ack(first) => {
                         if let Some((f, count)) = in_flight.take() {
                             debug_assert_eq!(f, first);
@@ -245,10 +244,10 @@ struct Delivered {
 /// The relay running on insync's runtime, with a client API shaped like the engine's and a
 /// task that reads what the consumer delivers.
 pub struct RelayCluster {
-    runtime: Arc<Runtime<Relay>>,
-    /// The index of the next record, held while it is handed to the accumulator.
-    next_index: tokio::sync::Mutex<u64>,
-    accumulator: tokio::sync::mpsc::Sender<Arc<[u8]>>,
+    runtime: Runtime<Relay>,
+    producer: Id,
+    application: Id,
+    next_index: Mutex<u64>,
     pending: Waiters,
     delivered: Arc<Delivered>,
     reader: tokio::task::JoinHandle<()>,
@@ -289,19 +288,6 @@ impl RelayCluster {
             RuntimeConfig::with_seed(0),
         )
         .map_err(|e| anyhow::anyhow!("starting the relay: {e}"))?;
-        let runtime = Arc::new(runtime);
-        // The engine's accumulator, with the same bounds (`insync::engine`).
-        let (accumulator, mut queued_rx) = tokio::sync::mpsc::channel::<Arc<[u8]>>(4_096);
-        let for_accumulator = Arc::clone(&runtime);
-        tokio::spawn(async move {
-            let mut queued = Vec::new();
-            while queued_rx.recv_many(&mut queued, 1_024).await > 0 {
-                let records = RelayMsg::Records(std::mem::take(&mut queued));
-                for_accumulator
-                    .send_from(application, producer, records, Route::Direct)
-                    .await;
-            }
-        });
         let mut outbox = runtime
             .outbox()
             .ok_or_else(|| anyhow::anyhow!("the relay's outbox was already taken"))?;
@@ -348,8 +334,9 @@ impl RelayCluster {
         });
         Ok(RelayCluster {
             runtime,
-            next_index: tokio::sync::Mutex::new(0),
-            accumulator,
+            producer,
+            application,
+            next_index: Mutex::new(0),
             pending,
             delivered,
             reader,
@@ -385,12 +372,20 @@ impl Client for RelayCluster {
 
     async fn send(&self, value: Vec<u8>) -> RelayTicket {
         let (tx, rx) = oneshot::channel();
-        // As the engine's client API does: a waiter per record, by index, then the record to
-        // the accumulator, under one lock.
-        let mut next = self.next_index.lock().await;
-        self.pending.lock().expect("pending lock").insert(*next, tx);
-        *next += 1;
-        let _ = self.accumulator.send(value.into()).await;
+        // As the engine's client API does: a waiter per record, by index, then the record.
+        {
+            let mut next = self.next_index.lock().expect("index lock");
+            self.pending.lock().expect("pending lock").insert(*next, tx);
+            *next += 1;
+        }
+        self.runtime
+            .send_from(
+                self.application,
+                self.producer,
+                RelayMsg::Record(value.into()),
+                Route::Direct,
+            )
+            .await;
         RelayTicket(rx)
     }
 }
