@@ -391,7 +391,7 @@ impl Harness {
                         self.app,
                         self.topology.producer(),
                         Msg::Send {
-                            values: vec![encode(value)],
+                            value: encode(value),
                         },
                         Route::Direct,
                     )

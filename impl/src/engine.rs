@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// How the engine runs, beyond the partition's configuration.
 #[derive(Clone, Debug)]
@@ -87,8 +87,6 @@ pub struct Cluster {
     app: Id,
     /// Per producer: the index of its next record.
     next_index: Vec<tokio::sync::Mutex<u32>>,
-    /// Per producer: its accumulator, which hands the producer what queued up as one `Send`.
-    accumulators: Vec<mpsc::Sender<Value>>,
     pending: Pending,
     delivered: Arc<Delivered>,
 }
@@ -212,9 +210,6 @@ impl Cluster {
                 }
             }
         });
-        let accumulators = (0..topology.producers)
-            .map(|i| start_accumulator(&runtime, app, topology.producer_at(i)))
-            .collect();
         Ok(Cluster {
             runtime,
             transport,
@@ -223,7 +218,6 @@ impl Cluster {
             next_index: (0..topology.producers)
                 .map(|_| tokio::sync::Mutex::new(0))
                 .collect(),
-            accumulators,
             pending,
             delivered,
         })
@@ -259,21 +253,25 @@ impl Cluster {
         let producer = producer % self.next_index.len().max(1);
         let (tx, rx) = oneshot::channel();
         // The producer numbers records in the order they reach it, so numbering and handing
-        // over happen under one lock. The accumulator is bounded, so a busy producer slows
-        // the application down.
+        // over happen under one lock.
         let mut next = self.next_index[producer].lock().await;
         self.pending
             .lock()
             .expect("pending lock")
             .insert((producer, *next), tx);
         *next += 1;
-        if self.accumulators[producer]
-            .send(Value::Bytes(value.into()))
-            .await
-            .is_err()
-        {
-            tracing::debug!(producer, "the cluster is shutting down; record not sent");
-        }
+        // The application and its producers share a process: no network between them. The
+        // mailbox is bounded, so a busy producer slows the application down.
+        self.runtime
+            .send_from(
+                self.app,
+                self.topology.producer_at(producer),
+                Msg::Send {
+                    value: Value::Bytes(value.into()),
+                },
+                Route::Direct,
+            )
+            .await;
         rx
     }
 
@@ -500,38 +498,4 @@ pub async fn serve(
         transport.forward(src, dst, msg);
     }
     anyhow::bail!("the runtime stopped")
-}
-
-/// Most records the accumulator hands the producer in one `Send`.
-const ACCUMULATED_MAX: usize = 1_024;
-
-/// Records handed to `send` that the accumulator has not passed on yet, at most.
-const ACCUMULATOR_CAPACITY: usize = 4_096;
-
-/// Starts producer `producer`'s accumulator: a task that passes on whatever records queued up
-/// since its last hand-over as one `Send`, like the record accumulator a Kafka producer's
-/// `send()` appends to. Under load this is one mailbox message per batch instead of one per
-/// record; a lone record is passed on at once (there is no `linger.ms`). It ends when the
-/// cluster is dropped.
-fn start_accumulator(runtime: &Arc<Runtime<Node>>, app: Id, producer: Id) -> mpsc::Sender<Value> {
-    let (tx, mut rx) = mpsc::channel::<Value>(ACCUMULATOR_CAPACITY);
-    let runtime = Arc::clone(runtime);
-    tokio::spawn(async move {
-        let mut queued = Vec::new();
-        while rx.recv_many(&mut queued, ACCUMULATED_MAX).await > 0 {
-            let values = std::mem::take(&mut queued);
-            // The application and its producers share a process: no network between them.
-            // The mailbox is bounded, so this waits while the producer is busy.
-            if !runtime
-                .send_from(app, producer, Msg::Send { values }, Route::Direct)
-                .await
-            {
-                tracing::debug!(
-                    producer = usize::from(producer),
-                    "the producer is not running; records dropped"
-                );
-            }
-        }
-    });
-    tx
 }

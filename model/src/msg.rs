@@ -199,11 +199,9 @@ pub enum Msg {
     },
 
     // ---- application <-> clients (the engine's client API)
-    /// The application hands the producer records to send, in order. Several at once when
-    /// they queued up while the producer was busy, as Kafka's `send()` appends to the
-    /// producer's accumulator without waiting for its sender thread.
+    /// The application hands the producer a record to send.
     Send {
-        values: Vec<Value>,
+        value: Value,
     },
     /// The producer tells the application what became of records `first..first + count`
     /// (0-based, in send order): all acknowledged from the outcome's offset on, or all failed

@@ -169,13 +169,11 @@ impl Producer {
                     Err(error) => self.on_error(state, &done, error, o),
                 }
             }
-            Msg::Send { values } => {
-                for value in values {
-                    state.values.push(Some(value));
-                    state.outcomes.push(None);
-                    state.attempts.push(0);
-                    state.maybe_appended.push(false);
-                }
+            Msg::Send { value } => {
+                state.values.push(Some(value));
+                state.outcomes.push(None);
+                state.attempts.push(0);
+                state.maybe_appended.push(false);
             }
             Msg::MetadataResponse {
                 leader,

@@ -135,10 +135,7 @@ pub fn format_msg(msg: &Msg) -> String {
             "Heartbeat incarnation={incarnation} epoch={}",
             leader_epoch.0
         ),
-        Msg::Send { values } => match values.as_slice() {
-            [value] => format!("Send {value}"),
-            _ => format!("Send {} records", values.len()),
-        },
+        Msg::Send { value } => format!("Send {value}"),
         Msg::SendResult {
             first,
             count,
