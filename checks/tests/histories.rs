@@ -304,6 +304,54 @@ fn a_leader_elected_while_the_controller_was_cut_off_learns_it_leads() {
     );
 }
 
+/// Setup: every message takes 81 ms; the leader crashes while a record is on its way.
+/// Steps: the producer and the consumer lose their leader and ask the controller again.
+/// Expected: neither asks twice while its request is unanswered (a 10–20 ms re-ask timer used
+/// to send about six `Metadata` requests per round trip); a lost request is still asked again,
+/// by `a_lost_metadata_request_does_not_stall_the_consumer`.
+#[test]
+fn a_slow_metadata_answer_is_not_asked_for_twice() {
+    use insync::runtime::TraceKind;
+    use insync_model::msg::Msg;
+    let case = plan(vec![
+        Step::Delay { ms: 81 },
+        Step::Send,
+        Step::CrashLeader,
+        Step::Send,
+        // Past the 3 s request timeout, when both clients give up on the crashed leader.
+        Step::Pause { ms: 5000 },
+    ]);
+    let (_, _, outcome) =
+        insync_checks::fuzz::traced_run(&case, &RunOptions::default()).expect("runs");
+    let trace = outcome.trace.expect("traced");
+    let controller = stateright::actor::Id::from(case.config.replicas);
+    // Per client: when the controller got its last unanswered request.
+    let mut asked: std::collections::HashMap<stateright::actor::Id, std::time::Duration> =
+        std::collections::HashMap::new();
+    let mut requests = 0;
+    for event in &trace.events {
+        let TraceKind::Delivered { src, msg } = &event.kind else {
+            continue;
+        };
+        match msg {
+            Msg::Metadata if event.actor == controller => {
+                requests += 1;
+                if let Some(earlier) = asked.insert(*src, event.at) {
+                    panic!(
+                        "client {src:?} asked again at {:?}, its request of {earlier:?} unanswered",
+                        event.at
+                    );
+                }
+            }
+            Msg::MetadataResponse { .. } => {
+                asked.remove(&event.actor);
+            }
+            _ => {}
+        }
+    }
+    assert!(requests >= 2, "both clients looked for the new leader");
+}
+
 #[test]
 fn a_recorded_engine_trace_conforms_to_the_model() {
     use insync_checks::fuzz::conform_case;

@@ -325,7 +325,10 @@ impl Broker {
                 );
                 o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));
             }
-            Timer::SessionExpired(_) | Timer::MetadataBackoff | Timer::ConsumerStep => {}
+            Timer::SessionExpired(_)
+            | Timer::MetadataBackoff
+            | Timer::MetadataTimeout
+            | Timer::ConsumerStep => {}
         }
         self.maybe_arm_timers(state, o);
         state.assert_invariants();

@@ -134,6 +134,9 @@ impl Consumer {
                 leader_epoch,
             } => {
                 state.leader = leader.map(|l| (l, leader_epoch));
+                if self.fetch_timeouts {
+                    o.cancel_timer(Timer::MetadataTimeout);
+                }
                 if leader.is_none() {
                     o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
                     return;
@@ -162,7 +165,7 @@ impl Consumer {
                 }
                 None => return,
             },
-            Timer::MetadataBackoff => state.metadata_pending = false,
+            Timer::MetadataBackoff | Timer::MetadataTimeout => state.metadata_pending = false,
             Timer::RequestTimeout if state.fetching => {
                 state.fetching = false;
                 state.leader = None;
@@ -253,8 +256,8 @@ impl Consumer {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
                 if self.fetch_timeouts {
-                    // The engine's network can lose the request: ask again after the backoff.
-                    o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
+                    // The engine's network can lose the request: ask again if no answer comes.
+                    o.set_timer(Timer::MetadataTimeout, timer_range(Timer::MetadataTimeout));
                 }
             }
             None => {}

@@ -247,6 +247,10 @@ pub enum Timer {
     RequestTimeout,
     /// Producer or consumer: `retry.backoff.ms` before asking for metadata again.
     MetadataBackoff,
+    /// Producer or consumer (engine only): a `Metadata` request went unanswered this long, so
+    /// the network lost it; ask again. Longer than any round trip to the controller, so a
+    /// slow answer is not asked for twice.
+    MetadataTimeout,
     /// Broker (engine only): send the next session heartbeat.
     Heartbeat,
     /// Consumer: the application finished the step between commit and processing.

@@ -99,6 +99,7 @@ pub fn timer_range(timer: Timer) -> Range<Duration> {
         Timer::FetchBackoff => ms(10, 20),
         Timer::RequestTimeout => ms(3000, 3000),
         Timer::MetadataBackoff => ms(10, 20),
+        Timer::MetadataTimeout => ms(300, 300),
         Timer::ConsumerStep => ms(0, 1),
         Timer::Heartbeat => ms(300, 300),
     }

@@ -180,6 +180,9 @@ impl Producer {
                 leader_epoch,
             } => {
                 state.leader = leader.map(|l| (l, leader_epoch));
+                if self.application.is_some() {
+                    o.cancel_timer(Timer::MetadataTimeout);
+                }
                 if leader.is_none() {
                     // Offline (LEADER_NOT_AVAILABLE): ask again after `retry.backoff.ms`.
                     o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
@@ -199,7 +202,7 @@ impl Producer {
                     self.on_error(state, &f, ErrorCode::RequestTimedOut, o);
                 }
             }
-            Timer::MetadataBackoff => {
+            Timer::MetadataBackoff | Timer::MetadataTimeout => {
                 state.metadata_pending = false;
             }
             _ => return,
@@ -278,9 +281,9 @@ impl Producer {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
                 if self.application.is_some() {
-                    // The engine's network can lose the request: ask again after the backoff
+                    // The engine's network can lose the request: ask again if no answer comes
                     // (the model's reliable network never loses it).
-                    o.set_timer(Timer::MetadataBackoff, timer_range(Timer::MetadataBackoff));
+                    o.set_timer(Timer::MetadataTimeout, timer_range(Timer::MetadataTimeout));
                 }
             }
             self.arm_timeout(state, o);

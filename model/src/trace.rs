@@ -216,6 +216,7 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
             format!("{who}: request.timeout.ms passes with requests in flight")
         }
         Timer::MetadataBackoff => format!("{who}: retry backoff passes"),
+        Timer::MetadataTimeout => format!("{who}: no answer to its Metadata request"),
         Timer::Heartbeat => format!("{who} sends a heartbeat"),
         Timer::ConsumerStep => match before.actor_states[usize::from(id)]
             .as_consumer()
