@@ -104,8 +104,11 @@ pub fn case_seed(seed: u64, index: u64) -> [u8; 32] {
     out
 }
 
-/// Runs a case and checks its history.
-pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
+/// The case's configuration, validated, and `options` with the case's engine seed.
+fn prepare(
+    case: &Case,
+    options: &RunOptions,
+) -> anyhow::Result<(insync_model::ValidConfig, RunOptions)> {
     let config = case
         .config
         .clone()
@@ -115,6 +118,12 @@ pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, V
         seed: case.seed,
         ..options.clone()
     };
+    Ok((config, options))
+}
+
+/// Runs a case and checks its history.
+pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
+    let (config, options) = prepare(case, options)?;
     let outcome = run(&config, &case.plan, &options)?;
     let verdict = check(&outcome.history);
     Ok((outcome.history, verdict))
@@ -130,16 +139,8 @@ pub fn traced_run(
     RunOptions,
     crate::runner::RunOutcome,
 )> {
-    let config = case
-        .config
-        .clone()
-        .validate()
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
-    let options = RunOptions {
-        seed: case.seed,
-        trace: true,
-        ..options.clone()
-    };
+    let (config, mut options) = prepare(case, options)?;
+    options.trace = true;
     let outcome = run(&config, &case.plan, &options)?;
     Ok((config, options, outcome))
 }

@@ -196,13 +196,7 @@ pub fn render_trace(
 ) -> String {
     use std::fmt::Write as _;
     let topology = Insync::new(config.clone()).topology;
-    let name = |id: Id| {
-        if usize::from(id) >= topology.actor_count() {
-            "app".to_string()
-        } else {
-            topology.short_name(id)
-        }
-    };
+    let name = |id: Id| topology.short_name(id);
     let mut text = String::new();
     for event in trace.events.iter().filter(|e| window.contains(&e.at)) {
         let what = match &event.kind {

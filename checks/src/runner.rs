@@ -252,12 +252,8 @@ async fn run_async(
                     outcome,
                 } => {
                     for i in 0..count {
-                        let outcome = match outcome {
-                            Outcome::Acked(base) => Outcome::Acked(base.plus(i as usize)),
-                            ref other => other.clone(),
-                        };
                         // Record index i carries value i + 1.
-                        r.complete(u64::from(first + i) + 1, &outcome);
+                        r.complete(u64::from(first + i) + 1, &outcome.of_record(i));
                     }
                 }
                 Msg::Delivered { records } => {

@@ -189,12 +189,8 @@ impl Cluster {
                         let now = Instant::now();
                         let mut pending = pending_for_app.lock().expect("pending lock");
                         for i in 0..count {
-                            let outcome = match outcome {
-                                Outcome::Acked(base) => Outcome::Acked(base.plus(i as usize)),
-                                ref other => other.clone(),
-                            };
                             if let Some(waiter) = pending.remove(&(producer, first + i)) {
-                                let _ = waiter.send((outcome, now));
+                                let _ = waiter.send((outcome.of_record(i), now));
                             }
                         }
                     }

@@ -77,8 +77,12 @@ impl Topology {
             _ => Role::Consumer,
         }
     }
-    /// A short name for traces: `b0`, `ctl`, `prod`, `cons`.
+    /// A short name for traces: `b0`, `ctl`, `prod`, `cons`, and `app` for the engine's
+    /// application endpoint (the first id beyond the actors).
     pub fn short_name(&self, id: Id) -> String {
+        if usize::from(id) >= self.actor_count() {
+            return "app".into();
+        }
         match self.role(id) {
             Role::Broker(b) => format!("b{}", b.0),
             Role::Controller => "ctl".into(),

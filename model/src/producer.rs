@@ -52,6 +52,18 @@ pub enum Outcome {
     Sent,
 }
 
+impl Outcome {
+    /// What a batch's outcome (one `ProduceResponse`, one `SendResult`) says of its `i`-th
+    /// record: a batch is appended contiguously, so an acknowledgement at `base` puts record
+    /// `i` at `base + i`; any other outcome is the same for every record.
+    pub fn of_record(&self, i: u32) -> Outcome {
+        match self {
+            Outcome::Acked(base) => Outcome::Acked(base.plus(i as usize)),
+            other => other.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InFlight {
     pub request: RequestId,
@@ -161,8 +173,7 @@ impl Producer {
                 match result {
                     Ok(base) => {
                         for i in 0..done.count {
-                            let outcome = Outcome::Acked(base.plus(i as usize));
-                            self.finish(state, done.first + i, outcome);
+                            self.finish(state, done.first + i, Outcome::Acked(base).of_record(i));
                         }
                         self.tell(done.first, done.count, Outcome::Acked(base), o);
                     }
