@@ -3,7 +3,9 @@
 use crate::check::{check, render_human, CheckOptions, CheckReport, Strategy};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use insync_model::config::{Acks, ConsumerCommit, Flush, HwRule, NetworkKind, Truncation};
+use insync_model::config::{
+    Acks, ConsumerCommit, Flush, HwRule, NetworkKind, RestartedBroker, Truncation,
+};
 use insync_model::scenarios::{catalogue, Expect, Scenario};
 use insync_model::{Config, Insync};
 use std::collections::BTreeSet;
@@ -141,9 +143,18 @@ pub struct ConfigArgs {
     /// unclean.leader.election.enable.
     #[arg(long)]
     pub unclean_election: bool,
-    /// Follower truncation rule: leader-epoch (KIP-101) or high-watermark (legacy).
+    /// The protocol generation of follower truncation, oldest first: high-watermark (before
+    /// 0.11), kip-101 (0.11), kip-279 (2.0), kip-320-first-try, kip-320 (2.1), leader-epoch
+    /// (today's Kafka).
     #[arg(long, default_value = "leader-epoch")]
     pub truncation: Truncation,
+    /// What a broker restart does to its ISR membership: leaves-isr (KRaft, ZooKeeper since
+    /// 2.2, KIP-380) or keeps-isr (ZooKeeper before 2.2).
+    #[arg(long, default_value = "leaves-isr")]
+    pub restarted_broker: RestartedBroker,
+    /// KIP-966 eligible leader replicas (needs --hw-rule min-isr).
+    #[arg(long)]
+    pub elr: bool,
     /// High-watermark rule: isr or min-isr (KIP-966).
     #[arg(long, default_value = "isr")]
     pub hw_rule: HwRule,
@@ -180,6 +191,9 @@ pub struct ConfigArgs {
     /// Leave the consumer out (a smaller state space).
     #[arg(long)]
     pub no_consumer: bool,
+    /// Explore without the checker's state-space reductions (to compare verdicts; slower).
+    #[arg(long)]
+    pub no_reductions: bool,
 }
 
 impl ConfigArgs {
@@ -201,6 +215,8 @@ impl ConfigArgs {
             truncation: self.truncation,
             hw_rule: self.hw_rule,
             flush: self.flush,
+            restarted_broker: self.restarted_broker,
+            elr: self.elr,
             records: 1,
             crashes: self.crashes,
             retries: self.retries,
@@ -212,6 +228,7 @@ impl ConfigArgs {
             isr_changes: self.isr_changes,
             consumer: !self.no_consumer,
             batch_records: 1,
+            reductions: !self.no_reductions,
         }
     }
 }

@@ -144,6 +144,8 @@ impl DiskStorage {
                 incarnation: meta.incarnation,
                 log,
                 high_watermark,
+                // The ghost is the model's; the engine keeps none.
+                committed_ghost: Default::default(),
             }),
             recovery,
         )))
@@ -375,6 +377,7 @@ mod tests {
             incarnation: 2,
             log: log.clone(),
             high_watermark: Offset(hw),
+            committed_ghost: Default::default(),
         })
     }
 

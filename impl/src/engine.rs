@@ -403,6 +403,7 @@ fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
         application: Some(app),
         fetch_records_max: options.fetch_records_max,
         track_catch_up: true,
+        explore: false,
     };
     let mut actors = insync.actors_with(&params);
     for actor in &mut actors {

@@ -21,7 +21,9 @@
 
 use crate::config::{Acks, Flush, HwRule, Truncation};
 use crate::log::Log;
-use crate::msg::{ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer};
+use crate::msg::{
+    EpochEndOffset, ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer,
+};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
 use crate::types::{
     BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence, REPLICAS_MAX,
@@ -48,6 +50,9 @@ pub struct BrokerConfig {
     /// the network is lossy, and a lost fetch only stalls a follower (the lag check covers
     /// that).
     pub fetch_timeouts: bool,
+    /// Keep the ghost record of what this broker committed as leader (the model's
+    /// `committed-durable` reads it; the engine leaves it empty).
+    pub ghost: bool,
 }
 
 /// A broker actor: its identity and settings. Its state is [`BrokerState`].
@@ -66,6 +71,9 @@ pub struct BrokerStorage {
     pub log: Log,
     /// Kafka checkpoints the high watermark lazily; this is the value at the last save.
     pub high_watermark: Offset,
+    /// Ghost (model only, never read by the protocol): what this broker ever committed as
+    /// leader, kept across crashes so `committed-durable` can ask who still holds it.
+    pub committed_ghost: Log,
 }
 
 /// A broker's volatile state.
@@ -82,6 +90,10 @@ pub struct BrokerState {
     /// The newest leader epoch this broker has learned.
     pub leader_epoch: Epoch,
     pub role: Role,
+    /// The high watermark as last checkpointed to disk.
+    pub hw_checkpoint: Offset,
+    /// Ghost (model only): see [`BrokerStorage::committed_ghost`].
+    pub committed_ghost: Log,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,6 +103,8 @@ pub enum Role {
     /// controller says).
     Follower {
         leader: Option<BrokerId>,
+        /// Asking the leader where its epochs end before fetching (KIP-101, KIP-279, KIP-320).
+        truncating: bool,
     },
 }
 
@@ -148,7 +162,7 @@ impl LeaderState {
 
     /// KIP-497's maximal ISR: the confirmed ISR plus any member a pending change would add, so
     /// the high watermark never counts on a shrink the controller has not accepted.
-    fn maximal_isr(&self) -> BrokerSet {
+    pub fn maximal_isr(&self) -> BrokerSet {
         self.isr.union(self.pending_isr.unwrap_or(BrokerSet::EMPTY))
     }
 }
@@ -203,10 +217,14 @@ impl Broker {
                 role: if initial.leader == Some(self.id) {
                     Role::Leader(LeaderState::new(initial))
                 } else {
+                    // A new replica has nothing to truncate.
                     Role::Follower {
                         leader: initial.leader,
+                        truncating: false,
                     }
                 },
+                hw_checkpoint: Offset::ZERO,
+                committed_ghost: Log::new(),
             },
             Some(stored) => {
                 let end = stored.log.log_end_offset();
@@ -218,11 +236,16 @@ impl Broker {
                     high_watermark: stored.high_watermark.min(end),
                     // What the log itself proves; the controller tells the rest.
                     leader_epoch: stored.log.last_epoch().unwrap_or_default(),
-                    role: Role::Follower { leader: None },
+                    role: Role::Follower {
+                        leader: None,
+                        truncating: false,
+                    },
+                    hw_checkpoint: stored.high_watermark.min(end),
+                    committed_ghost: stored.committed_ghost.clone(),
                 }
             }
         };
-        self.persist(&state, o);
+        self.persist(&mut state, o);
         if storage.is_some() {
             o.send(
                 self.topology.controller(),
@@ -230,7 +253,10 @@ impl Broker {
                     incarnation: state.incarnation,
                 },
             );
-        } else if let Role::Follower { leader: Some(_) } = state.role {
+        } else if let Role::Follower {
+            leader: Some(_), ..
+        } = state.role
+        {
             self.send_fetch(&state, o);
         }
         if self.config.heartbeats {
@@ -273,13 +299,24 @@ impl Broker {
                 leader_epoch,
                 result,
             } => self.on_fetch_response(state, src, leader_epoch, result, o),
+            Msg::OffsetsForLeaderEpoch {
+                current_leader_epoch,
+                leader_epoch,
+            } => self.on_offsets_for_leader_epoch(state, src, current_leader_epoch, leader_epoch, o),
+            Msg::OffsetsForLeaderEpochResponse {
+                asked,
+                leader_epoch,
+                result,
+            } => self.on_offsets_for_leader_epoch_response(state, src, asked, leader_epoch, result, o),
             Msg::ConsumerFetch {
                 leader_epoch,
                 offset,
             } => self.on_consumer_fetch(state, src, leader_epoch, offset, o),
-            Msg::AlterPartitionResponse { result } => {
-                self.on_alter_partition_response(state, result, o)
-            }
+            Msg::AlterPartitionResponse {
+                leader_epoch,
+                proposed,
+                result,
+            } => self.on_alter_partition_response(state, leader_epoch, proposed, result, o),
             // Requests for the controller or answers for clients: not a broker's business.
             Msg::ProduceResponse { .. }
             | Msg::ConsumerFetchResponse { .. }
@@ -304,17 +341,8 @@ impl Broker {
                 state.flushed = state.log.log_end_offset();
                 self.persist(state, o);
             }
-            Timer::FetchBackoff => {
-                if let Role::Follower { leader: Some(_) } = state.role {
-                    self.send_fetch(state, o);
-                }
-            }
-            Timer::RequestTimeout => {
-                // The fetch (or its answer) was lost: ask again.
-                if let Role::Follower { leader: Some(_) } = state.role {
-                    self.send_fetch(state, o);
-                }
-            }
+            // After a refused fetch, or a lost one (the engine): ask again.
+            Timer::FetchBackoff | Timer::RequestTimeout => self.resume_following(state, o),
             Timer::Heartbeat => {
                 o.send(
                     self.topology.controller(),
@@ -325,7 +353,9 @@ impl Broker {
                 );
                 o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));
             }
-            Timer::SessionExpired(_)
+            Timer::SessionExpired { .. }
+            | Timer::ElectLeader(_)
+            | Timer::HeartbeatResumed(_)
             | Timer::MetadataBackoff
             | Timer::MetadataTimeout
             | Timer::ConsumerStep => {}
@@ -360,7 +390,7 @@ impl Broker {
                     self.maybe_advance_high_watermark(state, o);
                     return;
                 }
-                Role::Follower { leader } if *leader == partition.leader => return,
+                Role::Follower { leader, .. } if *leader == partition.leader => return,
                 _ => {}
             }
         }
@@ -413,13 +443,46 @@ impl Broker {
                 );
             }
         }
-        state.role = Role::Follower { leader };
+        let following = leader.filter(|&l| l != self.id);
+        state.role = Role::Follower {
+            leader,
+            truncating: following.is_some()
+                && self.config.truncation.asks_epoch_end_offset()
+                && !state.log.is_empty(),
+        };
         if self.config.truncation == Truncation::HighWatermark {
-            // Legacy rule: anything past the local high watermark may be divergent.
+            // Before 0.11: anything past the local high watermark may be divergent.
             self.truncate(state, state.high_watermark, o);
         }
-        if leader.is_some_and(|l| l != self.id) {
-            self.send_fetch(state, o);
+        if following.is_some() {
+            self.resume_following(state, o);
+        }
+    }
+
+    /// Sends what a follower sends next: the epoch question while it is truncating, else a
+    /// fetch.
+    fn resume_following(&self, state: &BrokerState, o: &mut O) {
+        match state.role {
+            Role::Follower {
+                leader: Some(leader),
+                truncating: true,
+            } => {
+                let Some(last) = state.log.last_epoch() else {
+                    return;
+                };
+                o.send(
+                    self.topology.broker(leader),
+                    Msg::OffsetsForLeaderEpoch {
+                        current_leader_epoch: state.leader_epoch,
+                        leader_epoch: last,
+                    },
+                );
+            }
+            Role::Follower {
+                leader: Some(_),
+                truncating: false,
+            } => self.send_fetch(state, o),
+            _ => {}
         }
     }
 
@@ -507,6 +570,10 @@ impl Broker {
                 }
             }
         }
+        // A retry of a batch that is committed already is answered at once, as Kafka's
+        // delayed produce completes on arrival when the high watermark is past it (it used
+        // to wait for the next advance, which might never come).
+        self.complete_committed_produces(state, o);
         self.maybe_advance_high_watermark(state, o);
         self.wake_parked_fetches(state, o);
     }
@@ -533,10 +600,13 @@ impl Broker {
                 },
             )
         };
-        if let Some(error) = self.ignore_fetch(state, leader_epoch) {
+        if let Some(error) = self.ignore_replica_fetch(state, leader_epoch) {
             return respond(o, leader_epoch, FetchResult::Error(error));
         }
-        // Divergence check: the follower's last epoch must end where the follower thinks.
+        // Divergence check (KIP-320's first try, KIP-595): the follower's last epoch must end
+        // where the follower thinks. Older rungs send no epoch and are not checked.
+        let last_fetched_epoch =
+            last_fetched_epoch.filter(|_| self.config.truncation.checks_divergence_in_fetch());
         if let Some(last_epoch) = last_fetched_epoch {
             let (epoch, end_offset) = state
                 .log
@@ -569,6 +639,18 @@ impl Broker {
         self.maybe_expand_isr(state, follower, o);
         self.maybe_advance_high_watermark(state, o);
         self.maybe_answer_follower(state, follower, o);
+    }
+
+    /// A follower's fetch. Since KIP-320 it is fenced by epoch like a consumer's; before, any
+    /// broker that believes it leads serves it, whatever epoch the follower is in.
+    fn ignore_replica_fetch(&self, state: &BrokerState, leader_epoch: Epoch) -> Option<ErrorCode> {
+        if self.config.truncation.fences_fetches() {
+            self.ignore_fetch(state, leader_epoch)
+        } else if !state.is_leader() {
+            Some(ErrorCode::NotLeaderOrFollower)
+        } else {
+            None
+        }
     }
 
     /// Fetches are fenced by epoch (KIP-320): an older epoch is a zombie follower, a newer one
@@ -646,7 +728,7 @@ impl Broker {
             && !leader.ineligible.contains(follower)
             && leader.pending_isr.is_none()
             && end >= hw
-            && end >= epoch_start;
+            && (end >= epoch_start || !self.config.truncation.isr_join_needs_epoch_start());
         if eligible {
             let proposed = leader.isr.with(follower);
             self.send_alter_partition(state.leader_epoch, leader, proposed, o);
@@ -696,6 +778,8 @@ impl Broker {
     fn on_alter_partition_response(
         &self,
         state: &mut BrokerState,
+        request_epoch: Epoch,
+        proposed: BrokerSet,
         result: Result<PartitionState, (ErrorCode, PartitionState)>,
         o: &mut O,
     ) {
@@ -704,9 +788,10 @@ impl Broker {
         let Role::Leader(leader) = &mut state.role else {
             return;
         };
-        let Some(proposed) = leader.pending_isr.take() else {
+        if self.ignore_alter_partition_response(leader, epoch, request_epoch, proposed) {
             return;
-        };
+        }
+        leader.pending_isr = None;
         let partition = match result {
             Ok(partition) => partition,
             Err((error, partition)) => {
@@ -724,6 +809,21 @@ impl Broker {
             leader.partition_epoch = partition.partition_epoch;
         }
         self.maybe_advance_high_watermark(state, o);
+    }
+
+    /// An answer to a proposal this leader no longer holds: one sent in an earlier epoch (a
+    /// leader deposed and elected again), or none pending. Taking it for the pending one
+    /// would drop a pending addition from the maximal ISR while that addition can still
+    /// land, and commit past the added replica (found by the checker once leadership could
+    /// move away and back; Kafka's `Partition` ignores such answers the same way).
+    fn ignore_alter_partition_response(
+        &self,
+        leader: &LeaderState,
+        epoch: Epoch,
+        request_epoch: Epoch,
+        proposed: BrokerSet,
+    ) -> bool {
+        request_epoch != epoch || leader.pending_isr != Some(proposed)
     }
 
     /// Advances the high watermark to the smallest log end offset over the (maximal) ISR, then
@@ -747,10 +847,30 @@ impl Broker {
             return;
         }
         state.high_watermark = candidate;
+        if self.config.ghost && candidate > state.committed_ghost.log_end_offset() {
+            let mut committed = state.log.clone();
+            committed.truncate(candidate);
+            state.committed_ghost = committed;
+            self.save(state, state.hw_checkpoint, o);
+        }
+        self.complete_committed_produces(state, o);
+        self.wake_parked_fetches(state, o);
+    }
+
+    /// Answers the `acks=all` requests the high watermark has passed, checking
+    /// `min.insync.replicas` again as Kafka does once the records are committed.
+    fn complete_committed_produces(&self, state: &mut BrokerState, o: &mut O) {
+        let hw = state.high_watermark;
+        let Role::Leader(leader) = &mut state.role else {
+            return;
+        };
+        if leader.pending_produce.iter().all(|p| p.end_offset > hw) {
+            return;
+        }
         let enough = leader.isr.len() >= self.config.min_insync;
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut leader.pending_produce)
             .into_iter()
-            .partition(|p| p.end_offset <= candidate);
+            .partition(|p| p.end_offset <= hw);
         leader.pending_produce = waiting;
         for p in done {
             // Kafka checks min.insync.replicas again once the record is committed.
@@ -767,7 +887,6 @@ impl Broker {
                 },
             );
         }
-        self.wake_parked_fetches(state, o);
     }
 
     // ------------------------------------------------------------------ replication, follower side
@@ -775,13 +894,15 @@ impl Broker {
     fn send_fetch(&self, state: &BrokerState, o: &mut O) {
         let Role::Follower {
             leader: Some(leader),
+            truncating: false,
         } = state.role
         else {
             return;
         };
-        let last_fetched_epoch = match self.config.truncation {
-            Truncation::LeaderEpoch => state.log.last_epoch(),
-            Truncation::HighWatermark => None,
+        let last_fetched_epoch = if self.config.truncation.checks_divergence_in_fetch() {
+            state.log.last_epoch()
+        } else {
+            None
         };
         o.send(
             self.topology.broker(leader),
@@ -849,15 +970,141 @@ impl Broker {
         self.send_fetch(state, o);
     }
 
-    /// Only answers from the leader this broker follows, in its current epoch, count.
+    /// Only answers from the leader this broker follows count, and only once it is done
+    /// truncating; since KIP-320 only answers in its current epoch.
     fn ignore_fetch_response(&self, state: &BrokerState, src: Id, leader_epoch: Epoch) -> bool {
         let Role::Follower {
             leader: Some(leader),
+            truncating: false,
         } = state.role
         else {
             return true;
         };
-        src != self.topology.broker(leader) || leader_epoch != state.leader_epoch
+        src != self.topology.broker(leader)
+            || (self.config.truncation.fences_fetches() && leader_epoch != state.leader_epoch)
+    }
+
+    // ------------------------------------------------------------------ OffsetsForLeaderEpoch
+
+    /// Leader side of `OffsetsForLeaderEpoch`: where `asked` ends in this log, in the words of
+    /// the rung: KIP-101's offset-only answer, or KIP-279's (epoch, end offset). Fenced by the
+    /// asker's current epoch only under KIP-320.
+    fn on_offsets_for_leader_epoch(
+        &self,
+        state: &mut BrokerState,
+        src: Id,
+        current_leader_epoch: Epoch,
+        asked: Epoch,
+        o: &mut O,
+    ) {
+        let result = match self.ignore_replica_fetch(state, current_leader_epoch) {
+            Some(error) => Err(error),
+            None => Ok(self.epoch_end_offset(&state.log, asked)),
+        };
+        o.send(
+            src,
+            Msg::OffsetsForLeaderEpochResponse {
+                asked,
+                leader_epoch: state.leader_epoch,
+                result,
+            },
+        );
+    }
+
+    /// KIP-101 (Kafka 0.11): the log end if `asked` is this log's latest epoch, else the
+    /// first offset of a newer epoch, else unknown. KIP-279 on: the largest epoch not newer
+    /// than `asked` and where it ends.
+    fn epoch_end_offset(&self, log: &Log, asked: Epoch) -> EpochEndOffset {
+        match self.config.truncation {
+            Truncation::Kip101 => {
+                let Some(latest) = log.last_epoch() else {
+                    return EpochEndOffset::Undefined;
+                };
+                let end = match log.epoch_end_offset(asked) {
+                    _ if latest == asked => log.log_end_offset(),
+                    Some((_, end)) if end < log.log_end_offset() => end,
+                    None if latest > asked => Offset::ZERO,
+                    _ => return EpochEndOffset::Undefined,
+                };
+                EpochEndOffset::Found {
+                    epoch: asked,
+                    end_offset: end,
+                }
+            }
+            _ => match log.epoch_end_offset(asked) {
+                Some((epoch, end_offset)) => EpochEndOffset::Found { epoch, end_offset },
+                None => EpochEndOffset::Undefined,
+            },
+        }
+    }
+
+    /// Follower side: truncate where the answer says; under KIP-279 and KIP-320, ask again
+    /// while the answer names an epoch this log does not have (Kafka 2.0's
+    /// `truncationCompleted = false`); then start fetching.
+    fn on_offsets_for_leader_epoch_response(
+        &self,
+        state: &mut BrokerState,
+        src: Id,
+        asked: Epoch,
+        leader_epoch: Epoch,
+        result: Result<EpochEndOffset, ErrorCode>,
+        o: &mut O,
+    ) {
+        if self.ignore_epoch_answer(state, src, asked, leader_epoch) {
+            return;
+        }
+        let answer = match result {
+            Ok(answer) => answer,
+            // The controller's LeaderAndIsr is on its way.
+            Err(ErrorCode::FencedLeaderEpoch) => return,
+            Err(_) => {
+                o.set_timer(Timer::FetchBackoff, timer_range(Timer::FetchBackoff));
+                return;
+            }
+        };
+        let end = state.log.log_end_offset();
+        let (offset, done) = match answer {
+            // Kafka falls back to the high watermark when the leader knows no such epoch.
+            EpochEndOffset::Undefined => (state.high_watermark, true),
+            EpochEndOffset::Found { end_offset, .. }
+                if self.config.truncation == Truncation::Kip101 =>
+            {
+                (end_offset, true)
+            }
+            EpochEndOffset::Found { epoch, end_offset } => match state.log.epoch_end_offset(epoch)
+            {
+                Some((own_epoch, own_end)) if own_epoch != epoch => (own_end, false),
+                Some((_, own_end)) => (own_end.min(end_offset), true),
+                None => (end_offset, true),
+            },
+        };
+        self.truncate(state, offset.min(end), o);
+        let done = done || state.log.is_empty();
+        if let Role::Follower { truncating, .. } = &mut state.role {
+            *truncating = !done;
+        }
+        self.resume_following(state, o);
+    }
+
+    /// Only an answer from the leader this broker follows, to the question it is asking now
+    /// (about its current last epoch), counts; since KIP-320 only one in its current epoch.
+    fn ignore_epoch_answer(
+        &self,
+        state: &BrokerState,
+        src: Id,
+        asked: Epoch,
+        leader_epoch: Epoch,
+    ) -> bool {
+        let Role::Follower {
+            leader: Some(leader),
+            truncating: true,
+        } = state.role
+        else {
+            return true;
+        };
+        src != self.topology.broker(leader)
+            || state.log.last_epoch() != Some(asked)
+            || (self.config.truncation.fences_fetches() && leader_epoch != state.leader_epoch)
     }
 
     fn truncate(&self, state: &mut BrokerState, offset: Offset, o: &mut O) {
@@ -961,13 +1208,20 @@ impl Broker {
     }
 
     /// Saves what is on disk: the flushed prefix of the log and the high-watermark checkpoint.
-    fn persist(&self, state: &BrokerState, o: &mut O) {
+    fn persist(&self, state: &mut BrokerState, o: &mut O) {
+        let checkpoint = state.high_watermark.min(state.flushed);
+        state.hw_checkpoint = checkpoint;
+        self.save(state, checkpoint, o);
+    }
+
+    fn save(&self, state: &BrokerState, hw_checkpoint: Offset, o: &mut O) {
         let mut log = state.log.clone();
         log.truncate(state.flushed);
         o.save(NodeStorage::Broker(BrokerStorage {
             incarnation: state.incarnation,
             log,
-            high_watermark: state.high_watermark.min(state.flushed),
+            high_watermark: hw_checkpoint,
+            committed_ghost: state.committed_ghost.clone(),
         }));
     }
 }

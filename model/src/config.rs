@@ -25,14 +25,91 @@ pub enum Acks {
     All,
 }
 
-/// How a follower finds where its log diverges from a new leader's.
+/// The protocol generation of follower truncation, with that generation's fencing,
+/// high-watermark and ISR-join rules: the ladder of Gustafson's TLA+ specifications
+/// (`hachikuji/kafka-specification`, one module per rung), oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Truncation {
+    /// Before Kafka 0.11 (`KafkaTruncateToHighWatermark`): a new follower truncates to its
+    /// local high watermark; fetches carry no epoch.
+    #[serde(rename = "high-watermark")]
+    HighWatermark,
+    /// Kafka 0.11 (KIP-101, `Kip101`): a new follower asks the leader (`OffsetsForLeaderEpoch`)
+    /// for the end of its last epoch: the leader's log end if that is the leader's latest
+    /// epoch, else the start of the next newer epoch, else (unknown) the follower's HW.
+    #[serde(rename = "kip-101")]
+    Kip101,
+    /// Kafka 2.0 (KIP-279, `Kip279`): the answer is the largest epoch not newer than the asked
+    /// one with its end offset; the follower truncates to the smaller of that and its own end
+    /// of that epoch, and asks again until both agree on the epoch.
+    #[serde(rename = "kip-279")]
+    Kip279,
+    /// The first draft of KIP-320 (`Kip320FirstTry`): no truncation on becoming follower;
+    /// every fetch carries the epoch of the fetcher's last record and the leader answers a
+    /// divergence, but fetches are not fenced by the current leader epoch.
+    #[serde(rename = "kip-320-first-try")]
+    Kip320FirstTry,
+    /// Kafka 2.1 (KIP-320, `Kip320`): KIP-279's truncation, with `OffsetsForLeaderEpoch` and
+    /// every fetch carrying the fetcher's current leader epoch and refused across epochs.
+    #[serde(rename = "kip-320")]
+    Kip320,
+    /// Today's Kafka: fenced fetches that carry the last fetched epoch, divergence found
+    /// inside the fetch (as KIP-595 carries it; KIP-320's fencing).
+    #[serde(rename = "leader-epoch")]
+    LeaderEpoch,
+}
+
+impl Truncation {
+    /// Every rung, oldest first.
+    pub const LADDER: [Truncation; 6] = [
+        Truncation::HighWatermark,
+        Truncation::Kip101,
+        Truncation::Kip279,
+        Truncation::Kip320FirstTry,
+        Truncation::Kip320,
+        Truncation::LeaderEpoch,
+    ];
+
+    /// KIP-320: fetches (and `OffsetsForLeaderEpoch`) carry the fetcher's current leader
+    /// epoch, and the leader refuses one from another epoch.
+    pub fn fences_fetches(self) -> bool {
+        matches!(self, Truncation::Kip320 | Truncation::LeaderEpoch)
+    }
+
+    /// The follower finds its truncation point with `OffsetsForLeaderEpoch` after becoming a
+    /// follower, before it fetches (KIP-101, KIP-279, KIP-320).
+    pub fn asks_epoch_end_offset(self) -> bool {
+        matches!(
+            self,
+            Truncation::Kip101 | Truncation::Kip279 | Truncation::Kip320
+        )
+    }
+
+    /// Every fetch carries the epoch of the fetcher's last record and the leader checks it
+    /// (the first try of KIP-320, and today's Kafka).
+    pub fn checks_divergence_in_fetch(self) -> bool {
+        matches!(self, Truncation::Kip320FirstTry | Truncation::LeaderEpoch)
+    }
+
+    /// KAFKA-7128 (with KIP-320): a follower joins the ISR only once it has reached the
+    /// start of the leader's current epoch, not only the leader's high watermark.
+    pub fn isr_join_needs_epoch_start(self) -> bool {
+        matches!(
+            self,
+            Truncation::Kip320FirstTry | Truncation::Kip320 | Truncation::LeaderEpoch
+        )
+    }
+}
+
+/// What the controller does with a broker that restarts (registers as a new incarnation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Truncation {
-    /// KIP-101/KIP-279/KIP-320: truncate to the end offset of the last common leader epoch.
-    LeaderEpoch,
-    /// Before Kafka 0.11: truncate to the local high watermark on every become-follower.
-    HighWatermark,
+pub enum RestartedBroker {
+    /// KRaft, and ZooKeeper since KIP-380 (Kafka 2.2): the old incarnation is fenced, which
+    /// removes it from the ISR unless it is the last member; it rejoins by catching up.
+    LeavesIsr,
+    /// ZooKeeper before Kafka 2.2: a broker back within its session keeps its ISR membership.
+    KeepsIsr,
 }
 
 /// When the leader may advance the high watermark.
@@ -104,7 +181,15 @@ macro_rules! cli_enum {
 }
 
 cli_enum!(Acks { "0" => Zero, "1" => One, "all" => All });
-cli_enum!(Truncation { "leader-epoch" => LeaderEpoch, "high-watermark" => HighWatermark });
+cli_enum!(Truncation {
+    "high-watermark" => HighWatermark,
+    "kip-101" => Kip101,
+    "kip-279" => Kip279,
+    "kip-320-first-try" => Kip320FirstTry,
+    "kip-320" => Kip320,
+    "leader-epoch" => LeaderEpoch,
+});
+cli_enum!(RestartedBroker { "leaves-isr" => LeavesIsr, "keeps-isr" => KeepsIsr });
 cli_enum!(HwRule { "isr" => Isr, "min-isr" => MinIsr });
 cli_enum!(Flush { "always" => Always, "async" => Async });
 cli_enum!(NetworkKind { "reliable" => Reliable, "lossy" => Lossy, "duplicating" => Duplicating });
@@ -127,6 +212,10 @@ pub struct Config {
     pub truncation: Truncation,
     pub hw_rule: HwRule,
     pub flush: Flush,
+    /// What a broker restart does to its ISR membership.
+    pub restarted_broker: RestartedBroker,
+    /// KIP-966 Eligible Leader Replicas.
+    pub elr: bool,
     /// Records the producer sends (model bound).
     pub records: u32,
     /// Crashes of brokers and the consumer over a whole run (model bound; the controller and the
@@ -150,6 +239,8 @@ pub struct Config {
     /// Records per produce request: the model sends one per request so that `max.in.flight`
     /// matters; the engine batches.
     pub batch_records: usize,
+    /// Apply the checker's sound reductions (off only to test them against the full model).
+    pub reductions: bool,
 }
 
 impl Default for Config {
@@ -163,6 +254,8 @@ impl Default for Config {
             truncation: Truncation::LeaderEpoch,
             hw_rule: HwRule::Isr,
             flush: Flush::Always,
+            restarted_broker: RestartedBroker::LeavesIsr,
+            elr: false,
             records: 2,
             crashes: 1,
             retries: 1,
@@ -174,6 +267,7 @@ impl Default for Config {
             isr_changes: 1,
             consumer: true,
             batch_records: 1,
+            reductions: true,
         }
     }
 }
@@ -204,6 +298,8 @@ pub enum ConfigError {
     Records { records: u32, max: u32 },
     #[error("a produce request carries at least one record; set the batch size to 1 or more")]
     BatchZero,
+    #[error("eligible leader replicas (KIP-966) need the min-isr high-watermark rule, which keeps every ELR member complete up to the high watermark; add --hw-rule min-isr or drop --elr")]
+    ElrNeedsMinIsr,
 }
 
 /// A configuration that passed [`Config::validate`].
@@ -266,6 +362,9 @@ impl Config {
         if self.batch_records == 0 {
             return Err(ConfigError::BatchZero);
         }
+        if self.elr && self.hw_rule != HwRule::MinIsr {
+            return Err(ConfigError::ElrNeedsMinIsr);
+        }
         Ok(ValidConfig(self))
     }
 
@@ -290,6 +389,11 @@ impl Config {
         );
         add(self.hw_rule != d.hw_rule, format!("hw={}", self.hw_rule));
         add(self.flush != d.flush, format!("flush={}", self.flush));
+        add(
+            self.restarted_broker != d.restarted_broker,
+            format!("restarted-broker={}", self.restarted_broker),
+        );
+        add(self.elr, "elr".into());
         add(
             self.retries != d.retries,
             format!("retries={}", self.retries),

@@ -1,23 +1,37 @@
-//! The controller: the source of truth for the partition's leader, leader epoch and ISR.
+//! The controller: the source of truth for the partition's leader, leader epoch, ISR and
+//! (KIP-966) eligible leader replicas.
 //!
 //! It abstracts ZooKeeper/KRaft and never crashes, but it knows of broker failures only through
 //! expired sessions (a timer that may fire whether the broker is dead or merely slow), so it can
 //! elect a new leader while the old one still runs: epochs must fence that zombie.
 //!
+//! Moves it may make at any moment, as Kafka's controller can (each a timer in the checker):
+//! - [`Controller::on_session_expired`]: any registered broker's session expires. A follower
+//!   leaves the ISR (unless it is the last member, or with ELR); the leader is replaced by any
+//!   live ISR member (Kafka prefers assignment order, but reassignments and preferred-leader
+//!   elections make any order possible), else by a live ELR member (KIP-966), else by any live
+//!   replica if `unclean.leader.election.enable`, else the partition goes offline.
+//! - [`Controller::move_leadership`]: preferred-leader election or controlled shutdown moves
+//!   leadership to any live ISR member in a new epoch (model only; the engine has no operator).
+//! - [`Controller::on_heartbeat_resumed`]: a fenced broker's heartbeats come back and it is
+//!   unfenced (in the engine, a real heartbeat does this).
+//!
 //! Rules encoded:
-//! - Clean election: the first replica, in assignment order, that is in the ISR and not fenced.
-//!   With none, the partition goes offline, unless `unclean.leader.election.enable` lets any
-//!   unfenced replica lead (its ISR becomes just itself, and what it lacks is lost).
 //! - Every election bumps `leader_epoch`; every change bumps `partition_epoch`.
 //! - `AlterPartition` from the leader is a compare-and-set on `partition_epoch` (KIP-497), and
 //!   refuses to add a fenced replica (KIP-841).
-//! - A broker that registers again is a new incarnation. If the old one led, it is treated as
-//!   failed first (a new leader is elected), then the new one is unfenced. A follower that
-//!   restarts keeps its ISR membership, as a ZooKeeper-mode controller keeps a broker that comes
-//!   back within its session timeout; the leader's lag check removes it if it is behind. (KRaft
-//!   with KIP-841/KIP-966 is stricter; this model keeps the weaker rule so the legacy and
-//!   `flush=async` losses stay visible.)
+//! - A broker that registers again is a new incarnation (KIP-380 broker epochs). If the old one
+//!   led, a new leader is elected first. What else happens is `--restarted-broker`:
+//!   `leaves-isr` (KRaft, ZooKeeper since 2.2) removes it from the ISR unless it is the last
+//!   member; `keeps-isr` (ZooKeeper before 2.2) keeps it. With ELR every restart is an unclean
+//!   shutdown (the model's crashes are power losses): the broker leaves the ISR and the ELR even
+//!   as the last member (KIP-966 unclean-shutdown detection).
+//! - ELR (KIP-966): a replica that leaves the ISR while the ISR is below
+//!   `min.insync.replicas` joins the ELR (under the `min-isr` high-watermark rule it holds
+//!   everything below the high watermark); the ELR empties when the ISR is back at
+//!   `min.insync.replicas`; the last ELR before it emptied is kept as `last_known_elr`.
 
+use crate::config::RestartedBroker;
 use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
 use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, REPLICAS_MAX};
@@ -28,16 +42,27 @@ use stateright::actor::{Id, Out};
 pub struct Controller {
     pub topology: Topology,
     pub unclean_election: bool,
-    /// Brokers heartbeat (the engine): a heartbeat resets the session timer, and lets a broker
-    /// fenced by a false suspicion back in.
+    pub restarted_broker: RestartedBroker,
+    /// KIP-966 eligible leader replicas.
+    pub elr: bool,
+    pub min_insync: usize,
+    /// Brokers heartbeat (the engine): a heartbeat resets the session timers, and lets a
+    /// broker fenced by a false suspicion back in. In the model a `HeartbeatResumed` timer
+    /// stands for the first heartbeat after a false suspicion.
     pub heartbeats: bool,
+    /// Operators may move leadership (preferred-leader election, controlled shutdown): the
+    /// model explores it; the engine has no operator.
+    pub leader_moves: bool,
+    /// Skip moves that cannot change a verdict (each one argued where it is made, and tested
+    /// by `tests/reductions.rs` against the unreduced model on small bounds).
+    pub reduce: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ControllerState {
     pub partition: PartitionState,
-    /// Brokers whose session expired and that have not registered since: not electable, not
-    /// addable to the ISR.
+    /// Brokers whose session expired and that have not registered or heartbeated since: not
+    /// electable, not addable to the ISR.
     pub fenced: BrokerSet,
     /// Each broker's registered incarnation (Kafka's broker epoch).
     pub incarnations: [u32; REPLICAS_MAX],
@@ -54,6 +79,8 @@ impl Controller {
             leader: Some(BrokerId(0)),
             leader_epoch: Epoch::INITIAL,
             isr: BrokerSet::all(replicas),
+            elr: BrokerSet::EMPTY,
+            last_known_elr: BrokerSet::EMPTY,
             partition_epoch: PartitionEpoch(0),
         }
     }
@@ -66,29 +93,13 @@ impl Controller {
             incarnations: [0; REPLICAS_MAX],
             unclean_elections: 0,
         };
-        self.arm_session_timer(&state, o);
+        self.arm_timers(&state, o);
         state
-    }
-
-    /// Only the leader's session is let expire. A follower's expiry would only take it out of
-    /// the ISR, which the leader's lag check does too; this keeps the checker from exploring
-    /// the same ISR shrink twice. A crashed follower is noticed when it registers again.
-    fn arm_session_timer(&self, state: &ControllerState, o: &mut O) {
-        for b in self.topology.brokers() {
-            if state.partition.leader == Some(b) && !state.fenced.contains(b) {
-                o.set_timer(
-                    Timer::SessionExpired(b),
-                    timer_range(Timer::SessionExpired(b)),
-                );
-            } else {
-                o.cancel_timer(Timer::SessionExpired(b));
-            }
-        }
     }
 
     pub fn on_msg(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
         self.dispatch(state, src, msg, o);
-        self.arm_session_timer(state, o);
+        self.arm_timers(state, o);
     }
 
     fn dispatch(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
@@ -108,7 +119,14 @@ impl Controller {
                 if let Some(from) = self.topology.broker_of(src) {
                     let result =
                         self.alter_partition(state, from, leader_epoch, partition_epoch, isr);
-                    o.send(src, Msg::AlterPartitionResponse { result });
+                    o.send(
+                        src,
+                        Msg::AlterPartitionResponse {
+                            leader_epoch,
+                            proposed: isr,
+                            result,
+                        },
+                    );
                 }
             }
             Msg::Register { incarnation } => {
@@ -124,17 +142,148 @@ impl Controller {
                     self.on_heartbeat(state, b, incarnation, leader_epoch, o);
                 }
             }
+            // Not the controller's business: data-path messages and client answers.
             _ => {}
         }
     }
 
     pub fn on_timeout(&self, state: &mut ControllerState, timer: &Timer, o: &mut O) {
-        if let Timer::SessionExpired(b) = *timer {
-            if !state.fenced.contains(b) {
-                self.fence(state, b, o);
+        match *timer {
+            Timer::SessionExpired { broker, successor } => {
+                self.on_session_expired(state, broker, successor, o)
+            }
+            Timer::ElectLeader(b) => self.move_leadership(state, b, o),
+            Timer::HeartbeatResumed(b) => self.on_heartbeat_resumed(state, b, o),
+            _ => {}
+        }
+        self.arm_timers(state, o);
+    }
+
+    // ------------------------------------------------------------------ which moves are open
+
+    /// Who may lead if the current leader goes, in the order Kafka's election rules allow:
+    /// live ISR members, else live ELR members (KIP-966), else (unclean election) any live
+    /// replica. Empty: the partition would go offline.
+    fn successors(&self, state: &ControllerState, departing: Option<BrokerId>) -> BrokerSet {
+        let p = &state.partition;
+        let live = BrokerSet::all(self.topology.replicas).minus(state.fenced);
+        let live = departing.map_or(live, |d| live.without(d));
+        let clean = p.isr.intersect(live);
+        if !clean.is_empty() {
+            return clean;
+        }
+        let eligible = p.elr.intersect(live);
+        if self.elr && !eligible.is_empty() {
+            return eligible;
+        }
+        if self.unclean_election {
+            return live;
+        }
+        BrokerSet::EMPTY
+    }
+
+    /// Arms exactly the timers for the moves open now (so the checker explores no move that
+    /// would change nothing), and cancels the rest.
+    fn arm_timers(&self, state: &ControllerState, o: &mut O) {
+        let p = &state.partition;
+        for b in self.topology.brokers() {
+            let live = !state.fenced.contains(b);
+            let leads = p.leader == Some(b);
+            let successors = if leads && live {
+                self.successors(state, Some(b))
+            } else {
+                BrokerSet::EMPTY
+            };
+            // A follower's expiry is explored while it matters: in the ISR (it leaves), in the
+            // ELR, or when an unclean election could pick it. A fenced follower outside both
+            // differs from an unfenced one only in being refused ISR membership, which a
+            // follower that has not fetched lately is refused too, so the checker skips it
+            // (a reduction: `tests/reductions.rs` shows equal verdicts without it).
+            let expiry_matters = leads
+                || p.isr.contains(b)
+                || p.elr.contains(b)
+                || self.unclean_election
+                || !self.reduce;
+            set_or_cancel(
+                o,
+                Timer::SessionExpired {
+                    broker: b,
+                    successor: None,
+                },
+                live && expiry_matters && (!leads || successors.is_empty()),
+            );
+            for c in self.topology.brokers() {
+                set_or_cancel(
+                    o,
+                    Timer::SessionExpired {
+                        broker: b,
+                        successor: Some(c),
+                    },
+                    successors.contains(c),
+                );
+            }
+            let movable = self.leader_moves
+                && live
+                && p.leader.is_some()
+                && !leads
+                && p.isr.contains(b);
+            set_or_cancel(o, Timer::ElectLeader(b), movable);
+            set_or_cancel(
+                o,
+                Timer::HeartbeatResumed(b),
+                !self.heartbeats && !live,
+            );
+        }
+    }
+
+    // ------------------------------------------------------------------ moves
+
+    /// A broker's session expired: it is presumed dead and fenced. A follower leaves the ISR;
+    /// the leader is replaced by `successor` (one of [`Controller::successors`], chosen by
+    /// which of the timers fired), or the partition goes offline.
+    fn on_session_expired(
+        &self,
+        state: &mut ControllerState,
+        b: BrokerId,
+        successor: Option<BrokerId>,
+        o: &mut O,
+    ) {
+        if state.fenced.contains(b) {
+            return; // Fenced already: a stale timer.
+        }
+        state.fenced = state.fenced.with(b);
+        if state.partition.leader == Some(b) {
+            self.elect(state, successor, o);
+        } else if state.partition.isr.contains(b) {
+            if self.remove_from_isr(state, b, false) {
+                self.tell_leader(state, o);
             }
         }
-        self.arm_session_timer(state, o);
+    }
+
+    /// Preferred-leader election or controlled shutdown: leadership moves to `b`, a live ISR
+    /// member, in a new epoch; the ISR is unchanged (Gustafson's `ControllerElectLeader`).
+    fn move_leadership(&self, state: &mut ControllerState, b: BrokerId, o: &mut O) {
+        let p = &state.partition;
+        if p.leader.is_none() || p.leader == Some(b) || !p.isr.contains(b) {
+            return;
+        }
+        if state.fenced.contains(b) {
+            return;
+        }
+        self.install_leader(state, Some(b), o);
+    }
+
+    /// A broker fenced by a false suspicion heartbeats again: it is unfenced, and leads if
+    /// the partition was offline waiting for it.
+    fn on_heartbeat_resumed(&self, state: &mut ControllerState, b: BrokerId, o: &mut O) {
+        if !state.fenced.contains(b) {
+            return;
+        }
+        state.fenced = state.fenced.without(b);
+        if state.partition.leader.is_none() {
+            self.elect_first(state, o);
+        }
     }
 
     fn alter_partition(
@@ -156,42 +305,97 @@ impl Controller {
         if !isr.contains(from) || additions.minus(state.fenced) != additions {
             return Err((ErrorCode::IneligibleReplica, *p));
         }
+        let removed = p.isr.minus(isr);
         p.isr = isr;
+        self.maintain_elr(p, removed);
         p.partition_epoch = p.partition_epoch.next();
         Ok(*p)
     }
 
-    /// The broker is presumed dead: it loses leadership and ISR membership.
-    fn fence(&self, state: &mut ControllerState, b: BrokerId, o: &mut O) {
-        state.fenced = state.fenced.with(b);
-        if state.partition.leader == Some(b) {
-            self.elect(state, o);
-        } else if state.partition.isr.contains(b) && state.partition.isr.len() > 1 {
-            let p = &mut state.partition;
-            p.isr = p.isr.without(b);
-            p.partition_epoch = p.partition_epoch.next();
-            if let Some(leader) = p.leader {
-                self.send_leader_and_isr(state, leader, o);
+    /// Takes `b` out of the ISR. Before KIP-966 the last member stays (an empty ISR could
+    /// elect no one cleanly); with ELR, and for an unclean shutdown, it goes too. Returns
+    /// whether the partition changed.
+    fn remove_from_isr(&self, state: &mut ControllerState, b: BrokerId, unclean: bool) -> bool {
+        let p = &mut state.partition;
+        let in_isr = p.isr.contains(b);
+        let in_elr = p.elr.contains(b);
+        if unclean && self.elr {
+            if !in_isr && !in_elr {
+                return false;
             }
+            p.isr = p.isr.without(b);
+            p.elr = p.elr.without(b);
+            p.last_known_elr = p.last_known_elr.without(b);
+        } else {
+            if !in_isr || (p.isr.len() == 1 && !self.elr) {
+                return false;
+            }
+            p.isr = p.isr.without(b);
+            self.maintain_elr(p, BrokerSet::single(b));
+        }
+        p.partition_epoch = p.partition_epoch.next();
+        true
+    }
+
+    /// KIP-966: replicas that leave an ISR now below `min.insync.replicas` join the ELR; an
+    /// ISR back at `min.insync.replicas` empties it, remembering it as the last known ELR.
+    fn maintain_elr(&self, p: &mut PartitionState, removed: BrokerSet) {
+        if !self.elr {
+            return;
+        }
+        if p.isr.len() >= self.min_insync {
+            if !p.elr.is_empty() {
+                p.last_known_elr = p.elr;
+            }
+            p.elr = BrokerSet::EMPTY;
+        } else {
+            p.elr = p.elr.union(removed).minus(p.isr);
         }
     }
 
-    /// Picks a new leader in a new epoch and tells every broker.
-    fn elect(&self, state: &mut ControllerState, o: &mut O) {
-        let p = &mut state.partition;
-        let live_isr = p.isr.minus(state.fenced);
-        let candidates = BrokerSet::all(self.topology.replicas).minus(state.fenced);
-        if let Some(leader) = live_isr.iter().next() {
-            p.leader = Some(leader);
-            p.isr = live_isr;
-        } else if let Some(leader) = candidates.iter().next().filter(|_| self.unclean_election) {
-            p.leader = Some(leader);
-            p.isr = BrokerSet::single(leader);
-            state.unclean_elections += 1;
-        } else {
-            // Offline: the ISR keeps its last members so that they can lead cleanly later.
-            p.leader = None;
+    /// The leader's seat is empty or its holder is gone: `successor` leads in a new epoch
+    /// (`None`: offline).
+    fn elect(&self, state: &mut ControllerState, successor: Option<BrokerId>, o: &mut O) {
+        let successor = successor.filter(|&c| self.successors(state, None).contains(c));
+        self.install_leader(state, successor, o);
+    }
+
+    /// Elects the first possible successor in assignment order (Kafka's default choice),
+    /// where the model has no reason to branch: the partition was offline and one broker
+    /// just came back, so at most that one is eligible.
+    fn elect_first(&self, state: &mut ControllerState, o: &mut O) {
+        let first = self.successors(state, None).iter().next();
+        if first.is_some() {
+            self.install_leader(state, first, o);
         }
+    }
+
+    /// Installs `leader` in a new epoch and tells every broker. The outgoing leader, if
+    /// fenced, leaves the ISR as any fenced follower would.
+    fn install_leader(&self, state: &mut ControllerState, leader: Option<BrokerId>, o: &mut O) {
+        let old = state.partition.leader;
+        let fenced = state.fenced;
+        let p = &mut state.partition;
+        if let Some(old) = old.filter(|&b| fenced.contains(b)) {
+            if p.isr.contains(old) && (p.isr.len() > 1 || self.elr) {
+                p.isr = p.isr.without(old);
+                self.maintain_elr(p, BrokerSet::single(old));
+            }
+        }
+        match leader {
+            Some(c) if p.isr.contains(c) => {}
+            Some(c) => {
+                // From the ELR (clean, KIP-966) or an unclean election: it alone is in sync.
+                if !(self.elr && p.elr.contains(c)) {
+                    state.unclean_elections += 1;
+                }
+                p.isr = BrokerSet::single(c);
+                p.elr = p.elr.without(c);
+                self.maintain_elr(p, BrokerSet::EMPTY);
+            }
+            None => {}
+        }
+        p.leader = leader;
         p.leader_epoch = p.leader_epoch.next();
         p.partition_epoch = p.partition_epoch.next();
         for b in self.topology.brokers() {
@@ -203,20 +407,31 @@ impl Controller {
         if incarnation <= state.incarnations[b.index()] {
             return; // A stale registration.
         }
-        if state.partition.leader == Some(b) && !state.fenced.contains(b) {
-            // The old incarnation led: its pending requests and role are gone, so elect anew.
-            self.fence(state, b, o);
-        }
         state.incarnations[b.index()] = incarnation;
+        if state.partition.leader == Some(b) && !state.fenced.contains(b) {
+            // The old incarnation led: its pending requests and role are gone. Kafka's
+            // controller elects the first live ISR member in assignment order here; the model
+            // explores other successors when the session expires first, which is the path
+            // its crash reduction keeps (`node::crash_is_interesting`).
+            state.fenced = state.fenced.with(b);
+            let first = self.successors(state, Some(b)).iter().next();
+            self.install_leader(state, first, o);
+        }
+        // The old incarnation is fenced (KIP-380): what that does to the ISR is the
+        // restart semantics; with ELR the crash is an unclean shutdown.
+        let changed = match (self.elr, self.restarted_broker) {
+            (true, _) => self.remove_from_isr(state, b, true),
+            (false, RestartedBroker::LeavesIsr) => self.remove_from_isr(state, b, false),
+            (false, RestartedBroker::KeepsIsr) => false,
+        };
         state.fenced = state.fenced.without(b);
         if state.partition.leader.is_none() {
-            self.elect(state, o);
+            self.elect_first(state, o);
         } else {
             self.send_leader_and_isr(state, b, o);
-            if let Some(leader) = state.partition.leader {
-                // The leader may add the returning replica to the ISR again.
-                self.send_leader_and_isr(state, leader, o);
-            }
+            // The leader learns the ISR change, and may add the returning replica again.
+            let _ = changed;
+            self.tell_leader(state, o);
         }
     }
 
@@ -243,18 +458,20 @@ impl Controller {
         }
         if state.fenced.contains(b) {
             // The session was lost to a false suspicion; the broker is back.
-            state.fenced = state.fenced.without(b);
-            self.send_leader_and_isr(state, b, o);
-            if state.partition.leader.is_none() {
-                self.elect(state, o);
-            }
-        } else if leader_epoch < state.partition.leader_epoch {
+            self.on_heartbeat_resumed(state, b, o);
+        }
+        if leader_epoch < state.partition.leader_epoch {
             self.send_leader_and_isr(state, b, o);
         }
-        if state.partition.leader == Some(b) {
-            let timer = Timer::SessionExpired(b);
-            o.cancel_timer(timer.clone());
-            o.set_timer(timer.clone(), timer_range(timer));
+        // A fresh session: every expiry timer of this broker starts again.
+        for timer in session_timers(&self.topology, b) {
+            o.cancel_timer(timer);
+        }
+    }
+
+    fn tell_leader(&self, state: &ControllerState, o: &mut O) {
+        if let Some(leader) = state.partition.leader {
+            self.send_leader_and_isr(state, leader, o);
         }
     }
 
@@ -266,6 +483,26 @@ impl Controller {
                 broker_incarnation: state.incarnations[b.index()],
             },
         );
+    }
+}
+
+/// Every session-expiry timer of broker `b`, one per possible successor.
+fn session_timers(topology: &Topology, b: BrokerId) -> Vec<Timer> {
+    std::iter::once(None)
+        .chain(topology.brokers().map(Some))
+        .map(|successor| Timer::SessionExpired {
+            broker: b,
+            successor,
+        })
+        .collect()
+}
+
+fn set_or_cancel(o: &mut O, timer: Timer, armed: bool) {
+    if armed {
+        let range = timer_range(timer.clone());
+        o.set_timer(timer, range);
+    } else {
+        o.cancel_timer(timer);
     }
 }
 
@@ -282,7 +519,12 @@ mod tests {
                 consumer: true,
             },
             unclean_election: false,
+            restarted_broker: RestartedBroker::LeavesIsr,
+            elr: false,
+            min_insync: 2,
             heartbeats: true,
+            leader_moves: false,
+            reduce: true,
         }
     }
 
@@ -314,7 +556,10 @@ mod tests {
         let mut state = c.on_start(&mut O::new());
         c.on_timeout(
             &mut state,
-            &Timer::SessionExpired(BrokerId(0)),
+            &Timer::SessionExpired {
+                broker: BrokerId(0),
+                successor: Some(BrokerId(1)),
+            },
             &mut O::new(),
         );
         assert_eq!(state.partition.leader, Some(BrokerId(1)));

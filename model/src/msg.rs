@@ -116,6 +116,16 @@ pub enum FetchResult {
     Error(ErrorCode),
 }
 
+/// A leader's answer to `OffsetsForLeaderEpoch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EpochEndOffset {
+    /// KIP-101 (version 0): only an offset. KIP-279 on: the largest epoch not newer than the
+    /// asked one, and its end offset.
+    Found { epoch: Epoch, end_offset: Offset },
+    /// `UNDEFINED_EPOCH_OFFSET`: the leader knows no such epoch.
+    Undefined,
+}
+
 /// The protocol's messages.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
@@ -146,6 +156,21 @@ pub enum Msg {
         result: FetchResult,
     },
 
+    // ---- follower <-> leader, before fetching (KIP-101, KIP-279, KIP-320)
+    /// Where does `leader_epoch` (the epoch of the asker's last record) end in your log?
+    OffsetsForLeaderEpoch {
+        /// The asker's current leader epoch; the leader checks it only under KIP-320.
+        current_leader_epoch: Epoch,
+        leader_epoch: Epoch,
+    },
+    OffsetsForLeaderEpochResponse {
+        /// The epoch that was asked about, so a late answer to an older question is known.
+        asked: Epoch,
+        /// The answering broker's current leader epoch.
+        leader_epoch: Epoch,
+        result: Result<EpochEndOffset, ErrorCode>,
+    },
+
     // ---- consumer <-> leader
     ConsumerFetch {
         leader_epoch: Epoch,
@@ -172,6 +197,10 @@ pub enum Msg {
         isr: BrokerSet,
     },
     AlterPartitionResponse {
+        /// The request this answers: its leader epoch and proposed ISR (Kafka's leader
+        /// ignores an answer to a proposal it no longer holds).
+        leader_epoch: Epoch,
+        proposed: BrokerSet,
         result: Result<PartitionState, (ErrorCode, PartitionState)>,
     },
 
@@ -228,6 +257,11 @@ pub struct PartitionState {
     pub leader: Option<BrokerId>,
     pub leader_epoch: Epoch,
     pub isr: BrokerSet,
+    /// KIP-966 eligible leader replicas: out of the ISR, but holding everything below the
+    /// high watermark, so electable cleanly. Empty without `--elr`.
+    pub elr: BrokerSet,
+    /// The ELR as it was before it last emptied (KIP-966 `LastKnownElr`).
+    pub last_known_elr: BrokerSet,
     pub partition_epoch: PartitionEpoch,
 }
 
@@ -235,8 +269,18 @@ pub struct PartitionState {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Timer {
     /// Controller: the broker's session expired (missed heartbeats), whether it crashed or is
-    /// only slow.
-    SessionExpired(BrokerId),
+    /// only slow. For the leader, one timer per broker that may succeed it (`None`: the
+    /// partition goes offline), so that which one fires first is the election's choice.
+    SessionExpired {
+        broker: BrokerId,
+        successor: Option<BrokerId>,
+    },
+    /// Controller (model only): an operator moves leadership to this ISR member
+    /// (preferred-leader election, controlled shutdown of the leader).
+    ElectLeader(BrokerId),
+    /// Controller (model only): a broker fenced by a false suspicion heartbeats again. The
+    /// engine's brokers send real heartbeats instead.
+    HeartbeatResumed(BrokerId),
     /// Leader: `replica.lag.time.max.ms` elapsed while some ISR follower was behind.
     IsrLag,
     /// Broker with `flush=async`: the background flush.

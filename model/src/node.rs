@@ -97,7 +97,9 @@ impl Topology {
 pub fn timer_range(timer: Timer) -> Range<Duration> {
     let ms = |lo: u64, hi: u64| Duration::from_millis(lo)..Duration::from_millis(hi);
     match timer {
-        Timer::SessionExpired(_) => ms(1800, 2000),
+        Timer::SessionExpired { .. } => ms(1800, 2000),
+        // Never armed in the engine (`Controller::leader_moves`, `Controller::heartbeats`).
+        Timer::ElectLeader(_) | Timer::HeartbeatResumed(_) => ms(10_000, 20_000),
         Timer::IsrLag => ms(1000, 1000),
         Timer::Flush => ms(50, 100),
         Timer::FetchBackoff => ms(10, 20),
@@ -230,6 +232,10 @@ pub struct ActorParams {
     /// the lag timer was armed. The model lets the timer fire at any moment instead, which
     /// allows more shrinks than Kafka (a sound over-approximation for safety).
     pub track_catch_up: bool,
+    /// The model's exploration aids, off in the engine: operators' leadership moves
+    /// (preferred-leader election, controlled shutdown) and the ghost state the properties
+    /// read (what each broker committed as leader).
+    pub explore: bool,
 }
 
 impl ActorParams {
@@ -240,6 +246,7 @@ impl ActorParams {
             application: None,
             fetch_records_max: config.records as usize,
             track_catch_up: false,
+            explore: true,
         }
     }
 }
@@ -306,6 +313,7 @@ impl Insync {
             heartbeats: params.heartbeats,
             track_catch_up: params.track_catch_up,
             fetch_timeouts: params.application.is_some(),
+            ghost: params.explore,
         };
         let mut actors: Vec<Node> = t
             .brokers()
@@ -320,7 +328,12 @@ impl Insync {
         actors.push(Node::Controller(Controller {
             topology: t,
             unclean_election: c.unclean_election,
+            restarted_broker: c.restarted_broker,
+            elr: c.elr,
+            min_insync: c.min_insync,
             heartbeats: params.heartbeats,
+            leader_moves: params.explore,
+            reduce: c.reductions,
         }));
         actors.extend((0..t.producers).map(|i| {
             Node::Producer(Producer {
@@ -401,7 +414,8 @@ fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
     if controller.partition.partition_epoch.0 > c.elections + c.isr_changes {
         return false;
     }
-    let reduce_crashes = c.flush == crate::config::Flush::Always
+    let reduce_crashes = c.reductions
+        && c.flush == crate::config::Flush::Always
         && c.truncation == crate::config::Truncation::LeaderEpoch;
     if reduce_crashes && !crash_is_interesting(t, controller, state) {
         return false;

@@ -71,6 +71,28 @@ pub fn format_msg(msg: &Msg) -> String {
             ),
             FetchResult::Error(e) => format!("FetchResponse epoch={leader_epoch} {}", e.name()),
         },
+        Msg::OffsetsForLeaderEpoch {
+            current_leader_epoch,
+            leader_epoch,
+        } => format!(
+            "OffsetsForLeaderEpoch current_epoch={current_leader_epoch} epoch={leader_epoch}"
+        ),
+        Msg::OffsetsForLeaderEpochResponse {
+            asked,
+            leader_epoch,
+            result,
+        } => match result {
+            Ok(crate::msg::EpochEndOffset::Found { epoch, end_offset }) => format!(
+                "OffsetsForLeaderEpochResponse epoch={leader_epoch} asked={asked}: epoch {epoch} ends at {end_offset}"
+            ),
+            Ok(crate::msg::EpochEndOffset::Undefined) => format!(
+                "OffsetsForLeaderEpochResponse epoch={leader_epoch} asked={asked}: UNDEFINED_EPOCH_OFFSET"
+            ),
+            Err(e) => format!(
+                "OffsetsForLeaderEpochResponse epoch={leader_epoch} asked={asked} {}",
+                e.name()
+            ),
+        },
         Msg::ConsumerFetch {
             leader_epoch,
             offset,
@@ -104,7 +126,7 @@ pub fn format_msg(msg: &Msg) -> String {
             "AlterPartition isr={isr} epoch={leader_epoch} partition_epoch={}",
             partition_epoch.0
         ),
-        Msg::AlterPartitionResponse { result } => match result {
+        Msg::AlterPartitionResponse { result, .. } => match result {
             Ok(p) => format!(
                 "AlterPartitionResponse isr={} partition_epoch={}",
                 p.isr, p.partition_epoch.0
@@ -120,12 +142,17 @@ pub fn format_msg(msg: &Msg) -> String {
             partition,
             broker_incarnation,
         } => format!(
-            "LeaderAndIsr leader={} epoch={} isr={} (incarnation {broker_incarnation})",
+            "LeaderAndIsr leader={} epoch={} isr={}{} (incarnation {broker_incarnation})",
             partition
                 .leader
                 .map_or("none".to_string(), |l| l.0.to_string()),
             partition.leader_epoch,
-            partition.isr
+            partition.isr,
+            if partition.elr.is_empty() {
+                String::new()
+            } else {
+                format!(" elr={}", partition.elr)
+            }
         ),
         Msg::Register { incarnation } => format!("Register incarnation={incarnation}"),
         Msg::Heartbeat {
@@ -200,7 +227,13 @@ pub fn describe_step(
 fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Timer) -> String {
     let who = long_name(model, id);
     match timer {
-        Timer::SessionExpired(b) => format!("controller: session of {b} expires"),
+        Timer::SessionExpired { broker, .. } => {
+            format!("controller: session of {broker} expires")
+        }
+        Timer::ElectLeader(b) => {
+            format!("controller: preferred-leader election or controlled shutdown moves leadership to {b}")
+        }
+        Timer::HeartbeatResumed(b) => format!("controller: heartbeats of {b} resume"),
         Timer::IsrLag => format!("{who}: replica.lag.time.max.ms passes with followers behind"),
         Timer::Flush => {
             let flushed = before.actor_states[usize::from(id)]
@@ -280,6 +313,15 @@ fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Ve
                     }
                 } else if pa.isr != pb.isr {
                     out.push(format!("controller sets isr={}", pa.isr));
+                }
+                if pa.elr != pb.elr {
+                    out.push(format!("elr={}", pa.elr));
+                }
+                for broker in a.fenced.minus(b.fenced).iter() {
+                    out.push(format!("{broker} fenced"));
+                }
+                for broker in b.fenced.minus(a.fenced).iter() {
+                    out.push(format!("{broker} unfenced"));
                 }
             }
             (NodeState::Broker(b), NodeState::Broker(a)) => {

@@ -138,6 +138,11 @@ impl BrokerSet {
     }
 
     #[must_use]
+    pub fn intersect(self, other: BrokerSet) -> BrokerSet {
+        BrokerSet(self.0 & other.0)
+    }
+
+    #[must_use]
     pub fn minus(self, other: BrokerSet) -> BrokerSet {
         BrokerSet(self.0 & !other.0)
     }
