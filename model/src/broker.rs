@@ -610,7 +610,7 @@ impl Broker {
         if let Some(last_epoch) = last_fetched_epoch {
             let (epoch, end_offset) = state
                 .log
-                .epoch_end_offset(last_epoch)
+                .end_offset_for(last_epoch, state.is_leader().then_some(state.leader_epoch))
                 .unwrap_or((last_epoch, Offset::ZERO));
             if epoch != last_epoch || end_offset < fetch_offset {
                 return respond(
@@ -950,11 +950,9 @@ impl Broker {
                 }
             }
             FetchResult::Diverging { epoch, end_offset } => {
-                let own_end = state
-                    .log
-                    .epoch_end_offset(epoch)
-                    .map_or(Offset::ZERO, |(_, end)| end);
-                self.truncate(state, end_offset.min(own_end), o);
+                // Truncate; a next fetch with the new last epoch asks again if need be.
+                let (offset, _) = self.truncation_point(state, epoch, end_offset);
+                self.truncate(state, offset, o);
             }
             FetchResult::OutOfRange { log_end_offset } => {
                 self.truncate(state, log_end_offset, o);
@@ -999,7 +997,7 @@ impl Broker {
     ) {
         let result = match self.ignore_replica_fetch(state, current_leader_epoch) {
             Some(error) => Err(error),
-            None => Ok(self.epoch_end_offset(&state.log, asked)),
+            None => Ok(self.epoch_end_offset(state, asked)),
         };
         o.send(
             src,
@@ -1014,27 +1012,31 @@ impl Broker {
     /// KIP-101 (Kafka 0.11): the log end if `asked` is this log's latest epoch, else the
     /// first offset of a newer epoch, else unknown. KIP-279 on: the largest epoch not newer
     /// than `asked` and where it ends.
-    fn epoch_end_offset(&self, log: &Log, asked: Epoch) -> EpochEndOffset {
-        match self.config.truncation {
-            Truncation::Kip101 => {
-                let Some(latest) = log.last_epoch() else {
-                    return EpochEndOffset::Undefined;
-                };
-                let end = match log.epoch_end_offset(asked) {
-                    _ if latest == asked => log.log_end_offset(),
-                    Some((_, end)) if end < log.log_end_offset() => end,
-                    None if latest > asked => Offset::ZERO,
-                    _ => return EpochEndOffset::Undefined,
-                };
-                EpochEndOffset::Found {
-                    epoch: asked,
-                    end_offset: end,
-                }
-            }
-            _ => match log.epoch_end_offset(asked) {
-                Some((epoch, end_offset)) => EpochEndOffset::Found { epoch, end_offset },
-                None => EpochEndOffset::Undefined,
-            },
+    fn epoch_end_offset(&self, state: &BrokerState, asked: Epoch) -> EpochEndOffset {
+        let current = state.is_leader().then_some(state.leader_epoch);
+        let found = match self.config.truncation {
+            Truncation::Kip101 => state
+                .log
+                .end_offset_for_v0(asked, current)
+                .map(|end| (asked, end)),
+            _ => state.log.end_offset_for(asked, current),
+        };
+        match found {
+            Some((epoch, end_offset)) => EpochEndOffset::Found { epoch, end_offset },
+            None => EpochEndOffset::Undefined,
+        }
+    }
+
+    /// Where the follower truncates on the leader's answer `(epoch, end_offset)`, and whether
+    /// it is done (Kafka's `getOffsetTruncationState`): if its own cache's answer for that
+    /// epoch names an older epoch, it truncates to its own end of that one and asks again;
+    /// else to the smaller of both ends.
+    fn truncation_point(&self, state: &BrokerState, epoch: Epoch, end_offset: Offset) -> (Offset, bool) {
+        let end = state.log.log_end_offset();
+        match state.log.end_offset_for(epoch, None) {
+            Some((own_epoch, own_end)) if own_epoch != epoch => (own_end.min(end), false),
+            Some((_, own_end)) => (own_end.min(end_offset).min(end), true),
+            None => (end_offset.min(end), true),
         }
     }
 
@@ -1071,12 +1073,9 @@ impl Broker {
             {
                 (end_offset, true)
             }
-            EpochEndOffset::Found { epoch, end_offset } => match state.log.epoch_end_offset(epoch)
-            {
-                Some((own_epoch, own_end)) if own_epoch != epoch => (own_end, false),
-                Some((_, own_end)) => (own_end.min(end_offset), true),
-                None => (end_offset, true),
-            },
+            EpochEndOffset::Found { epoch, end_offset } => {
+                self.truncation_point(state, epoch, end_offset)
+            }
         };
         self.truncate(state, offset.min(end), o);
         let done = done || state.log.is_empty();

@@ -94,6 +94,40 @@ impl Log {
         Some((found, end))
     }
 
+    /// Kafka's leader-epoch cache lookup (`LeaderEpochFileCache.endOffsetFor`, Kafka 2.0 on):
+    /// the cache holds an entry (epoch, start offset) per epoch of this log, plus, on a leader,
+    /// its `current` epoch from the moment it became leader (KIP-101 assigns it then). For
+    /// the latest epoch: the log end. Else, with the first entry of a newer epoch at `s`: the
+    /// largest epoch not newer than `requested` and `s`, or `requested` itself and `s` when
+    /// no entry is that old. `None` (`UNDEFINED_EPOCH_OFFSET`) for an empty cache or an
+    /// epoch newer than every entry.
+    pub fn end_offset_for(&self, requested: Epoch, current: Option<Epoch>) -> Option<(Epoch, Offset)> {
+        let own_latest = self.last_epoch();
+        let latest = match (own_latest, current) {
+            (Some(l), Some(c)) => Some(l.max(c)),
+            (l, c) => l.or(c),
+        }?;
+        if requested == latest {
+            return Some((requested, self.log_end_offset()));
+        }
+        if requested > latest {
+            return None;
+        }
+        // The first entry newer than `requested`: a record's epoch, or the leader's own.
+        let higher_start = self.end_offset_of_epoch(requested);
+        let floor = self.epoch_end_offset(requested).map(|(epoch, _)| epoch);
+        Some((floor.unwrap_or(requested), higher_start))
+    }
+
+    /// KIP-101 as Kafka 0.11 shipped it (`endOffsetFor` returning an offset only): the log
+    /// end for the latest epoch; `None` (`UNDEFINED_EPOCH_OFFSET`) when `requested` is older
+    /// than every entry or newer than all; else the start of the first newer epoch.
+    pub fn end_offset_for_v0(&self, requested: Epoch, current: Option<Epoch>) -> Option<Offset> {
+        let first = self.records.first().map(|r| r.leader_epoch).or(current)?;
+        let (_, end) = self.end_offset_for(requested, current)?;
+        (requested >= first).then_some(end)
+    }
+
     /// The first offset appended in `epoch` or later (where a new leader's epoch starts).
     pub fn start_offset_of_epoch(&self, epoch: Epoch) -> Offset {
         match epoch.0.checked_sub(1) {
