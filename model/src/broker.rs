@@ -302,12 +302,21 @@ impl Broker {
             Msg::OffsetsForLeaderEpoch {
                 current_leader_epoch,
                 leader_epoch,
-            } => self.on_offsets_for_leader_epoch(state, src, current_leader_epoch, leader_epoch, o),
+            } => {
+                self.on_offsets_for_leader_epoch(state, src, current_leader_epoch, leader_epoch, o)
+            }
             Msg::OffsetsForLeaderEpochResponse {
                 asked,
                 leader_epoch,
                 result,
-            } => self.on_offsets_for_leader_epoch_response(state, src, asked, leader_epoch, result, o),
+            } => self.on_offsets_for_leader_epoch_response(
+                state,
+                src,
+                asked,
+                leader_epoch,
+                result,
+                o,
+            ),
             Msg::ConsumerFetch {
                 leader_epoch,
                 offset,
@@ -1031,7 +1040,12 @@ impl Broker {
     /// it is done (Kafka's `getOffsetTruncationState`): if its own cache's answer for that
     /// epoch names an older epoch, it truncates to its own end of that one and asks again;
     /// else to the smaller of both ends.
-    fn truncation_point(&self, state: &BrokerState, epoch: Epoch, end_offset: Offset) -> (Offset, bool) {
+    fn truncation_point(
+        &self,
+        state: &BrokerState,
+        epoch: Epoch,
+        end_offset: Offset,
+    ) -> (Offset, bool) {
         let end = state.log.log_end_offset();
         match state.log.end_offset_for(epoch, None) {
             Some((own_epoch, own_end)) if own_epoch != epoch => (own_end.min(end), false),

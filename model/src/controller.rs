@@ -222,17 +222,10 @@ impl Controller {
                     successors.contains(c),
                 );
             }
-            let movable = self.leader_moves
-                && live
-                && p.leader.is_some()
-                && !leads
-                && p.isr.contains(b);
+            let movable =
+                self.leader_moves && live && p.leader.is_some() && !leads && p.isr.contains(b);
             set_or_cancel(o, Timer::ElectLeader(b), movable);
-            set_or_cancel(
-                o,
-                Timer::HeartbeatResumed(b),
-                !self.heartbeats && !live,
-            );
+            set_or_cancel(o, Timer::HeartbeatResumed(b), !self.heartbeats && !live);
         }
     }
 

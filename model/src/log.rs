@@ -101,7 +101,11 @@ impl Log {
     /// largest epoch not newer than `requested` and `s`, or `requested` itself and `s` when
     /// no entry is that old. `None` (`UNDEFINED_EPOCH_OFFSET`) for an empty cache or an
     /// epoch newer than every entry.
-    pub fn end_offset_for(&self, requested: Epoch, current: Option<Epoch>) -> Option<(Epoch, Offset)> {
+    pub fn end_offset_for(
+        &self,
+        requested: Epoch,
+        current: Option<Epoch>,
+    ) -> Option<(Epoch, Offset)> {
         let own_latest = self.last_epoch();
         let latest = match (own_latest, current) {
             (Some(l), Some(c)) => Some(l.max(c)),

@@ -6,13 +6,13 @@
 //! reached, so a passing check is not vacuous.
 
 use crate::broker::BrokerState;
+use crate::config::Config;
 use crate::consumer::ConsumerState;
 use crate::controller::ControllerState;
-use crate::node::{InsyncModel, InsyncState};
-use crate::producer::ProducerState;
-use crate::config::Config;
 use crate::log::Log;
 use crate::node::NodeStorage;
+use crate::node::{InsyncModel, InsyncState};
+use crate::producer::ProducerState;
 use crate::types::{BrokerId, Offset, Record, Value};
 use stateright::Expectation;
 
@@ -192,7 +192,8 @@ fn registered_isr<'a>(
 pub fn committed_records(model: &InsyncModel, state: &InsyncState) -> Option<Log> {
     let mut longest: Option<&Log> = None;
     for b in model.cfg.topology.brokers() {
-        let Some(broker) = state.actor_states[usize::from(model.cfg.topology.broker(b))].as_broker()
+        let Some(broker) =
+            state.actor_states[usize::from(model.cfg.topology.broker(b))].as_broker()
         else {
             continue;
         };
@@ -212,7 +213,12 @@ pub fn committed_records(model: &InsyncModel, state: &InsyncState) -> Option<Log
 
 /// Whether some broker still holds `record` at `offset`: in the log of a broker that is up,
 /// or on the disk of one that crashed.
-fn held_somewhere(model: &InsyncModel, state: &InsyncState, offset: Offset, record: &Record) -> bool {
+fn held_somewhere(
+    model: &InsyncModel,
+    state: &InsyncState,
+    offset: Offset,
+    record: &Record,
+) -> bool {
     let t = model.cfg.topology;
     t.brokers().any(|b| {
         let i = usize::from(t.broker(b));
@@ -231,7 +237,12 @@ fn held_somewhere(model: &InsyncModel, state: &InsyncState, offset: Offset, reco
     })
 }
 
-fn value_held_somewhere(model: &InsyncModel, state: &InsyncState, offset: Offset, value: &Value) -> bool {
+fn value_held_somewhere(
+    model: &InsyncModel,
+    state: &InsyncState,
+    offset: Offset,
+    value: &Value,
+) -> bool {
     let t = model.cfg.topology;
     t.brokers().any(|b| {
         let i = usize::from(t.broker(b));
@@ -304,8 +315,7 @@ fn isr_complete(model: &InsyncModel, state: &InsyncState) -> bool {
         return false;
     };
     let n = committed.log_end_offset().as_usize();
-    registered_isr(model, state)
-        .all(|member| member.log.iter().take(n).eq(committed.iter()))
+    registered_isr(model, state).all(|member| member.log.iter().take(n).eq(committed.iter()))
 }
 
 fn strong_isr(model: &InsyncModel, state: &InsyncState) -> bool {

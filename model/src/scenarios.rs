@@ -5,7 +5,7 @@
 //! (see the README for the figures); a scenario meant to break a property stops at its first
 //! counterexample.
 
-use crate::config::{Acks, Config, ConsumerCommit, Flush, Truncation};
+use crate::config::{Acks, Config, ConsumerCommit, Flush, HwRule, RestartedBroker, Truncation};
 
 /// What a scenario must show.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,44 +40,55 @@ pub fn catalogue() -> Vec<Scenario> {
         idempotence: true,
         ..base.clone()
     };
+    let rf2 = Config {
+        replicas: 2,
+        ..recommended.clone()
+    };
     vec![
         Scenario {
             name: "recommended",
-            about: "RF 3, min.insync 2, acks=all, idempotence, unclean off: a leader failover loses nothing",
+            about: "RF 3, min.insync 2, acks=all, idempotence, unclean off: leadership moves and failovers lose nothing",
             config: Config {
-                records: 2,
+                records: 1,
                 crashes: 0,
                 consumer: false,
+                isr_changes: 0,
                 ..recommended.clone()
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "isr-shrunk"],
+                reached: &[
+                    "record-committed",
+                    "leader-changed",
+                    "isr-shrunk",
+                    "acked-after-failover",
+                    "committed-after-failover",
+                ],
             },
         },
         Scenario {
             name: "recommended-crash",
-            about: "the recommended configuration with a leader crash and restart",
+            about: "the recommended settings (RF 2 to keep the search short) with a leader crash and restart",
             config: Config {
                 records: 1,
                 crashes: 1,
                 consumer: false,
-                ..recommended.clone()
+                ..rf2.clone()
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "isr-shrunk"],
+                reached: &["record-committed", "leader-changed", "isr-shrunk", "acked-after-failover"],
             },
         },
         Scenario {
             name: "recommended-consumer",
-            about: "the recommended configuration with a consumer committing after processing",
+            about: "the recommended settings (RF 2) with a consumer committing after processing",
             config: Config {
                 records: 1,
                 crashes: 0,
                 consumer: true,
-                ..recommended
+                ..rf2
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "consumer-read"],
+                reached: &["record-committed", "leader-changed", "consumer-read", "consumer-committed"],
             },
         },
         Scenario {
@@ -97,7 +108,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 min_insync: 1,
                 ..small.clone()
             },
-            expect: Expect::Breaks("acked-writes-durable"),
+            expect: Expect::Breaks("committed-durable"),
         },
         Scenario {
             name: "no-retries",
@@ -107,6 +118,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 records: 1,
                 crashes: 0,
                 consumer: false,
+                isr_changes: 0,
                 ..base.clone()
             },
             expect: Expect::Safe {
@@ -121,23 +133,50 @@ pub fn catalogue() -> Vec<Scenario> {
         },
         Scenario {
             name: "legacy-hw-truncation",
-            about: "pre-0.11 truncation to the local high watermark (the KIP-101 data loss)",
+            about: "pre-0.11 truncation to the local high watermark (the KIP-101 data loss): a new follower cuts a committed record, then joins the ISR without it",
             config: Config {
                 truncation: Truncation::HighWatermark,
+                idempotence: true,
+                elections: 2,
+                ..small.clone()
+            },
+            expect: Expect::Breaks("strong-isr"),
+        },
+        Scenario {
+            name: "async-flush-zookeeper",
+            about: "flush=async, ZooKeeper before 2.2 (a restarted broker keeps its ISR seat): an ISR member comes back without its unflushed, committed suffix",
+            config: Config {
+                flush: Flush::Async,
+                restarted_broker: RestartedBroker::KeepsIsr,
                 crashes: 1,
                 ..small.clone()
             },
-            expect: Expect::Breaks("acked-writes-durable"),
+            expect: Expect::Breaks("isr-complete"),
         },
         Scenario {
-            name: "async-flush-power-loss",
-            about: "flush=async: an ISR member loses its unflushed, committed suffix in a crash",
+            name: "async-flush-last-replica",
+            about: "flush=async, KRaft: the ISR shrinks to the leader, which commits, loses its unflushed suffix in a power loss, and leads again as the last ISR member",
             config: Config {
                 flush: Flush::Async,
                 crashes: 1,
                 ..small.clone()
             },
-            expect: Expect::Breaks("isr-complete"),
+            expect: Expect::Breaks("committed-durable"),
+        },
+        Scenario {
+            name: "async-flush-elr",
+            about: "flush=async with KIP-966 (ELR, min-isr high watermark): nothing is committed below min.insync, and a restarted broker leaves the ISR and the ELR",
+            config: Config {
+                flush: Flush::Async,
+                crashes: 1,
+                elr: true,
+                hw_rule: HwRule::MinIsr,
+                isr_changes: 0,
+                ..small.clone()
+            },
+            expect: Expect::Safe {
+                reached: &["record-committed", "leader-changed", "isr-shrunk"],
+            },
         },
         Scenario {
             name: "commit-before-processing",
@@ -145,6 +184,7 @@ pub fn catalogue() -> Vec<Scenario> {
             config: Config {
                 consumer_commit: ConsumerCommit::Before,
                 records: 1,
+                isr_changes: 0,
                 ..base
             },
             expect: Expect::Breaks("processed-before-commit"),
