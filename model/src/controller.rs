@@ -247,10 +247,8 @@ impl Controller {
         state.fenced = state.fenced.with(b);
         if state.partition.leader == Some(b) {
             self.elect(state, successor, o);
-        } else if state.partition.isr.contains(b) {
-            if self.remove_from_isr(state, b, false) {
-                self.tell_leader(state, o);
-            }
+        } else if state.partition.isr.contains(b) && self.remove_from_isr(state, b, false) {
+            self.tell_leader(state, o);
         }
     }
 

@@ -117,7 +117,13 @@ fn acks_1_leader_failover_loses_the_acknowledged_record() {
         run.holds("acked-writes-durable"),
         "b0 still leads and has v1"
     );
-    run.fire("ctl", Timer::SessionExpired(BrokerId(0)));
+    run.fire(
+        "ctl",
+        Timer::SessionExpired {
+            broker: BrokerId(0),
+            successor: Some(BrokerId(1)),
+        },
+    );
     run.deliver("ctl", "b1", "LeaderAndIsr");
     assert!(
         !run.holds("acked-writes-durable"),
@@ -148,7 +154,13 @@ fn acks_all_failover_keeps_the_acknowledged_record() {
         .last()
         .unwrap()
         .contains("v1 acknowledged at offset 0"));
-    run.fire("ctl", Timer::SessionExpired(BrokerId(0)));
+    run.fire(
+        "ctl",
+        Timer::SessionExpired {
+            broker: BrokerId(0),
+            successor: Some(BrokerId(1)),
+        },
+    );
     run.deliver("ctl", "b1", "LeaderAndIsr");
     assert!(run.holds("acked-writes-durable"), "{:#?}", run.trace);
     assert!(run.holds("isr-complete"));
@@ -163,7 +175,13 @@ fn zombie_truncates_its_divergent_suffix_by_leader_epoch() {
         acks: Acks::One,
         ..Config::default()
     }));
-    run.fire("ctl", Timer::SessionExpired(BrokerId(0)));
+    run.fire(
+        "ctl",
+        Timer::SessionExpired {
+            broker: BrokerId(0),
+            successor: Some(BrokerId(1)),
+        },
+    );
     run.deliver("prod", "b0", "Produce"); // the zombie still appends v1 in epoch 1
     assert_eq!(run.broker_log_end(0), Offset(1));
     run.deliver("ctl", "b1", "LeaderAndIsr");
