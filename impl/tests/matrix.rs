@@ -84,8 +84,30 @@ fn legacy_high_watermark_truncation_loses_data() {
 }
 
 #[test]
-fn async_flush_power_loss_breaks_isr_completeness() {
-    assert_scenario("async-flush-power-loss");
+fn async_flush_under_old_zookeeper_breaks_isr_completeness() {
+    assert_scenario("async-flush-zookeeper");
+}
+
+#[test]
+fn async_flush_loses_committed_records_at_the_last_replica() {
+    assert_scenario("async-flush-last-replica");
+}
+
+#[test]
+fn async_flush_with_elr_and_min_isr_high_watermark_is_safe() {
+    assert_scenario("async-flush-elr");
+}
+
+#[test]
+fn every_catalogue_row_has_a_test() {
+    let source = include_str!("matrix.rs");
+    for s in catalogue() {
+        assert!(
+            source.contains(&format!("assert_scenario(\"{}\")", s.name)),
+            "catalogue row {} has no test in impl/tests/matrix.rs",
+            s.name
+        );
+    }
 }
 
 #[test]
