@@ -71,9 +71,96 @@ pub struct PropertyReport {
     pub final_state: Option<Vec<String>>,
 }
 
+/// Why a search did not visit every state within the bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CutShort {
+    /// `--timeout` passed.
+    Timeout,
+    /// `--max-states` was reached.
+    StateLimit,
+    /// `--max-depth` kept deeper states out.
+    DepthLimit,
+    /// Random walks sample the space; they never exhaust it.
+    Simulation,
+    /// `--first` (or a matrix row) stopped at the first counterexample.
+    FirstViolation,
+}
+
+impl CutShort {
+    fn explain(self) -> &'static str {
+        match self {
+            CutShort::Timeout => "the timeout passed",
+            CutShort::StateLimit => "the state limit (--max-states) was reached",
+            CutShort::DepthLimit => "the depth limit (--max-depth) kept deeper states out",
+            CutShort::Simulation => "random walks sample the space, they never exhaust it",
+            CutShort::FirstViolation => "the search stopped at its first counterexample",
+        }
+    }
+}
+
+/// The bounds a search covered: a verdict is a claim about every behaviour within them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bounds {
+    pub records: u32,
+    pub crashes: u32,
+    pub elections: u32,
+    pub isr_changes: u32,
+    pub retries: u32,
+    pub consumer: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<usize>,
+}
+
+impl Bounds {
+    fn of(config: &insync_model::Config, options: &CheckOptions) -> Bounds {
+        Bounds {
+            records: config.records,
+            crashes: config.crashes,
+            elections: config.elections,
+            isr_changes: config.isr_changes,
+            retries: config.retries,
+            consumer: config.consumer,
+            max_depth: options.max_depth,
+        }
+    }
+
+    /// "at most 2 records, 1 crash, ..." for the human report.
+    pub fn sentence(&self) -> String {
+        fn n(count: impl Into<u64>, one: &str, many: &str) -> String {
+            let count = count.into();
+            format!("{count} {}", if count == 1 { one } else { many })
+        }
+        let mut parts = vec![
+            n(self.records, "record", "records"),
+            n(self.crashes, "broker crash", "broker crashes"),
+            n(
+                self.elections,
+                "leader election beyond the first",
+                "leader elections beyond the first",
+            ),
+            n(self.isr_changes, "ISR change", "ISR changes"),
+            n(self.retries, "retry per send", "retries per send"),
+        ];
+        if let Some(d) = self.max_depth {
+            parts.push(n(d as u64, "step", "steps"));
+        }
+        format!(
+            "at most {}, {}",
+            parts.join(", "),
+            if self.consumer {
+                "and a consumer"
+            } else {
+                "and no consumer"
+            }
+        )
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckReport {
     pub config: insync_model::Config,
+    pub bounds: Bounds,
     pub strategy: Strategy,
     pub states: usize,
     pub unique_states: usize,
@@ -82,6 +169,9 @@ pub struct CheckReport {
     /// Whether every reachable state within the bounds was visited. When false, a property
     /// that "holds" was only not refuted.
     pub complete: bool,
+    /// Why `complete` is false; absent when the search was exhaustive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_short: Option<CutShort>,
     pub properties: Vec<PropertyReport>,
 }
 
@@ -95,6 +185,18 @@ impl CheckReport {
 
     pub fn property(&self, name: &str) -> Option<&PropertyReport> {
         self.properties.iter().find(|p| p.name == name)
+    }
+
+    /// The process exit code of PROTOCOL.md §4: 1 a counterexample, 0 an exhaustive search
+    /// without one, 3 no counterexample but the search was cut short.
+    pub fn exit_code(&self) -> u8 {
+        if self.violations().next().is_some() {
+            1
+        } else if self.complete {
+            0
+        } else {
+            3
+        }
     }
 }
 
@@ -199,8 +301,17 @@ fn report<C: Checker<InsyncModel>>(
     let model = checker.model();
     let discoveries = checker.discoveries();
     let out_of_time = timed_out || options.timeout.is_some_and(|t| start.elapsed() >= t);
-    let mut complete =
-        !sampled && !out_of_time && options.max_depth.is_none() && options.max_states.is_none();
+    let mut cut_short = if sampled {
+        Some(CutShort::Simulation)
+    } else if out_of_time {
+        Some(CutShort::Timeout)
+    } else if options.max_states.is_some() {
+        Some(CutShort::StateLimit)
+    } else if options.max_depth.is_some() {
+        Some(CutShort::DepthLimit)
+    } else {
+        None
+    };
     let mut properties = Vec::new();
     for p in properties::all() {
         let found = discoveries.get(p.name);
@@ -232,16 +343,19 @@ fn report<C: Checker<InsyncModel>>(
             .iter()
             .any(|p| p.expectation == "always" && !p.holds)
     {
-        complete = false;
+        cut_short = cut_short.or(Some(CutShort::FirstViolation));
     }
+    let config = config.clone().into_inner();
     CheckReport {
-        config: config.clone().into_inner(),
+        bounds: Bounds::of(&config, options),
+        config,
         strategy: options.strategy,
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         max_depth: checker.max_depth(),
         seconds,
-        complete,
+        complete: cut_short.is_none(),
+        cut_short,
         properties,
     }
 }
@@ -298,5 +412,16 @@ pub fn render_human(report: &CheckReport) -> String {
             ", incomplete"
         }
     ));
+    let bounds = report.bounds.sentence();
+    match (report.violations().next(), report.cut_short) {
+        (Some(_), _) => {}
+        (None, None) => s.push_str(&format!(
+            "every safety property holds for every behaviour with {bounds}\n"
+        )),
+        (None, Some(why)) => s.push_str(&format!(
+            "no violation found, but the search was cut short ({}): this is not a proof for {bounds} (exit 3)\n",
+            why.explain()
+        )),
+    }
     s
 }

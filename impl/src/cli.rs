@@ -276,7 +276,8 @@ pub struct ExploreArgs {
     pub addr: String,
 }
 
-/// Runs a command; the result is the process exit code (0 safe, 1 violated).
+/// Runs a command; the result is the process exit code (PROTOCOL.md §4: 0 safe within the
+/// bounds, 1 violated, 2 bad usage, 3 no violation but the search was cut short).
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Check(args) if args.matrix => run_matrix(&args),
@@ -460,11 +461,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         print!("{}", render_human(&report));
     }
-    Ok(if report.violations().next().is_some() {
-        1
-    } else {
-        0
-    })
+    Ok(report.exit_code())
 }
 
 /// How a matrix row is checked: a scenario that must break a property stops at its first

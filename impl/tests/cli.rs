@@ -155,7 +155,10 @@ fn safe_configuration_exits_0_with_human_table() {
         stdout.contains("acked-writes-durable       always     holds"),
         "{stdout}"
     );
-    assert!(stdout.contains("complete"), "{stdout}");
+    assert!(
+        stdout.contains("every safety property holds for every behaviour with at most 1 record, 0 broker crashes"),
+        "{stdout}"
+    );
 }
 
 /// The default configuration is far too large to exhaust in a second: the deadline must end
@@ -171,12 +174,37 @@ fn timeout_ends_a_search_and_reports_it_incomplete() {
         "1",
         "--timeout",
         "1",
+        "--idempotence",
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no violation in a cut-short search exits 3, never 0"
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["complete"], false);
+    assert_eq!(report["cut_short"], "timeout");
+    assert_eq!(report["bounds"]["records"], 2);
+    assert_eq!(report["bounds"]["crashes"], 1);
     assert!(report["unique_states"].as_u64().unwrap() > 0);
+
+    let human = insync(&[
+        "check",
+        "--threads",
+        "1",
+        "--timeout",
+        "1",
+        "--idempotence",
+    ]);
+    assert_eq!(human.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        stdout.contains("not refuted (search incomplete)")
+            && stdout.contains("cut short (the timeout passed)")
+            && stdout.contains("at most 2 records, 1 broker crash"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -192,8 +220,9 @@ fn simulation_runs_a_budget_of_random_walks() {
         "--json",
         "--idempotence",
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(3), "a sample is no proof");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cut_short"], "simulation");
     assert_eq!(
         report["complete"], false,
         "random walks never prove a property"
