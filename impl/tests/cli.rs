@@ -189,14 +189,7 @@ fn timeout_ends_a_search_and_reports_it_incomplete() {
     assert_eq!(report["bounds"]["crashes"], 1);
     assert!(report["unique_states"].as_u64().unwrap() > 0);
 
-    let human = insync(&[
-        "check",
-        "--threads",
-        "1",
-        "--timeout",
-        "1",
-        "--idempotence",
-    ]);
+    let human = insync(&["check", "--threads", "1", "--timeout", "1", "--idempotence"]);
     assert_eq!(human.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&human.stdout);
     assert!(

@@ -1,0 +1,143 @@
+//! The truncation ladder against Gustafson's TLA+ specifications
+//! (`hachikuji/kafka-specification`, one module per rung): at 2 records, no crash, up to three
+//! leader epochs (`--elections 2`) and leadership moving to any live ISR member, each rung
+//! keeps or breaks Gustafson's StrongIsr (insync's `strong-isr`) as his model checks of it do.
+//!
+//! | `--truncation`      | 2 replicas | 3 replicas |
+//! |---------------------|------------|------------|
+//! | `high-watermark`    | violated   | violated   |
+//! | `kip-101`           | violated   | violated   |
+//! | `kip-279`           | holds      | violated   |
+//! | `kip-320-first-try` | holds      | violated   |
+//! | `kip-320`           | holds      | holds      |
+//! | `leader-epoch`      | holds      | holds      |
+//!
+//! A violated cell is found breadth first (the shortest counterexample, in seconds). A
+//! holding cell at 2 replicas is an exhaustive search of 2 M to 4 M unique states (45 s to
+//! 110 s in release on the 2-core machine); the 3-replica holding cells do not fit a test's
+//! budget and are measured in the README instead, so here they are `#[ignore]`d, runnable with
+//! `cargo test --release -p insync --test ladder -- --ignored`.
+
+use insync::check::{check, CheckOptions, Strategy};
+use insync_model::config::{Config, Truncation};
+
+fn rung(truncation: Truncation, replicas: usize) -> Config {
+    Config {
+        truncation,
+        replicas,
+        min_insync: 1,
+        records: 2,
+        crashes: 0,
+        idempotence: true,
+        consumer: false,
+        elections: 2,
+        ..Config::default()
+    }
+}
+
+fn assert_violated(truncation: Truncation, replicas: usize) {
+    let config = rung(truncation, replicas).validate().expect("valid");
+    let options = CheckOptions {
+        strategy: Strategy::Bfs,
+        threads: 1,
+        stop_at: Some(["strong-isr"].into_iter().collect()),
+        ..CheckOptions::default()
+    };
+    let report = check(&config, &options);
+    let p = report
+        .property("strong-isr")
+        .expect("strong-isr is checked");
+    assert!(
+        !p.holds,
+        "{truncation} at {replicas} replicas: strong-isr should be violated ({} states, complete={})",
+        report.unique_states, report.complete
+    );
+    let trace = p.counterexample.as_ref().expect("a counterexample");
+    assert!(
+        trace.iter().any(|s| s.contains("LeaderAndIsr")),
+        "the counterexample is told in Kafka's words and needs a leader change: {trace:?}"
+    );
+}
+
+fn assert_holds(truncation: Truncation, replicas: usize) {
+    let config = rung(truncation, replicas).validate().expect("valid");
+    let options = CheckOptions {
+        strategy: Strategy::Dfs,
+        ..CheckOptions::default()
+    };
+    let report = check(&config, &options);
+    let violated: Vec<&str> = report.violations().map(|p| p.name).collect();
+    assert!(
+        report.complete && violated.is_empty(),
+        "{truncation} at {replicas} replicas should hold: violated {violated:?}, complete={}",
+        report.complete
+    );
+    for premise in ["leader-changed", "record-committed", "acked-after-failover"] {
+        assert!(
+            report.property(premise).is_some_and(|p| p.holds),
+            "{premise} must be reached, or the verdict is vacuous"
+        );
+    }
+}
+
+#[test]
+fn high_watermark_truncation_breaks_at_two_replicas() {
+    assert_violated(Truncation::HighWatermark, 2);
+}
+
+#[test]
+fn high_watermark_truncation_breaks_at_three_replicas() {
+    assert_violated(Truncation::HighWatermark, 3);
+}
+
+#[test]
+fn kip_101_breaks_at_two_replicas() {
+    assert_violated(Truncation::Kip101, 2);
+}
+
+#[test]
+fn kip_101_breaks_at_three_replicas() {
+    assert_violated(Truncation::Kip101, 3);
+}
+
+#[test]
+fn kip_279_holds_at_two_replicas() {
+    assert_holds(Truncation::Kip279, 2);
+}
+
+#[test]
+fn kip_279_breaks_at_three_replicas() {
+    assert_violated(Truncation::Kip279, 3);
+}
+
+#[test]
+fn kip_320_first_try_holds_at_two_replicas() {
+    assert_holds(Truncation::Kip320FirstTry, 2);
+}
+
+#[test]
+fn kip_320_first_try_breaks_at_three_replicas() {
+    assert_violated(Truncation::Kip320FirstTry, 3);
+}
+
+#[test]
+fn kip_320_holds_at_two_replicas() {
+    assert_holds(Truncation::Kip320, 2);
+}
+
+#[test]
+#[ignore = "an exhaustive search too large for CI; see the README's ladder figures"]
+fn kip_320_holds_at_three_replicas() {
+    assert_holds(Truncation::Kip320, 3);
+}
+
+#[test]
+fn leader_epoch_holds_at_two_replicas() {
+    assert_holds(Truncation::LeaderEpoch, 2);
+}
+
+#[test]
+#[ignore = "an exhaustive search too large for CI; see the README's ladder figures"]
+fn leader_epoch_holds_at_three_replicas() {
+    assert_holds(Truncation::LeaderEpoch, 3);
+}

@@ -1,0 +1,93 @@
+//! Each safety property can fail: a real configuration in which Kafka breaks it, found breadth
+//! first. The matrix (`tests/matrix.rs`) covers `acked-writes-durable`, `committed-durable`,
+//! `isr-complete`, `no-duplicates` and `processed-before-commit`; the ladder (`tests/ladder.rs`)
+//! covers `strong-isr`. The rest are here. `leader-in-isr` is reported "by construction" (the
+//! controller never installs an ISR without its leader), and `sends-resolve` can only fail
+//! through a protocol bug (the committed-retry hang, fixed in `broker.rs`), so neither has a
+//! real configuration that breaks it.
+
+use insync::check::{check, CheckOptions, Strategy};
+use insync_model::config::Config;
+
+fn assert_breaks(config: Config, property: &'static str) -> Vec<String> {
+    let summary = config.summary();
+    let config = config.validate().expect("valid");
+    let options = CheckOptions {
+        strategy: Strategy::Bfs,
+        threads: 1,
+        stop_at: Some([property].into_iter().collect()),
+        ..CheckOptions::default()
+    };
+    let report = check(&config, &options);
+    let p = report.property(property).expect("the property is checked");
+    assert!(
+        !p.holds,
+        "{summary}: {property} should be violated ({} unique states)",
+        report.unique_states
+    );
+    assert_eq!(report.exit_code(), 1);
+    p.counterexample.clone().expect("a counterexample")
+}
+
+/// Without idempotence, `max.in.flight.requests.per.connection` 2 and a retry: the first
+/// request fails (the ISR shrank below min.insync), the ISR grows back, the second succeeds,
+/// and the retry of the first lands after it. Kafka documents this reordering for retries > 0
+/// with more than one request in flight. (No election is needed; two ISR changes are.)
+#[test]
+fn producer_order_breaks_with_two_in_flight_and_no_idempotence() {
+    let trace = assert_breaks(
+        Config {
+            max_in_flight: 2,
+            records: 2,
+            crashes: 0,
+            elections: 0,
+            isr_changes: 2,
+            consumer: false,
+            ..Config::default()
+        },
+        "producer-order",
+    );
+    assert!(
+        trace.iter().any(|s| s.contains("v2 acknowledged")),
+        "{trace:?}"
+    );
+}
+
+/// With an unclean election, a consumer reads a committed record and an out-of-sync replica
+/// then leads without it.
+#[test]
+fn committed_read_breaks_under_unclean_election() {
+    let trace = assert_breaks(
+        Config {
+            min_insync: 1,
+            unclean_election: true,
+            records: 1,
+            crashes: 0,
+            idempotence: true,
+            ..Config::default()
+        },
+        "committed-read",
+    );
+    assert!(trace.iter().any(|s| s.contains("(unclean)")), "{trace:?}");
+}
+
+/// Two replicas whose high watermarks both pass an offset hold different records there: the
+/// unclean leader writes the second record where the deposed leader's committed first one sits.
+/// (Without idempotence: an idempotent producer's second record, sequence 1, is refused by a
+/// leader that never saw its producer id, so the unclean leader writes nothing at offset 0.)
+#[test]
+fn log_matching_breaks_under_unclean_election() {
+    assert_breaks(
+        Config {
+            replicas: 2,
+            min_insync: 1,
+            unclean_election: true,
+            records: 2,
+            crashes: 0,
+            idempotence: false,
+            consumer: false,
+            ..Config::default()
+        },
+        "log-matching",
+    );
+}
