@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use insync_model::config::{
     Acks, ConsumerCommit, Flush, HwRule, NetworkKind, RestartedBroker, Truncation,
 };
+use insync_model::kafka::KafkaVersion;
 use insync_model::scenarios::{catalogue, Expect, Scenario};
 use insync_model::{Config, Insync};
 use std::collections::BTreeSet;
@@ -137,27 +138,33 @@ pub struct ConfigArgs {
     /// min.insync.replicas.
     #[arg(long, default_value_t = 2)]
     pub min_insync: usize,
-    /// Producer acks: 0, 1 or all.
-    #[arg(long, default_value = "all")]
-    pub acks: Acks,
+    /// A Kafka release whose replication protocol and producer defaults to use (0.10, 0.11,
+    /// 2.0, 2.1, 2.8, 3.6, 4.0, 4.1; see the README's table). Explicit flags override it.
+    #[arg(long)]
+    pub kafka: Option<KafkaVersion>,
+    /// Producer acks: 0, 1 or all [default: all, or the --kafka release's].
+    #[arg(long)]
+    pub acks: Option<Acks>,
     /// unclean.leader.election.enable.
     #[arg(long)]
     pub unclean_election: bool,
     /// The protocol generation of follower truncation, oldest first: high-watermark (before
     /// 0.11), kip-101 (0.11), kip-279 (2.0), kip-320-first-try, kip-320 (2.1), leader-epoch
-    /// (today's Kafka).
-    #[arg(long, default_value = "leader-epoch")]
-    pub truncation: Truncation,
-    /// What a broker restart does to its ISR membership: leaves-isr (KRaft, ZooKeeper since
-    /// 2.2, KIP-380) or keeps-isr (ZooKeeper before 2.2).
-    #[arg(long, default_value = "leaves-isr")]
-    pub restarted_broker: RestartedBroker,
-    /// KIP-966 eligible leader replicas (needs --hw-rule min-isr).
+    /// (today's Kafka) [default: leader-epoch, or the --kafka release's].
     #[arg(long)]
-    pub elr: bool,
-    /// High-watermark rule: isr or min-isr (KIP-966).
-    #[arg(long, default_value = "isr")]
-    pub hw_rule: HwRule,
+    pub truncation: Option<Truncation>,
+    /// What a broker restart does to its ISR membership: leaves-isr (KRaft, ZooKeeper since
+    /// 2.2, KIP-380) or keeps-isr (ZooKeeper before 2.2) [default: leaves-isr, or the --kafka
+    /// release's].
+    #[arg(long)]
+    pub restarted_broker: Option<RestartedBroker>,
+    /// KIP-966 eligible leader replicas (needs --hw-rule min-isr); `--elr false` turns off a
+    /// --kafka release's.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub elr: Option<bool>,
+    /// High-watermark rule: isr or min-isr (KIP-966) [default: isr, or the --kafka release's].
+    #[arg(long)]
+    pub hw_rule: Option<HwRule>,
     /// Log flush policy: always or async.
     #[arg(long, default_value = "always")]
     pub flush: Flush,
@@ -167,15 +174,15 @@ pub struct ConfigArgs {
     /// Crashes of brokers and the consumer over the whole run.
     #[arg(long, default_value_t = 1)]
     pub crashes: u32,
-    /// Producer retries.
-    #[arg(long, default_value_t = 1)]
-    pub retries: u32,
-    /// enable.idempotence.
+    /// Producer retries [default: 1, or the --kafka release's].
     #[arg(long)]
-    pub idempotence: bool,
-    /// max.in.flight.requests.per.connection.
-    #[arg(long, default_value_t = 1)]
-    pub max_in_flight: usize,
+    pub retries: Option<u32>,
+    /// enable.idempotence; `--idempotence false` turns off a --kafka release's.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub idempotence: Option<bool>,
+    /// max.in.flight.requests.per.connection [default: 1, or the --kafka release's].
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
     /// Network: reliable (per-connection FIFO), lossy, or duplicating.
     #[arg(long, default_value = "reliable")]
     pub network: NetworkKind,
@@ -206,22 +213,35 @@ impl ConfigArgs {
         }
     }
 
+    /// The contract's defaults, then the `--kafka` release's settings, then explicit flags.
     fn base_config(&self) -> Config {
+        let defaults = Config::default();
+        let release = match self.kafka {
+            Some(v) => v.profile().apply(defaults),
+            None => defaults,
+        };
+        // As Kafka's producer does since 3.2 (KAFKA-13598): idempotence that was only a
+        // default gives way to an explicit acks other than all or retries=0.
+        let explicit_conflict =
+            self.acks.is_some_and(|a| a != Acks::All) || self.retries == Some(0);
+        let idempotence = self
+            .idempotence
+            .unwrap_or(release.idempotence && !explicit_conflict);
         Config {
             replicas: self.replicas,
             min_insync: self.min_insync,
-            acks: self.acks,
+            acks: self.acks.unwrap_or(release.acks),
             unclean_election: self.unclean_election,
-            truncation: self.truncation,
-            hw_rule: self.hw_rule,
+            truncation: self.truncation.unwrap_or(release.truncation),
+            hw_rule: self.hw_rule.unwrap_or(release.hw_rule),
             flush: self.flush,
-            restarted_broker: self.restarted_broker,
-            elr: self.elr,
+            restarted_broker: self.restarted_broker.unwrap_or(release.restarted_broker),
+            elr: self.elr.unwrap_or(release.elr),
             records: 1,
             crashes: self.crashes,
-            retries: self.retries,
-            idempotence: self.idempotence,
-            max_in_flight: self.max_in_flight,
+            retries: self.retries.unwrap_or(release.retries),
+            idempotence,
+            max_in_flight: self.max_in_flight.unwrap_or(release.max_in_flight),
             network: self.network,
             consumer_commit: self.consumer_commit,
             elections: self.elections,

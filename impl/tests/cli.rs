@@ -266,3 +266,51 @@ fn an_unknown_command_names_itself_and_the_fix() {
         "{stderr}"
     );
 }
+
+/// `--kafka VERSION` sets a release's protocol and producer defaults; explicit flags win, and
+/// an explicit acks=1 turns off idempotence that was only the release's default (KAFKA-13598).
+#[test]
+fn kafka_release_profiles_set_defaults_that_flags_override() {
+    let small = ["--records", "1", "--crashes", "0", "--no-consumer"];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["check", "--strategy", "bfs", "--first", "--json"];
+        args.extend_from_slice(&small);
+        args.extend_from_slice(extra);
+        let out = insync(&args);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), report["config"].clone())
+    };
+    let (code, old) = run(&["--kafka", "0.10"]);
+    assert_eq!(code, Some(1), "0.10's acks=1 loses an acknowledged record");
+    assert_eq!(old["truncation"], "high-watermark");
+    assert_eq!(old["restarted_broker"], "keeps-isr");
+    assert_eq!(old["acks"], "1");
+    assert_eq!(old["retries"], 0);
+
+    let (_, overridden) = run(&[
+        "--kafka",
+        "0.10",
+        "--truncation",
+        "kip-320",
+        "--acks",
+        "all",
+        "--max-states",
+        "1000",
+    ]);
+    assert_eq!(overridden["truncation"], "kip-320");
+    assert_eq!(overridden["acks"], "all");
+    assert_eq!(overridden["restarted_broker"], "keeps-isr");
+
+    let (_, new) = run(&["--kafka", "4.1", "--max-states", "1000"]);
+    assert_eq!(new["elr"], true);
+    assert_eq!(new["hw_rule"], "min-isr");
+    assert_eq!(new["idempotence"], true);
+
+    let (_, acks_1) = run(&["--kafka", "3.6", "--acks", "1", "--max-states", "1000"]);
+    assert_eq!(acks_1["idempotence"], false);
+
+    let bad = insync(&["check", "--kafka", "2.3"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected one of: 0.10, 0.11, 2.0"));
+}

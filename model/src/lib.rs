@@ -9,6 +9,7 @@ pub mod broker;
 pub mod config;
 pub mod consumer;
 pub mod controller;
+pub mod kafka;
 pub mod log;
 pub mod msg;
 pub mod node;
