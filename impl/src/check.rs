@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
+    /// Bugs first: breadth first for the first million states (a shallow violation is found
+    /// in seconds), then, if that found none and did not finish, depth first to the end.
+    Auto,
     /// Breadth first: shortest counterexamples, more memory.
     Bfs,
     /// Depth first: least memory.
@@ -43,7 +46,7 @@ pub struct CheckOptions {
 impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
-            strategy: Strategy::Dfs,
+            strategy: Strategy::Auto,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_depth: None,
             seed: 0,
@@ -208,8 +211,14 @@ fn expectation_name(e: &Expectation) -> &'static str {
     }
 }
 
+/// How many states `Strategy::Auto` generates breadth first before it goes depth first.
+pub const AUTO_BFS_STATES: usize = 1_000_000;
+
 /// Model-checks one configuration.
 pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
+    if options.strategy == Strategy::Auto {
+        return check_auto(config, options);
+    }
     let insync = Insync::new(config.clone());
     let stop = insync.stop.clone();
     let model = insync.into_model();
@@ -229,6 +238,7 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     match options.strategy {
         Strategy::Bfs => finish(builder.spawn_bfs(), config, options, &stop, start, false),
         Strategy::Dfs => finish(builder.spawn_dfs(), config, options, &stop, start, false),
+        Strategy::Auto => unreachable!("check_auto runs the phases"),
         Strategy::Simulation => finish(
             builder.spawn_simulation(options.seed, stateright::UniformChooser),
             config,
@@ -237,6 +247,53 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
             start,
             true,
         ),
+    }
+}
+
+/// Breadth first while that is cheap, so a shallow violation is reported at once (depth first
+/// can spend minutes in one deep corner first), then depth first, which needs little memory,
+/// for the exhaustive search. The report is the phase that decided the verdict.
+fn check_auto(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
+    let start = Instant::now();
+    let phase_states = options
+        .max_states
+        .map_or(AUTO_BFS_STATES, |m| m.min(AUTO_BFS_STATES));
+    let bfs = check(
+        config,
+        &CheckOptions {
+            strategy: Strategy::Bfs,
+            max_states: Some(phase_states),
+            ..options.clone()
+        },
+    );
+    let user_limit_reached = options.max_states.is_some_and(|m| m <= AUTO_BFS_STATES);
+    let timed_out = bfs.cut_short == Some(CutShort::Timeout);
+    if bfs.complete || bfs.violations().next().is_some() || user_limit_reached || timed_out {
+        let cut_short = match bfs.cut_short {
+            // The phase's own limit is not the user's: a breadth-first phase that stopped
+            // there but found a violation still exits 1.
+            Some(CutShort::StateLimit) if !user_limit_reached => Some(CutShort::FirstViolation),
+            other => other,
+        };
+        return CheckReport {
+            strategy: Strategy::Auto,
+            cut_short,
+            complete: cut_short.is_none(),
+            ..bfs
+        };
+    }
+    let dfs = check(
+        config,
+        &CheckOptions {
+            strategy: Strategy::Dfs,
+            timeout: options.timeout.map(|t| t.saturating_sub(start.elapsed())),
+            ..options.clone()
+        },
+    );
+    CheckReport {
+        strategy: Strategy::Auto,
+        seconds: start.elapsed().as_secs_f64(),
+        ..dfs
     }
 }
 
@@ -305,7 +362,10 @@ fn report<C: Checker<InsyncModel>>(
         Some(CutShort::Simulation)
     } else if out_of_time {
         Some(CutShort::Timeout)
-    } else if options.max_states.is_some() {
+    } else if options
+        .max_states
+        .is_some_and(|m| checker.state_count() >= m)
+    {
         Some(CutShort::StateLimit)
     } else if options.max_depth.is_some() {
         Some(CutShort::DepthLimit)

@@ -257,8 +257,9 @@ impl ConfigArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Search strategy.
-    #[arg(long, value_enum, default_value = "dfs")]
+    /// Search strategy: auto (breadth first for the first million states, then depth first),
+    /// bfs, dfs or simulation.
+    #[arg(long, value_enum, default_value = "auto")]
     pub strategy: Strategy,
     /// Checker threads (default: all cores).
     #[arg(long)]
@@ -487,7 +488,10 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
 /// How a matrix row is checked: a scenario that must break a property stops at its first
 /// counterexample (breadth first, so it is the shortest); a safe one is exhausted.
 pub fn scenario_options(scenario: &Scenario, threads: Option<usize>) -> CheckOptions {
-    let mut options = CheckOptions::default();
+    let mut options = CheckOptions {
+        strategy: Strategy::Dfs,
+        ..CheckOptions::default()
+    };
     if let Some(t) = threads {
         options.threads = t;
     }

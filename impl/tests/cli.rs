@@ -314,3 +314,20 @@ fn kafka_release_profiles_set_defaults_that_flags_override() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected one of: 0.10, 0.11, 2.0"));
 }
+
+/// With no strategy flag, a shallow violation is found breadth first before the depth-first
+/// search could wander off: acks=1 exits 1 with the loss.
+#[test]
+fn the_default_strategy_finds_a_shallow_violation_first() {
+    let out = insync(&["check", "--acks", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["strategy"], "auto");
+    let lost = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acked-writes-durable")
+        .unwrap();
+    assert_eq!(lost["holds"], false);
+}
