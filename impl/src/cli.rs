@@ -4,7 +4,7 @@ use crate::check::{check, render_human, CheckOptions, CheckReport, Strategy};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use insync_model::config::{
-    Acks, ConsumerCommit, Flush, HwRule, NetworkKind, RestartedBroker, Truncation,
+    Acks, ConsumerCommit, Flush, Guard, HwRule, NetworkKind, RestartedBroker, Truncation,
 };
 use insync_model::kafka::KafkaVersion;
 use insync_model::scenarios::{catalogue, Expect, Scenario};
@@ -201,6 +201,12 @@ pub struct ConfigArgs {
     /// Explore without the checker's state-space reductions (to compare verdicts; slower).
     #[arg(long)]
     pub no_reductions: bool,
+    /// Remove one of Kafka's protocol rules, to see what it protects (a mutant, not a Kafka
+    /// configuration): fetch-epoch-fencing, fetch-response-fencing, isr-join-high-watermark,
+    /// isr-join-epoch-start, maximal-isr, incarnation, leader-and-isr-epoch,
+    /// not-enough-replicas.
+    #[arg(long)]
+    pub without_guard: Option<Guard>,
 }
 
 impl ConfigArgs {
@@ -249,6 +255,7 @@ impl ConfigArgs {
             consumer: !self.no_consumer,
             batch_records: 1,
             reductions: !self.no_reductions,
+            without_guard: self.without_guard,
         }
     }
 }

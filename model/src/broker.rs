@@ -19,7 +19,7 @@
 //! Handlers take plain data in and emit commands (send, set timer, save) into `Out`; they never
 //! touch a clock, a socket or a disk.
 
-use crate::config::{Acks, Flush, HwRule, Truncation};
+use crate::config::{Acks, Flush, Guard, HwRule, Truncation};
 use crate::log::Log;
 use crate::msg::{
     EpochEndOffset, ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer,
@@ -53,6 +53,15 @@ pub struct BrokerConfig {
     /// Keep the ghost record of what this broker committed as leader (the model's
     /// `committed-durable` reads it; the engine leaves it empty).
     pub ghost: bool,
+    /// A guard removed (a protocol mutant; `Config::without_guard`).
+    pub without_guard: Option<Guard>,
+}
+
+impl BrokerConfig {
+    /// Whether Kafka's rule `g` is in force (it is, unless a mutant removed it).
+    fn guards(&self, g: Guard) -> bool {
+        self.without_guard != Some(g)
+    }
 }
 
 /// A broker actor: its identity and settings. Its state is [`BrokerState`].
@@ -419,7 +428,9 @@ impl Broker {
         partition: &PartitionState,
         broker_incarnation: u32,
     ) -> bool {
-        broker_incarnation != state.incarnation || partition.leader_epoch < state.leader_epoch
+        (broker_incarnation != state.incarnation && self.config.guards(Guard::Incarnation))
+            || (partition.leader_epoch < state.leader_epoch
+                && self.config.guards(Guard::LeaderAndIsrEpoch))
     }
 
     fn become_leader(&self, state: &mut BrokerState, partition: &PartitionState, o: &mut O) {
@@ -519,7 +530,10 @@ impl Broker {
         if records.is_empty() {
             return;
         }
-        if acks == Acks::All && leader.isr.len() < self.config.min_insync {
+        if acks == Acks::All
+            && leader.isr.len() < self.config.min_insync
+            && self.config.guards(Guard::NotEnoughReplicas)
+        {
             return reply(o, Err(ErrorCode::NotEnoughReplicas));
         }
         let count = records.len();
@@ -653,7 +667,7 @@ impl Broker {
     /// A follower's fetch. Since KIP-320 it is fenced by epoch like a consumer's; before, any
     /// broker that believes it leads serves it, whatever epoch the follower is in.
     fn ignore_replica_fetch(&self, state: &BrokerState, leader_epoch: Epoch) -> Option<ErrorCode> {
-        if self.config.truncation.fences_fetches() {
+        if self.config.truncation.fences_fetches() && self.config.guards(Guard::FetchEpochFencing) {
             self.ignore_fetch(state, leader_epoch)
         } else if !state.is_leader() {
             Some(ErrorCode::NotLeaderOrFollower)
@@ -736,8 +750,10 @@ impl Broker {
         let eligible = !leader.isr.contains(follower)
             && !leader.ineligible.contains(follower)
             && leader.pending_isr.is_none()
-            && end >= hw
-            && (end >= epoch_start || !self.config.truncation.isr_join_needs_epoch_start());
+            && (end >= hw || !self.config.guards(Guard::IsrJoinHighWatermark))
+            && (end >= epoch_start
+                || !self.config.truncation.isr_join_needs_epoch_start()
+                || !self.config.guards(Guard::IsrJoinEpochStart));
         if eligible {
             let proposed = leader.isr.with(follower);
             self.send_alter_partition(state.leader_epoch, leader, proposed, o);
@@ -846,8 +862,12 @@ impl Broker {
         if self.config.hw_rule == HwRule::MinIsr && leader.isr.len() < self.config.min_insync {
             return;
         }
-        let candidate = leader
-            .maximal_isr()
+        let counted = if self.config.guards(Guard::MaximalIsr) {
+            leader.maximal_isr()
+        } else {
+            leader.isr
+        };
+        let candidate = counted
             .iter()
             .filter(|&b| b != me)
             .map(|b| leader.follower_end[b.index()])
@@ -988,7 +1008,9 @@ impl Broker {
             return true;
         };
         src != self.topology.broker(leader)
-            || (self.config.truncation.fences_fetches() && leader_epoch != state.leader_epoch)
+            || (self.config.truncation.fences_fetches()
+                && self.config.guards(Guard::FetchResponseFencing)
+                && leader_epoch != state.leader_epoch)
     }
 
     // ------------------------------------------------------------------ OffsetsForLeaderEpoch

@@ -195,6 +195,43 @@ cli_enum!(Flush { "always" => Always, "async" => Async });
 cli_enum!(NetworkKind { "reliable" => Reliable, "lossy" => Lossy, "duplicating" => Duplicating });
 cli_enum!(ConsumerCommit { "after" => After, "before" => Before, "manual" => Manual });
 
+/// A rule Kafka added after a bug. `--without-guard` removes one, to show what it protects:
+/// each removal must make the checker report a violation at the bounds its test names
+/// (`impl/tests/guards.rs`). A protocol mutant, never a Kafka configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guard {
+    /// KIP-320: a leader refuses a follower's fetch from another leader epoch.
+    FetchEpochFencing,
+    /// KIP-320: a follower ignores a fetch response from another leader epoch.
+    FetchResponseFencing,
+    /// A follower joins the ISR only once it has reached the leader's high watermark.
+    IsrJoinHighWatermark,
+    /// KAFKA-7128 (with KIP-320): a follower joins the ISR only once it has reached the start
+    /// of the leader's current epoch.
+    IsrJoinEpochStart,
+    /// KIP-497: the high watermark counts the maximal ISR (pending additions included), not
+    /// only the confirmed one.
+    MaximalIsr,
+    /// KIP-380: a `LeaderAndIsr` addressed to an earlier incarnation of a broker is ignored.
+    Incarnation,
+    /// A `LeaderAndIsr` for an older leader epoch is ignored.
+    LeaderAndIsrEpoch,
+    /// `NOT_ENOUGH_REPLICAS`: acks=all is refused while the ISR is below min.insync.replicas.
+    NotEnoughReplicas,
+}
+
+cli_enum!(Guard {
+    "fetch-epoch-fencing" => FetchEpochFencing,
+    "fetch-response-fencing" => FetchResponseFencing,
+    "isr-join-high-watermark" => IsrJoinHighWatermark,
+    "isr-join-epoch-start" => IsrJoinEpochStart,
+    "maximal-isr" => MaximalIsr,
+    "incarnation" => Incarnation,
+    "leader-and-isr-epoch" => LeaderAndIsrEpoch,
+    "not-enough-replicas" => NotEnoughReplicas,
+});
+
 /// Most records the model's producer may send: values are small integers, and the state space
 /// grows quickly with every record anyway.
 pub const MODEL_RECORDS_MAX: u32 = 16;
@@ -241,6 +278,9 @@ pub struct Config {
     pub batch_records: usize,
     /// Apply the checker's sound reductions (off only to test them against the full model).
     pub reductions: bool,
+    /// A guard removed from the protocol (a mutant, to show what the guard protects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_guard: Option<Guard>,
 }
 
 impl Default for Config {
@@ -268,6 +308,7 @@ impl Default for Config {
             consumer: true,
             batch_records: 1,
             reductions: true,
+            without_guard: None,
         }
     }
 }
@@ -394,6 +435,9 @@ impl Config {
             format!("restarted-broker={}", self.restarted_broker),
         );
         add(self.elr, "elr".into());
+        if let Some(g) = self.without_guard {
+            add(true, format!("WITHOUT-GUARD={g}"));
+        }
         add(
             self.retries != d.retries,
             format!("retries={}", self.retries),

@@ -314,6 +314,7 @@ impl Insync {
             track_catch_up: params.track_catch_up,
             fetch_timeouts: params.application.is_some(),
             ghost: params.explore,
+            without_guard: c.without_guard,
         };
         let mut actors: Vec<Node> = t
             .brokers()
