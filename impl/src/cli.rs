@@ -255,7 +255,7 @@ impl ConfigArgs {
             consumer: !self.no_consumer,
             batch_records: 1,
             reductions: !self.no_reductions,
-            without_guard: self.without_guard,
+            without_guard: self.without_guard.or(release.without_guard),
         }
     }
 }

@@ -60,3 +60,25 @@ fn isr_join_needs_the_high_watermark() {
 fn the_high_watermark_counts_the_maximal_isr() {
     assert_guard_matters(ladder_rf3(), Guard::MaximalIsr, "isr-complete");
 }
+
+/// KIP-903: without the broker-epoch check, a fetch sent by broker 1 before it crashed (and
+/// lost its unflushed record) reaches the leader after the restart, and the leader re-admits
+/// the new, empty incarnation to the ISR: an ISR member lacks a committed record. With the
+/// check the same bounds hold exhaustively (2.8 M unique states).
+#[test]
+fn a_restarted_broker_is_not_readmitted_on_its_old_fetches() {
+    use insync_model::config::{Flush, HwRule};
+    let config = Config {
+        replicas: 2,
+        min_insync: 2,
+        records: 1,
+        crashes: 1,
+        idempotence: true,
+        consumer: false,
+        flush: Flush::Async,
+        elr: true,
+        hw_rule: HwRule::MinIsr,
+        ..Config::default()
+    };
+    assert_guard_matters(config, Guard::StaleBrokerEpoch, "isr-complete");
+}

@@ -129,6 +129,8 @@ pub struct LeaderState {
     pub ineligible: BrokerSet,
     /// Each follower's log end offset, from its last fetch.
     pub follower_end: [Offset; REPLICAS_MAX],
+    /// Each follower's incarnation, from its last fetch (KIP-903).
+    pub follower_incarnation: [u32; REPLICAS_MAX],
     /// Followers whose fetch is held until there is something new (Kafka's delayed fetch).
     pub parked_followers: BrokerSet,
     /// Consumer fetches held until the high watermark passes their offset.
@@ -160,6 +162,7 @@ impl LeaderState {
             pending_isr: None,
             ineligible: BrokerSet::EMPTY,
             follower_end: [Offset::ZERO; REPLICAS_MAX],
+            follower_incarnation: [0; REPLICAS_MAX],
             parked_followers: BrokerSet::EMPTY,
             parked_consumers: Vec::new(),
             pending_produce: Vec::new(),
@@ -292,11 +295,12 @@ impl Broker {
                 leader_epoch,
                 fetch_offset,
                 last_fetched_epoch,
+                incarnation,
             } => {
                 if let Some(follower) = self.topology.broker_of(src) {
                     self.on_fetch(
                         state,
-                        follower,
+                        (follower, incarnation),
                         leader_epoch,
                         fetch_offset,
                         last_fetched_epoch,
@@ -607,7 +611,7 @@ impl Broker {
     fn on_fetch(
         &self,
         state: &mut BrokerState,
-        follower: BrokerId,
+        (follower, incarnation): (BrokerId, u32),
         leader_epoch: Epoch,
         fetch_offset: Offset,
         last_fetched_epoch: Option<Epoch>,
@@ -654,6 +658,7 @@ impl Broker {
         }
         if let Role::Leader(leader) = &mut state.role {
             leader.follower_end[follower.index()] = fetch_offset;
+            leader.follower_incarnation[follower.index()] = incarnation;
             leader.parked_followers = leader.parked_followers.without(follower);
             if self.config.track_catch_up && fetch_offset >= leader.sent_end[follower.index()] {
                 leader.caught_up = leader.caught_up.with(follower);
@@ -796,6 +801,7 @@ impl Broker {
                 leader_epoch,
                 partition_epoch: leader.partition_epoch,
                 isr,
+                incarnations: leader.follower_incarnation,
             },
         );
     }
@@ -939,6 +945,7 @@ impl Broker {
                 leader_epoch: state.leader_epoch,
                 fetch_offset: state.log.log_end_offset(),
                 last_fetched_epoch,
+                incarnation: state.incarnation,
             },
         );
         if self.config.fetch_timeouts {

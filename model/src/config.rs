@@ -219,6 +219,9 @@ pub enum Guard {
     LeaderAndIsrEpoch,
     /// `NOT_ENOUGH_REPLICAS`: acks=all is refused while the ISR is below min.insync.replicas.
     NotEnoughReplicas,
+    /// KIP-903 (Kafka 3.5): the controller refuses an ISR addition whose broker epoch is not the
+    /// broker's registered one, so a fetch sent before a restart cannot re-admit the broker.
+    StaleBrokerEpoch,
 }
 
 cli_enum!(Guard {
@@ -230,6 +233,7 @@ cli_enum!(Guard {
     "incarnation" => Incarnation,
     "leader-and-isr-epoch" => LeaderAndIsrEpoch,
     "not-enough-replicas" => NotEnoughReplicas,
+    "stale-broker-epoch" => StaleBrokerEpoch,
 });
 
 /// Most records the model's producer may send: values are small integers, and the state space

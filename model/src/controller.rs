@@ -56,6 +56,8 @@ pub struct Controller {
     /// Skip moves that cannot change a verdict (each one argued where it is made, and tested
     /// by `tests/reductions.rs` against the unreduced model on small bounds).
     pub reduce: bool,
+    /// KIP-903: refuse an ISR addition whose incarnation is stale (off only as a mutant).
+    pub stale_broker_epoch_check: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,10 +117,16 @@ impl Controller {
                 leader_epoch,
                 partition_epoch,
                 isr,
+                incarnations,
             } => {
                 if let Some(from) = self.topology.broker_of(src) {
-                    let result =
-                        self.alter_partition(state, from, leader_epoch, partition_epoch, isr);
+                    let result = self.alter_partition(
+                        state,
+                        from,
+                        (leader_epoch, partition_epoch),
+                        isr,
+                        &incarnations,
+                    );
                     o.send(
                         src,
                         Msg::AlterPartitionResponse {
@@ -281,9 +289,9 @@ impl Controller {
         &self,
         state: &mut ControllerState,
         from: BrokerId,
-        leader_epoch: Epoch,
-        partition_epoch: PartitionEpoch,
+        (leader_epoch, partition_epoch): (Epoch, PartitionEpoch),
         isr: BrokerSet,
+        incarnations: &[u32; REPLICAS_MAX],
     ) -> Result<PartitionState, (ErrorCode, PartitionState)> {
         let p = &mut state.partition;
         if p.leader != Some(from) || p.leader_epoch != leader_epoch {
@@ -294,6 +302,11 @@ impl Controller {
         }
         let additions = isr.minus(p.isr);
         if !isr.contains(from) || additions.minus(state.fenced) != additions {
+            return Err((ErrorCode::IneligibleReplica, *p));
+        }
+        if self.stale_broker_epoch_check
+            && stale_addition(additions, incarnations, &state.incarnations)
+        {
             return Err((ErrorCode::IneligibleReplica, *p));
         }
         let removed = p.isr.minus(isr);
@@ -477,6 +490,19 @@ impl Controller {
     }
 }
 
+/// KIP-903 (Kafka 3.5): an addition proposed on the strength of fetches from an earlier
+/// incarnation (one that crashed and lost its unflushed log) is refused; the leader sees the
+/// new incarnation's fetches soon enough and proposes it again.
+fn stale_addition(
+    additions: BrokerSet,
+    proposed: &[u32; REPLICAS_MAX],
+    registered: &[u32; REPLICAS_MAX],
+) -> bool {
+    additions
+        .iter()
+        .any(|b| proposed[b.index()] != registered[b.index()])
+}
+
 /// Every session-expiry timer of broker `b`, one per possible successor.
 fn session_timers(topology: &Topology, b: BrokerId) -> Vec<Timer> {
     std::iter::once(None)
@@ -516,6 +542,7 @@ mod tests {
             heartbeats: true,
             leader_moves: false,
             reduce: true,
+            stale_broker_epoch_check: true,
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Each field of [`Profile`] cites the change behind it. Explicit flags override a profile.
 
-use crate::config::{Acks, Config, HwRule, RestartedBroker, Truncation};
+use crate::config::{Acks, Config, Guard, HwRule, RestartedBroker, Truncation};
 use std::fmt;
 use std::str::FromStr;
 
@@ -77,6 +77,8 @@ impl KafkaVersion {
                 HwRule::Isr
             },
             elr: self >= V4_1,
+            // KIP-903 (3.5): the controller refuses an ISR addition with a stale broker epoch.
+            stale_broker_epoch_check: self >= V3_6,
             // KIP-679 (3.0): acks=all and enable.idempotence=true become the producer's
             // defaults. Before, acks=1 and no idempotence.
             acks: if self >= V3_6 { Acks::All } else { Acks::One },
@@ -119,6 +121,7 @@ pub struct Profile {
     pub restarted_broker: RestartedBroker,
     pub hw_rule: HwRule,
     pub elr: bool,
+    pub stale_broker_epoch_check: bool,
     pub acks: Acks,
     pub idempotence: bool,
     pub retries: u32,
@@ -133,6 +136,11 @@ impl Profile {
             restarted_broker: self.restarted_broker,
             hw_rule: self.hw_rule,
             elr: self.elr,
+            without_guard: if self.stale_broker_epoch_check {
+                config.without_guard
+            } else {
+                Some(Guard::StaleBrokerEpoch)
+            },
             acks: self.acks,
             idempotence: self.idempotence,
             retries: self.retries,

@@ -150,6 +150,10 @@ pub enum Msg {
         fetch_offset: Offset,
         /// The epoch of the fetcher's last record, for the divergence check.
         last_fetched_epoch: Option<Epoch>,
+        /// The fetcher's incarnation (its broker epoch, KIP-903): the leader passes it on
+        /// when it proposes the fetcher for the ISR, so a fetch sent before a restart cannot
+        /// bring the restarted broker back in.
+        incarnation: u32,
     },
     FetchResponse {
         leader_epoch: Epoch,
@@ -195,6 +199,8 @@ pub enum Msg {
         leader_epoch: Epoch,
         partition_epoch: PartitionEpoch,
         isr: BrokerSet,
+        /// The incarnation of each proposed member, as the leader last saw it fetch (KIP-903).
+        incarnations: [u32; crate::types::REPLICAS_MAX],
     },
     AlterPartitionResponse {
         /// The request this answers: its leader epoch and proposed ISR (Kafka's leader

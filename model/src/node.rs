@@ -335,6 +335,8 @@ impl Insync {
             heartbeats: params.heartbeats,
             leader_moves: params.explore,
             reduce: c.reductions,
+            stale_broker_epoch_check: c.without_guard
+                != Some(crate::config::Guard::StaleBrokerEpoch),
         }));
         actors.extend((0..t.producers).map(|i| {
             Node::Producer(Producer {

@@ -39,6 +39,7 @@ pub fn format_msg(msg: &Msg) -> String {
             leader_epoch,
             fetch_offset,
             last_fetched_epoch,
+            ..
         } => match last_fetched_epoch {
             Some(last) => {
                 format!("Fetch epoch={leader_epoch} offset={fetch_offset} last_epoch={last}")
@@ -122,6 +123,7 @@ pub fn format_msg(msg: &Msg) -> String {
             leader_epoch,
             partition_epoch,
             isr,
+            ..
         } => format!(
             "AlterPartition isr={isr} epoch={leader_epoch} partition_epoch={}",
             partition_epoch.0
