@@ -10,40 +10,23 @@
 //! incarnation, leader-epoch and `NOT_ENOUGH_REPLICAS` checks at 2 to 3 replicas, one record,
 //! one crash, reliable network.
 
-use insync::check::{check, CheckOptions, Strategy};
-use insync_model::config::{Config, Guard};
+mod common;
+
+use common::{counterexample, ladder};
+use insync_model::config::{Config, Guard, Truncation};
 
 /// The ladder's bounds at 3 replicas under today's truncation.
 fn ladder_rf3() -> Config {
-    Config {
-        replicas: 3,
-        min_insync: 1,
-        records: 2,
-        crashes: 0,
-        idempotence: true,
-        consumer: false,
-        elections: 2,
-        ..Config::default()
-    }
+    ladder(Truncation::LeaderEpoch, 3)
 }
 
 fn assert_guard_matters(config: Config, guard: Guard, property: &'static str) {
-    let config = Config {
-        without_guard: Some(guard),
-        ..config
-    };
-    let summary = config.summary();
-    let options = CheckOptions {
-        strategy: Strategy::Bfs,
-        threads: 1,
-        stop_at: Some([property].into_iter().collect()),
-        ..CheckOptions::default()
-    };
-    let report = check(&config.validate().expect("valid"), &options);
-    assert!(
-        report.property(property).is_some_and(|p| !p.holds),
-        "{summary}: without {guard}, {property} should be violated ({} unique states)",
-        report.unique_states
+    counterexample(
+        Config {
+            without_guard: Some(guard),
+            ..config
+        },
+        property,
     );
 }
 

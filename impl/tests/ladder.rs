@@ -18,41 +18,14 @@
 //! budget and are measured in the README instead, so here they are `#[ignore]`d, runnable with
 //! `cargo test --release -p insync --test ladder -- --ignored`.
 
-use insync::check::{check, CheckOptions, Strategy};
-use insync_model::config::{Config, Truncation};
+mod common;
 
-fn rung(truncation: Truncation, replicas: usize) -> Config {
-    Config {
-        truncation,
-        replicas,
-        min_insync: 1,
-        records: 2,
-        crashes: 0,
-        idempotence: true,
-        consumer: false,
-        elections: 2,
-        ..Config::default()
-    }
-}
+use common::{counterexample, ladder};
+use insync::check::{check, CheckOptions, Strategy};
+use insync_model::config::Truncation;
 
 fn assert_violated(truncation: Truncation, replicas: usize) {
-    let config = rung(truncation, replicas).validate().expect("valid");
-    let options = CheckOptions {
-        strategy: Strategy::Bfs,
-        threads: 1,
-        stop_at: Some(["strong-isr"].into_iter().collect()),
-        ..CheckOptions::default()
-    };
-    let report = check(&config, &options);
-    let p = report
-        .property("strong-isr")
-        .expect("strong-isr is checked");
-    assert!(
-        !p.holds,
-        "{truncation} at {replicas} replicas: strong-isr should be violated ({} states, complete={})",
-        report.unique_states, report.complete
-    );
-    let trace = p.counterexample.as_ref().expect("a counterexample");
+    let trace = counterexample(ladder(truncation, replicas), "strong-isr");
     assert!(
         trace.iter().any(|s| s.contains("LeaderAndIsr")),
         "the counterexample is told in Kafka's words and needs a leader change: {trace:?}"
@@ -60,7 +33,7 @@ fn assert_violated(truncation: Truncation, replicas: usize) {
 }
 
 fn assert_holds(truncation: Truncation, replicas: usize) {
-    let config = rung(truncation, replicas).validate().expect("valid");
+    let config = ladder(truncation, replicas).validate().expect("valid");
     let options = CheckOptions {
         strategy: Strategy::Dfs,
         ..CheckOptions::default()

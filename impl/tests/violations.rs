@@ -6,28 +6,10 @@
 //! through a protocol bug (the committed-retry hang, fixed in `broker.rs`), so neither has a
 //! real configuration that breaks it.
 
-use insync::check::{check, CheckOptions, Strategy};
-use insync_model::config::Config;
+mod common;
 
-fn assert_breaks(config: Config, property: &'static str) -> Vec<String> {
-    let summary = config.summary();
-    let config = config.validate().expect("valid");
-    let options = CheckOptions {
-        strategy: Strategy::Bfs,
-        threads: 1,
-        stop_at: Some([property].into_iter().collect()),
-        ..CheckOptions::default()
-    };
-    let report = check(&config, &options);
-    let p = report.property(property).expect("the property is checked");
-    assert!(
-        !p.holds,
-        "{summary}: {property} should be violated ({} unique states)",
-        report.unique_states
-    );
-    assert_eq!(report.exit_code(), 1);
-    p.counterexample.clone().expect("a counterexample")
-}
+use common::counterexample as assert_breaks;
+use insync_model::config::Config;
 
 /// Without idempotence, `max.in.flight.requests.per.connection` 2 and a retry: the first
 /// request fails (the ISR shrank below min.insync), the ISR grows back, the second succeeds,
