@@ -1,6 +1,7 @@
 //! Runs stateright's checker on one configuration and reports the verdict of every property,
 //! with counterexamples as numbered steps in Kafka's terms.
 
+use crate::budget::Deepening;
 use insync_model::node::StopFlag;
 use insync_model::properties;
 use insync_model::trace::{describe_path, describe_state};
@@ -91,7 +92,7 @@ pub enum CutShort {
 }
 
 impl CutShort {
-    fn explain(self) -> &'static str {
+    pub fn explain(self) -> &'static str {
         match self {
             CutShort::Timeout => "the timeout passed",
             CutShort::StateLimit => "the state limit (--max-states) was reached",
@@ -176,6 +177,9 @@ pub struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cut_short: Option<CutShort>,
     pub properties: Vec<PropertyReport>,
+    /// With `--budget`: the scopes checked on the way to this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deepening: Option<crate::budget::Deepening>,
 }
 
 impl CheckReport {
@@ -417,6 +421,7 @@ fn report<C: Checker<InsyncModel>>(
         complete: cut_short.is_none(),
         cut_short,
         properties,
+        deepening: None,
     }
 }
 
@@ -457,6 +462,9 @@ pub fn render_human(report: &CheckReport) -> String {
             s.push_str(&format!("    {line}\n"));
         }
     }
+    if let Some(d) = &report.deepening {
+        s.push_str(&render_deepening(d));
+    }
     let rate = report.unique_states as f64 / report.seconds.max(1e-9);
     s.push_str(&format!(
         "\n{} states ({} unique, {:.0} unique/s), max depth {}, {:.2}s, {}{}\n",
@@ -482,6 +490,47 @@ pub fn render_human(report: &CheckReport) -> String {
             "no violation found, but the search was cut short ({}): this is not a proof for {bounds} (exit 3)\n",
             why.explain()
         )),
+    }
+    let deepened = match &report.deepening {
+        Some(Deepening {
+            largest_complete: Some(largest),
+            reached_target: false,
+            ..
+        }) if report.violations().next().is_none() => Some(largest),
+        _ => None,
+    };
+    if let Some(largest) = deepened {
+        s.push_str(&format!(
+            "the largest scope that finished: every safety property holds for every behaviour with {}\n",
+            largest.sentence()
+        ));
+    }
+    s
+}
+
+/// The scopes of a `--budget` run, one line each.
+fn render_deepening(d: &Deepening) -> String {
+    let mut s = format!(
+        "\nscope deepening within {:.0}s ({} scopes):\n",
+        d.budget_seconds,
+        d.scopes.len()
+    );
+    s.push_str("  records crashes elections isr-changes  unique states  seconds  verdict\n");
+    for run in &d.scopes {
+        let verdict = match (run.violated.is_empty(), run.cut_short) {
+            (false, _) => format!("VIOLATED {}", run.violated.join(", ")),
+            (true, None) => "holds".to_string(),
+            (true, Some(why)) => format!("cut short ({})", why.explain()),
+        };
+        s.push_str(&format!(
+            "  {:>7} {:>7} {:>9} {:>11}  {:>13}  {:>7.2}  {verdict}\n",
+            run.bounds.records,
+            run.bounds.crashes,
+            run.bounds.elections,
+            run.bounds.isr_changes,
+            run.unique_states,
+            run.seconds
+        ));
     }
     s
 }

@@ -280,9 +280,15 @@ pub struct CheckArgs {
     /// Stop after this many states (simulation's budget; default 1,000,000 there).
     #[arg(long)]
     pub max_states: Option<usize>,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    pub timeout: Option<u64>,
+    /// Stop after this long: seconds, or with a unit (90s, 2m, 1h).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Scope deepening: check the smallest scope first (1 record, no crash, no election, no
+    /// ISR change), then raise elections, crashes, records and ISR changes one at a time up to
+    /// the configuration's bounds while this much time remains (seconds, or 90s, 2m, 1h).
+    /// Reports the largest scope that finished and the first that broke a property.
+    #[arg(long, value_parser = parse_duration, conflicts_with_all = ["timeout", "matrix"])]
+    pub budget: Option<Duration>,
     /// Stop at the first safety violation (with bfs: the shortest counterexample, on one thread
     /// unless --threads says otherwise).
     #[arg(long)]
@@ -449,7 +455,7 @@ fn options_from(args: &CheckArgs) -> CheckOptions {
         max_depth: args.max_depth,
         seed: args.seed,
         max_states: args.max_states,
-        timeout: args.timeout.map(Duration::from_secs),
+        timeout: args.timeout,
         progress: true,
         ..CheckOptions::default()
     };
@@ -469,6 +475,30 @@ fn options_from(args: &CheckArgs) -> CheckOptions {
     options
 }
 
+/// A length of time: plain seconds (`60`) or a number with a unit (`500ms`, `90s`, `2m`, `1h`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write seconds (60) or 90s, 2m, 1h"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`; use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+}
+
 fn safety_names() -> BTreeSet<&'static str> {
     insync_model::properties::all()
         .into_iter()
@@ -483,7 +513,11 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
         .to_config()
         .validate()
         .context("INVALID_CONFIG")?;
-    let report = check(&config, &options_from(args));
+    let options = options_from(args);
+    let report = match args.budget {
+        Some(budget) => crate::budget::check_within_budget(&config, &options, budget),
+        None => check(&config, &options),
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -331,3 +331,116 @@ fn the_default_strategy_finds_a_shallow_violation_first() {
         .unwrap();
     assert_eq!(lost["holds"], false);
 }
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).expect("one JSON object on stdout")
+}
+
+#[test]
+fn budget_deepens_to_the_asked_scope_and_exits_0_when_it_finishes() {
+    let out = insync(&[
+        "check",
+        "--replicas",
+        "2",
+        "--min-insync",
+        "1",
+        "--records",
+        "1",
+        "--crashes",
+        "1",
+        "--no-consumer",
+        "--idempotence",
+        "--budget",
+        "10m",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let deepening = &report["deepening"];
+    assert_eq!(deepening["reached_target"], true);
+    let scopes = deepening["scopes"].as_array().expect("scopes");
+    // (0 elections, 0 crashes, 0 ISR changes), then one bound raised at a time.
+    assert_eq!(scopes.len(), 4);
+    let counts: Vec<u64> = scopes
+        .iter()
+        .map(|s| s["unique_states"].as_u64().expect("count"))
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+    // The last scope is the whole check: the pinned count of model/tests/pinned.rs.
+    assert_eq!(report["unique_states"], 175180);
+    assert_eq!(report["complete"], true);
+    assert_eq!(deepening["largest_complete"], report["bounds"]);
+}
+
+#[test]
+fn budget_stops_at_the_smallest_scope_that_breaks_a_property() {
+    let out = insync(&[
+        "check",
+        "--acks",
+        "1",
+        "--no-consumer",
+        "--budget",
+        "10m",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let deepening = &report["deepening"];
+    assert_eq!(deepening["reached_target"], false);
+    let violation = &deepening["first_violation"];
+    assert_eq!(violation, &report["bounds"]);
+    // Losing an acknowledged acks=1 record needs a leader change, not a second record.
+    assert_eq!(violation["records"], 1);
+    assert_eq!(violation["elections"], 1);
+    assert!(report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .any(|p| p["name"] == "acked-writes-durable" && p["holds"] == false));
+}
+
+#[test]
+fn budget_that_ends_before_the_asked_scope_exits_3_and_names_the_largest_finished() {
+    // The per-scope state limit stands in for the clock, so the test does not depend on
+    // the machine's speed: the first scope (no election) finishes, the second is cut short.
+    let out = insync(&[
+        "check",
+        "--idempotence",
+        "--budget",
+        "10m",
+        "--max-states",
+        "5000",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("scope deepening within 600s"), "{text}");
+    assert!(
+        text.contains("the largest scope that finished: every safety property holds for every behaviour with at most 1 record, 0 broker crashes, 0 leader elections"),
+        "{text}"
+    );
+}
+
+#[test]
+fn durations_take_units_and_bad_ones_are_usage_errors() {
+    let out = insync(&["check", "--budget", "ten", "--records", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a duration"));
+    let out = insync(&["check", "--budget", "5s", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
