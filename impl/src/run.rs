@@ -286,6 +286,15 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         bar.finish_and_clear();
     }
 
+    if let Some(reason) = cluster.storage_failure() {
+        cluster.shutdown().await;
+        anyhow::bail!(
+            "storage failed during the run (fail-stop; a failed write or fsync is never \
+             retried): {reason}; the run's verdict would mean nothing; check the disk under \
+             --data-dir"
+        );
+    }
+
     // The verdict, against the final leader's log; or, when the brokers are other
     // processes, against what the consumer read (it reads committed records only, so the
     // last value read at each offset is the committed log as far as it was read).
