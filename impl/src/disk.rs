@@ -252,8 +252,11 @@ pub struct DiskStorage {
     failed: tokio::sync::watch::Sender<Option<String>>,
     /// Held for the storage's lifetime: the `flock` on [`LOCK_FILE`].
     _lock: File,
+    /// Test hooks: fail every fsync; fail a segment's fsyncs only.
     #[cfg(test)]
     fail_syncs: std::sync::atomic::AtomicBool,
+    #[cfg(test)]
+    fail_segment_syncs: std::sync::atomic::AtomicBool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -439,6 +442,8 @@ impl DiskStorage {
             _lock: lock,
             #[cfg(test)]
             fail_syncs: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            fail_segment_syncs: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -463,7 +468,9 @@ impl DiskStorage {
     /// fsync of a file (data and size); a failure stops the storage.
     fn sync(&self, file: &File, path: &Path) -> Result<(), StorageError> {
         #[cfg(test)]
-        if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst)
+            || self.fail_segment_syncs.load(std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(io(path)(std::io::Error::other("injected fsync failure")));
         }
         file.sync_data().map_err(io(path))
@@ -599,7 +606,7 @@ impl DiskStorage {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let reason = format!(
-                    "the segment is missing, but {} records {} records in it",
+                    "the segment is missing, but {} recorded {} records in it at the last save",
                     state_path.display(),
                     saved.log_end_offset
                 );
@@ -646,8 +653,8 @@ impl DiskStorage {
         let end = segment.on_disk.log_end_offset();
         if end < saved.log_end_offset || end < saved.high_watermark {
             let reason = format!(
-                "holds {end} records{} but {} records {} records and a high-watermark \
-                 checkpoint of {} at the last save",
+                "holds {end} records{} but {} recorded {} records and a high-watermark \
+                 checkpoint of {} at the last save: records the node saved are gone",
                 match &recovery.reason {
                     Some(r) => format!(" before byte {pos} ({r})"),
                     None => String::new(),
@@ -999,17 +1006,21 @@ mod tests {
         }
         // Unclean: the new leader holds only the first record; the follower truncates below
         // its checkpoint. A crash right after the truncation leaves the interim state file.
+        // The crash: the segment's fsync after the truncation never completes.
+        let state_before = fs::read(dir.path().join("actor-0.state")).expect("state");
         log.truncate(Offset(1));
-        store.save(0, &broker(&log, 1)).expect("save");
-        let state = fs::read(dir.path().join("actor-0.state")).expect("state");
+        store
+            .fail_segment_syncs
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        store.save(0, &broker(&log, 1)).expect_err("crash");
         drop(store);
-        let reopened = open(dir.path());
-        let (storage, _) = reopened.load(0).expect("load").expect("saved");
+        let segment = dir.path().join("actor-0.log");
+        let (storage, _) = open(dir.path()).load(0).expect("load").expect("saved");
         assert_eq!(log_of(&storage).log_end_offset(), Offset(1));
-        drop(reopened);
-        // The same with the state file as the interim write left it.
-        fs::write(dir.path().join("actor-0.state"), state).expect("write");
-        assert!(open(dir.path()).load(0).expect("load").is_some());
+        // Without the interim state file, the shorter segment would look like lost records.
+        fs::write(dir.path().join("actor-0.state"), state_before).expect("write");
+        let err = open(dir.path()).load(0).expect_err("refused");
+        assert_eq!(corrupt_reason(err).0, segment);
     }
 
     /// A torn tail (a save interrupted before its fsync) is cut silently.
