@@ -166,7 +166,8 @@ impl Cluster {
                 hosts
             }
         };
-        let (runtime, disk) = start_runtime(actors, &options, &hosts, None)?;
+        let disk = open_data_dir(&options, None)?;
+        let (runtime, disk) = start_runtime(actors, &options, &hosts, disk)?;
         let transport = addrs.map(|addrs| {
             Arc::new(Transport::start(
                 Arc::clone(&runtime),
@@ -462,22 +463,26 @@ fn open_disk(
     Ok(DiskStorage::open(dir, &identity, mode)?)
 }
 
-/// Starts the runtime for the actors this process hosts (`hosts`), with storage as the
-/// options say; also returns the data directory's storage, if any.
+/// The options' data directory, opened (and locked) for `served`, if there is one.
+fn open_data_dir(
+    options: &EngineOptions,
+    served: Option<Served>,
+) -> anyhow::Result<Option<Arc<DiskStorage>>> {
+    options
+        .data_dir
+        .as_ref()
+        .map(|dir| open_disk(dir, options.cluster_id.as_deref(), served).map(Arc::new))
+        .transpose()
+}
+
+/// Starts the runtime for the actors this process hosts (`hosts`), on `disk` or, without
+/// one, in memory.
 fn start_runtime(
     actors: Vec<Node>,
     options: &EngineOptions,
     hosts: &[usize],
-    served: Option<Served>,
+    disk: Option<Arc<DiskStorage>>,
 ) -> anyhow::Result<(Arc<Runtime<Node>>, Option<Arc<DiskStorage>>)> {
-    let disk = match &options.data_dir {
-        Some(dir) => Some(Arc::new(open_disk(
-            dir,
-            options.cluster_id.as_deref(),
-            served,
-        )?)),
-        None => None,
-    };
     let store: Arc<dyn StorageBackend<NodeStorage>> = match &disk {
         Some(disk) => Arc::clone(disk) as Arc<dyn StorageBackend<NodeStorage>>,
         None => Arc::new(MemoryStorage::<NodeStorage>::new()),
@@ -549,11 +554,14 @@ pub async fn serve(
     let Some(listen) = addrs.address_of(&topology, index) else {
         anyhow::bail!("no address for actor {index} in the cluster layout");
     };
+    // The data directory first: a second process on it is refused for the lock, whatever
+    // address it was given.
+    let disk = open_data_dir(&options, Some(served))?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
     })?;
     let actors = engine_actors(&insync, &options);
-    let (runtime, disk) = start_runtime(actors, &options, &[index], Some(served))?;
+    let (runtime, disk) = start_runtime(actors, &options, &[index], disk)?;
     let transport = Transport::start(
         Arc::clone(&runtime),
         config_text,
