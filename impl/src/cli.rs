@@ -104,7 +104,11 @@ pub struct FormatArgs {
     #[arg(long)]
     pub cluster_id: String,
     /// The broker this directory is for (`insync broker --id N`).
-    #[arg(long, required_unless_present = "controller", conflicts_with = "controller")]
+    #[arg(
+        long,
+        required_unless_present = "controller",
+        conflicts_with = "controller"
+    )]
     pub node_id: Option<u8>,
     /// The directory is the controller's (`insync controller`).
     #[arg(long)]
@@ -488,7 +492,8 @@ fn checked_record_size(
 ) -> anyhow::Result<usize> {
     use crate::run::RECORD_BYTES_MIN;
     // Room for each record's framing beside its bytes.
-    let frame_max = (crate::wire::FRAME_BYTES_MAX as usize / fetch_records.max(1)).saturating_sub(64);
+    let frame_max =
+        (crate::wire::FRAME_BYTES_MAX as usize / fetch_records.max(1)).saturating_sub(64);
     let max = if connect {
         RECORD_BYTES_MAX.min(frame_max)
     } else {
@@ -805,4 +810,23 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
         .checker()
         .serve(args.addr.as_str());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunReport;
+
+    #[test]
+    fn a_run_that_acknowledged_nothing_is_not_a_pass() {
+        let report = |acknowledged, lost| RunReport {
+            records: 10,
+            acknowledged,
+            lost,
+            ..RunReport::default()
+        };
+        assert_eq!(run_exit_code(&report(10, 0)), 0);
+        assert_eq!(run_exit_code(&report(10, 2)), 1);
+        assert_eq!(run_exit_code(&report(0, 0)), 3);
+    }
 }

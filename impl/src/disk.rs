@@ -303,9 +303,7 @@ fn sync_dir_of(path: &Path) -> Result<(), StorageError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// Writes `bytes` to `path` atomically and durably: a temporary file, fsync, rename, fsync of
@@ -337,10 +335,11 @@ fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&path)(e)),
     };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| StorageError::Format {
-        path: path.clone(),
-        reason: format!("not valid JSON ({e}); it was not written by `insync format`"),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| StorageError::Format {
+            path: path.clone(),
+            reason: format!("not valid JSON ({e}); it was not written by `insync format`"),
+        })?;
     let version = value.get("version").and_then(|v| v.as_u64());
     if version != Some(u64::from(LAYOUT_VERSION)) {
         return Err(StorageError::Format {
@@ -432,7 +431,8 @@ impl DiskStorage {
             }
         }
         let lock = lock_dir(&dir)?;
-        let meta = read_meta(&dir)?.ok_or_else(|| StorageError::Unformatted { dir: dir.clone() })?;
+        let meta =
+            read_meta(&dir)?.ok_or_else(|| StorageError::Unformatted { dir: dir.clone() })?;
         check_identity(&dir, &meta, identity)?;
         Ok(DiskStorage {
             dir,
@@ -469,7 +469,9 @@ impl DiskStorage {
     fn sync(&self, file: &File, path: &Path) -> Result<(), StorageError> {
         #[cfg(test)]
         if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst)
-            || self.fail_segment_syncs.load(std::sync::atomic::Ordering::SeqCst)
+            || self
+                .fail_segment_syncs
+                .load(std::sync::atomic::Ordering::SeqCst)
         {
             return Err(io(path)(std::io::Error::other("injected fsync failure")));
         }
@@ -1232,17 +1234,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().join("node");
         let broker0 = Identity::new("c1", StorageNode::Broker(0)).expect("id");
-        let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted).err().expect("refused");
+        let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("refused");
         assert!(matches!(err, StorageError::Unformatted { .. }), "{err}");
         assert!(!d.exists(), "an unformatted directory is not created");
 
-        assert_eq!(DiskStorage::format(&d, &broker0).expect("format"), Formatted::Created);
+        assert_eq!(
+            DiskStorage::format(&d, &broker0).expect("format"),
+            Formatted::Created
+        );
         assert_eq!(
             DiskStorage::format(&d, &broker0).expect("again"),
             Formatted::AlreadyFormatted
         );
         let store = DiskStorage::open(&d, &broker0, OpenMode::Formatted).expect("open");
-        let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted).err().expect("locked");
+        let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("locked");
         assert!(matches!(err, StorageError::Locked { .. }), "{err}");
         drop(store);
 

@@ -167,7 +167,7 @@ impl Cluster {
             }
         };
         let disk = open_data_dir(&options, None)?;
-        let (runtime, disk) = start_runtime(actors, &options, &hosts, disk)?;
+        let runtime = start_runtime(actors, &options, &hosts, disk.as_ref())?;
         let transport = addrs.map(|addrs| {
             Arc::new(Transport::start(
                 Arc::clone(&runtime),
@@ -481,9 +481,9 @@ fn start_runtime(
     actors: Vec<Node>,
     options: &EngineOptions,
     hosts: &[usize],
-    disk: Option<Arc<DiskStorage>>,
-) -> anyhow::Result<(Arc<Runtime<Node>>, Option<Arc<DiskStorage>>)> {
-    let store: Arc<dyn StorageBackend<NodeStorage>> = match &disk {
+    disk: Option<&Arc<DiskStorage>>,
+) -> anyhow::Result<Arc<Runtime<Node>>> {
+    let store: Arc<dyn StorageBackend<NodeStorage>> = match disk {
         Some(disk) => Arc::clone(disk) as Arc<dyn StorageBackend<NodeStorage>>,
         None => Arc::new(MemoryStorage::<NodeStorage>::new()),
     };
@@ -494,7 +494,7 @@ fn start_runtime(
         RuntimeConfig::with_seed(options.seed).remote(remote),
     )
     .map_err(|e| anyhow::anyhow!("starting the actors: {e}"))?;
-    Ok((Arc::new(runtime), disk))
+    Ok(Arc::new(runtime))
 }
 
 /// Resolves when `disk` reports a failed write or fsync (never without a disk).
@@ -561,7 +561,7 @@ pub async fn serve(
         anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
     })?;
     let actors = engine_actors(&insync, &options);
-    let (runtime, disk) = start_runtime(actors, &options, &[index], disk)?;
+    let runtime = start_runtime(actors, &options, &[index], disk.as_ref())?;
     let transport = Transport::start(
         Arc::clone(&runtime),
         config_text,

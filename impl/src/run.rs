@@ -81,7 +81,7 @@ impl Latency {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
     pub config: insync_model::Config,
     pub records: u64,

@@ -252,13 +252,19 @@ fn run_rejects_the_same_invalid_configurations_as_check() {
 fn run_refuses_model_only_flags_and_bounds_the_record_size() {
     for (args, message) in [
         (vec!["run", "--network", "lossy"], "--network only bounds"),
-        (vec!["run", "--network", "duplicating"], "--network only bounds"),
+        (
+            vec!["run", "--network", "duplicating"],
+            "--network only bounds",
+        ),
         (
             vec!["run", "--crashes", "3", "--elections", "2"],
             "--crashes, --elections only bound",
         ),
         (vec!["run", "--isr-changes", "0"], "--isr-changes"),
-        (vec!["run", "--record-size", "8"], "--record-size 8 must be between 16"),
+        (
+            vec!["run", "--record-size", "8"],
+            "--record-size 8 must be between 16",
+        ),
         (
             vec!["run", "--record-size", "100000000000"],
             "id) and 1048576",
@@ -283,8 +289,21 @@ fn run_refuses_model_only_flags_and_bounds_the_record_size() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
     // The model checker still takes them.
-    let out = insync(&["check", "--network", "lossy", "--crashes", "0", "--records", "1"]);
-    assert_ne!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = insync(&[
+        "check",
+        "--network",
+        "lossy",
+        "--crashes",
+        "0",
+        "--records",
+        "1",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `insync run --data-dir` formats an empty directory itself, runs on it again, and refuses
