@@ -95,6 +95,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("node").required(true).multiple(false)))]
 pub struct FormatArgs {
     /// The directory to format (created if missing; it must be empty or already formatted
     /// for the same node).
@@ -104,14 +105,10 @@ pub struct FormatArgs {
     #[arg(long)]
     pub cluster_id: String,
     /// The broker this directory is for (`insync broker --id N`).
-    #[arg(
-        long,
-        required_unless_present = "controller",
-        conflicts_with = "controller"
-    )]
+    #[arg(long, group = "node")]
     pub node_id: Option<u8>,
     /// The directory is the controller's (`insync controller`).
-    #[arg(long)]
+    #[arg(long, group = "node")]
     pub controller: bool,
 }
 
