@@ -107,6 +107,8 @@ pub enum StorageError {
     Locked { dir: PathBuf },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
+    #[error("cannot encode state to save: {0}")]
+    Encode(String),
     #[error(
         "storage failed earlier and takes no more writes (fail-stop): {0}; restart the process \
          to recover from what is on disk"
@@ -797,10 +799,7 @@ fn common_prefix(a: &Log, b: &Log) -> Offset {
 }
 
 fn bincode_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    bincode::serialize(value).map_err(|e| StorageError::Format {
-        path: PathBuf::new(),
-        reason: format!("cannot encode: {e}"),
-    })
+    bincode::serialize(value).map_err(|e| StorageError::Encode(e.to_string()))
 }
 
 fn frame_batch(batch: &Batch, path: &Path) -> Result<Vec<u8>, StorageError> {
@@ -1273,6 +1272,24 @@ mod tests {
         fs::write(stray.join("actor-0.log"), b"old").expect("write");
         let err = DiskStorage::format(&stray, &broker0).expect_err("not empty");
         assert!(matches!(err, StorageError::NotEmpty { .. }), "{err}");
+        // A meta.json of another layout version, or not JSON, is refused with its reason.
+        let d3 = dir.path().join("v2");
+        DiskStorage::format(&d3, &broker0).expect("format");
+        let meta = fs::read_to_string(d3.join(META_FILE)).expect("meta");
+        fs::write(
+            d3.join(META_FILE),
+            meta.replace("\"version\": 1", "\"version\": 2"),
+        )
+        .expect("write");
+        let err = DiskStorage::open(&d3, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("layout version 2"), "{err}");
+        fs::write(d3.join(META_FILE), "{").expect("write");
+        let err = DiskStorage::open(&d3, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
         assert!(Identity::new("", StorageNode::Controller).is_err());
         assert!(Identity::new("a b", StorageNode::Controller).is_err());
     }
