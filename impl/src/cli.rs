@@ -33,6 +33,9 @@ pub enum Command {
     /// default; with --connect, against a cluster of `insync broker` and `insync controller`
     /// processes.
     Run(RunArgs),
+    /// Format a data directory for one broker or the controller of a cluster (as Kafka's
+    /// `kafka-storage format`): `insync broker --data-dir` refuses a directory without it.
+    Format(FormatArgs),
     /// Serve one broker of a multi-process cluster (every process gets the same flags).
     Broker(BrokerArgs),
     /// Serve the controller of a multi-process cluster.
@@ -76,15 +79,37 @@ pub struct ServeArgs {
     pub config: ConfigArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Store this process's log in segment files here (recovered when it starts again).
+    /// Store this process's log in segment files here (recovered when it starts again). The
+    /// directory must be formatted for this node first: `insync format`.
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// The cluster id --data-dir was formatted with (`insync format --cluster-id`).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
     /// Seeds timers.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Producers the clients run (places the actors; the same in every process).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("node").required(true).multiple(false)))]
+pub struct FormatArgs {
+    /// The directory to format (created if missing; it must be empty or already formatted
+    /// for the same node).
+    #[arg(long)]
+    pub data_dir: std::path::PathBuf,
+    /// The cluster's id, the same for every node (1 to 64 letters, digits, '-', '_', '.').
+    #[arg(long)]
+    pub cluster_id: String,
+    /// The broker this directory is for (`insync broker --id N`).
+    #[arg(long, group = "node")]
+    pub node_id: Option<u8>,
+    /// The directory is the controller's (`insync controller`).
+    #[arg(long, group = "node")]
+    pub controller: bool,
 }
 
 #[derive(Args, Debug)]
@@ -106,7 +131,8 @@ pub struct RunArgs {
     /// Consumers.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
-    /// Bytes per record (at least 16: the record's index and the run's id).
+    /// Bytes per record (16, the record's index and the run's id, up to 1 MiB; with
+    /// --connect, up to what a network frame carries in a fetch).
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
     /// Faults to inject, in order, spread over the run.
@@ -115,7 +141,8 @@ pub struct RunArgs {
     /// Seeds timers and faults.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Store logs in segment files here instead of memory.
+    /// Store logs in segment files here instead of memory (an empty directory is formatted
+    /// for the run; one formatted for a broker or the controller is refused).
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
     /// Print one JSON object on stdout.
@@ -171,9 +198,10 @@ pub struct ConfigArgs {
     /// Records the producer sends (default: 2 for check and explore, 20000 for run).
     #[arg(long)]
     pub records: Option<u64>,
-    /// Crashes of brokers and the consumer over the whole run.
-    #[arg(long, default_value_t = 1)]
-    pub crashes: u32,
+    /// Model bound: crashes of brokers and the consumer over the whole run [default: 1] (the
+    /// engine injects crashes with `insync run --faults`).
+    #[arg(long)]
+    pub crashes: Option<u32>,
     /// Producer retries [default: 1, or the --kafka release's].
     #[arg(long)]
     pub retries: Option<u32>,
@@ -183,18 +211,19 @@ pub struct ConfigArgs {
     /// max.in.flight.requests.per.connection [default: 1, or the --kafka release's].
     #[arg(long)]
     pub max_in_flight: Option<usize>,
-    /// Network: reliable (per-connection FIFO), lossy, or duplicating.
-    #[arg(long, default_value = "reliable")]
-    pub network: NetworkKind,
+    /// The model's network: reliable (per-connection FIFO), lossy, or duplicating [default:
+    /// reliable] (the engine's network is real; `insync run --faults` disturbs it).
+    #[arg(long)]
+    pub network: Option<NetworkKind>,
     /// Consumer commits its offset after or before processing a batch.
     #[arg(long, default_value = "after")]
     pub consumer_commit: ConsumerCommit,
-    /// Model bound: leader elections after the initial one.
-    #[arg(long, default_value_t = 1)]
-    pub elections: u32,
-    /// Model bound: ISR changes beyond those elections make.
-    #[arg(long, default_value_t = 1)]
-    pub isr_changes: u32,
+    /// Model bound: leader elections after the initial one [default: 1].
+    #[arg(long)]
+    pub elections: Option<u32>,
+    /// Model bound: ISR changes beyond those elections make [default: 1].
+    #[arg(long)]
+    pub isr_changes: Option<u32>,
     /// Leave the consumer out (a smaller state space).
     #[arg(long)]
     pub no_consumer: bool,
@@ -210,6 +239,31 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// Refuses the flags that only bound or shape the model's search, which the engine
+    /// (`run`, `broker`, `controller`) would otherwise silently ignore.
+    fn reject_model_only(&self, command: &str) -> anyhow::Result<()> {
+        let given: Vec<&str> = [
+            (self.crashes.is_some(), "--crashes"),
+            (self.elections.is_some(), "--elections"),
+            (self.isr_changes.is_some(), "--isr-changes"),
+            (self.network.is_some(), "--network"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "INVALID_CONFIG: {} only bound{} the model checker's search; `insync {command}` runs \
+                 the real engine, whose crashes, elections and network are real (inject faults \
+                 with `insync run --faults`); drop {}",
+                given.join(", "),
+                if given.len() == 1 { "s" } else { "" },
+                if given.len() == 1 { "it" } else { "them" }
+            );
+        }
+        Ok(())
+    }
+
     /// The configuration for the model (`check`, `explore`).
     pub fn to_config(&self) -> Config {
         let records = self.records.unwrap_or(2);
@@ -244,14 +298,14 @@ impl ConfigArgs {
             restarted_broker: self.restarted_broker.unwrap_or(release.restarted_broker),
             elr: self.elr.unwrap_or(release.elr),
             records: 1,
-            crashes: self.crashes,
+            crashes: self.crashes.unwrap_or(1),
             retries: self.retries.unwrap_or(release.retries),
             idempotence,
             max_in_flight: self.max_in_flight.unwrap_or(release.max_in_flight),
-            network: self.network,
+            network: self.network.unwrap_or(NetworkKind::Reliable),
             consumer_commit: self.consumer_commit,
-            elections: self.elections,
-            isr_changes: self.isr_changes,
+            elections: self.elections.unwrap_or(1),
+            isr_changes: self.isr_changes.unwrap_or(1),
             consumer: !self.no_consumer,
             batch_records: 1,
             reductions: !self.no_reductions,
@@ -318,6 +372,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => run_check(&args),
         Command::Explore(args) => run_explore(&args),
         Command::Run(args) => run_engine(&args),
+        Command::Format(args) => run_format(&args),
         Command::Broker(args) => {
             let served = crate::engine::Served::Broker(insync_model::types::BrokerId(args.id));
             run_server(&args.serve, served)
@@ -371,8 +426,38 @@ fn checked_producers(producers: usize) -> anyhow::Result<usize> {
     Ok(producers)
 }
 
+/// `insync format`: writes the data directory's identity.
+fn run_format(args: &FormatArgs) -> anyhow::Result<u8> {
+    use crate::disk::{DiskStorage, Formatted, Identity, StorageNode};
+    let node = match args.node_id {
+        Some(id) => StorageNode::Broker(id),
+        None => StorageNode::Controller,
+    };
+    let identity = Identity::new(&args.cluster_id, node)
+        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
+    let dir = args.data_dir.display();
+    match DiskStorage::format(&args.data_dir, &identity)? {
+        Formatted::Created => println!("formatted {dir} for {identity}"),
+        Formatted::AlreadyFormatted => {
+            println!("{dir} is already formatted for {identity}; nothing changed")
+        }
+    }
+    Ok(0)
+}
+
 fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result<u8> {
     init_logging("info");
+    let command = match served {
+        crate::engine::Served::Broker(_) => "broker",
+        crate::engine::Served::Controller => "controller",
+    };
+    args.config.reject_model_only(command)?;
+    if args.config.records.is_some() {
+        bail!("INVALID_CONFIG: --records is the client's: `insync run --connect --records N`; drop it from `insync {command}`");
+    }
+    if args.cluster_id.is_some() && args.data_dir.is_none() {
+        bail!("INVALID_CONFIG: --cluster-id names the cluster a --data-dir was formatted for; give --data-dir too, or drop --cluster-id");
+    }
     let config = args
         .config
         .base_config()
@@ -382,6 +467,7 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
     let options = crate::engine::EngineOptions {
         seed: args.seed,
         data_dir: args.data_dir.clone(),
+        cluster_id: args.cluster_id.clone(),
         producers: checked_producers(args.producers)?,
         ..crate::engine::EngineOptions::default()
     };
@@ -394,6 +480,49 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
 
 /// Most records one `insync run` sends.
 pub const RUN_RECORDS_MAX: u64 = 100_000_000;
+/// Largest record `insync run` sends (Kafka's default `max.message.bytes` is about this).
+pub const RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Most payload bytes one in-process run holds (every replica keeps the whole log in memory).
+pub const RUN_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Checks `--record-size` against what the run can carry: `records` of it in memory, and,
+/// across processes, a fetch of `fetch_records` of them in one network frame.
+fn checked_record_size(
+    size: usize,
+    records: u64,
+    connect: bool,
+    fetch_records: usize,
+) -> anyhow::Result<usize> {
+    use crate::run::RECORD_BYTES_MIN;
+    // Room for each record's framing beside its bytes.
+    let frame_max =
+        (crate::wire::FRAME_BYTES_MAX as usize / fetch_records.max(1)).saturating_sub(64);
+    let max = if connect {
+        RECORD_BYTES_MAX.min(frame_max)
+    } else {
+        RECORD_BYTES_MAX
+    };
+    if !(RECORD_BYTES_MIN..=max).contains(&size) {
+        bail!(
+            "INVALID_CONFIG: --record-size {size} must be between {RECORD_BYTES_MIN} (the record's \
+             index and the run's id) and {max}{}; set it in that range",
+            if connect {
+                " (with --connect, a fetch of up to 2000 records must fit one network frame)"
+            } else {
+                ""
+            }
+        );
+    }
+    let total = records.saturating_mul(size as u64);
+    if !connect && total > RUN_BYTES_MAX {
+        bail!(
+            "INVALID_CONFIG: --records {records} of --record-size {size} is {total} bytes; an \
+             in-process run holds every replica's log in memory, at most {RUN_BYTES_MAX} bytes; \
+             lower --records or --record-size"
+        );
+    }
+    Ok(size)
+}
 
 fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     if args.consumers != 1 {
@@ -407,6 +536,14 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     if records == 0 || records > RUN_RECORDS_MAX {
         bail!("INVALID_CONFIG: records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range");
     }
+    args.config.reject_model_only("run")?;
+    let engine_defaults = crate::engine::EngineOptions::default();
+    let record_size = checked_record_size(
+        args.record_size,
+        records,
+        args.connect,
+        engine_defaults.fetch_records_max,
+    )?;
     let config = args
         .config
         .base_config()
@@ -414,6 +551,9 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         .context("INVALID_CONFIG")?;
     init_logging("warn");
     let connect = if args.connect {
+        if args.data_dir.is_some() {
+            bail!("INVALID_CONFIG: --data-dir stores an in-process cluster's logs; with --connect the brokers keep theirs (`insync broker --data-dir`); drop --data-dir");
+        }
         if !args.faults.is_empty() {
             bail!("INVALID_CONFIG: --faults act on an in-process cluster; with --connect, inject faults by stopping and starting the broker processes");
         }
@@ -424,7 +564,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     let options = crate::run::RunOptions {
         connect,
         records,
-        record_size: args.record_size.max(crate::run::RECORD_BYTES_MIN),
+        record_size,
         faults: args.faults.clone(),
         seed: args.seed,
         progress: !args.json,
@@ -446,7 +586,23 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     } else {
         print!("{}", crate::run::render(&report));
     }
-    Ok(if report.lost > 0 { 1 } else { 0 })
+    Ok(run_exit_code(&report))
+}
+
+/// `insync run`'s verdict as an exit code: 1 if an acknowledged record was lost; 3 if no
+/// record was acknowledged at all (the run shows nothing either way); else 0.
+pub fn run_exit_code(report: &crate::run::RunReport) -> u8 {
+    if report.lost > 0 {
+        1
+    } else if report.acknowledged == 0 {
+        eprintln!(
+            "insync: no record was acknowledged, so the run proves nothing; is the cluster up \
+             (with --connect: are the brokers and controller reachable)?"
+        );
+        3
+    } else {
+        0
+    }
 }
 
 fn options_from(args: &CheckArgs) -> CheckOptions {
@@ -685,4 +841,23 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
         .checker()
         .serve(args.addr.as_str());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunReport;
+
+    #[test]
+    fn a_run_that_acknowledged_nothing_is_not_a_pass() {
+        let report = |acknowledged, lost| RunReport {
+            records: 10,
+            acknowledged,
+            lost,
+            ..RunReport::default()
+        };
+        assert_eq!(run_exit_code(&report(10, 0)), 0);
+        assert_eq!(run_exit_code(&report(10, 2)), 1);
+        assert_eq!(run_exit_code(&report(0, 0)), 3);
+    }
 }

@@ -1,21 +1,53 @@
 //! File-backed storage for the actors' `save`d state (`--data-dir`).
 //!
-//! A broker's log lives in an append-only segment file of record batches, each framed as
-//! `[length u32][crc32 u32][payload]`. A save writes only what changed since the last one: the
-//! appended records as one batch, after truncating the file back to the last batch boundary the
-//! log still shares (a follower's truncation). Each save ends with an fsync: the broker saves
-//! only when its flush policy says the data is on disk. Recovery reads batches until the first
-//! short or corrupt one, truncates the file there and reports what it dropped.
+//! # Layout
 //!
-//! Small state (the high-watermark checkpoint, incarnations, a consumer's offsets) is written
-//! to a side file atomically (write, fsync, rename).
+//! A data directory belongs to one node of one cluster. `insync format` (or `insync run`, for
+//! an empty directory) writes its identity to `meta.json` (layout version, cluster id, node),
+//! and every process that opens the directory holds an exclusive `flock` on `.lock` for its
+//! lifetime, so two processes never write the same files. A directory that is unformatted,
+//! formatted for another cluster or node, or locked, is refused.
+//!
+//! A broker's log lives in an append-only segment file (`actor-N.log`) of record batches, each
+//! framed as `[length u32][crc32 u32][payload]`. A save writes only what changed since the
+//! last one: the appended records as batches, after truncating the file back to the last batch
+//! boundary the log still shares (a follower's truncation). Each save ends with an fsync: the
+//! broker saves only when its flush policy says the data is on disk.
+//!
+//! Small state (the high-watermark checkpoint, incarnations, how many records the segment
+//! held at the last save, a consumer's offsets) is written to a side file (`actor-N.state`)
+//! atomically: write, fsync, rename, fsync the directory. `meta.json` also lists the actors
+//! that have saved here, so that a missing state file or segment is seen as the loss it is,
+//! never mistaken for a first start.
+//!
+//! # Recovery
+//!
+//! Only a torn tail, the unfinished end of a save interrupted before its fsync (a short final
+//! batch, a final batch failing its checksum, or zero bytes the file system allocated but never
+//! filled), is cut, with a warning. Anything else is corruption and refuses the start with the
+//! file and byte offset: a bad length, a checksum mismatch with more data after it, a batch
+//! that passes its checksum but does not decode, starts at the wrong offset or lowers the
+//! leader epoch, and a segment that holds fewer records than its state file recorded at the
+//! last save (or than its high-watermark checkpoint). Nothing read from disk reaches the model
+//! unchecked, so no on-disk bytes can make it panic.
+//!
+//! The engine fail-stops on damaged storage: a broker that lost records it saved (and may have
+//! acknowledged) does not rejoin as if nothing happened. Modelling "rejoin as a broker that
+//! lost data" is out of scope for now; the operator restores the directory instead.
+//!
+//! # Failures
+//!
+//! A failed write or fsync is not retried: after a failed fsync the page cache cannot be
+//! trusted to reach the disk. The storage refuses every later save and load, and reports the
+//! failure on [`DiskStorage::failures`], which the engine turns into the process's exit.
 
 use insync_model::broker::BrokerStorage;
 use insync_model::log::Log;
 use insync_model::node::NodeStorage;
-use insync_model::types::{Offset, Record};
+use insync_model::types::{Epoch, Offset, Record};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +55,17 @@ use std::sync::Mutex;
 
 /// Largest batch a segment may hold: a longer length field is corruption, not a batch.
 pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;
+/// A save's records are split into batches of about this many bytes.
+const BATCH_BYTES_TARGET: u64 = 8 * 1024 * 1024;
 const FRAME_HEADER_BYTES: u64 = 8;
+/// The identity file `insync format` writes.
+pub const META_FILE: &str = "meta.json";
+/// The file every process using the directory holds an exclusive `flock` on.
+pub const LOCK_FILE: &str = ".lock";
+/// The layout `meta.json` describes; another version is refused.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Longest cluster id.
+pub const CLUSTER_ID_BYTES_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -33,8 +75,139 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("corrupt {path}: {reason}")]
+    #[error(
+        "corrupt {path}: {reason}. The node refuses to start on damaged storage rather than \
+         serve less than it saved (and may have acknowledged); restore the data directory from \
+         a backup (rejoining as a broker that lost data is not supported)"
+    )]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{dir} is not a formatted data directory (no {META_FILE}); run `insync format \
+         --data-dir {dir} --cluster-id ID --node-id N` (or `--controller`) first"
+    )]
+    Unformatted { dir: PathBuf },
+    #[error(
+        "{dir} holds {entry} but no {META_FILE}: it is not an insync data directory, or one \
+         from before `insync format`; use an empty directory, or move its contents aside"
+    )]
+    NotEmpty { dir: PathBuf, entry: String },
+    #[error(
+        "{dir} is formatted for {found}, not for {expected}; point --data-dir at this node's own \
+         directory, or format a new empty one with `insync format`"
+    )]
+    Foreign {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "{dir} is locked by another process using it (an `insync broker`, `controller` or \
+         `run`); stop that process or use another --data-dir"
+    )]
+    Locked { dir: PathBuf },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("cannot encode state to save: {0}")]
+    Encode(String),
+    #[error(
+        "storage failed earlier and takes no more writes (fail-stop): {0}; restart the process \
+         to recover from what is on disk"
+    )]
+    Failed(String),
+}
+
+/// Which node of a cluster a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageNode {
+    /// `insync broker --id N`.
+    Broker(u8),
+    /// `insync controller`.
+    Controller,
+    /// `insync run` without `--connect`: every actor in one process.
+    InProcess,
+}
+
+impl fmt::Display for StorageNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageNode::Broker(id) => write!(f, "broker {id}"),
+            StorageNode::Controller => write!(f, "the controller"),
+            StorageNode::InProcess => write!(f, "an in-process cluster (insync run)"),
+        }
+    }
+}
+
+/// The cluster and node a data directory is formatted for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub cluster_id: String,
+    pub node: StorageNode,
+}
+
+impl Identity {
+    /// Checks the cluster id: 1 to 64 ASCII letters, digits, `-`, `_` or `.`.
+    pub fn new(cluster_id: &str, node: StorageNode) -> Result<Identity, String> {
+        let ok = !cluster_id.is_empty()
+            && cluster_id.len() <= CLUSTER_ID_BYTES_MAX
+            && cluster_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(format!(
+                "cluster id {cluster_id:?} must be 1 to {CLUSTER_ID_BYTES_MAX} ASCII letters, \
+                 digits, '-', '_' or '.'"
+            ));
+        }
+        Ok(Identity {
+            cluster_id: cluster_id.to_string(),
+            node,
+        })
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of cluster {:?}", self.node, self.cluster_id)
+    }
+}
+
+/// What `meta.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MetaFile {
+    version: u32,
+    cluster_id: String,
+    node: StorageNode,
+    /// Actors that completed a save here: their state files (and a broker's segment) must
+    /// exist.
+    #[serde(default)]
+    saved_actors: BTreeSet<usize>,
+}
+
+impl MetaFile {
+    fn identity(&self) -> Identity {
+        Identity {
+            cluster_id: self.cluster_id.clone(),
+            node: self.node.clone(),
+        }
+    }
+}
+
+/// How [`DiskStorage::open`] treats a directory that was never formatted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// It must have been formatted (`insync format`) beforehand: `insync broker`, `controller`.
+    Formatted,
+    /// A missing or empty directory is formatted on the spot: `insync run`, tests.
+    FormatIfEmpty,
+}
+
+/// What [`DiskStorage::format`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Formatted {
+    Created,
+    /// The directory was already formatted for the same identity; nothing changed.
+    AlreadyFormatted,
 }
 
 /// What recovery found and dropped from one segment file.
@@ -42,7 +215,7 @@ pub enum StorageError {
 pub struct Recovery {
     pub batches: usize,
     pub records: usize,
-    /// Bytes after the last good batch, cut off (a torn write or corruption).
+    /// Bytes of a torn tail after the last good batch, cut off.
     pub truncated_bytes: u64,
     pub reason: Option<String>,
 }
@@ -57,6 +230,8 @@ struct Batch {
 struct BrokerMeta {
     incarnation: u32,
     high_watermark: Offset,
+    /// Records the segment held when this was written: recovery must find at least these.
+    log_end_offset: Offset,
 }
 
 /// Where one broker's segment stands on disk.
@@ -70,10 +245,20 @@ struct Segment {
     len_bytes: u64,
 }
 
-/// Storage for every actor of one process, under one directory.
+/// Storage for every actor of one process, under one directory it holds locked.
 pub struct DiskStorage {
     dir: PathBuf,
+    meta: Mutex<MetaFile>,
     segments: Mutex<HashMap<usize, Segment>>,
+    /// The first failed write or fsync; once set, nothing more is written.
+    failed: tokio::sync::watch::Sender<Option<String>>,
+    /// Held for the storage's lifetime: the `flock` on [`LOCK_FILE`].
+    _lock: File,
+    /// Test hooks: fail every fsync; fail a segment's fsyncs only.
+    #[cfg(test)]
+    fail_syncs: std::sync::atomic::AtomicBool,
+    #[cfg(test)]
+    fail_segment_syncs: std::sync::atomic::AtomicBool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -83,14 +268,195 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     }
 }
 
+fn corrupt(path: &Path, reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Takes the exclusive lock on `dir`'s lock file, without waiting.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    #[cfg(unix)]
+    {
+        use rustix::fs::{flock, FlockOperation};
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                return Err(StorageError::Locked {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(io(&path)(e.into())),
+        }
+    }
+    Ok(file)
+}
+
+fn sync_dir_of(path: &Path) -> Result<(), StorageError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Writes `bytes` to `path` atomically and durably: a temporary file, fsync, rename, fsync of
+/// the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir_of(path)
+}
+
+fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), StorageError> {
+    let path = dir.join(META_FILE);
+    let mut text = serde_json::to_string_pretty(meta).map_err(|e| StorageError::Format {
+        path: path.clone(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    text.push('\n');
+    write_atomically(&path, text.as_bytes())
+}
+
+/// `meta.json`, if the directory has one.
+fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
+    let path = dir.join(META_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| StorageError::Format {
+            path: path.clone(),
+            reason: format!("not valid JSON ({e}); it was not written by `insync format`"),
+        })?;
+    let version = value.get("version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(LAYOUT_VERSION)) {
+        return Err(StorageError::Format {
+            path,
+            reason: format!(
+                "layout version {}; this insync reads version {LAYOUT_VERSION}",
+                version.map_or("missing".to_string(), |v| v.to_string())
+            ),
+        });
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| StorageError::Format {
+            path,
+            reason: format!("not a valid {META_FILE}: {e}"),
+        })
+}
+
+/// The first entry of `dir` other than the lock file and a leftover temporary `meta.json`.
+fn first_foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let name = entry.map_err(io(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if name != LOCK_FILE && name != "meta.tmp" {
+            return Ok(Some(name.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+fn check_identity(dir: &Path, meta: &MetaFile, identity: &Identity) -> Result<(), StorageError> {
+    let found = meta.identity();
+    if &found != identity {
+        return Err(StorageError::Foreign {
+            dir: dir.to_path_buf(),
+            found: found.to_string(),
+            expected: identity.to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl DiskStorage {
-    pub fn open(dir: impl Into<PathBuf>) -> Result<DiskStorage, StorageError> {
+    /// Formats `dir` (created if missing) for `identity`, as `kafka-storage format` does: it
+    /// must be empty, or already formatted for the same identity.
+    pub fn format(dir: &Path, identity: &Identity) -> Result<Formatted, StorageError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let _lock = lock_dir(dir)?;
+        if let Some(meta) = read_meta(dir)? {
+            check_identity(dir, &meta, identity)?;
+            return Ok(Formatted::AlreadyFormatted);
+        }
+        if let Some(entry) = first_foreign_entry(dir)? {
+            return Err(StorageError::NotEmpty {
+                dir: dir.to_path_buf(),
+                entry,
+            });
+        }
+        write_meta(
+            dir,
+            &MetaFile {
+                version: LAYOUT_VERSION,
+                cluster_id: identity.cluster_id.clone(),
+                node: identity.node.clone(),
+                saved_actors: BTreeSet::new(),
+            },
+        )?;
+        // The directory's own entry in its parent, for a directory format created.
+        sync_dir_of(dir)?;
+        Ok(Formatted::Created)
+    }
+
+    /// Opens `dir` for `identity` and locks it for the storage's lifetime.
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        identity: &Identity,
+        mode: OpenMode,
+    ) -> Result<DiskStorage, StorageError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        match mode {
+            OpenMode::Formatted => {
+                let meta = dir.join(META_FILE);
+                if !meta.try_exists().map_err(io(&meta))? {
+                    return Err(StorageError::Unformatted { dir });
+                }
+            }
+            OpenMode::FormatIfEmpty => {
+                Self::format(&dir, identity)?;
+            }
+        }
+        let lock = lock_dir(&dir)?;
+        let meta =
+            read_meta(&dir)?.ok_or_else(|| StorageError::Unformatted { dir: dir.clone() })?;
+        check_identity(&dir, &meta, identity)?;
         Ok(DiskStorage {
             dir,
+            meta: Mutex::new(meta),
             segments: Mutex::new(HashMap::new()),
+            failed: tokio::sync::watch::Sender::new(None),
+            _lock: lock,
+            #[cfg(test)]
+            fail_syncs: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            fail_segment_syncs: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Tells when a write or fsync failed (the value becomes `Some(reason)` once, for good).
+    pub fn failures(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failed.subscribe()
+    }
+
+    /// Why storage stopped, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.borrow().clone()
     }
 
     fn segment_path(&self, actor: usize) -> PathBuf {
@@ -101,40 +467,99 @@ impl DiskStorage {
         self.dir.join(format!("actor-{actor}.state"))
     }
 
-    /// Saves an actor's durable state; returns once it is on disk.
+    /// fsync of a file (data and size); a failure stops the storage.
+    fn sync(&self, file: &File, path: &Path) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst)
+            || self
+                .fail_segment_syncs
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(io(path)(std::io::Error::other("injected fsync failure")));
+        }
+        file.sync_data().map_err(io(path))
+    }
+
+    /// Saves an actor's durable state; returns once it is on disk. After any failure, this
+    /// and every later save fail: the process must stop (see the module's "Failures").
     pub fn save(&self, actor: usize, storage: &NodeStorage) -> Result<(), StorageError> {
+        if let Some(reason) = self.failure() {
+            return Err(StorageError::Failed(reason));
+        }
+        let saved = self.save_unchecked(actor, storage);
+        if let Err(e) = &saved {
+            tracing::error!(
+                actor,
+                error = %e,
+                "storage failed; no more writes (fail-stop)"
+            );
+            self.failed.send_replace(Some(e.to_string()));
+        }
+        saved
+    }
+
+    fn save_unchecked(&self, actor: usize, storage: &NodeStorage) -> Result<(), StorageError> {
         match storage {
             NodeStorage::Broker(b) => {
-                self.save_log(actor, &b.log)?;
+                self.save_log(actor, b)?;
                 let meta = BrokerMeta {
                     incarnation: b.incarnation,
                     high_watermark: b.high_watermark,
+                    log_end_offset: b.log.log_end_offset(),
                 };
-                self.write_side_file(actor, &(true, bincode_bytes(&meta)?))
+                self.write_side_file(actor, &(true, bincode_bytes(&meta)?))?;
             }
-            other => self.write_side_file(actor, &(false, bincode_bytes(other)?)),
+            other => self.write_side_file(actor, &(false, bincode_bytes(other)?))?,
         }
+        self.note_saved(actor)
+    }
+
+    /// Records in `meta.json` that `actor` saved here, the first time it does.
+    fn note_saved(&self, actor: usize) -> Result<(), StorageError> {
+        let mut meta = self.meta.lock().expect("meta lock");
+        if meta.saved_actors.contains(&actor) {
+            return Ok(());
+        }
+        let mut updated = meta.clone();
+        updated.saved_actors.insert(actor);
+        write_meta(&self.dir, &updated)?;
+        *meta = updated;
+        Ok(())
     }
 
     /// Loads an actor's durable state, recovering its segment. `None` if it never saved.
     pub fn load(&self, actor: usize) -> Result<Option<(NodeStorage, Recovery)>, StorageError> {
+        if let Some(reason) = self.failure() {
+            return Err(StorageError::Failed(reason));
+        }
         let meta_path = self.meta_path(actor);
-        if !meta_path.exists() {
+        let saved_before = self
+            .meta
+            .lock()
+            .expect("meta lock")
+            .saved_actors
+            .contains(&actor);
+        if !meta_path.try_exists().map_err(io(&meta_path))? {
+            if saved_before {
+                let reason = format!(
+                    "the state file is missing, but {} records that actor {actor} saved here",
+                    self.dir.join(META_FILE).display()
+                );
+                tracing::error!(path = %meta_path.display(), "{reason}");
+                return Err(corrupt(&meta_path, reason));
+            }
+            // Never saved (or a first save cut short before its state file: it never returned).
             return Ok(None);
         }
         let (is_broker, bytes): (bool, Vec<u8>) = read_side_file(&meta_path)?;
         if !is_broker {
-            let storage = bincode::deserialize(&bytes).map_err(|e| StorageError::Corrupt {
-                path: meta_path.clone(),
-                reason: e.to_string(),
-            })?;
+            let storage = bincode::deserialize(&bytes)
+                .map_err(|e| corrupt(&meta_path, format!("undecodable state: {e}")))?;
             return Ok(Some((storage, Recovery::default())));
         }
-        let meta: BrokerMeta = bincode::deserialize(&bytes).map_err(|e| StorageError::Corrupt {
-            path: meta_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let (segment, recovery) = self.recover_segment(actor)?;
+        let meta: BrokerMeta = bincode::deserialize(&bytes)
+            .map_err(|e| corrupt(&meta_path, format!("undecodable broker state: {e}")))?;
+        let (segment, recovery) = self.recover_segment(actor, &meta, &meta_path)?;
         let log = segment.on_disk.clone();
         let mut segments = self.segments.lock().expect("storage lock");
         segments.insert(actor, segment);
@@ -151,15 +576,18 @@ impl DiskStorage {
         )))
     }
 
-    fn open_segment(&self, actor: usize) -> Result<Segment, StorageError> {
+    /// Creates an empty segment for an actor's first save.
+    fn create_segment(&self, actor: usize) -> Result<Segment, StorageError> {
         let path = self.segment_path(actor);
         let file = OpenOptions::new()
             .create(true)
-            .truncate(false)
+            .truncate(true)
             .read(true)
             .write(true)
             .open(&path)
             .map_err(io(&path))?;
+        self.sync(&file, &path)?;
+        sync_dir_of(&path)?;
         Ok(Segment {
             file,
             path,
@@ -169,17 +597,43 @@ impl DiskStorage {
         })
     }
 
-    /// Reads every good batch; cuts the file at the first bad one.
-    fn recover_segment(&self, actor: usize) -> Result<(Segment, Recovery), StorageError> {
-        let mut segment = self.open_segment(actor)?;
-        let path = segment.path.clone();
+    /// Reads every batch, checked; cuts a torn tail; refuses anything else (see the module's
+    /// "Recovery").
+    fn recover_segment(
+        &self,
+        actor: usize,
+        saved: &BrokerMeta,
+        state_path: &Path,
+    ) -> Result<(Segment, Recovery), StorageError> {
+        let path = self.segment_path(actor);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let reason = format!(
+                    "the segment is missing, but {} recorded {} records in it at the last save",
+                    state_path.display(),
+                    saved.log_end_offset
+                );
+                tracing::error!(path = %path.display(), "{reason}");
+                return Err(corrupt(&path, reason));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
         let mut bytes = Vec::new();
-        segment.file.read_to_end(&mut bytes).map_err(io(&path))?;
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
+        let mut segment = Segment {
+            file,
+            path: path.clone(),
+            on_disk: Log::new(),
+            batches: Vec::new(),
+            len_bytes: 0,
+        };
         let mut recovery = Recovery::default();
         let mut pos = 0usize;
         while pos < bytes.len() {
-            match parse_batch(&bytes[pos..], segment.on_disk.log_end_offset()) {
-                Ok((batch, used)) => {
+            let log = &segment.on_disk;
+            match parse_batch(&bytes[pos..], log.log_end_offset(), log.last_epoch()) {
+                Parsed::Batch(batch, used) => {
                     segment.batches.push((batch.base_offset, pos as u64));
                     recovery.batches += 1;
                     recovery.records += batch.records.len();
@@ -188,33 +642,54 @@ impl DiskStorage {
                     }
                     pos += used;
                 }
-                Err(reason) => {
+                Parsed::Torn(reason) => {
                     recovery.truncated_bytes = (bytes.len() - pos) as u64;
                     recovery.reason = Some(reason);
                     break;
                 }
+                Parsed::Corrupt(reason) => {
+                    let reason = format!("at byte {pos}: {reason}");
+                    tracing::error!(path = %path.display(), offset = pos, "{reason}");
+                    return Err(corrupt(&path, reason));
+                }
             }
+        }
+        let end = segment.on_disk.log_end_offset();
+        if end < saved.log_end_offset || end < saved.high_watermark {
+            let reason = format!(
+                "holds {end} records{} but {} recorded {} records and a high-watermark \
+                 checkpoint of {} at the last save: records the node saved are gone",
+                match &recovery.reason {
+                    Some(r) => format!(" before byte {pos} ({r})"),
+                    None => String::new(),
+                },
+                state_path.display(),
+                saved.log_end_offset,
+                saved.high_watermark
+            );
+            tracing::error!(path = %path.display(), offset = pos, "{reason}");
+            return Err(corrupt(&path, reason));
         }
         segment.len_bytes = pos as u64;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 path = %path.display(),
+                offset = pos,
                 bytes = recovery.truncated_bytes,
                 reason = recovery.reason.as_deref().unwrap_or(""),
-                "segment tail dropped in recovery"
+                "torn segment tail cut in recovery (a save interrupted before its fsync)"
             );
             segment.file.set_len(segment.len_bytes).map_err(io(&path))?;
-            segment.file.sync_all().map_err(io(&path))?;
+            self.sync(&segment.file, &path)?;
         }
         Ok((segment, recovery))
     }
 
-    fn save_log(&self, actor: usize, log: &Log) -> Result<(), StorageError> {
+    fn save_log(&self, actor: usize, storage: &BrokerStorage) -> Result<(), StorageError> {
+        let log = &storage.log;
         let mut segments = self.segments.lock().expect("storage lock");
         if let std::collections::hash_map::Entry::Vacant(e) = segments.entry(actor) {
-            let segment = self.open_segment(actor)?;
-            segment.file.set_len(0).map_err(io(&segment.path))?;
-            e.insert(segment);
+            e.insert(self.create_segment(actor)?);
         }
         let segment = segments.get_mut(&actor).expect("segment just inserted");
         let common = common_prefix(&segment.on_disk, log);
@@ -230,18 +705,26 @@ impl DiskStorage {
                 .get(keep)
                 .copied()
                 .unwrap_or((Offset::ZERO, 0));
+            // First lower what the state file vouches for, so that recovery after a crash
+            // between here and the next state file does not take the shorter segment for lost
+            // records. The high-watermark checkpoint is clamped to what stays on disk, as
+            // loading would clamp it.
+            let interim = BrokerMeta {
+                incarnation: storage.incarnation,
+                high_watermark: storage.high_watermark.min(base),
+                log_end_offset: base,
+            };
+            self.write_side_file(actor, &(true, bincode_bytes(&interim)?))?;
             segment.batches.truncate(keep);
             segment.file.set_len(pos).map_err(io(&segment.path))?;
             segment.len_bytes = pos;
             segment.on_disk.truncate(base);
         }
-        let from = segment.on_disk.log_end_offset();
         let to = log.log_end_offset();
-        if from < to {
-            let batch = Batch {
-                base_offset: from,
-                records: log.slice(from, to),
-            };
+        let mut synced = false;
+        while segment.on_disk.log_end_offset() < to {
+            let from = segment.on_disk.log_end_offset();
+            let batch = next_batch(log, from, to);
             let frame = frame_batch(&batch, &segment.path)?;
             segment
                 .file
@@ -253,24 +736,51 @@ impl DiskStorage {
             for r in batch.records {
                 segment.on_disk.append(r);
             }
+            // One fsync per batch: only the last batch of a save can be torn.
+            self.sync(&segment.file, &segment.path)?;
+            synced = true;
         }
-        segment.file.sync_data().map_err(io(&segment.path))?;
+        if !synced {
+            // A save that only truncated, or changed nothing in the log.
+            self.sync(&segment.file, &segment.path)?;
+        }
         Ok(())
     }
 
     fn write_side_file<T: Serialize>(&self, actor: usize, value: &T) -> Result<(), StorageError> {
         let path = self.meta_path(actor);
-        let tmp = path.with_extension("tmp");
         let payload = bincode_bytes(value)?;
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&frame).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        Ok(())
+        #[cfg(test)]
+        if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io(&path)(std::io::Error::other("injected fsync failure")));
+        }
+        write_atomically(&path, &frame)
+    }
+}
+
+/// The records from `from` on, up to `to`, that fit one batch of about
+/// [`BATCH_BYTES_TARGET`] (at least one record).
+fn next_batch(log: &Log, from: Offset, to: Offset) -> Batch {
+    let mut records = Vec::new();
+    let mut bytes = 0u64;
+    let mut at = from;
+    while at < to {
+        let Some(record) = log.get(at) else { break };
+        let size = bincode::serialized_size(record).unwrap_or(0);
+        if !records.is_empty() && bytes + size > BATCH_BYTES_TARGET {
+            break;
+        }
+        bytes += size;
+        records.push(record.clone());
+        at = at.plus(1);
+    }
+    Batch {
+        base_offset: from,
+        records,
     }
 }
 
@@ -289,18 +799,18 @@ fn common_prefix(a: &Log, b: &Log) -> Offset {
 }
 
 fn bincode_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    bincode::serialize(value).map_err(|e| StorageError::Corrupt {
-        path: PathBuf::new(),
-        reason: format!("cannot encode: {e}"),
-    })
+    bincode::serialize(value).map_err(|e| StorageError::Encode(e.to_string()))
 }
 
 fn frame_batch(batch: &Batch, path: &Path) -> Result<Vec<u8>, StorageError> {
     let payload = bincode_bytes(batch)?;
     if payload.len() as u64 > u64::from(BATCH_BYTES_MAX) {
-        return Err(StorageError::Corrupt {
+        return Err(StorageError::Format {
             path: path.to_path_buf(),
-            reason: format!("batch of {} bytes exceeds {BATCH_BYTES_MAX}", payload.len()),
+            reason: format!(
+                "a record batch of {} bytes exceeds the segment's limit of {BATCH_BYTES_MAX}",
+                payload.len()
+            ),
         });
     }
     let mut frame = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES as usize);
@@ -310,59 +820,103 @@ fn frame_batch(batch: &Batch, path: &Path) -> Result<Vec<u8>, StorageError> {
     Ok(frame)
 }
 
-/// One batch from the front of `bytes`, checked; the number of bytes it used.
-fn parse_batch(bytes: &[u8], expected_base: Offset) -> Result<(Batch, usize), String> {
+/// What the front of a segment's remaining bytes holds.
+enum Parsed {
+    /// A good batch and the bytes it used.
+    Batch(Batch, usize),
+    /// The unfinished end of an interrupted save: safe to cut.
+    Torn(String),
+    /// Damage: recovery refuses.
+    Corrupt(String),
+}
+
+/// One batch from the front of `bytes`, checked against the log before it (its end offset
+/// and last leader epoch).
+fn parse_batch(bytes: &[u8], expected_base: Offset, last_epoch: Option<Epoch>) -> Parsed {
+    if bytes.iter().all(|&b| b == 0) {
+        return Parsed::Torn(format!(
+            "{} zero bytes at the end (allocated by the file system, never written)",
+            bytes.len()
+        ));
+    }
     if bytes.len() < FRAME_HEADER_BYTES as usize {
-        return Err(format!("torn batch header ({} bytes)", bytes.len()));
+        return Parsed::Torn(format!("torn batch header ({} bytes)", bytes.len()));
     }
     let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if len > BATCH_BYTES_MAX {
-        return Err(format!("batch length {len} exceeds {BATCH_BYTES_MAX}"));
+        return Parsed::Corrupt(format!(
+            "batch length {len} exceeds the limit of {BATCH_BYTES_MAX}"
+        ));
     }
     let end = FRAME_HEADER_BYTES as usize + len as usize;
     if bytes.len() < end {
-        return Err(format!("torn batch: {} of {len} bytes", bytes.len() - 8));
+        return Parsed::Torn(format!(
+            "torn final batch: {} of {len} bytes",
+            bytes.len() - FRAME_HEADER_BYTES as usize
+        ));
     }
-    let payload = &bytes[8..end];
+    let payload = &bytes[FRAME_HEADER_BYTES as usize..end];
     if crc32fast::hash(payload) != crc {
-        return Err("batch checksum mismatch".into());
+        if end == bytes.len() {
+            return Parsed::Torn("the final batch fails its checksum (torn write)".into());
+        }
+        return Parsed::Corrupt(format!(
+            "batch checksum mismatch, with {} more bytes after the batch",
+            bytes.len() - end
+        ));
     }
-    let batch: Batch =
-        bincode::deserialize(payload).map_err(|e| format!("undecodable batch: {e}"))?;
+    let batch: Batch = match bincode::deserialize(payload) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return Parsed::Corrupt(format!(
+                "a batch that passes its checksum does not decode: {e}"
+            ))
+        }
+    };
     if batch.base_offset != expected_base {
-        return Err(format!(
+        return Parsed::Corrupt(format!(
             "batch starts at offset {} where {} was expected",
             batch.base_offset, expected_base
         ));
     }
-    Ok((batch, end))
+    let mut previous = last_epoch;
+    for (i, record) in batch.records.iter().enumerate() {
+        if let Some(p) = previous {
+            if record.leader_epoch < p {
+                return Parsed::Corrupt(format!(
+                    "the record at offset {} has leader epoch {} after epoch {p}; leader epochs \
+                     in a log never decrease",
+                    expected_base.plus(i),
+                    record.leader_epoch
+                ));
+            }
+        }
+        previous = Some(record.leader_epoch);
+    }
+    Parsed::Batch(batch, end)
 }
 
 fn read_side_file<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StorageError> {
     let bytes = fs::read(path).map_err(io(path))?;
-    let corrupt = |reason: String| StorageError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    };
     if bytes.len() < 8 {
-        return Err(corrupt("shorter than its header".into()));
+        return Err(corrupt(path, "shorter than its header"));
     }
     let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     let payload = bytes
-        .get(8..8 + len)
-        .ok_or_else(|| corrupt("torn".into()))?;
+        .get(8..8usize.saturating_add(len))
+        .ok_or_else(|| corrupt(path, "torn"))?;
     if crc32fast::hash(payload) != crc {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err(corrupt(path, "checksum mismatch"));
     }
-    bincode::deserialize(payload).map_err(|e| corrupt(e.to_string()))
+    bincode::deserialize(payload).map_err(|e| corrupt(path, e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use insync_model::types::{Epoch, Value};
+    use insync_model::types::Value;
 
     fn record(v: u32, epoch: u32) -> Record {
         Record {
@@ -388,10 +942,36 @@ mod tests {
         }
     }
 
+    fn identity() -> Identity {
+        Identity::new("test-cluster", StorageNode::InProcess).expect("valid id")
+    }
+
+    fn open(dir: &Path) -> DiskStorage {
+        DiskStorage::open(dir, &identity(), OpenMode::FormatIfEmpty).expect("open")
+    }
+
+    /// A broker's segment with one batch per record `1..=n`, all saved with `hw`.
+    fn saved_batches(dir: &Path, actor: usize, n: u32, hw: u64) -> Log {
+        let store = open(dir);
+        let mut log = Log::new();
+        for v in 1..=n {
+            log.append(record(v, 1));
+            store.save(actor, &broker(&log, hw)).expect("save");
+        }
+        log
+    }
+
+    fn corrupt_reason(err: StorageError) -> (PathBuf, String) {
+        match err {
+            StorageError::Corrupt { path, reason } => (path, reason),
+            other => panic!("not corruption: {other}"),
+        }
+    }
+
     #[test]
     fn saves_appends_and_truncations_and_recovers_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = DiskStorage::open(dir.path()).expect("open");
+        let store = open(dir.path());
         let mut log = Log::new();
         for v in 1..=3 {
             log.append(record(v, 1));
@@ -401,8 +981,9 @@ mod tests {
         log.truncate(Offset(1));
         log.append(record(7, 2));
         store.save(0, &broker(&log, 2)).expect("save");
+        drop(store);
 
-        let reopened = DiskStorage::open(dir.path()).expect("reopen");
+        let reopened = open(dir.path());
         let (storage, recovery) = reopened.load(0).expect("load").expect("saved");
         assert_eq!(log_of(&storage), log);
         assert_eq!(recovery.truncated_bytes, 0);
@@ -416,56 +997,349 @@ mod tests {
     }
 
     #[test]
+    fn a_truncation_cut_short_by_a_crash_is_not_taken_for_lost_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut log = Log::new();
+        for v in 1..=3 {
+            log.append(record(v, 1));
+            store.save(0, &broker(&log, 3)).expect("save");
+        }
+        // Unclean: the new leader holds only the first record; the follower truncates below
+        // its checkpoint. A crash right after the truncation leaves the interim state file.
+        // The crash: the segment's fsync after the truncation never completes.
+        let state_before = fs::read(dir.path().join("actor-0.state")).expect("state");
+        log.truncate(Offset(1));
+        store
+            .fail_segment_syncs
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        store.save(0, &broker(&log, 1)).expect_err("crash");
+        drop(store);
+        let segment = dir.path().join("actor-0.log");
+        let (storage, _) = open(dir.path()).load(0).expect("load").expect("saved");
+        assert_eq!(log_of(&storage).log_end_offset(), Offset(1));
+        // Without the interim state file, the shorter segment would look like lost records.
+        fs::write(dir.path().join("actor-0.state"), state_before).expect("write");
+        let err = open(dir.path()).load(0).expect_err("refused");
+        assert_eq!(corrupt_reason(err).0, segment);
+    }
+
+    /// A torn tail (a save interrupted before its fsync) is cut silently.
+    #[test]
     fn torn_tail_is_cut_and_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = DiskStorage::open(dir.path()).expect("open");
+        let store = open(dir.path());
         let mut log = Log::new();
         log.append(record(1, 1));
         store.save(3, &broker(&log, 0)).expect("save");
+        // The second save's batch reaches the segment, but its state file never does.
+        let state = fs::read(dir.path().join("actor-3.state")).expect("state");
         log.append(record(2, 1));
         store.save(3, &broker(&log, 0)).expect("save");
+        drop(store);
+        fs::write(dir.path().join("actor-3.state"), state).expect("write");
         // Tear the last batch in half, as a power loss mid-write would.
         let path = dir.path().join("actor-3.log");
         let len = fs::metadata(&path).expect("meta").len();
         let file = OpenOptions::new().write(true).open(&path).expect("open");
         file.set_len(len - 3).expect("tear");
+        drop(file);
 
-        let reopened = DiskStorage::open(dir.path()).expect("reopen");
+        let reopened = open(dir.path());
         let (storage, recovery) = reopened.load(3).expect("load").expect("saved");
         assert_eq!(log_of(&storage).log_end_offset(), Offset(1));
         assert!(recovery.truncated_bytes > 0);
         assert!(recovery.reason.unwrap().contains("torn"));
+        // The cut is durable: the file ends at the last good batch.
+        assert!(fs::metadata(&path).expect("meta").len() < len - 3);
+
+        // A zero-filled tail (allocated, never written) is a torn tail too.
+        let mut bytes = fs::read(&path).expect("read");
+        bytes.extend_from_slice(&[0; 4096]);
+        fs::write(&path, bytes).expect("write");
+        drop(reopened);
+        let (_, recovery) = open(dir.path()).load(3).expect("load").expect("saved");
+        assert_eq!(recovery.truncated_bytes, 4096);
+    }
+
+    /// A torn final batch below what the last save recorded is lost data, not a torn tail.
+    #[test]
+    fn a_tail_shorter_than_the_last_save_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        saved_batches(dir.path(), 0, 3, 2);
+        let path = dir.path().join("actor-0.log");
+        let len = fs::metadata(&path).expect("meta").len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(len - 3)
+            .expect("tear");
+        let err = open(dir.path()).load(0).expect_err("refused");
+        let (at, reason) = corrupt_reason(err);
+        assert_eq!(at, path);
+        assert!(reason.contains("holds 2 records"), "{reason}");
+        assert!(reason.contains("recorded 3 records"), "{reason}");
+        // Nothing was cut: the operator still has the bytes.
+        assert_eq!(fs::metadata(&path).expect("meta").len(), len - 3);
+    }
+
+    /// A flipped bit in a batch with more after it is corruption: an error naming the file
+    /// and the batch's byte offset, and nothing is cut.
+    #[test]
+    fn a_flipped_bit_in_a_batch_before_the_last_is_an_error_naming_file_and_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        saved_batches(dir.path(), 1, 3, 0);
+        let path = dir.path().join("actor-1.log");
+        let mut bytes = fs::read(&path).expect("read");
+        let first_len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize + 8;
+        // A bit in the second batch's payload.
+        bytes[first_len + 10] ^= 0x04;
+        fs::write(&path, &bytes).expect("write");
+
+        let err = open(dir.path()).load(1).expect_err("corrupt");
+        let message = err.to_string();
+        let (at, reason) = corrupt_reason(err);
+        assert_eq!(at, path);
+        assert!(
+            reason.contains(&format!("at byte {first_len}")) && reason.contains("checksum"),
+            "{reason}"
+        );
+        assert!(message.contains("actor-1.log"), "{message}");
+        assert_eq!(fs::read(&path).expect("read"), bytes, "nothing cut");
     }
 
     #[test]
-    fn flipped_byte_is_a_checksum_mismatch_not_a_panic() {
+    fn a_flipped_byte_in_the_final_batch_beyond_the_last_save_is_a_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = DiskStorage::open(dir.path()).expect("open");
+        let store = open(dir.path());
         let mut log = Log::new();
         log.append(record(1, 1));
         store.save(1, &broker(&log, 0)).expect("save");
+        let state = fs::read(dir.path().join("actor-1.state")).expect("state");
+        log.append(record(2, 1));
+        store.save(1, &broker(&log, 0)).expect("save");
+        drop(store);
+        fs::write(dir.path().join("actor-1.state"), state).expect("write");
         let path = dir.path().join("actor-1.log");
         let mut bytes = fs::read(&path).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&path, bytes).expect("write");
 
-        let (storage, recovery) = DiskStorage::open(dir.path())
-            .expect("reopen")
-            .load(1)
-            .expect("load")
-            .expect("saved");
-        assert_eq!(log_of(&storage).log_end_offset(), Offset(0));
-        assert_eq!(recovery.reason.as_deref(), Some("batch checksum mismatch"));
+        let (storage, recovery) = open(dir.path()).load(1).expect("load").expect("saved");
+        assert_eq!(log_of(&storage).log_end_offset(), Offset(1));
+        assert!(recovery.reason.expect("cut").contains("checksum"));
+    }
+
+    /// A batch that passes its checksum but lowers the leader epoch would trip the model's
+    /// assertion in `Log::append`; recovery reports it instead.
+    #[test]
+    fn decreasing_epochs_in_a_checksummed_batch_are_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut log = Log::new();
+        log.append(record(1, 3));
+        store.save(0, &broker(&log, 0)).expect("save");
+        drop(store);
+        // Append a well-framed batch whose record has epoch 2 after epoch 3.
+        let path = dir.path().join("actor-0.log");
+        let first = fs::metadata(&path).expect("meta").len();
+        let batch = Batch {
+            base_offset: Offset(1),
+            records: vec![record(2, 2)],
+        };
+        let frame = frame_batch(&batch, &path).expect("frame");
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&frame).expect("write");
+        drop(file);
+
+        let err = open(dir.path()).load(0).expect_err("corrupt");
+        let (at, reason) = corrupt_reason(err);
+        assert_eq!(at, path);
+        assert!(reason.contains(&format!("at byte {first}")), "{reason}");
+        assert!(reason.contains("leader epoch 2 after epoch 3"), "{reason}");
+
+        // Within one batch too, and a wrong base offset, and a bad length.
+        for (bytes, expected) in [
+            (
+                frame_batch(
+                    &Batch {
+                        base_offset: Offset(0),
+                        records: vec![record(1, 3), record(2, 1)],
+                    },
+                    &path,
+                )
+                .expect("frame"),
+                "leader epoch 1 after epoch 3",
+            ),
+            (
+                frame_batch(
+                    &Batch {
+                        base_offset: Offset(5),
+                        records: vec![record(1, 1)],
+                    },
+                    &path,
+                )
+                .expect("frame"),
+                "starts at offset 5",
+            ),
+            ([0xff; 16].to_vec(), "exceeds the limit"),
+        ] {
+            fs::write(&path, bytes).expect("write");
+            let err = open(dir.path()).load(0).expect_err("corrupt");
+            let (_, reason) = corrupt_reason(err);
+            assert!(reason.contains(expected), "{reason}");
+        }
+    }
+
+    /// After the first save, a missing state file or segment is lost data, not a fresh start.
+    #[test]
+    fn a_missing_state_file_or_segment_after_a_save_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        saved_batches(dir.path(), 0, 2, 1);
+        // Never saved: fresh.
+        assert!(open(dir.path()).load(4).expect("load").is_none());
+
+        let state = dir.path().join("actor-0.state");
+        let kept = fs::read(&state).expect("read");
+        fs::remove_file(&state).expect("rm");
+        let err = open(dir.path()).load(0).expect_err("missing state");
+        let (at, reason) = corrupt_reason(err);
+        assert_eq!(at, state);
+        assert!(reason.contains("missing"), "{reason}");
+
+        fs::write(&state, kept).expect("restore");
+        let segment = dir.path().join("actor-0.log");
+        fs::remove_file(&segment).expect("rm");
+        let err = open(dir.path()).load(0).expect_err("missing segment");
+        let (at, reason) = corrupt_reason(err);
+        assert_eq!(at, segment);
+        assert!(reason.contains("missing"), "{reason}");
     }
 
     #[test]
     fn corrupt_side_file_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = DiskStorage::open(dir.path()).expect("open");
+        let store = open(dir.path());
         store.save(5, &NodeStorage::None).expect("save");
         fs::write(dir.path().join("actor-5.state"), b"garbage!!").expect("write");
         let err = store.load(5).expect_err("corrupt");
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn identity_and_lock_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("node");
+        let broker0 = Identity::new("c1", StorageNode::Broker(0)).expect("id");
+        let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, StorageError::Unformatted { .. }), "{err}");
+        assert!(!d.exists(), "an unformatted directory is not created");
+
+        assert_eq!(
+            DiskStorage::format(&d, &broker0).expect("format"),
+            Formatted::Created
+        );
+        assert_eq!(
+            DiskStorage::format(&d, &broker0).expect("again"),
+            Formatted::AlreadyFormatted
+        );
+        let store = DiskStorage::open(&d, &broker0, OpenMode::Formatted).expect("open");
+        let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("locked");
+        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        drop(store);
+
+        for other in [
+            Identity::new("c2", StorageNode::Broker(0)).expect("id"),
+            Identity::new("c1", StorageNode::Broker(1)).expect("id"),
+            Identity::new("c1", StorageNode::InProcess).expect("id"),
+        ] {
+            let err = DiskStorage::open(&d, &other, OpenMode::FormatIfEmpty)
+                .err()
+                .expect("foreign");
+            assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+            let err = DiskStorage::format(&d, &other).expect_err("foreign");
+            assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+        }
+
+        let stray = dir.path().join("stray");
+        fs::create_dir_all(&stray).expect("mkdir");
+        fs::write(stray.join("actor-0.log"), b"old").expect("write");
+        let err = DiskStorage::format(&stray, &broker0).expect_err("not empty");
+        assert!(matches!(err, StorageError::NotEmpty { .. }), "{err}");
+        // A meta.json of another layout version, or not JSON, is refused with its reason.
+        let d3 = dir.path().join("v2");
+        DiskStorage::format(&d3, &broker0).expect("format");
+        let meta = fs::read_to_string(d3.join(META_FILE)).expect("meta");
+        fs::write(
+            d3.join(META_FILE),
+            meta.replace("\"version\": 1", "\"version\": 2"),
+        )
+        .expect("write");
+        let err = DiskStorage::open(&d3, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("layout version 2"), "{err}");
+        fs::write(d3.join(META_FILE), "{").expect("write");
+        let err = DiskStorage::open(&d3, &broker0, OpenMode::Formatted)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+        assert!(Identity::new("", StorageNode::Controller).is_err());
+        assert!(Identity::new("a b", StorageNode::Controller).is_err());
+    }
+
+    /// A failed fsync is never retried: every later save and load fails, and the failure is
+    /// announced for the process to stop.
+    #[test]
+    fn a_failed_fsync_stops_the_storage_for_good() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut failures = store.failures();
+        let mut log = Log::new();
+        log.append(record(1, 1));
+        store.save(0, &broker(&log, 0)).expect("save");
+        store
+            .fail_syncs
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        log.append(record(2, 1));
+        let err = store.save(0, &broker(&log, 0)).expect_err("fsync fails");
+        assert!(err.to_string().contains("injected fsync failure"), "{err}");
+        store
+            .fail_syncs
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let err = store.save(0, &broker(&log, 0)).expect_err("stays failed");
+        assert!(matches!(err, StorageError::Failed(_)), "{err}");
+        assert!(matches!(store.load(0), Err(StorageError::Failed(_))));
+        assert!(failures.has_changed().expect("sender alive"));
+        assert!(failures
+            .borrow_and_update()
+            .as_deref()
+            .is_some_and(|r| r.contains("injected")));
+    }
+
+    #[test]
+    fn a_large_append_is_split_into_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut log = Log::new();
+        let big = Value::Bytes(vec![7u8; 1024 * 1024].into());
+        for _ in 0..20 {
+            log.append(Record {
+                value: big.clone(),
+                leader_epoch: Epoch(1),
+                producer: None,
+            });
+        }
+        store.save(0, &broker(&log, 0)).expect("save");
+        drop(store);
+        let (storage, recovery) = open(dir.path()).load(0).expect("load").expect("saved");
+        assert_eq!(log_of(&storage), log);
+        assert!(recovery.batches >= 3, "{recovery:?}");
     }
 }

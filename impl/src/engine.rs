@@ -6,7 +6,7 @@
 //! explores (with the engine's [`ActorParams`]: heartbeats, an application endpoint, Kafka's
 //! caught-up lag rule), and it talks to them only through messages.
 
-use crate::disk::{DiskStorage, StorageError};
+use crate::disk::{DiskStorage, Identity, OpenMode, StorageError, StorageNode};
 use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
 use crate::tcp::{ClusterAddrs, Transport};
 use insync_model::consumer::ReadRecord;
@@ -29,8 +29,12 @@ use tokio::sync::oneshot;
 pub struct EngineOptions {
     /// Seeds timers, random choices and network faults.
     pub seed: u64,
-    /// File-backed storage here; in memory when absent.
+    /// File-backed storage here; in memory when absent. An in-process cluster formats an
+    /// empty directory itself; a server process ([`serve`]) needs one `insync format` made.
     pub data_dir: Option<PathBuf>,
+    /// The cluster id `data_dir` is formatted for: required by [`serve`]; an in-process
+    /// cluster uses [`IN_PROCESS_CLUSTER_ID`] when absent.
+    pub cluster_id: Option<String>,
     /// Most records in one fetch response.
     pub fetch_records_max: usize,
     /// Most records in one produce request.
@@ -44,6 +48,7 @@ impl Default for EngineOptions {
         EngineOptions {
             seed: 0,
             data_dir: None,
+            cluster_id: None,
             fetch_records_max: 2000,
             batch_records: 500,
             producers: 1,
@@ -51,11 +56,20 @@ impl Default for EngineOptions {
     }
 }
 
+/// The cluster id of an in-process cluster's data directory when none is given.
+pub const IN_PROCESS_CLUSTER_ID: &str = "in-process";
+
+fn runtime_error(e: StorageError) -> crate::runtime::StorageError {
+    match e {
+        StorageError::Corrupt { .. } => crate::runtime::StorageError::Corrupt(e.to_string()),
+        e => crate::runtime::StorageError::new(e.to_string()),
+    }
+}
+
 /// Segment files as the runtime's storage.
 impl StorageBackend<NodeStorage> for DiskStorage {
     fn save(&self, id: Id, storage: &NodeStorage) -> Result<(), crate::runtime::StorageError> {
-        DiskStorage::save(self, usize::from(id), storage)
-            .map_err(|e| crate::runtime::StorageError::new(e.to_string()))
+        DiskStorage::save(self, usize::from(id), storage).map_err(runtime_error)
     }
 
     fn load(&self, id: Id) -> Result<Option<NodeStorage>, crate::runtime::StorageError> {
@@ -68,7 +82,7 @@ impl StorageBackend<NodeStorage> for DiskStorage {
                     storage
                 })
             })
-            .map_err(|e: StorageError| crate::runtime::StorageError::new(e.to_string()))
+            .map_err(runtime_error)
     }
 }
 
@@ -89,6 +103,8 @@ pub struct Cluster {
     next_index: Vec<tokio::sync::Mutex<u32>>,
     pending: Pending,
     delivered: Arc<Delivered>,
+    /// The data directory's storage, when there is one.
+    disk: Option<Arc<DiskStorage>>,
 }
 
 /// Records the consumer handed over and the application has not polled yet. The task that
@@ -150,7 +166,8 @@ impl Cluster {
                 hosts
             }
         };
-        let runtime = start_runtime(actors, &options, &hosts)?;
+        let disk = open_data_dir(&options, None)?;
+        let runtime = start_runtime(actors, &options, &hosts, disk.as_ref())?;
         let transport = addrs.map(|addrs| {
             Arc::new(Transport::start(
                 Arc::clone(&runtime),
@@ -216,7 +233,14 @@ impl Cluster {
                 .collect(),
             pending,
             delivered,
+            disk,
         })
+    }
+
+    /// Why the data directory's storage stopped taking writes, if it did (a failed write or
+    /// fsync; see [`crate::disk`]). A run whose storage failed proves nothing.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.disk.as_ref().and_then(|d| d.failure())
     }
 
     /// Whether the brokers and controller run in other processes (then `leader`,
@@ -414,15 +438,53 @@ fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
     actors
 }
 
-/// Starts the runtime for the actors this process hosts (`hosts`), with storage as the
-/// options say.
+/// Opens the data directory for the node `served` names (`None`: an in-process cluster,
+/// which formats an empty directory itself).
+fn open_disk(
+    dir: &std::path::Path,
+    cluster_id: Option<&str>,
+    served: Option<Served>,
+) -> anyhow::Result<DiskStorage> {
+    let (node, mode) = match served {
+        None => (StorageNode::InProcess, OpenMode::FormatIfEmpty),
+        Some(Served::Broker(b)) => (StorageNode::Broker(b.0), OpenMode::Formatted),
+        Some(Served::Controller) => (StorageNode::Controller, OpenMode::Formatted),
+    };
+    let cluster_id = match (cluster_id, served) {
+        (Some(id), _) => id,
+        (None, None) => IN_PROCESS_CLUSTER_ID,
+        (None, Some(_)) => anyhow::bail!(
+            "INVALID_CONFIG: --data-dir needs --cluster-id, the id `insync format` gave the \
+             directory"
+        ),
+    };
+    let identity = Identity::new(cluster_id, node)
+        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
+    Ok(DiskStorage::open(dir, &identity, mode)?)
+}
+
+/// The options' data directory, opened (and locked) for `served`, if there is one.
+fn open_data_dir(
+    options: &EngineOptions,
+    served: Option<Served>,
+) -> anyhow::Result<Option<Arc<DiskStorage>>> {
+    options
+        .data_dir
+        .as_ref()
+        .map(|dir| open_disk(dir, options.cluster_id.as_deref(), served).map(Arc::new))
+        .transpose()
+}
+
+/// Starts the runtime for the actors this process hosts (`hosts`), on `disk` or, without
+/// one, in memory.
 fn start_runtime(
     actors: Vec<Node>,
     options: &EngineOptions,
     hosts: &[usize],
+    disk: Option<&Arc<DiskStorage>>,
 ) -> anyhow::Result<Arc<Runtime<Node>>> {
-    let store: Arc<dyn StorageBackend<NodeStorage>> = match &options.data_dir {
-        Some(dir) => Arc::new(DiskStorage::open(dir)?),
+    let store: Arc<dyn StorageBackend<NodeStorage>> = match disk {
+        Some(disk) => Arc::clone(disk) as Arc<dyn StorageBackend<NodeStorage>>,
         None => Arc::new(MemoryStorage::<NodeStorage>::new()),
     };
     let remote = (0..actors.len()).filter(|i| !hosts.contains(i)).collect();
@@ -435,6 +497,22 @@ fn start_runtime(
     Ok(Arc::new(runtime))
 }
 
+/// Resolves when `disk` reports a failed write or fsync (never without a disk).
+async fn storage_failed(disk: Option<&DiskStorage>) -> String {
+    let Some(disk) = disk else {
+        return std::future::pending().await;
+    };
+    let mut failures = disk.failures();
+    loop {
+        if let Some(reason) = failures.borrow_and_update().clone() {
+            return reason;
+        }
+        if failures.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
 /// What one server process of a cluster hosts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Served {
@@ -443,8 +521,10 @@ pub enum Served {
 }
 
 /// Runs one broker or the controller of a multi-process cluster: listens on its address of
-/// `addrs`, dials the others, and serves until the process ends. With `data_dir`, a broker
-/// killed and started again recovers what it had flushed.
+/// `addrs`, dials the others, and serves until the process ends. With `data_dir` (formatted
+/// for this node by `insync format`, and locked while it runs), a broker killed and started
+/// again recovers what it had flushed; damaged storage refuses the start, and a failed write
+/// or fsync ends the process (fail-stop) rather than serve from an untrusted page cache.
 pub async fn serve(
     config: ValidConfig,
     options: EngineOptions,
@@ -474,11 +554,14 @@ pub async fn serve(
     let Some(listen) = addrs.address_of(&topology, index) else {
         anyhow::bail!("no address for actor {index} in the cluster layout");
     };
+    // The data directory first: a second process on it is refused for the lock, whatever
+    // address it was given.
+    let disk = open_data_dir(&options, Some(served))?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
     })?;
     let actors = engine_actors(&insync, &options);
-    let runtime = start_runtime(actors, &options, &[index])?;
+    let runtime = start_runtime(actors, &options, &[index], disk.as_ref())?;
     let transport = Transport::start(
         Arc::clone(&runtime),
         config_text,
@@ -491,8 +574,19 @@ pub async fn serve(
     let mut outbox = runtime
         .outbox()
         .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
-    while let Some((src, dst, msg)) = outbox.recv().await {
-        transport.forward(src, dst, msg);
+    let failed = storage_failed(disk.as_deref());
+    tokio::pin!(failed);
+    loop {
+        tokio::select! {
+            next = outbox.recv() => match next {
+                Some((src, dst, msg)) => transport.forward(src, dst, msg),
+                None => anyhow::bail!("the runtime stopped"),
+            },
+            reason = &mut failed => anyhow::bail!(
+                "storage failed, stopping (fail-stop: a failed write or fsync is never retried, \
+                 the page cache cannot be trusted): {reason}; check the disk, then start the \
+                 process again to recover from what is on disk"
+            ),
+        }
     }
-    anyhow::bail!("the runtime stopped")
 }

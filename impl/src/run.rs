@@ -81,7 +81,7 @@ impl Latency {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RunReport {
     pub config: insync_model::Config,
     pub records: u64,
@@ -284,6 +284,15 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
     let _ = reader.await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+
+    if let Some(reason) = cluster.storage_failure() {
+        cluster.shutdown().await;
+        anyhow::bail!(
+            "storage failed during the run (fail-stop; a failed write or fsync is never \
+             retried): {reason}; the run's verdict would mean nothing; check the disk under \
+             --data-dir"
+        );
     }
 
     // The verdict, against the final leader's log; or, when the brokers are other

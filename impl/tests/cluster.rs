@@ -1,5 +1,7 @@
 //! A cluster of separate processes on loopback: `insync controller`, three `insync broker`s
-//! with segment files, and `insync run --connect` as the client.
+//! with segment files (formatted by `insync format`), and `insync run --connect` as the client.
+//! Also: a broker refuses a data directory that is unformatted, another node's, locked, or
+//! missing a file it saved.
 //!
 //! Setup: rf=3, min.insync=2, acks=all, idempotence, flush=always.
 //! Steps: the client sends 30,000 records; partway, broker 0 (the first leader) is killed
@@ -15,6 +17,28 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const CONFIG: &[&str] = &["--idempotence", "--max-in-flight", "5", "--retries", "5"];
+const CLUSTER_ID: &str = "cluster-test";
+
+fn insync() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_insync"))
+}
+
+/// `insync format` for broker `id` (of `cluster`), which must succeed.
+fn format(dir: &Path, cluster: &str, id: usize) {
+    let out = insync()
+        .arg("format")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--cluster-id", cluster, "--node-id", &id.to_string()])
+        .output()
+        .expect("run format");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// Kills every process of the cluster when the test ends, however it ends.
 struct Processes(Vec<(String, Child)>);
@@ -70,14 +94,24 @@ fn layout(addrs: &[SocketAddr]) -> Vec<String> {
     ]
 }
 
-fn spawn_broker(id: usize, layout: &[String], data: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_insync"))
+fn broker_command(id: usize, layout: &[String], dir: &Path) -> Command {
+    let mut command = insync();
+    command
         .arg("broker")
         .args(["--id", &id.to_string()])
         .args(layout)
         .args(CONFIG)
         .arg("--data-dir")
-        .arg(data.join(format!("broker-{id}")))
+        .arg(dir)
+        .args(["--cluster-id", CLUSTER_ID]);
+    command
+}
+
+/// Broker `id` on `data/broker-<id>`, formatted beforehand (formatting again is a no-op).
+fn spawn_broker(id: usize, layout: &[String], data: &Path) -> Child {
+    let dir = data.join(format!("broker-{id}"));
+    format(&dir, CLUSTER_ID, id);
+    broker_command(id, layout, &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -237,4 +271,123 @@ fn cluster_layout_errors_are_reported_not_panics() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--faults act on an in-process cluster"));
+}
+
+/// A broker that exits at once: its exit code and stderr. Panics if it is still running
+/// after 20 s (it took the directory).
+fn refused(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the broker started instead of refusing its data directory");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Setup: one broker's data directory, in four states.
+/// Steps: start `insync broker --data-dir` on it (a) unformatted, (b) formatted for another
+/// cluster, (c) formatted for another broker id, (d) while another broker holds it.
+/// Expected: each start is refused with exit 2 and a message naming the problem and the fix;
+/// the unformatted directory is not created.
+#[test]
+fn a_broker_refuses_a_data_dir_that_is_unformatted_foreign_or_locked() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+
+    let dir = data.path().join("unformatted");
+    let (code, stderr) = refused(broker_command(0, &layout, &dir));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not a formatted data directory") && stderr.contains("insync format"),
+        "{stderr}"
+    );
+    assert!(!dir.exists());
+
+    let dir = data.path().join("other-cluster");
+    format(&dir, "another-cluster", 0);
+    let (code, stderr) = refused(broker_command(0, &layout, &dir));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("formatted for broker 0 of cluster \"another-cluster\"")
+            && stderr.contains(&format!("not for broker 0 of cluster \"{CLUSTER_ID}\"")),
+        "{stderr}"
+    );
+
+    let dir = data.path().join("broker-1");
+    format(&dir, CLUSTER_ID, 1);
+    let (code, stderr) = refused(broker_command(0, &layout, &dir));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("formatted for broker 1"), "{stderr}");
+
+    // Formatting it again for another node is refused too.
+    let out = insync()
+        .arg("format")
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--cluster-id", CLUSTER_ID, "--node-id", "0"])
+        .output()
+        .expect("format");
+    assert_eq!(out.status.code(), Some(2));
+
+    // Broker 1 runs on its directory; a second broker 1 on the same directory is refused
+    // (before it binds its address, so the lock is what refuses it).
+    let running = spawn_broker(1, &layout, data.path());
+    let _cluster = Processes(vec![("broker-1".into(), running)]);
+    wait_listening(addrs[1]);
+    let (code, stderr) = refused(broker_command(1, &layout, &dir));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is locked by another process"), "{stderr}");
+}
+
+/// Setup: a three-broker cluster with segment files; a client's records are acknowledged.
+/// Steps: stop broker 0, delete its state file (`actor-0.state`), start it again.
+/// Expected: broker 0 refuses to start (exit 2), naming the missing file, instead of
+/// starting fresh as an empty leader of epoch 1 that its followers would truncate to.
+#[test]
+fn a_broker_whose_state_file_was_deleted_refuses_to_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+    let controller = insync()
+        .arg("controller")
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn controller");
+    let mut cluster = Processes(vec![("controller".into(), controller)]);
+    for id in 0..3 {
+        cluster.0.push((
+            format!("broker-{id}"),
+            spawn_broker(id, &layout, data.path()),
+        ));
+    }
+    for addr in &addrs {
+        wait_listening(*addr);
+    }
+    verdict(client(&layout, 3_000).wait_with_output().expect("client"));
+    cluster.kill("broker-0");
+
+    let state = data.path().join("broker-0").join("actor-0.state");
+    std::fs::remove_file(&state).expect("delete the state file");
+    let (code, stderr) = refused(broker_command(0, &layout, &data.path().join("broker-0")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("actor-0.state") && stderr.contains("the state file is missing"),
+        "{stderr}"
+    );
 }
