@@ -93,6 +93,7 @@ pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
         fetch_records_max: options.batch_records.max(1),
         track_catch_up: true,
         explore: false,
+        durable_controller: true,
     };
     let mut actors = insync.actors_with(&params);
     for actor in &mut actors {

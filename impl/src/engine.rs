@@ -428,6 +428,7 @@ fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
         fetch_records_max: options.fetch_records_max,
         track_catch_up: true,
         explore: false,
+        durable_controller: true,
     };
     let mut actors = insync.actors_with(&params);
     for actor in &mut actors {
@@ -557,6 +558,18 @@ pub async fn serve(
     // The data directory first: a second process on it is refused for the lock, whatever
     // address it was given.
     let disk = open_data_dir(&options, Some(served))?;
+    if let (Served::Controller, Some(disk)) = (served, &disk) {
+        if let Some((NodeStorage::Controller(saved), _)) = disk.load(index)? {
+            let p = &saved.partition;
+            tracing::info!(
+                leader = ?p.leader.map(|b| b.0),
+                leader_epoch = p.leader_epoch.0,
+                partition_epoch = p.partition_epoch.0,
+                isr = %p.isr,
+                "the controller takes up its saved state"
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
     })?;

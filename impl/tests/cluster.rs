@@ -391,3 +391,100 @@ fn a_broker_whose_state_file_was_deleted_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// The controller on its own data directory, formatted for it; its log goes to `log`.
+fn spawn_controller(layout: &[String], data: &Path, log: &Path) -> Child {
+    let dir = data.join("controller");
+    let out = insync()
+        .arg("format")
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--cluster-id", CLUSTER_ID, "--controller"])
+        .output()
+        .expect("run format");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insync()
+        .arg("controller")
+        .args(layout)
+        .args(CONFIG)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--cluster-id", CLUSTER_ID])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn controller")
+}
+
+/// Setup: the cluster above, the controller on a data directory.
+/// Steps: a client runs while the first leader (broker 0) is killed, so the controller elects
+/// a new leader in epoch 2; broker 0 comes back; then the controller is killed and started
+/// again on its directory, and a second client runs.
+/// Expected: the restarted controller remembers the partition (leader epoch 2 or later, the
+/// ISR, each broker's incarnation), so the brokers accept what it says and the second client
+/// loses nothing and reads everything. A controller that forgot would start over at epoch 1
+/// with broker 0 as leader, and the brokers, which know epoch 2, would fence it.
+#[test]
+fn a_restarted_controller_remembers_the_partition() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+    let mut cluster = Processes(vec![(
+        "controller".into(),
+        spawn_controller(&layout, data.path(), &data.path().join("controller-1.log")),
+    )]);
+    for id in 0..3 {
+        cluster.0.push((
+            format!("broker-{id}"),
+            spawn_broker(id, &layout, data.path()),
+        ));
+    }
+    for addr in &addrs {
+        wait_listening(*addr);
+    }
+    let records = 50_000;
+    let run = client(&layout, records);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dir_bytes(&data.path().join("broker-0")) < records * 10 {
+        assert!(Instant::now() < deadline, "broker 0 stored nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cluster.kill("broker-0");
+    verdict(run.wait_with_output().expect("client"));
+    let restarted = spawn_broker(0, &layout, data.path());
+    cluster.0.retain(|(n, _)| n != "broker-0");
+    cluster.0.push(("broker-0".into(), restarted));
+    wait_listening(addrs[0]);
+    // Let broker 0 register and catch up before the controller goes.
+    std::thread::sleep(Duration::from_secs(3));
+
+    cluster.kill("controller");
+    let log = data.path().join("controller-2.log");
+    let restarted = spawn_controller(&layout, data.path(), &log);
+    cluster.0.retain(|(n, _)| n != "controller");
+    cluster.0.push(("controller".into(), restarted));
+    wait_listening(addrs[3]);
+    verdict(client(&layout, 2_000).wait_with_output().expect("client"));
+    cluster.assert_all_alive();
+    let log = std::fs::read_to_string(&log).expect("controller log");
+    let recovered = log
+        .lines()
+        .find(|l| l.contains("the controller takes up its saved state"))
+        .unwrap_or_else(|| panic!("the restarted controller started over:\n{log}"));
+    let epoch: u32 = recovered
+        .split("leader_epoch=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no leader epoch in {recovered}"));
+    assert!(
+        epoch >= 2,
+        "the killed leader's successor leads epoch 2 or later: {recovered}"
+    );
+}

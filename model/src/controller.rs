@@ -58,6 +58,13 @@ pub struct Controller {
     pub reduce: bool,
     /// KIP-903: refuse an ISR addition whose incarnation is stale (off only as a mutant).
     pub stale_broker_epoch_check: bool,
+    /// The engine's controller saves its whole state after every step that changed it and
+    /// recovers it when it starts again, so its epochs never go backwards (KRaft keeps the
+    /// same facts in its replicated metadata log). The runtime writes a step's save before the
+    /// step's messages leave, so nothing a broker hears was decided on unsaved state. In the
+    /// model the controller never crashes (`within_boundary` cuts such states), so a save
+    /// would never be read: it saves nothing there, which cannot change a verdict.
+    pub durable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,21 +94,39 @@ impl Controller {
         }
     }
 
-    pub fn on_start(&self, o: &mut O) -> ControllerState {
-        o.save(NodeStorage::None);
-        let state = ControllerState {
-            partition: Controller::initial_partition(self.topology.replicas),
-            fenced: BrokerSet::EMPTY,
-            incarnations: [0; REPLICAS_MAX],
-            unclean_elections: 0,
+    /// A first start creates the partition; a durable controller's restart (`stored`) takes
+    /// up the partition, fencing and incarnations exactly as last saved.
+    pub fn on_start(&self, stored: Option<&ControllerState>, o: &mut O) -> ControllerState {
+        let state = match stored {
+            Some(saved) if self.durable => saved.clone(),
+            _ => ControllerState {
+                partition: Controller::initial_partition(self.topology.replicas),
+                fenced: BrokerSet::EMPTY,
+                incarnations: [0; REPLICAS_MAX],
+                unclean_elections: 0,
+            },
         };
+        if self.durable {
+            o.save(NodeStorage::Controller(state.clone()));
+        } else {
+            o.save(NodeStorage::None);
+        }
         self.arm_timers(&state, o);
         state
     }
 
     pub fn on_msg(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
+        let before = self.durable.then(|| state.clone());
         self.dispatch(state, src, msg, o);
         self.arm_timers(state, o);
+        self.save_if_changed(before, state, o);
+    }
+
+    /// A durable controller's save of a step that changed its state (see [`Controller::durable`]).
+    fn save_if_changed(&self, before: Option<ControllerState>, state: &ControllerState, o: &mut O) {
+        if before.is_some_and(|b| &b != state) {
+            o.save(NodeStorage::Controller(state.clone()));
+        }
     }
 
     fn dispatch(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
@@ -156,6 +181,7 @@ impl Controller {
     }
 
     pub fn on_timeout(&self, state: &mut ControllerState, timer: &Timer, o: &mut O) {
+        let before = self.durable.then(|| state.clone());
         match *timer {
             Timer::SessionExpired { broker, successor } => {
                 self.on_session_expired(state, broker, successor, o)
@@ -165,6 +191,7 @@ impl Controller {
             _ => {}
         }
         self.arm_timers(state, o);
+        self.save_if_changed(before, state, o);
     }
 
     // ------------------------------------------------------------------ which moves are open
@@ -543,6 +570,7 @@ mod tests {
             leader_moves: false,
             reduce: true,
             stale_broker_epoch_check: true,
+            durable: false,
         }
     }
 
@@ -571,7 +599,7 @@ mod tests {
     #[test]
     fn a_heartbeat_behind_the_leader_epoch_is_told_the_partition_again() {
         let c = controller();
-        let mut state = c.on_start(&mut O::new());
+        let mut state = c.on_start(None, &mut O::new());
         c.on_timeout(
             &mut state,
             &Timer::SessionExpired {
@@ -597,7 +625,7 @@ mod tests {
     #[test]
     fn a_heartbeat_from_an_unregistered_incarnation_registers_it() {
         let c = controller();
-        let mut state = c.on_start(&mut O::new());
+        let mut state = c.on_start(None, &mut O::new());
         let mut o = O::new();
         c.on_msg(&mut state, Id::from(2), heartbeat(1, 1), &mut o);
         assert_eq!(state.incarnations[2], 1);
@@ -605,5 +633,57 @@ mod tests {
         let mut o = O::new();
         c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut o);
         assert_eq!(told(&o, 2), vec![], "the old incarnation is ignored");
+    }
+
+    fn saved(o: &O) -> Vec<ControllerState> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Save(NodeStorage::Controller(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Setup: a durable controller elects broker 1 in epoch 2 after broker 0's session
+    /// expires. Step: it restarts on what it saved. Verdict: it saved the election in the same
+    /// step, and the restart takes up epoch 2 with broker 1 leading; a heartbeat that changes
+    /// nothing saves nothing. Without durability it saves nothing and a restart starts over.
+    #[test]
+    fn a_durable_controller_saves_each_change_and_restarts_where_it_was() {
+        let c = Controller {
+            durable: true,
+            ..controller()
+        };
+        let mut o = O::new();
+        let mut state = c.on_start(None, &mut o);
+        assert_eq!(
+            saved(&o),
+            vec![state.clone()],
+            "the first start saves the partition"
+        );
+        let mut o = O::new();
+        c.on_timeout(
+            &mut state,
+            &Timer::SessionExpired {
+                broker: BrokerId(0),
+                successor: Some(BrokerId(1)),
+            },
+            &mut o,
+        );
+        assert_eq!(saved(&o), vec![state.clone()]);
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(1), heartbeat(0, 2), &mut o);
+        assert_eq!(saved(&o), vec![], "nothing changed, nothing saved");
+
+        let restarted = c.on_start(Some(&state), &mut O::new());
+        assert_eq!(restarted, state);
+        assert_eq!(restarted.partition.leader, Some(BrokerId(1)));
+        assert_eq!(restarted.partition.leader_epoch, Epoch(2));
+
+        let forgetful = controller();
+        let mut o = O::new();
+        let fresh = forgetful.on_start(Some(&state), &mut o);
+        assert_eq!(fresh.partition.leader_epoch, Epoch::INITIAL);
+        assert_eq!(saved(&o), vec![], "the model's controller saves nothing");
     }
 }

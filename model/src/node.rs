@@ -134,6 +134,8 @@ pub enum NodeStorage {
     None,
     Broker(BrokerStorage),
     Consumer(ConsumerStorage),
+    /// The engine's controller (`Controller::durable`); the model's saves `None`.
+    Controller(ControllerState),
 }
 
 impl NodeState {
@@ -180,7 +182,13 @@ impl Actor for Node {
                 let initial = Controller::initial_partition(b.topology.replicas);
                 NodeState::Broker(b.on_start(stored, &initial, o))
             }
-            Node::Controller(c) => NodeState::Controller(c.on_start(o)),
+            Node::Controller(c) => {
+                let stored = match storage {
+                    Some(NodeStorage::Controller(s)) => Some(s),
+                    _ => None,
+                };
+                NodeState::Controller(c.on_start(stored, o))
+            }
             Node::Producer(p) => NodeState::Producer(p.on_start(initial_leader(), o)),
             Node::Consumer(c) => {
                 let stored = match storage {
@@ -251,6 +259,9 @@ pub struct ActorParams {
     /// (preferred-leader election, controlled shutdown) and the ghost state the properties
     /// read (what each broker committed as leader).
     pub explore: bool,
+    /// The controller saves its state and recovers it on restart (`Controller::durable`).
+    /// Off in the model, whose controller never crashes.
+    pub durable_controller: bool,
 }
 
 impl ActorParams {
@@ -262,6 +273,7 @@ impl ActorParams {
             fetch_records_max: config.records as usize,
             track_catch_up: false,
             explore: true,
+            durable_controller: false,
         }
     }
 }
@@ -352,6 +364,7 @@ impl Insync {
             reduce: c.reductions,
             stale_broker_epoch_check: c.without_guard
                 != Some(crate::config::Guard::StaleBrokerEpoch),
+            durable: params.durable_controller,
         }));
         actors.extend((0..t.producers).map(|i| {
             Node::Producer(Producer {
