@@ -850,7 +850,9 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
             "opening {} ({} steps) at http://{}/#/steps/{}",
             o.property
                 .as_deref()
-                .map_or("the path".to_string(), |p| format!("the counterexample of {p}")),
+                .map_or("the path".to_string(), |p| format!(
+                    "the counterexample of {p}"
+                )),
             o.indices.len() - 1,
             args.addr,
             o.encoded()

@@ -87,7 +87,12 @@ impl Model for ExplorerModel {
 
     fn format_step(&self, last_state: &InsyncState, action: Action) -> Option<String> {
         let next = self.inner.next_state(last_state, action.clone());
-        Some(describe_step(&self.inner, last_state, &action, next.as_ref()))
+        Some(describe_step(
+            &self.inner,
+            last_state,
+            &action,
+            next.as_ref(),
+        ))
     }
 
     fn as_svg(&self, path: Path<InsyncState, Action>) -> Option<String> {
@@ -147,7 +152,7 @@ const STYLE: &str = "<style>\
 .kp td.cell.committed{background:#cfe9d4;border-color:#3f8f4d}\
 .kp td.cell.unflushed{border-style:dashed;background:#fff6d6}\
 .kp td.cell small{display:block;color:#5a6372;font-size:11px}\
-.kp td.empty{width:44px}\
+.kp td.empty{width:44px;border:1px dotted #c9ced8;border-radius:4px}.kp td.past{border:none}\
 .kp td.mark{font-size:11px;color:#1f4fa8;font-weight:600;text-align:left;white-space:nowrap;vertical-align:top}\
 .kp tr.crashed th.who,.kp tr.crashed td.cell{opacity:.45}\
 .kp tr.crashed th.who small{color:#c62828;opacity:1}\
@@ -169,7 +174,9 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
 
     let broken = model.broken_here(state);
     if broken.is_empty() {
-        h.push_str("<div class='ok verdict'>every <code>always</code> property holds in this state</div>");
+        h.push_str(
+            "<div class='ok verdict'>every <code>always</code> property holds in this state</div>",
+        );
     } else {
         let _ = write!(
             h,
@@ -278,11 +285,20 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
                 "<td class='{class}' title='{title}'>{}<small>e{}{}</small></td>",
                 esc(&r.value.to_string()),
                 r.leader_epoch,
-                if o >= s.flushed.as_usize() { " ✱" } else { "" }
+                if o >= s.flushed.as_usize() {
+                    " ✱"
+                } else {
+                    ""
+                }
             );
         }
-        for _ in leo..width {
-            h.push_str("<td class='empty'></td>");
+        for o in leo..width {
+            // Dotted slots up to the longest log, so that offsets line up across brokers.
+            h.push_str(if o + 1 < width {
+                "<td class='empty'></td>"
+            } else {
+                "<td class='empty past'></td>"
+            });
         }
         h.push_str("</tr><tr class='marks'>");
         let hw = s.high_watermark.as_usize();
@@ -314,9 +330,8 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
         let _ = write!(
             h,
             ": sees leader {}",
-            p.leader.map_or("none".to_string(), |(b, e)| format!(
-                "{b} (epoch {e})"
-            ))
+            p.leader
+                .map_or("none".to_string(), |(b, e)| format!("{b} (epoch {e})"))
         );
         if p.in_flight.is_empty() {
             h.push_str(" · nothing in flight");
@@ -325,8 +340,9 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
                 .in_flight
                 .iter()
                 .map(|f| {
-                    let values: Vec<String> =
-                        (f.first..f.first + f.count).map(|n| format!("v{}", n + 1)).collect();
+                    let values: Vec<String> = (f.first..f.first + f.count)
+                        .map(|n| format!("v{}", n + 1))
+                        .collect();
                     format!("req={} [{}]", f.request.0, values.join(", "))
                 })
                 .collect();
@@ -483,9 +499,15 @@ fn from_report(
             .flatten()
             .filter(|(k, v)| theirs.get(k.as_str()) != Some(v))
             .map(|(k, v)| {
+                let show = |v: Option<&serde_json::Value>| match v {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => "absent".into(),
+                };
                 format!(
-                    "{k}: {} in the report, {v} here",
-                    theirs.get(k.as_str()).unwrap_or(&serde_json::Value::Null)
+                    "{k}: {} in the report, {} here",
+                    show(theirs.get(k.as_str())),
+                    show(Some(v))
                 )
             })
             .collect();
@@ -493,7 +515,7 @@ fn from_report(
             bail!(
                 "--path {name} was checked with another configuration ({}); run `insync explore` \
                  with the flags that check was given",
-                differ.join(", ")
+                differ.join("; ")
             );
         }
     }

@@ -220,7 +220,11 @@ pub fn describe_step(
 /// What an action does, in the words of [`describe_step`] without its effects. Without the
 /// state it is taken in, a flush or a crash cannot say which offsets it concerns and is told
 /// without them.
-pub fn describe_action(model: &InsyncModel, before: Option<&InsyncState>, action: &Action) -> String {
+pub fn describe_action(
+    model: &InsyncModel,
+    before: Option<&InsyncState>,
+    action: &Action,
+) -> String {
     match action {
         ActorModelAction::Deliver { src, dst, msg } => describe_envelope(model, *src, *dst, msg),
         ActorModelAction::Drop(env) => format!(
