@@ -110,7 +110,7 @@ impl Model for ExplorerModel {
             .zip(CONDITIONS)
             .map(|((expectation, name, _), condition)| Property {
                 expectation: expectation.clone(),
-                name: *name,
+                name,
                 condition,
             })
             .collect()
@@ -150,9 +150,9 @@ const STYLE: &str = "<style>\
 .kp table.log th.who small{display:block;font-weight:normal;color:#5a6372}\
 .kp td.cell{width:44px;height:34px;text-align:center;border:2px solid #7b8798;border-radius:4px;background:#fff;font-family:ui-monospace,monospace}\
 .kp td.cell.committed{background:#cfe9d4;border-color:#3f8f4d}\
-.kp td.cell.unflushed{border-style:dashed;background:#fff6d6}\
+.kp td.cell.unflushed{border-style:dashed}.kp td.cell.unflushed:not(.committed){background:#fff6d6}\
 .kp td.cell small{display:block;color:#5a6372;font-size:11px}\
-.kp td.empty{width:44px;border:1px dotted #c9ced8;border-radius:4px}.kp td.past{border:none}\
+.kp td.empty{width:44px;height:34px;border:1px dotted #c9ced8;border-radius:4px}.kp td.past{border:none}\
 .kp td.mark{font-size:11px;color:#1f4fa8;font-weight:600;text-align:left;white-space:nowrap;vertical-align:top}\
 .kp tr.crashed th.who,.kp tr.crashed td.cell{opacity:.45}\
 .kp tr.crashed th.who small{color:#c62828;opacity:1}\
@@ -316,7 +316,7 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
     }
     h.push_str(
         "</table><div class='legend'>green: below the broker's high watermark · dashed, ✱: \
-         not flushed (lost by a crash) · ▲HW, ▲LEO: the high watermark and the log end offset \
+         not flushed (lost if it crashes) · a crashed broker shows its state before the crash · ▲HW, ▲LEO: the high watermark and the log end offset \
          point at the next offset</div>",
     );
 
