@@ -698,3 +698,88 @@ fn forward(internal: &str, method: &str, path: &str) -> std::io::Result<(u16, Ve
         .ok_or_else(bad)?;
     Ok((code, response[split + 4..].to_vec()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insync_model::config::HwRule;
+    use insync_model::{Config, Insync};
+    use stateright::actor::ActorModelAction;
+
+    fn model(config: Config) -> ExplorerModel {
+        ExplorerModel::new(Insync::new(config.validate().expect("valid")).into_model())
+    }
+
+    fn small() -> Config {
+        Config {
+            records: 1,
+            crashes: 0,
+            consumer: false,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn steps_read_as_in_counterexamples() {
+        let m = model(small());
+        let init = m.init_states().remove(0);
+        let mut actions = Vec::new();
+        m.actions(&init, &mut actions);
+        for action in actions {
+            let next = m.next_state(&init, action.clone());
+            let line = describe_step(&m.inner, &init, &action, next.as_ref());
+            assert_eq!(m.format_step(&init, action.clone()), Some(line.clone()));
+            // Without the state, the action's line is the step's line before its effects.
+            let bare = m.format_action(&action);
+            assert!(
+                line.starts_with(&bare) || matches!(action, ActorModelAction::Crash(_)),
+                "{bare} / {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_property_is_relayed_with_its_verdict() {
+        let m = model(small());
+        let init = m.init_states().remove(0);
+        let relayed = m.properties();
+        assert_eq!(relayed.len(), m.inner.properties().len());
+        for (ours, theirs) in relayed.iter().zip(m.inner.properties()) {
+            assert_eq!(ours.name, theirs.name);
+            assert_eq!(
+                (ours.condition)(&m, &init),
+                (theirs.condition)(&m.inner, &init)
+            );
+        }
+        assert!(m.broken_here(&init).is_empty());
+    }
+
+    #[test]
+    fn the_picture_writes_sets_as_sets_and_shows_the_elr_when_enabled() {
+        let init = |m: &ExplorerModel| m.init_states().remove(0);
+        let plain = model(small());
+        let html = picture(&plain, &init(&plain));
+        assert!(html.contains("ISR <b class='isr'>{0,1,2}</b>"), "{html}");
+        assert!(!html.contains("ELR"), "{html}");
+        assert!(!html.contains("BrokerSet"), "{html}");
+        let elr = model(Config {
+            elr: true,
+            hw_rule: HwRule::MinIsr,
+            ..small()
+        });
+        let html = picture(&elr, &init(&elr));
+        assert!(html.contains("ELR <b class='elr'>{}</b>"), "{html}");
+    }
+
+    #[test]
+    fn a_path_is_read_from_indices_or_an_explorer_url() {
+        let file = std::path::Path::new("p.txt");
+        assert_eq!(parse_indices(file, "0/3/1").unwrap(), vec![0, 3, 1]);
+        assert_eq!(
+            parse_indices(file, "http://127.0.0.1:3000/#/steps/0/3/1/\n").unwrap(),
+            vec![0, 3, 1]
+        );
+        assert!(parse_indices(file, "").is_err());
+        assert!(parse_indices(file, "0/x").is_err());
+    }
+}
