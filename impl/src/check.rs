@@ -73,6 +73,11 @@ pub struct PropertyReport {
     /// The state the counterexample ends in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_state: Option<Vec<String>>,
+    /// The (counter)example as the Explorer's action indices (`0/3/1`: the initial state, then
+    /// which enabled action each step takes): `insync explore --path REPORT` opens it, and so
+    /// does `http://ADDR/#/steps/0/3/1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explorer_path: Option<String>,
 }
 
 /// Why a search did not visit every state within the bounds.
@@ -379,6 +384,7 @@ fn report<C: Checker<InsyncModel>>(
     let mut properties = Vec::new();
     for p in properties::all() {
         let found = discoveries.get(p.name);
+        let explorer_path = found.map(|path| path.encode(model));
         let steps = found.map(|path| {
             let steps = path.clone().into_vec();
             (
@@ -399,6 +405,7 @@ fn report<C: Checker<InsyncModel>>(
             counterexample,
             example,
             final_state,
+            explorer_path,
         });
     }
     // A search stopped early at a wanted discovery did not visit everything.

@@ -362,6 +362,11 @@ pub struct ExploreArgs {
     /// Address to serve the Explorer on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: String,
+    /// Open at the last state of a counterexample: the JSON report of `insync check --json`
+    /// with the same configuration flags (its first violated property), or a file holding
+    /// Explorer action indices such as 0/3/1.
+    #[arg(long)]
+    pub path: Option<std::path::PathBuf>,
 }
 
 /// Runs a command; the result is the process exit code (PROTOCOL.md §4: 0 safe within the
@@ -831,17 +836,31 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
         .to_config()
         .validate()
         .context("INVALID_CONFIG")?;
-    // tiny_http panics on a bind failure; bind first to report it as an error.
-    match std::net::TcpListener::bind(&args.addr) {
-        Ok(listener) => drop(listener),
-        Err(e) => bail!("cannot listen on {}: {e}; choose another --addr", args.addr),
+    let summary = config.summary();
+    let model = crate::explore::ExplorerModel::new(Insync::new(config.clone()).into_model());
+    let opened = match &args.path {
+        Some(file) => Some(crate::explore::load_path(
+            file,
+            &model,
+            &config.clone().into_inner(),
+        )?),
+        None => None,
+    };
+    eprintln!("Explorer for {summary} at http://{}/", args.addr);
+    if let Some(o) = &opened {
+        eprintln!(
+            "opening {} ({} steps) at http://{}/#/steps/{}",
+            o.property
+                .as_deref()
+                .map_or("the path".to_string(), |p| format!(
+                    "the counterexample of {p}"
+                )),
+            o.indices.len() - 1,
+            args.addr,
+            o.encoded()
+        );
     }
-    eprintln!("Explorer for {} at http://{}/", config.summary(), args.addr);
-    use stateright::Model;
-    Insync::new(config)
-        .into_model()
-        .checker()
-        .serve(args.addr.as_str());
+    crate::explore::serve(model, &args.addr, summary, opened)?;
     Ok(0)
 }
 

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod disk;
 pub mod engine;
+pub mod explore;
 pub mod run;
 pub mod runtime;
 pub mod tcp;

@@ -125,6 +125,14 @@ fn json_report_has_the_documented_shape_and_exit_1_on_violation() {
     assert!(steps
         .iter()
         .any(|s| s.as_str().unwrap().contains("controller elects broker")));
+    // Added for `insync explore --path`: the Explorer's action indices, one per step after the
+    // initial state's.
+    let explorer_path = durable["explorer_path"].as_str().expect("an explorer_path");
+    assert_eq!(
+        explorer_path.split('/').count(),
+        steps.len() + 1,
+        "{explorer_path}"
+    );
     let holds = report["properties"]
         .as_array()
         .unwrap()

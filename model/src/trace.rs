@@ -175,17 +175,29 @@ pub fn format_msg(msg: &Msg) -> String {
     }
 }
 
-fn name(model: &InsyncModel, id: Id) -> String {
+/// An actor's short name in a step line: `b0`, `ctl`, `prod`, `cons`.
+pub fn short_name(model: &InsyncModel, id: Id) -> String {
     model.cfg.topology.short_name(id)
 }
 
-fn long_name(model: &InsyncModel, id: Id) -> String {
+/// An actor's name in prose: `broker 0`, `controller`, `producer`, `consumer`.
+pub fn actor_name(model: &InsyncModel, id: Id) -> String {
     match model.cfg.topology.role(id) {
         Role::Broker(b) => b.to_string(),
         Role::Controller => "controller".into(),
         Role::Producer => "producer".into(),
         Role::Consumer => "consumer".into(),
     }
+}
+
+/// A message in flight: `b0 -> prod ProduceResponse req=0 offset=0`.
+pub fn describe_envelope(model: &InsyncModel, src: Id, dst: Id, msg: &Msg) -> String {
+    format!(
+        "{} -> {} {}",
+        short_name(model, src),
+        short_name(model, dst),
+        format_msg(msg)
+    )
 }
 
 /// Describes one step: what happened, then what it changed that matters.
@@ -195,28 +207,7 @@ pub fn describe_step(
     action: &Action,
     after: Option<&InsyncState>,
 ) -> String {
-    let mut line = match action {
-        ActorModelAction::Deliver { src, dst, msg } => {
-            format!(
-                "{} -> {} {}",
-                name(model, *src),
-                name(model, *dst),
-                format_msg(msg)
-            )
-        }
-        ActorModelAction::Drop(env) => format!(
-            "network drops {} -> {} {}",
-            name(model, env.src),
-            name(model, env.dst),
-            format_msg(&env.msg)
-        ),
-        ActorModelAction::Timeout(id, timer) => describe_timer(model, before, *id, timer),
-        ActorModelAction::Crash(id) => describe_crash(model, before, *id),
-        ActorModelAction::Recover(id) => format!("{} restarts", long_name(model, *id)),
-        ActorModelAction::SelectRandom { actor, .. } => {
-            format!("{} chooses", long_name(model, *actor))
-        }
-    };
+    let mut line = describe_action(model, Some(before), action);
     if let Some(after) = after {
         for effect in effects(model, before, after) {
             line.push_str("; ");
@@ -226,8 +217,37 @@ pub fn describe_step(
     line
 }
 
-fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Timer) -> String {
-    let who = long_name(model, id);
+/// What an action does, in the words of [`describe_step`] without its effects. Without the
+/// state it is taken in, a flush or a crash cannot say which offsets it concerns and is told
+/// without them.
+pub fn describe_action(
+    model: &InsyncModel,
+    before: Option<&InsyncState>,
+    action: &Action,
+) -> String {
+    match action {
+        ActorModelAction::Deliver { src, dst, msg } => describe_envelope(model, *src, *dst, msg),
+        ActorModelAction::Drop(env) => format!(
+            "network drops {}",
+            describe_envelope(model, env.src, env.dst, &env.msg)
+        ),
+        ActorModelAction::Timeout(id, timer) => describe_timer(model, before, *id, timer),
+        ActorModelAction::Crash(id) => describe_crash(model, before, *id),
+        ActorModelAction::Recover(id) => format!("{} restarts", actor_name(model, *id)),
+        ActorModelAction::SelectRandom { actor, .. } => {
+            format!("{} chooses", actor_name(model, *actor))
+        }
+    }
+}
+
+fn describe_timer(
+    model: &InsyncModel,
+    before: Option<&InsyncState>,
+    id: Id,
+    timer: &Timer,
+) -> String {
+    let who = actor_name(model, id);
+    let actor = before.map(|s| &*s.actor_states[usize::from(id)]);
     match timer {
         Timer::SessionExpired { broker, .. } => {
             format!("controller: session of {broker} expires")
@@ -238,8 +258,8 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
         Timer::HeartbeatResumed(b) => format!("controller: heartbeats of {b} resume"),
         Timer::IsrLag => format!("{who}: replica.lag.time.max.ms passes with followers behind"),
         Timer::Flush => {
-            let flushed = before.actor_states[usize::from(id)]
-                .as_broker()
+            let flushed = actor
+                .and_then(NodeState::as_broker)
                 .map(|b| (b.flushed, b.log_end_offset()));
             match flushed {
                 Some((from, to)) => format!("{who} flushes offsets {from}..{to}"),
@@ -253,8 +273,8 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
         Timer::MetadataBackoff => format!("{who}: retry backoff passes"),
         Timer::MetadataTimeout => format!("{who}: no answer to its Metadata request"),
         Timer::Heartbeat => format!("{who} sends a heartbeat"),
-        Timer::ConsumerStep => match before.actor_states[usize::from(id)]
-            .as_consumer()
+        Timer::ConsumerStep => match actor
+            .and_then(NodeState::as_consumer)
             .and_then(|c| c.pending.clone())
         {
             Some(crate::consumer::PendingStep::Process(offsets)) => {
@@ -265,15 +285,15 @@ fn describe_timer(model: &InsyncModel, before: &InsyncState, id: Id, timer: &Tim
     }
 }
 
-fn describe_crash(model: &InsyncModel, before: &InsyncState, id: Id) -> String {
-    let who = long_name(model, id);
-    match &*before.actor_states[usize::from(id)] {
-        NodeState::Broker(b) if b.flushed < b.log_end_offset() => format!(
+fn describe_crash(model: &InsyncModel, before: Option<&InsyncState>, id: Id) -> String {
+    let who = actor_name(model, id);
+    match before.map(|s| &*s.actor_states[usize::from(id)]) {
+        Some(NodeState::Broker(b)) if b.flushed < b.log_end_offset() => format!(
             "{who} crashes, losing unflushed offsets {}..{}",
             b.flushed,
             b.log_end_offset()
         ),
-        NodeState::Broker(_) => format!("{who} crashes (its log is flushed)"),
+        Some(NodeState::Broker(_)) => format!("{who} crashes (its log is flushed)"),
         _ => format!("{who} crashes"),
     }
 }
@@ -327,7 +347,7 @@ fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Ve
                 }
             }
             (NodeState::Broker(b), NodeState::Broker(a)) => {
-                let who = long_name(model, id);
+                let who = actor_name(model, id);
                 if a.log_end_offset() < b.log_end_offset() && a.incarnation == b.incarnation {
                     out.push(format!("{who} truncates to offset {}", a.log_end_offset()));
                 }
@@ -373,7 +393,7 @@ fn effects(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> Ve
     out
 }
 
-fn describe_outcome(o: &crate::producer::Outcome) -> String {
+pub fn describe_outcome(o: &crate::producer::Outcome) -> String {
     use crate::producer::Outcome;
     match o {
         Outcome::Acked(offset) => format!("acknowledged at offset {offset}"),
