@@ -554,3 +554,180 @@ fn report_read_error(peer: SocketAddr, e: WireError) {
         e => tracing::error!(%peer, "bad frame: {e}; closing the connection"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    fn greeting(hosts: Vec<usize>, secret: Option<&str>) -> Greeting {
+        Greeting {
+            config: "rf=3 test".into(),
+            hosts,
+            cluster_id: Some("cluster-a".into()),
+            secret: secret.map(|s| Secret::new(s.as_bytes().to_vec()).expect("secret")),
+        }
+    }
+
+    const SECRET: &str = "correct horse battery staple";
+
+    /// A writer that keeps a copy of everything written through it.
+    struct Tee<W> {
+        inner: W,
+        copy: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl<W: AsyncWrite + Unpin> AsyncWrite for Tee<W> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = &polled {
+                lock(&self.copy).extend_from_slice(&buf[..*n]);
+            }
+            polled
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Runs a dialler and an acceptor against each other; also returns the dialler's bytes.
+    async fn connect(
+        dialer: &Greeting,
+        acceptor: &Greeting,
+    ) -> (
+        Result<Vec<usize>, HandshakeError>,
+        Result<Vec<usize>, HandshakeError>,
+        Vec<u8>,
+    ) {
+        let (d, a) = tokio::io::duplex(1 << 16);
+        let (mut d_read, d_write) = tokio::io::split(d);
+        let (mut a_read, mut a_write) = tokio::io::split(a);
+        let copy = Arc::new(Mutex::new(Vec::new()));
+        let mut d_write = Tee {
+            inner: d_write,
+            copy: Arc::clone(&copy),
+        };
+        let (dialed, accepted) = tokio::join!(
+            handshake(dialer, Role::Dialer, &mut d_read, &mut d_write),
+            handshake(acceptor, Role::Acceptor, &mut a_read, &mut a_write),
+        );
+        let bytes = lock(&copy).clone();
+        (dialed, accepted, bytes)
+    }
+
+    #[tokio::test]
+    async fn members_with_the_secret_learn_each_others_hosts() {
+        let (dialed, accepted, _) = connect(
+            &greeting(vec![4, 5], Some(SECRET)),
+            &greeting(vec![0], Some(SECRET)),
+        )
+        .await;
+        assert_eq!(dialed.expect("dialer"), vec![0]);
+        assert_eq!(accepted.expect("acceptor"), vec![4, 5]);
+        // Without a secret on either side (loopback only), the hellos are all.
+        let (dialed, accepted, _) =
+            connect(&greeting(vec![4], None), &greeting(vec![0], None)).await;
+        assert_eq!(dialed.expect("dialer"), vec![0]);
+        assert_eq!(accepted.expect("acceptor"), vec![4]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_or_none_is_refused_on_both_sides() {
+        let (dialed, accepted, _) = connect(
+            &greeting(vec![3], Some("not the cluster's secret")),
+            &greeting(vec![0], Some(SECRET)),
+        )
+        .await;
+        let accepted = accepted.expect_err("acceptor refuses");
+        assert!(
+            accepted.to_string().contains("failed to prove"),
+            "{accepted}"
+        );
+        assert!(dialed.is_err(), "the dialer refuses the acceptor too");
+
+        let (dialed, accepted, _) =
+            connect(&greeting(vec![3], None), &greeting(vec![0], Some(SECRET))).await;
+        let accepted = accepted.expect_err("no secret");
+        assert!(
+            accepted.to_string().contains("did not authenticate"),
+            "{accepted}"
+        );
+        let dialed = dialed.expect_err("no secret");
+        assert!(
+            dialed.to_string().contains("pass --secret-file"),
+            "{dialed}"
+        );
+
+        let mut other = greeting(vec![3], Some(SECRET));
+        other.cluster_id = Some("cluster-b".into());
+        let (_, accepted, _) = connect(&other, &greeting(vec![0], Some(SECRET))).await;
+        assert!(accepted
+            .expect_err("cluster")
+            .to_string()
+            .contains("cluster-b"));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_handshake_transcript_is_refused() {
+        // A real member's handshake, recorded on the wire.
+        let member = greeting(vec![3], Some(SECRET));
+        let broker = greeting(vec![0], Some(SECRET));
+        let (dialed, accepted, recorded) = connect(&member, &broker).await;
+        assert_eq!(dialed.expect("dialer"), vec![0]);
+        assert_eq!(accepted.expect("acceptor"), vec![3]);
+        // Replayed byte for byte to the same broker: its fresh nonce makes the old proof wrong.
+        let (attacker, a) = tokio::io::duplex(1 << 16);
+        let (mut a_read, mut a_write) = tokio::io::split(a);
+        let (_attacker_read, mut attacker_write) = tokio::io::split(attacker);
+        attacker_write.write_all(&recorded).await.expect("replay");
+        let replayed = handshake(&broker, Role::Acceptor, &mut a_read, &mut a_write)
+            .await
+            .expect_err("a replay is refused");
+        assert!(
+            matches!(&replayed, HandshakeError::Refused(why) if why.contains("failed to prove")),
+            "{replayed}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proof_reflected_back_to_its_maker_is_refused() {
+        let broker = greeting(vec![0], Some(SECRET));
+        let (attacker, a) = tokio::io::duplex(1 << 16);
+        let (mut a_read, mut a_write) = tokio::io::split(a);
+        let (mut attacker_read, mut attacker_write) = tokio::io::split(attacker);
+        let mirror = async {
+            // Send back the broker's hello, then its proof, as if they were ours.
+            for _ in 0..2 {
+                let Ok(Some(frame)) = read_frame(&mut attacker_read).await else {
+                    return;
+                };
+                let mut frame = frame;
+                if let Frame::Hello { nonce, .. } = &mut frame {
+                    // With the broker's own nonce it refuses at once; with a new one, the
+                    // reflected proof names the wrong nonce and direction.
+                    *nonce = Some([7; crate::auth::NONCE_BYTES]);
+                }
+                if write_frame(&mut attacker_write, &frame).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let (refused, ()) = tokio::join!(
+            handshake(&broker, Role::Acceptor, &mut a_read, &mut a_write),
+            mirror
+        );
+        let refused = refused.expect_err("a reflection is refused");
+        assert!(refused.to_string().contains("failed to prove"), "{refused}");
+    }
+}
