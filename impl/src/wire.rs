@@ -91,9 +91,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<F
     }
     let mut payload = vec![0u8; len as usize];
     reader.read_exact(&mut payload).await?;
+    decode(&payload).map(Some)
+}
+
+/// Decodes one frame's payload (the bytes after its length).
+pub fn decode(payload: &[u8]) -> Result<Frame, WireError> {
     codec()
-        .deserialize(&payload)
-        .map(Some)
+        .deserialize(payload)
         .map_err(|e| WireError::Undecodable(e.to_string()))
 }
 
