@@ -46,9 +46,9 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
-    /// Reads `--secret-file`: its bytes without trailing whitespace (so `openssl rand -hex 32
-    /// > FILE` works). Refuses a file that is missing, unreadable, empty, too short, too long,
-    /// or (on Unix) readable or writable by group or others.
+    /// Reads `--secret-file`: its bytes without trailing whitespace (so a file written by
+    /// `openssl rand -hex 32` works). Refuses a file that is missing, unreadable, empty, too
+    /// short, too long, or (on Unix) readable or writable by group or others.
     pub fn from_file(path: &Path) -> anyhow::Result<Secret> {
         let shown = path.display();
         let meta = std::fs::metadata(path).map_err(|e| {
