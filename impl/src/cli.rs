@@ -56,19 +56,30 @@ pub struct ClusterArgs {
     /// The controller's address (e.g. 127.0.0.1:9200).
     #[arg(long)]
     pub controller: Option<std::net::SocketAddr>,
+    /// A file holding the cluster's shared secret (at least 16 bytes, readable only by its
+    /// owner; the same file for every process of the cluster): every connection proves it.
+    /// Required unless every address of the layout is loopback.
+    #[arg(long)]
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 impl ClusterArgs {
-    fn addrs(&self) -> anyhow::Result<crate::tcp::ClusterAddrs> {
+    fn addrs(&self, cluster_id: Option<&str>) -> anyhow::Result<crate::tcp::ClusterAddrs> {
         let Some(controller) = self.controller else {
             bail!("INVALID_CONFIG: the cluster layout needs --controller ADDR and --brokers ADDR,ADDR,...");
         };
         if self.brokers.is_empty() {
             bail!("INVALID_CONFIG: the cluster layout needs --brokers ADDR,ADDR,... (one per replica)");
         }
+        let secret = match &self.secret_file {
+            Some(path) => Some(crate::auth::Secret::from_file(path)?),
+            None => None,
+        };
         Ok(crate::tcp::ClusterAddrs {
             brokers: self.brokers.clone(),
             controller,
+            secret,
+            cluster_id: cluster_id.map(str::to_owned),
         })
     }
 }
@@ -470,7 +481,7 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
         .base_config()
         .validate()
         .context("INVALID_CONFIG")?;
-    let addrs = args.cluster.addrs()?;
+    let addrs = args.cluster.addrs(args.cluster_id.as_deref())?;
     let options = crate::engine::EngineOptions {
         seed: args.seed,
         data_dir: args.data_dir.clone(),
@@ -564,7 +575,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         if !args.faults.is_empty() {
             bail!("INVALID_CONFIG: --faults act on an in-process cluster; with --connect, inject faults by stopping and starting the broker processes");
         }
-        Some(args.cluster.addrs()?)
+        Some(args.cluster.addrs(None)?)
     } else {
         None
     };

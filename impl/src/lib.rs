@@ -1,6 +1,7 @@
 //! The `insync` command line and the code behind it: model checking a configuration
 //! ([`check`]), the matrix of built-in scenarios, and the Explorer.
 
+pub mod auth;
 pub mod budget;
 pub mod check;
 pub mod cli;

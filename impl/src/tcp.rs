@@ -3,15 +3,22 @@
 //! addresses of the cluster layout; a client (the producer and consumer behind the client
 //! API) only dials, and is answered over the connections it opened.
 //!
-//! Every connection starts with a `Hello` from each side naming the configuration and the
-//! actors it hosts; a peer running another configuration, a bad or oversized frame, or a
-//! message for an actor this process does not host is logged and the connection closed. A
+//! Every connection starts with a handshake ([`handshake`]): a `Hello` from each side naming
+//! the configuration, the actors it hosts, its cluster id and (with `--secret-file`) a fresh
+//! nonce, then, with a secret, a `Proof` from each side: an HMAC-SHA256 under the cluster's
+//! secret over both nonces and what it claimed ([`crate::auth`]). Nothing a peer sends is
+//! delivered, and no reply route is learned from it, before its proof checks out. Without a
+//! secret (allowed only when every address of the layout is loopback) the hellos are all.
+//! A peer that fails the handshake, runs another configuration, sends a bad or oversized
+//! frame, or a message for an actor this process does not host is logged and the connection
+//! closed. A
 //! lost connection is redialled; messages queued while it was down are sent after, and
 //! those that did not fit are dropped, as a network would: the protocol's timeouts and
 //! epochs are built for that.
 
+use crate::auth::{Claim, Role, Secret};
 use crate::runtime::{Route, Runtime};
-use crate::wire::{read_frame, write_frame, Envelope, Frame};
+use crate::wire::{read_frame, write_frame, Envelope, Frame, WireError};
 use insync_model::msg::Msg;
 use insync_model::node::{Node, Topology};
 use stateright::actor::Id;
@@ -19,7 +26,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -28,13 +35,23 @@ use tokio::sync::mpsc;
 const LINK_QUEUE: usize = 16_384;
 /// Longest wait between two attempts to dial a peer that is down.
 const REDIAL_MAX: Duration = Duration::from_secs(1);
+/// Longest a peer may take over its handshake before it is cut off.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most characters of a peer's claims (configuration, cluster id) that a log line shows.
+const LOGGED_CHARS: usize = 120;
 
-/// Where the brokers and the controller of a cluster listen.
+/// Where the brokers and the controller of a cluster listen, and how its processes know
+/// each other.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterAddrs {
     /// Broker `i` listens on `brokers[i]`.
     pub brokers: Vec<SocketAddr>,
     pub controller: SocketAddr,
+    /// The cluster's shared secret (`--secret-file`); every connection proves it.
+    pub secret: Option<Secret>,
+    /// The cluster id this process was started with (`--cluster-id`), which its handshake
+    /// proofs cover; a peer naming another is refused.
+    pub cluster_id: Option<String>,
 }
 
 impl ClusterAddrs {
@@ -47,6 +64,21 @@ impl ClusterAddrs {
                 self.brokers.len(),
                 topology.replicas
             );
+        }
+        if self.secret.is_none() {
+            if let Some(open) = self
+                .brokers
+                .iter()
+                .chain(std::iter::once(&self.controller))
+                .find(|a| !a.ip().is_loopback())
+            {
+                anyhow::bail!(
+                    "INVALID_CONFIG: {open} is not a loopback address, and without a shared \
+                     secret anyone who reaches it could pose as a member of the cluster; pass \
+                     --secret-file FILE (the same file on every process, e.g. made by \
+                     `openssl rand -hex 32 > FILE; chmod 600 FILE`)"
+                );
+            }
         }
         Ok(())
     }
@@ -63,13 +95,183 @@ impl ClusterAddrs {
     }
 }
 
+/// What this process says and proves in a handshake.
+#[derive(Clone, Debug)]
+pub struct Greeting {
+    /// The configuration, as the `Hello` carries it.
+    pub config: String,
+    /// Actor indices this process hosts.
+    pub hosts: Vec<usize>,
+    pub cluster_id: Option<String>,
+    pub secret: Option<Secret>,
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("the peer closed the connection during the handshake")]
+    Closed,
+    #[error("the peer took longer than {HANDSHAKE_TIMEOUT:?} over its handshake")]
+    Timeout,
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<std::io::Error> for HandshakeError {
+    fn from(e: std::io::Error) -> Self {
+        HandshakeError::Wire(WireError::Io(e))
+    }
+}
+
+/// At most [`LOGGED_CHARS`] of what a peer sent, for a log line.
+fn shown(text: &str) -> String {
+    let mut out: String = text.chars().take(LOGGED_CHARS).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn shown_hosts(hosts: &[usize]) -> String {
+    let mut out = format!("{:?}", &hosts[..hosts.len().min(8)]);
+    if hosts.len() > 8 {
+        out.push_str(&format!(" (and {} more)", hosts.len() - 8));
+    }
+    out
+}
+
+/// One side of a connection's handshake: send our hello, read the peer's, and with a secret
+/// exchange proofs. Returns the actor indices the peer hosts, once it has proved it belongs
+/// to the cluster (or, without a secret, once its hello matches).
+pub async fn handshake<R, W>(
+    me: &Greeting,
+    role: Role,
+    read: &mut R,
+    write: &mut W,
+) -> Result<Vec<usize>, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange(me, role, read, write)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(HandshakeError::Timeout),
+    }
+}
+
+async fn exchange<R, W>(
+    me: &Greeting,
+    role: Role,
+    read: &mut R,
+    write: &mut W,
+) -> Result<Vec<usize>, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let refuse = |why: String| Err(HandshakeError::Refused(why));
+    let mine = me.secret.as_ref().map(|_| crate::auth::nonce());
+    write_frame(
+        write,
+        &Frame::Hello {
+            config: me.config.clone(),
+            hosts: me.hosts.clone(),
+            cluster_id: me.cluster_id.clone(),
+            nonce: mine,
+        },
+    )
+    .await?;
+    write.flush().await?;
+    let (config, hosts, cluster_id, theirs) = match read_frame(read).await? {
+        Some(Frame::Hello {
+            config,
+            hosts,
+            cluster_id,
+            nonce,
+        }) => (config, hosts, cluster_id, nonce),
+        Some(_) => return refuse("the peer sent something before its hello".into()),
+        None => return Err(HandshakeError::Closed),
+    };
+    if config != me.config {
+        return refuse(format!(
+            "the peer runs another configuration ({}); this process runs {}; start every \
+             process of the cluster with the same configuration flags",
+            shown(&config),
+            me.config
+        ));
+    }
+    if let (Some(ours), Some(other)) = (&me.cluster_id, &cluster_id) {
+        if ours != other {
+            return refuse(format!(
+                "the peer belongs to cluster {:?}, this process to {ours:?}",
+                shown(other)
+            ));
+        }
+    }
+    let (secret, mine, theirs) = match (&me.secret, mine, theirs) {
+        (None, _, None) => return Ok(hosts),
+        (None, _, Some(_)) => {
+            return refuse(
+                "the peer authenticates with a shared secret and this process has none; pass \
+                 --secret-file with the cluster's secret"
+                    .into(),
+            )
+        }
+        (Some(_), _, None) => {
+            return refuse(format!(
+                "the peer (claiming actors {}) did not authenticate; every process of this \
+                 cluster needs --secret-file with the cluster's secret",
+                shown_hosts(&hosts)
+            ))
+        }
+        (Some(secret), Some(mine), Some(theirs)) => (secret, mine, theirs),
+        (Some(_), None, Some(_)) => unreachable!("a process with a secret sends a nonce"),
+    };
+    if theirs == mine {
+        return refuse("the peer sent back this process's own nonce (a reflection)".into());
+    }
+    let (dialer_nonce, acceptor_nonce) = match role {
+        Role::Dialer => (mine, theirs),
+        Role::Acceptor => (theirs, mine),
+    };
+    let ours = Claim {
+        role,
+        cluster_id: me.cluster_id.as_deref(),
+        config: &me.config,
+        hosts: &me.hosts,
+    };
+    let mac = crate::auth::prove(secret, &ours, &dialer_nonce, &acceptor_nonce);
+    write_frame(write, &Frame::Proof { mac }).await?;
+    write.flush().await?;
+    let proof = match read_frame(read).await? {
+        Some(Frame::Proof { mac }) => mac,
+        Some(_) => return refuse("the peer sent something other than its proof".into()),
+        None => return Err(HandshakeError::Closed),
+    };
+    let peers = Claim {
+        role: role.other(),
+        cluster_id: cluster_id.as_deref(),
+        config: &config,
+        hosts: &hosts,
+    };
+    if !crate::auth::verify(secret, &peers, &dialer_nonce, &acceptor_nonce, &proof) {
+        let head: String = proof.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        return refuse(format!(
+            "the peer (claiming actors {}) failed to prove the cluster's secret (proof of {} \
+             bytes starting {head}…); is its --secret-file the cluster's?",
+            shown_hosts(&hosts),
+            proof.len()
+        ));
+    }
+    Ok(hosts)
+}
+
 /// Everything a connection needs to know about its process.
 struct Local {
     runtime: Arc<Runtime<Node>>,
-    /// The configuration, as the `Hello` carries it.
-    config: String,
-    /// Actor indices this process hosts.
-    hosts: Vec<usize>,
+    greeting: Greeting,
     /// Routes to actors hosted by clients, learned from their `Hello`.
     clients: Mutex<HashMap<usize, mpsc::Sender<Envelope>>>,
 }
@@ -94,14 +296,18 @@ impl Transport {
     ) -> Transport {
         let local = Arc::new(Local {
             runtime,
-            config,
-            hosts,
+            greeting: Greeting {
+                config,
+                hosts,
+                cluster_id: addrs.cluster_id.clone(),
+                secret: addrs.secret.clone(),
+            },
             clients: Mutex::new(HashMap::new()),
         });
         let mut by_address: HashMap<SocketAddr, mpsc::Sender<Envelope>> = HashMap::new();
         let mut links = HashMap::new();
         for index in 0..topology.actor_count() {
-            if local.hosts.contains(&index) {
+            if local.greeting.hosts.contains(&index) {
                 continue;
             }
             let Some(addr) = addrs.address_of(&topology, index) else {
@@ -158,7 +364,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Keeps one outgoing connection up: dial, hello, write queued messages; redial when it
+/// Keeps one outgoing connection up: dial, handshake, write queued messages; redial when it
 /// breaks.
 async fn dial(local: Arc<Local>, addr: SocketAddr, mut queue: mpsc::Receiver<Envelope>) {
     let mut wait = Duration::from_millis(50);
@@ -172,31 +378,34 @@ async fn dial(local: Arc<Local>, addr: SocketAddr, mut queue: mpsc::Receiver<Env
                 continue;
             }
         };
-        wait = Duration::from_millis(50);
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        let (mut read, write) = stream.into_split();
+        let mut writer = BufWriter::new(write);
+        let peer_hosts =
+            match handshake(&local.greeting, Role::Dialer, &mut read, &mut writer).await {
+                Ok(hosts) => hosts,
+                Err(e) => {
+                    match &e {
+                        HandshakeError::Refused(_) => {
+                            tracing::error!(%addr, "handshake refused: {e}; retrying in {wait:?}")
+                        }
+                        _ => tracing::warn!(%addr, "handshake failed: {e}; retrying in {wait:?}"),
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(REDIAL_MAX);
+                    continue;
+                }
+            };
+        wait = Duration::from_millis(50);
         let (ended_tx, mut ended) = tokio::sync::oneshot::channel::<()>();
         let reader = tokio::spawn({
             let local = Arc::clone(&local);
             async move {
-                serve_connection(local, addr, read, None).await;
+                serve_connection(local, addr, read, peer_hosts).await;
                 let _ = ended_tx.send(());
             }
         });
-        let mut writer = BufWriter::new(write);
-        let outcome = async {
-            write_frame(
-                &mut writer,
-                &Frame::Hello {
-                    config: local.config.clone(),
-                    hosts: local.hosts.clone(),
-                },
-            )
-            .await?;
-            writer.flush().await?;
-            write_queue(&mut writer, &mut queue, &mut ended).await
-        }
-        .await;
+        let outcome = write_queue(&mut writer, &mut queue, &mut ended).await;
         reader.abort();
         match outcome {
             Ok(Closed::Queue) => return,
@@ -219,7 +428,7 @@ async fn write_queue(
     writer: &mut BufWriter<OwnedWriteHalf>,
     queue: &mut mpsc::Receiver<Envelope>,
     reader_ended: &mut tokio::sync::oneshot::Receiver<()>,
-) -> Result<Closed, crate::wire::WireError> {
+) -> Result<Closed, WireError> {
     loop {
         let next = tokio::select! {
             next = queue.recv() => next,
@@ -243,24 +452,36 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
                 let _ = stream.set_nodelay(true);
                 let local = Arc::clone(&local);
                 tokio::spawn(async move {
-                    let (read, write) = stream.into_split();
-                    // Answer the dialler's hello with ours, then serve the messages it sends;
-                    // replies to the actors it hosts use this connection (see `read_loop`).
+                    let (mut read, write) = stream.into_split();
+                    // The handshake first: until the dialler has proved it belongs to the
+                    // cluster, nothing it sends is read and it claims no route.
                     let mut writer = BufWriter::new(write);
-                    let hello = Frame::Hello {
-                        config: local.config.clone(),
-                        hosts: local.hosts.clone(),
-                    };
-                    let greeted: Result<(), crate::wire::WireError> = async {
-                        write_frame(&mut writer, &hello).await?;
-                        Ok(writer.flush().await?)
-                    }
-                    .await;
-                    if let Err(e) = greeted {
-                        tracing::warn!(%peer, "could not greet: {e}");
-                        return;
-                    }
+                    let peer_hosts =
+                        match handshake(&local.greeting, Role::Acceptor, &mut read, &mut writer)
+                            .await
+                        {
+                            Ok(hosts) => hosts,
+                            Err(HandshakeError::Closed) => return,
+                            Err(HandshakeError::Wire(WireError::Io(e))) => {
+                                tracing::warn!(%peer, "connection lost during the handshake: {e}");
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::error!(%peer, "handshake refused: {e}; closing");
+                                return;
+                            }
+                        };
+                    // Replies to the actors it hosts that have no address of their own
+                    // (clients) use this connection.
                     let (tx, mut rx) = mpsc::channel::<Envelope>(LINK_QUEUE);
+                    {
+                        let mut clients = lock(&local.clients);
+                        for &index in &peer_hosts {
+                            if !local.greeting.hosts.contains(&index) {
+                                clients.insert(index, tx.clone());
+                            }
+                        }
+                    }
                     let writing = tokio::spawn(async move {
                         while let Some(envelope) = rx.recv().await {
                             let mut result =
@@ -273,7 +494,9 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
                             }
                         }
                     });
-                    serve_connection(local, peer, read, Some(tx)).await;
+                    serve_connection(local, peer, read, peer_hosts).await;
+                    // Held until now: the writer ends (closing our side) when every sender has.
+                    drop(tx);
                     writing.abort();
                 });
             }
@@ -285,54 +508,25 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
     }
 }
 
-/// Reads one connection: the peer's hello, then its messages, delivered to the local
-/// actors (waiting while a mailbox is full, which slows the peer down). With `replies`,
-/// actors the peer hosts that have no listening address (clients) are answered through it.
+/// Reads one connection after its handshake: the peer's messages, delivered to the local
+/// actors (waiting while a mailbox is full, which slows the peer down).
 async fn serve_connection(
     local: Arc<Local>,
     peer: SocketAddr,
     mut read: OwnedReadHalf,
-    replies: Option<mpsc::Sender<Envelope>>,
+    peer_hosts: Vec<usize>,
 ) {
-    let peer_hosts = match read_frame(&mut read).await {
-        Ok(Some(Frame::Hello { config, hosts })) => {
-            if config != local.config {
-                tracing::error!(
-                    %peer,
-                    "peer runs another configuration ({config}); this process runs {}; \
-                     start every process of the cluster with the same configuration flags",
-                    local.config
-                );
-                return;
-            }
-            hosts
-        }
-        Ok(Some(Frame::Message(_))) => {
-            tracing::error!(%peer, "peer sent a message before its hello; closing");
-            return;
-        }
-        Ok(None) => return,
-        Err(e) => return report_read_error(peer, e),
-    };
-    if let Some(replies) = &replies {
-        let mut clients = lock(&local.clients);
-        for &index in &peer_hosts {
-            if !local.hosts.contains(&index) {
-                clients.insert(index, replies.clone());
-            }
-        }
-    }
     loop {
         let envelope = match read_frame(&mut read).await {
             Ok(Some(Frame::Message(envelope))) => envelope,
-            Ok(Some(Frame::Hello { .. })) => {
-                tracing::error!(%peer, "peer repeated its hello; closing");
+            Ok(Some(_)) => {
+                tracing::error!(%peer, "peer repeated its handshake; closing");
                 return;
             }
             Ok(None) => return,
             Err(e) => return report_read_error(peer, e),
         };
-        if !local.hosts.contains(&envelope.dst) || !peer_hosts.contains(&envelope.src) {
+        if !local.greeting.hosts.contains(&envelope.dst) || !peer_hosts.contains(&envelope.src) {
             tracing::error!(
                 %peer,
                 src = envelope.src,
@@ -354,9 +548,186 @@ async fn serve_connection(
 }
 
 /// A broken connection is a warning (peers come and go); a bad frame is the peer's error.
-fn report_read_error(peer: SocketAddr, e: crate::wire::WireError) {
+fn report_read_error(peer: SocketAddr, e: WireError) {
     match e {
-        crate::wire::WireError::Io(e) => tracing::warn!(%peer, "connection lost: {e}"),
+        WireError::Io(e) => tracing::warn!(%peer, "connection lost: {e}"),
         e => tracing::error!(%peer, "bad frame: {e}; closing the connection"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    fn greeting(hosts: Vec<usize>, secret: Option<&str>) -> Greeting {
+        Greeting {
+            config: "rf=3 test".into(),
+            hosts,
+            cluster_id: Some("cluster-a".into()),
+            secret: secret.map(|s| Secret::new(s.as_bytes().to_vec()).expect("secret")),
+        }
+    }
+
+    const SECRET: &str = "correct horse battery staple";
+
+    /// A writer that keeps a copy of everything written through it.
+    struct Tee<W> {
+        inner: W,
+        copy: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl<W: AsyncWrite + Unpin> AsyncWrite for Tee<W> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if let Poll::Ready(Ok(n)) = &polled {
+                lock(&self.copy).extend_from_slice(&buf[..*n]);
+            }
+            polled
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Runs a dialler and an acceptor against each other; also returns the dialler's bytes.
+    async fn connect(
+        dialer: &Greeting,
+        acceptor: &Greeting,
+    ) -> (
+        Result<Vec<usize>, HandshakeError>,
+        Result<Vec<usize>, HandshakeError>,
+        Vec<u8>,
+    ) {
+        let (d, a) = tokio::io::duplex(1 << 16);
+        let (mut d_read, d_write) = tokio::io::split(d);
+        let (mut a_read, mut a_write) = tokio::io::split(a);
+        let copy = Arc::new(Mutex::new(Vec::new()));
+        let mut d_write = Tee {
+            inner: d_write,
+            copy: Arc::clone(&copy),
+        };
+        let (dialed, accepted) = tokio::join!(
+            handshake(dialer, Role::Dialer, &mut d_read, &mut d_write),
+            handshake(acceptor, Role::Acceptor, &mut a_read, &mut a_write),
+        );
+        let bytes = lock(&copy).clone();
+        (dialed, accepted, bytes)
+    }
+
+    #[tokio::test]
+    async fn members_with_the_secret_learn_each_others_hosts() {
+        let (dialed, accepted, _) = connect(
+            &greeting(vec![4, 5], Some(SECRET)),
+            &greeting(vec![0], Some(SECRET)),
+        )
+        .await;
+        assert_eq!(dialed.expect("dialer"), vec![0]);
+        assert_eq!(accepted.expect("acceptor"), vec![4, 5]);
+        // Without a secret on either side (loopback only), the hellos are all.
+        let (dialed, accepted, _) =
+            connect(&greeting(vec![4], None), &greeting(vec![0], None)).await;
+        assert_eq!(dialed.expect("dialer"), vec![0]);
+        assert_eq!(accepted.expect("acceptor"), vec![4]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_or_none_is_refused_on_both_sides() {
+        let (dialed, accepted, _) = connect(
+            &greeting(vec![3], Some("not the cluster's secret")),
+            &greeting(vec![0], Some(SECRET)),
+        )
+        .await;
+        let accepted = accepted.expect_err("acceptor refuses");
+        assert!(
+            accepted.to_string().contains("failed to prove"),
+            "{accepted}"
+        );
+        assert!(dialed.is_err(), "the dialer refuses the acceptor too");
+
+        let (dialed, accepted, _) =
+            connect(&greeting(vec![3], None), &greeting(vec![0], Some(SECRET))).await;
+        let accepted = accepted.expect_err("no secret");
+        assert!(
+            accepted.to_string().contains("did not authenticate"),
+            "{accepted}"
+        );
+        let dialed = dialed.expect_err("no secret");
+        assert!(
+            dialed.to_string().contains("pass --secret-file"),
+            "{dialed}"
+        );
+
+        let mut other = greeting(vec![3], Some(SECRET));
+        other.cluster_id = Some("cluster-b".into());
+        let (_, accepted, _) = connect(&other, &greeting(vec![0], Some(SECRET))).await;
+        assert!(accepted
+            .expect_err("cluster")
+            .to_string()
+            .contains("cluster-b"));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_handshake_transcript_is_refused() {
+        // A real member's handshake, recorded on the wire.
+        let member = greeting(vec![3], Some(SECRET));
+        let broker = greeting(vec![0], Some(SECRET));
+        let (dialed, accepted, recorded) = connect(&member, &broker).await;
+        assert_eq!(dialed.expect("dialer"), vec![0]);
+        assert_eq!(accepted.expect("acceptor"), vec![3]);
+        // Replayed byte for byte to the same broker: its fresh nonce makes the old proof wrong.
+        let (attacker, a) = tokio::io::duplex(1 << 16);
+        let (mut a_read, mut a_write) = tokio::io::split(a);
+        let (_attacker_read, mut attacker_write) = tokio::io::split(attacker);
+        attacker_write.write_all(&recorded).await.expect("replay");
+        let replayed = handshake(&broker, Role::Acceptor, &mut a_read, &mut a_write)
+            .await
+            .expect_err("a replay is refused");
+        assert!(
+            matches!(&replayed, HandshakeError::Refused(why) if why.contains("failed to prove")),
+            "{replayed}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proof_reflected_back_to_its_maker_is_refused() {
+        let broker = greeting(vec![0], Some(SECRET));
+        let (attacker, a) = tokio::io::duplex(1 << 16);
+        let (mut a_read, mut a_write) = tokio::io::split(a);
+        let (mut attacker_read, mut attacker_write) = tokio::io::split(attacker);
+        let mirror = async {
+            // Send back the broker's hello, then its proof, as if they were ours.
+            for _ in 0..2 {
+                let Ok(Some(frame)) = read_frame(&mut attacker_read).await else {
+                    return;
+                };
+                let mut frame = frame;
+                if let Frame::Hello { nonce, .. } = &mut frame {
+                    // With the broker's own nonce it refuses at once; with a new one, the
+                    // reflected proof names the wrong nonce and direction.
+                    *nonce = Some([7; crate::auth::NONCE_BYTES]);
+                }
+                if write_frame(&mut attacker_write, &frame).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let (refused, ()) = tokio::join!(
+            handshake(&broker, Role::Acceptor, &mut a_read, &mut a_write),
+            mirror
+        );
+        let refused = refused.expect_err("a reflection is refused");
+        assert!(refused.to_string().contains("failed to prove"), "{refused}");
     }
 }

@@ -1,5 +1,5 @@
 //! The wire format between processes: one frame per message, `[length u32 LE][payload]`, the
-//! payload a bincode [`Frame`]: a `Hello` first, then `Message`s. A frame longer than [`FRAME_BYTES_MAX`] or one that does not
+//! payload a bincode [`Frame`]: a `Hello` first, with a secret a `Proof`, then `Message`s. A frame longer than [`FRAME_BYTES_MAX`] or one that does not
 //! decode is a protocol error: the reader reports it and the connection is closed, never a
 //! panic and never an unbounded allocation.
 
@@ -23,10 +23,18 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
     /// The first frame each side sends: the partition configuration it runs (every process
-    /// of a cluster must run the same one) and the actor indices it hosts.
+    /// of a cluster must run the same one), the actor indices it hosts, the cluster id it was
+    /// started with (if any) and, when it authenticates (`--secret-file`), a fresh nonce.
     Hello {
         config: String,
         hosts: Vec<usize>,
+        cluster_id: Option<String>,
+        nonce: Option<[u8; crate::auth::NONCE_BYTES]>,
+    },
+    /// With a secret, the second frame each side sends: its HMAC over the handshake
+    /// (`auth.rs`). Nothing else is read from a peer before its proof checks out.
+    Proof {
+        mac: Vec<u8>,
     },
     Message(Envelope),
 }
@@ -83,9 +91,13 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<F
     }
     let mut payload = vec![0u8; len as usize];
     reader.read_exact(&mut payload).await?;
+    decode(&payload).map(Some)
+}
+
+/// Decodes one frame's payload (the bytes after its length).
+pub fn decode(payload: &[u8]) -> Result<Frame, WireError> {
     codec()
-        .deserialize(&payload)
-        .map(Some)
+        .deserialize(payload)
         .map_err(|e| WireError::Undecodable(e.to_string()))
 }
 

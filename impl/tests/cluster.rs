@@ -488,3 +488,206 @@ fn a_restarted_controller_remembers_the_partition() {
         "the killed leader's successor leads epoch 2 or later: {recovered}"
     );
 }
+
+/// A secret file readable only by its owner.
+fn secret_file(dir: &Path, name: &str, secret: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, secret).expect("write secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    path
+}
+
+fn read_frame(s: &mut TcpStream) -> Option<insync::wire::Frame> {
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).ok()?;
+    let mut payload = vec![0u8; u32::from_le_bytes(header) as usize];
+    s.read_exact(&mut payload).ok()?;
+    insync::wire::decode(&payload).ok()
+}
+
+fn write_frame(s: &mut TcpStream, frame: &insync::wire::Frame) {
+    // The server may already have closed the connection; what matters is what it delivers.
+    let _ = s.write_all(&insync::wire::encode(frame).expect("encode"));
+}
+
+/// The hello a process greets every connection with: its configuration, hosts, cluster id.
+fn server_hello(addr: SocketAddr) -> (String, Vec<usize>, Option<String>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    match read_frame(&mut s) {
+        Some(insync::wire::Frame::Hello {
+            config,
+            hosts,
+            cluster_id,
+            nonce,
+        }) => {
+            assert!(nonce.is_some(), "an authenticating server sends a nonce");
+            (config, hosts, cluster_id)
+        }
+        other => panic!("expected a hello, got {other:?}"),
+    }
+}
+
+/// Whether the server closed the connection (rather than leaving it open) within 5 s: the
+/// end of the stream, or a reset (it closed with our unread frames still queued).
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut sink = Vec::new();
+    match s.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Setup: controller and three brokers on loopback, each with the same `--secret-file`.
+/// Steps: forged peers connect to broker 0 and the controller posing as the controller (to
+/// the broker) or broker 0 (to the controller): one with no proof at all, one with a made-up
+/// proof, each followed by a message; then a client with the secret runs.
+/// Expected: every forger's connection is closed by the server and nothing it sent is
+/// delivered; the client's records are acknowledged and none is lost; nobody falls over.
+#[test]
+fn an_authenticated_cluster_serves_members_and_cuts_off_forgers() {
+    use insync::wire::{Envelope, Frame};
+    use insync_model::msg::{Msg, RequestId};
+    use insync_model::types::Offset;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", "a-test-secret-of-enough-bytes\n");
+    let addrs = free_addrs(4);
+    let mut layout = layout(&addrs);
+    layout.push("--secret-file".into());
+    layout.push(secret.display().to_string());
+    let controller = insync()
+        .arg("controller")
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn controller");
+    let mut cluster = Processes(vec![("controller".into(), controller)]);
+    for id in 0..3 {
+        let broker = insync()
+            .arg("broker")
+            .args(["--id", &id.to_string()])
+            .args(&layout)
+            .args(CONFIG)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn broker");
+        cluster.0.push((format!("broker-{id}"), broker));
+    }
+    for addr in &addrs {
+        wait_listening(*addr);
+    }
+
+    let (config, broker_hosts, cluster_id) = server_hello(addrs[0]);
+    let (_, controller_hosts, _) = server_hello(addrs[3]);
+    // Pose as the controller to broker 0, and as broker 0 to the controller.
+    for (target, posing_as, victim) in [
+        (addrs[0], &controller_hosts, &broker_hosts),
+        (addrs[3], &broker_hosts, &controller_hosts),
+    ] {
+        for with_proof in [false, true] {
+            let mut s = TcpStream::connect(target).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            assert!(matches!(read_frame(&mut s), Some(Frame::Hello { .. })));
+            write_frame(
+                &mut s,
+                &Frame::Hello {
+                    config: config.clone(),
+                    hosts: posing_as.clone(),
+                    cluster_id: cluster_id.clone(),
+                    nonce: with_proof.then_some([9; 32]),
+                },
+            );
+            if with_proof {
+                write_frame(&mut s, &Frame::Proof { mac: vec![0; 32] });
+            }
+            write_frame(
+                &mut s,
+                &Frame::Message(Envelope {
+                    src: posing_as[0],
+                    dst: victim[0],
+                    msg: Msg::ProduceResponse {
+                        request: RequestId(1),
+                        result: Ok(Offset(0)),
+                    },
+                }),
+            );
+            assert!(
+                closed_by_server(&mut s),
+                "{target}: a forger (proof: {with_proof}) was not cut off"
+            );
+        }
+    }
+
+    let out = insync()
+        .args(["run", "--connect", "--json", "--records", "3000"])
+        .args(&layout)
+        .args(CONFIG)
+        .output()
+        .expect("client");
+    let report = verdict(out);
+    assert_eq!(report["acknowledged"], 3000, "{report}");
+    cluster.assert_all_alive();
+}
+
+/// Setup: a layout with an address that is not loopback.
+/// Steps: start a broker, the controller and a client on it without `--secret-file`; then a
+/// broker with an empty secret file and one readable by others.
+/// Expected: each refuses to start, exit 2, naming the fix.
+#[test]
+fn a_layout_off_loopback_needs_a_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = [
+        "--brokers",
+        "10.1.2.3:9100,10.1.2.4:9100,10.1.2.5:9100",
+        "--controller",
+        "10.1.2.6:9200",
+    ];
+    for command in [
+        &["broker", "--id", "0"][..],
+        &["controller"][..],
+        &["run", "--connect", "--records", "10"][..],
+    ] {
+        let out = insync().args(command).args(layout).output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("not a loopback address") && stderr.contains("pass --secret-file"),
+            "{command:?}: {stderr}"
+        );
+    }
+    let empty = secret_file(dir.path(), "empty", "");
+    let open = dir.path().join("open");
+    std::fs::write(&open, "a-test-secret-of-enough-bytes").expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    for (file, why) in [(&empty, "is empty"), (&open, "chmod 600")] {
+        let out = insync()
+            .args(["broker", "--id", "0"])
+            .args(layout)
+            .arg("--secret-file")
+            .arg(file)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+}
