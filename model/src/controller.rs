@@ -671,13 +671,13 @@ mod tests {
                     },
                 ) if *dst == Id::from(from) => {
                     assert_eq!(*proposed, isr);
-                    Some(result.clone())
+                    Some(*result)
                 }
                 _ => None,
             })
             .collect();
         assert_eq!(answers.len(), 1, "one answer to the leader");
-        answers[0].clone()
+        answers[0]
     }
 
     #[test]
