@@ -457,14 +457,7 @@ mod tests {
     /// RF 3, two records, a consumer: broker 0 leads epoch 1 with every broker in sync, and
     /// nothing has happened yet.
     fn start() -> (InsyncModel, InsyncState) {
-        let config = Config {
-            records: 2,
-            consumer: true,
-            ..Config::default()
-        };
-        let model = Insync::new(config.validate().expect("valid")).into_model();
-        let state = stateright::Model::init_states(&model).remove(0);
-        (model, state)
+        start_with(ConsumerCommit::After)
     }
 
     fn start_with(commit: ConsumerCommit) -> (InsyncModel, InsyncState) {
