@@ -1308,3 +1308,1016 @@ fn check_sequence(log: &Log, producer: ProducerId, first: Sequence) -> SequenceC
         _ => SequenceCheck::OutOfOrder,
     }
 }
+
+/// A broker's rules, one handler call at a time: the leader's commit, fencing and ISR
+/// rules, the follower's append and truncation, and the idempotent producer's check.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::Controller;
+    use crate::types::Value;
+    use stateright::actor::Command;
+
+    const CTL: usize = 3;
+    const PROD: usize = 4;
+    const CONS: usize = 5;
+
+    fn config() -> BrokerConfig {
+        BrokerConfig {
+            min_insync: 2,
+            truncation: Truncation::LeaderEpoch,
+            hw_rule: HwRule::Isr,
+            flush: Flush::Always,
+            fetch_records_max: 10,
+            heartbeats: false,
+            track_catch_up: false,
+            fetch_timeouts: false,
+            ghost: true,
+            without_guard: None,
+        }
+    }
+
+    fn broker_with(id: u8, config: BrokerConfig) -> Broker {
+        Broker {
+            id: BrokerId(id),
+            topology: Topology {
+                replicas: 3,
+                producers: 1,
+                consumer: true,
+            },
+            config,
+        }
+    }
+
+    fn broker(id: u8) -> Broker {
+        broker_with(id, config())
+    }
+
+    fn start(b: &Broker) -> (BrokerState, O) {
+        let mut o = O::new();
+        let state = b.on_start(None, &Controller::initial_partition(3), &mut o);
+        (state, o)
+    }
+
+    fn rec(value: u32, epoch: u32) -> Record {
+        Record {
+            value: Value::Numbered(value),
+            leader_epoch: Epoch(epoch),
+            producer: None,
+        }
+    }
+
+    fn log(records: &[(u32, u32)]) -> Log {
+        let mut log = Log::new();
+        for &(v, e) in records {
+            log.append(rec(v, e));
+        }
+        log
+    }
+
+    fn sent(o: &O) -> Vec<(usize, Msg)> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn saves(o: &O) -> Vec<BrokerStorage> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Save(NodeStorage::Broker(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sets(o: &O, timer: Timer) -> bool {
+        o.iter()
+            .any(|c| matches!(c, Command::SetTimer(t, _) if *t == timer))
+    }
+
+    fn produce(value: u32) -> Msg {
+        Msg::Produce {
+            request: RequestId(value),
+            producer: None,
+            acks: Acks::All,
+            records: vec![ProducerRecord {
+                value: Value::Numbered(value),
+                sequence: Sequence(0),
+            }]
+            .into(),
+        }
+    }
+
+    fn idempotent(request: u32, sequences: &[u32], acks: Acks) -> Msg {
+        Msg::Produce {
+            request: RequestId(request),
+            producer: Some(ProducerId(7)),
+            acks,
+            records: sequences
+                .iter()
+                .map(|&s| ProducerRecord {
+                    value: Value::Numbered(s + 1),
+                    sequence: Sequence(s),
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        }
+    }
+
+    fn fetch(epoch: u32, offset: u64, last: Option<u32>) -> Msg {
+        Msg::Fetch {
+            leader_epoch: Epoch(epoch),
+            fetch_offset: Offset(offset),
+            last_fetched_epoch: last.map(Epoch),
+            incarnation: 0,
+        }
+    }
+
+    fn deliver(b: &Broker, state: &mut BrokerState, from: usize, msg: Msg) -> O {
+        let mut o = O::new();
+        b.on_msg(state, Id::from(from), msg, &mut o);
+        o
+    }
+
+    fn leader(state: &mut BrokerState) -> &mut LeaderState {
+        match &mut state.role {
+            Role::Leader(l) => l,
+            Role::Follower { .. } => panic!("a leader"),
+        }
+    }
+
+    fn records(rs: &[(u32, u32)]) -> Arc<[Record]> {
+        rs.iter()
+            .map(|&(v, e)| rec(v, e))
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    fn set(ids: &[u8]) -> BrokerSet {
+        ids.iter()
+            .fold(BrokerSet::EMPTY, |s, &b| s.with(BrokerId(b)))
+    }
+
+    #[test]
+    fn a_fresh_follower_fetches_from_the_initial_leader() {
+        let (state, o) = start(&broker(1));
+        assert!(!state.is_leader());
+        assert_eq!(state.leader_epoch, Epoch(1));
+        assert_eq!(sent(&o), vec![(0, fetch(1, 0, None))]);
+        let (state, o) = start(&broker(0));
+        assert!(state.is_leader());
+        assert_eq!(leader_state_isr(&state), set(&[0, 1, 2]));
+        assert!(sent(&o).is_empty());
+    }
+
+    fn leader_state_isr(state: &BrokerState) -> BrokerSet {
+        state.leader_state().expect("leads").isr
+    }
+
+    #[test]
+    fn a_restarted_broker_recovers_its_disk_and_registers() {
+        let b = broker(1);
+        let stored = BrokerStorage {
+            incarnation: 2,
+            log: log(&[(1, 1), (2, 3)]),
+            high_watermark: Offset(5),
+            committed_ghost: log(&[(1, 1)]),
+        };
+        let mut o = O::new();
+        let state = b.on_start(Some(&stored), &Controller::initial_partition(3), &mut o);
+        assert_eq!(state.incarnation, 3);
+        assert_eq!(state.log, stored.log);
+        assert_eq!(state.flushed, Offset(2));
+        assert_eq!(state.high_watermark, Offset(2), "clamped to the log");
+        assert_eq!(state.hw_checkpoint, Offset(2));
+        assert_eq!(state.leader_epoch, Epoch(3));
+        assert_eq!(state.committed_ghost, stored.committed_ghost);
+        assert_eq!(
+            state.role,
+            Role::Follower {
+                leader: None,
+                truncating: false
+            }
+        );
+        assert_eq!(sent(&o), vec![(CTL, Msg::Register { incarnation: 3 })]);
+        assert_eq!(saves(&o)[0].incarnation, 3);
+    }
+
+    /// acks=all: answered once the high watermark, the smallest log end over the ISR, passes
+    /// the record; each follower's fetch offset is its log end.
+    #[test]
+    fn the_leader_commits_at_the_smallest_isr_log_end() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert!(sent(&o).is_empty(), "waits for the ISR");
+        assert_eq!(
+            saves(&o).last().map(|s| s.log.clone()),
+            Some(log(&[(1, 1)])),
+            "flushed"
+        );
+        deliver(&b, &mut state, PROD, produce(2));
+        assert_eq!(state.log, log(&[(1, 1), (2, 1)]));
+        let o = deliver(&b, &mut state, 1, fetch(1, 0, None));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                1,
+                Msg::FetchResponse {
+                    leader_epoch: Epoch(1),
+                    result: FetchResult::Records {
+                        base_offset: Offset(0),
+                        records: records(&[(1, 1), (2, 1)]),
+                        high_watermark: Offset(0)
+                    }
+                }
+            )]
+        );
+        let o = deliver(&b, &mut state, 1, fetch(1, 2, Some(1)));
+        assert_eq!(state.high_watermark, Offset(0), "broker 2 has nothing");
+        assert!(sent(&o).is_empty(), "parked: nothing new");
+        assert!(leader(&mut state).parked_followers.contains(BrokerId(1)));
+        let o = deliver(&b, &mut state, 2, fetch(1, 1, Some(1)));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert_eq!(state.committed_ghost, log(&[(1, 1)]));
+        let msgs = sent(&o);
+        assert!(msgs.contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Ok(Offset(0))
+            }
+        )));
+        assert!(!msgs.iter().any(|(_, m)| matches!(
+            m,
+            Msg::ProduceResponse {
+                request: RequestId(2),
+                ..
+            }
+        )));
+        assert!(msgs.contains(&(
+            2,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Records {
+                    base_offset: Offset(1),
+                    records: records(&[(2, 1)]),
+                    high_watermark: Offset(1)
+                }
+            }
+        )));
+        let o = deliver(&b, &mut state, 2, fetch(1, 2, Some(1)));
+        assert_eq!(state.high_watermark, Offset(2));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(2),
+                result: Ok(Offset(1))
+            }
+        )));
+        assert!(leader(&mut state).pending_produce.is_empty());
+    }
+
+    #[test]
+    fn acks_1_is_answered_on_append_and_acks_0_never() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        let one = |v, acks| Msg::Produce {
+            request: RequestId(v),
+            producer: None,
+            acks,
+            records: vec![ProducerRecord {
+                value: Value::Numbered(v),
+                sequence: Sequence(0),
+            }]
+            .into(),
+        };
+        let o = deliver(&b, &mut state, PROD, one(1, Acks::One));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                PROD,
+                Msg::ProduceResponse {
+                    request: RequestId(1),
+                    result: Ok(Offset(0))
+                }
+            )]
+        );
+        let o = deliver(&b, &mut state, PROD, one(2, Acks::Zero));
+        assert!(sent(&o).is_empty());
+        assert_eq!(state.log, log(&[(1, 1), (2, 1)]));
+        // A follower refuses, but not to acks=0.
+        let f = broker(1);
+        let (mut fs, _) = start(&f);
+        let o = deliver(&f, &mut fs, PROD, one(1, Acks::One));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                PROD,
+                Msg::ProduceResponse {
+                    request: RequestId(1),
+                    result: Err(ErrorCode::NotLeaderOrFollower)
+                }
+            )]
+        );
+        assert!(sent(&deliver(&f, &mut fs, PROD, one(1, Acks::Zero))).is_empty());
+        assert!(fs.log.is_empty());
+    }
+
+    #[test]
+    fn acks_all_is_refused_below_min_insync_unless_the_guard_is_removed() {
+        for (guard, refused) in [(None, true), (Some(Guard::NotEnoughReplicas), false)] {
+            let b = broker_with(
+                0,
+                BrokerConfig {
+                    without_guard: guard,
+                    ..config()
+                },
+            );
+            let (mut state, _) = start(&b);
+            leader(&mut state).isr = set(&[0]);
+            let o = deliver(&b, &mut state, PROD, produce(1));
+            let refusal = (
+                PROD,
+                Msg::ProduceResponse {
+                    request: RequestId(1),
+                    result: Err(ErrorCode::NotEnoughReplicas),
+                },
+            );
+            assert_eq!(sent(&o).contains(&refusal), refused, "{guard:?}");
+            assert_eq!(state.log.is_empty(), refused);
+        }
+        // At min.insync exactly: accepted; a lone leader commits at once, answered with
+        // NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below min.insync by then.
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0, 1]);
+        deliver(&b, &mut state, PROD, produce(1));
+        assert_eq!(state.log.log_end_offset(), Offset(1));
+        leader(&mut state).isr = set(&[0]);
+        let partition = PartitionState {
+            isr: set(&[0]),
+            partition_epoch: PartitionEpoch(1),
+            ..Controller::initial_partition(3)
+        };
+        let o = deliver(
+            &b,
+            &mut state,
+            CTL,
+            Msg::LeaderAndIsr {
+                partition,
+                broker_incarnation: 0,
+            },
+        );
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Err(ErrorCode::NotEnoughReplicasAfterAppend)
+            }
+        )));
+    }
+
+    #[test]
+    fn fetches_are_fenced_by_epoch() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        let error = |o: &O| match &sent(o)[..] {
+            [(
+                1,
+                Msg::FetchResponse {
+                    result: FetchResult::Error(e),
+                    ..
+                },
+            )] => Some(*e),
+            _ => None,
+        };
+        let o = deliver(&b, &mut state, 1, fetch(0, 0, None));
+        assert_eq!(error(&o), Some(ErrorCode::FencedLeaderEpoch));
+        let o = deliver(&b, &mut state, 1, fetch(2, 0, None));
+        assert_eq!(error(&o), Some(ErrorCode::UnknownLeaderEpoch));
+        let f = broker(2);
+        let (mut fs, _) = start(&f);
+        let o = deliver(&f, &mut fs, 1, fetch(1, 0, None));
+        assert_eq!(error(&o), Some(ErrorCode::NotLeaderOrFollower));
+        // Without KIP-320's fencing (KIP-279), a leader serves any epoch; a follower does not.
+        let old = broker_with(
+            0,
+            BrokerConfig {
+                truncation: Truncation::Kip279,
+                ..config()
+            },
+        );
+        let (mut os, _) = start(&old);
+        os.log = log(&[(1, 1)]);
+        let o = deliver(&old, &mut os, 1, fetch(0, 0, None));
+        assert_eq!(error(&o), None);
+        let f = broker_with(2, old.config.clone());
+        let (mut fs, _) = start(&f);
+        let o = deliver(&f, &mut fs, 1, fetch(0, 0, None));
+        assert_eq!(error(&o), Some(ErrorCode::NotLeaderOrFollower));
+        // Nor does a removed guard.
+        let g = broker_with(
+            0,
+            BrokerConfig {
+                without_guard: Some(Guard::FetchEpochFencing),
+                ..config()
+            },
+        );
+        let (mut gs, _) = start(&g);
+        gs.log = log(&[(1, 1)]);
+        let o = deliver(&g, &mut gs, 1, fetch(0, 0, None));
+        assert_eq!(error(&o), None);
+    }
+
+    /// The leader of epoch 2 holds `[v1@1 v2@1 v3@2]`.
+    fn epoch_2_leader(b: &Broker) -> BrokerState {
+        let (mut state, _) = start(b);
+        state.log = log(&[(1, 1), (2, 1), (3, 2)]);
+        state.flushed = Offset(3);
+        state.leader_epoch = Epoch(2);
+        state
+    }
+
+    #[test]
+    fn a_fetch_whose_last_epoch_ends_earlier_on_the_leader_diverges() {
+        let b = broker(0);
+        let mut state = epoch_2_leader(&b);
+        let answer = |state: &mut BrokerState, offset, last| match sent(&deliver(
+            &b,
+            state,
+            1,
+            fetch(2, offset, last),
+        ))
+        .pop()
+        .map(|(_, m)| m)
+        {
+            Some(Msg::FetchResponse { result, .. }) => result,
+            other => panic!("{other:?}"),
+        };
+        let diverging = |e, o| FetchResult::Diverging {
+            epoch: Epoch(e),
+            end_offset: Offset(o),
+        };
+        assert_eq!(answer(&mut state, 3, Some(1)), diverging(1, 2));
+        assert_eq!(answer(&mut state, 5, Some(2)), diverging(2, 3));
+        assert_eq!(answer(&mut state, 1, Some(3)), diverging(3, 0));
+        // Epoch 1 ends at 2 here too: serve from 2.
+        assert_eq!(
+            answer(&mut state, 2, Some(1)),
+            FetchResult::Records {
+                base_offset: Offset(2),
+                records: records(&[(3, 2)]),
+                high_watermark: Offset(0)
+            }
+        );
+        // Below the end of its epoch is fine.
+        assert!(matches!(
+            answer(&mut state, 1, Some(1)),
+            FetchResult::Records {
+                base_offset: Offset(1),
+                ..
+            }
+        ));
+        // No epoch sent: past the log end is out of range.
+        assert_eq!(
+            answer(&mut state, 5, None),
+            FetchResult::OutOfRange {
+                log_end_offset: Offset(3)
+            }
+        );
+        // A rung that does not check divergence in the fetch ignores the epoch sent.
+        let k = broker_with(
+            0,
+            BrokerConfig {
+                truncation: Truncation::Kip320,
+                ..config()
+            },
+        );
+        let mut ks = epoch_2_leader(&k);
+        let o = deliver(&k, &mut ks, 1, fetch(2, 3, Some(1)));
+        assert!(sent(&o).is_empty(), "at the log end: parked, not diverging");
+    }
+
+    #[test]
+    fn the_idempotent_check_accepts_the_next_answers_a_duplicate_and_refuses_a_gap() {
+        let mut l = Log::new();
+        let p = ProducerId(7);
+        let check = |l: &Log, s| match check_sequence(l, p, Sequence(s)) {
+            SequenceCheck::Next => "next".to_string(),
+            SequenceCheck::Duplicate(o) => format!("dup@{}", o.0),
+            SequenceCheck::OutOfOrder => "gap".to_string(),
+        };
+        assert_eq!(check(&l, 0), "next");
+        assert_eq!(check(&l, 1), "gap");
+        for (s, pid) in [(0, p), (5, ProducerId(8)), (1, p)] {
+            l.append(Record {
+                value: Value::Numbered(s),
+                leader_epoch: Epoch(1),
+                producer: Some((pid, Sequence(s))),
+            });
+        }
+        assert_eq!(check(&l, 2), "next");
+        assert_eq!(check(&l, 1), "dup@2");
+        assert_eq!(check(&l, 0), "dup@0");
+        assert_eq!(check(&l, 3), "gap");
+        // Another producer's records do not count.
+        assert!(matches!(
+            check_sequence(&l, ProducerId(8), Sequence(6)),
+            SequenceCheck::Next
+        ));
+        assert!(matches!(
+            check_sequence(&l, ProducerId(9), Sequence(0)),
+            SequenceCheck::Next
+        ));
+    }
+
+    #[test]
+    fn an_idempotent_retry_is_answered_with_the_original_offsets() {
+        let b = broker_with(
+            0,
+            BrokerConfig {
+                min_insync: 1,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0]);
+        let answer = |o: &O| match &sent(o)[..] {
+            [(PROD, Msg::ProduceResponse { result, .. })] => *result,
+            other => panic!("{other:?}"),
+        };
+        let o = deliver(&b, &mut state, PROD, idempotent(0, &[0, 1], Acks::All));
+        assert_eq!(answer(&o), Ok(Offset(0)));
+        let o = deliver(&b, &mut state, PROD, idempotent(1, &[0, 1], Acks::All));
+        assert_eq!(answer(&o), Ok(Offset(0)), "the same batch again");
+        assert_eq!(state.log.log_end_offset(), Offset(2));
+        let o = deliver(&b, &mut state, PROD, idempotent(2, &[1, 2], Acks::All));
+        assert_eq!(
+            answer(&o),
+            Err(ErrorCode::OutOfOrderSequenceNumber),
+            "only starts like it"
+        );
+        let o = deliver(&b, &mut state, PROD, idempotent(3, &[3], Acks::All));
+        assert_eq!(
+            answer(&o),
+            Err(ErrorCode::OutOfOrderSequenceNumber),
+            "a gap"
+        );
+        let o = deliver(&b, &mut state, PROD, idempotent(4, &[2], Acks::One));
+        assert_eq!(answer(&o), Ok(Offset(2)));
+        assert_eq!(
+            state.log.get(Offset(2)).and_then(|r| r.producer),
+            Some((ProducerId(7), Sequence(2)))
+        );
+    }
+
+    #[test]
+    fn a_follower_appends_what_its_leader_sends_in_its_epoch() {
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        let response = |base, rs: &[(u32, u32)], hw| Msg::FetchResponse {
+            leader_epoch: Epoch(1),
+            result: FetchResult::Records {
+                base_offset: Offset(base),
+                records: records(rs),
+                high_watermark: Offset(hw),
+            },
+        };
+        let o = deliver(&b, &mut state, 0, response(0, &[(1, 1), (2, 1)], 5));
+        assert_eq!(state.log, log(&[(1, 1), (2, 1)]));
+        assert_eq!(
+            state.high_watermark,
+            Offset(2),
+            "the leader's, clamped to the log"
+        );
+        assert_eq!(state.flushed, Offset(2));
+        assert_eq!(
+            saves(&o).last().map(|s| s.log.clone()),
+            Some(log(&[(1, 1), (2, 1)]))
+        );
+        assert_eq!(sent(&o), vec![(0, fetch(1, 2, Some(1)))]);
+        // The high watermark never goes back.
+        deliver(&b, &mut state, 0, response(2, &[(3, 1)], 1));
+        assert_eq!(state.high_watermark, Offset(2));
+        assert_eq!(state.log.log_end_offset(), Offset(3));
+        // An answer for an offset it no longer fetches, from another broker, or from another
+        // epoch: ignored.
+        let before = state.clone();
+        for (from, msg) in [
+            (0, response(1, &[(9, 1)], 3)),
+            (2, response(3, &[(9, 1)], 3)),
+            (
+                0,
+                Msg::FetchResponse {
+                    leader_epoch: Epoch(2),
+                    result: FetchResult::Records {
+                        base_offset: Offset(3),
+                        records: records(&[(9, 2)]),
+                        high_watermark: Offset(3),
+                    },
+                },
+            ),
+        ] {
+            let o = deliver(&b, &mut state, from, msg);
+            assert_eq!(state, before);
+            assert!(sent(&o).is_empty());
+        }
+        // An error: back off; a fenced epoch: wait for the controller.
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Error(ErrorCode::NotLeaderOrFollower),
+            },
+        );
+        assert!(sets(&o, Timer::FetchBackoff));
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Error(ErrorCode::FencedLeaderEpoch),
+            },
+        );
+        assert!(!sets(&o, Timer::FetchBackoff));
+        assert!(sent(&o).is_empty());
+        // The backoff ends in a fetch.
+        let mut o = O::new();
+        b.on_timeout(&mut state, &Timer::FetchBackoff, &mut o);
+        assert_eq!(sent(&o), vec![(0, fetch(1, 3, Some(1)))]);
+    }
+
+    #[test]
+    fn a_diverging_follower_truncates_to_the_common_epoch_end() {
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 1), (2, 1), (9, 1)]);
+        state.flushed = Offset(3);
+        state.high_watermark = Offset(3);
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Diverging {
+                    epoch: Epoch(1),
+                    end_offset: Offset(2),
+                },
+            },
+        );
+        assert_eq!(state.log, log(&[(1, 1), (2, 1)]));
+        assert_eq!(state.high_watermark, Offset(2));
+        assert_eq!(state.flushed, Offset(2));
+        assert_eq!(
+            saves(&o).last().map(|s| s.log.clone()),
+            Some(log(&[(1, 1), (2, 1)]))
+        );
+        assert_eq!(sent(&o), vec![(0, fetch(1, 2, Some(1)))]);
+        // The leader's epoch is not in this log: truncate to where the own older epoch ends.
+        let mut state2 = state.clone();
+        state2.log = log(&[(1, 1), (2, 3)]);
+        assert_eq!(
+            b.truncation_point(&state2, Epoch(2), Offset(5)),
+            (Offset(1), false)
+        );
+        assert_eq!(
+            b.truncation_point(&state2, Epoch(3), Offset(1)),
+            (Offset(1), true)
+        );
+        assert_eq!(
+            b.truncation_point(&state2, Epoch(3), Offset(7)),
+            (Offset(2), true)
+        );
+        // Older than every epoch here: to the start.
+        assert_eq!(
+            b.truncation_point(&state2, Epoch(0), Offset(1)),
+            (Offset(0), true)
+        );
+        // Newer than every epoch here: to the leader's end, within this log.
+        assert_eq!(
+            b.truncation_point(&state2, Epoch(5), Offset(1)),
+            (Offset(1), true)
+        );
+        assert_eq!(
+            b.truncation_point(&state2, Epoch(5), Offset(9)),
+            (Offset(2), true)
+        );
+        // Out of range: to the leader's end.
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::OutOfRange {
+                    log_end_offset: Offset(1),
+                },
+            },
+        );
+        assert_eq!(state.log, log(&[(1, 1)]));
+        assert_eq!(sent(&o), vec![(0, fetch(1, 1, Some(1)))]);
+    }
+
+    #[test]
+    fn a_lagging_follower_is_proposed_out_and_a_caught_up_one_in() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        deliver(&b, &mut state, PROD, produce(1));
+        let mut o = O::new();
+        b.on_msg(&mut state, Id::from(1), fetch(1, 1, Some(1)), &mut o);
+        assert!(leader(&mut state).lag_armed, "broker 2 is behind");
+        let mut o = O::new();
+        b.on_timeout(&mut state, &Timer::IsrLag, &mut o);
+        assert_eq!(
+            sent(&o),
+            vec![(
+                CTL,
+                Msg::AlterPartition {
+                    leader_epoch: Epoch(1),
+                    partition_epoch: PartitionEpoch(0),
+                    isr: set(&[0, 1]),
+                    incarnations: [0; REPLICAS_MAX],
+                }
+            )]
+        );
+        assert_eq!(leader(&mut state).pending_isr, Some(set(&[0, 1])));
+        // While it is pending the high watermark counts the maximal ISR: broker 2 still.
+        assert_eq!(state.high_watermark, Offset(0));
+        // A stale answer (another proposal) is ignored.
+        let accepted = PartitionState {
+            isr: set(&[0, 1]),
+            partition_epoch: PartitionEpoch(1),
+            ..Controller::initial_partition(3)
+        };
+        let answer = |proposed, result| Msg::AlterPartitionResponse {
+            leader_epoch: Epoch(1),
+            proposed,
+            result,
+        };
+        deliver(&b, &mut state, CTL, answer(set(&[0]), Ok(accepted)));
+        assert_eq!(leader(&mut state).pending_isr, Some(set(&[0, 1])));
+        let o = deliver(&b, &mut state, CTL, answer(set(&[0, 1]), Ok(accepted)));
+        assert_eq!(leader(&mut state).isr, set(&[0, 1]));
+        assert_eq!(leader(&mut state).pending_isr, None);
+        assert_eq!(
+            state.high_watermark,
+            Offset(1),
+            "committed without broker 2"
+        );
+        assert!(sent(&o).iter().any(|(to, _)| *to == PROD));
+        // Broker 2 catches up to the high watermark: proposed back in, with its incarnation.
+        let mut o = O::new();
+        b.on_msg(
+            &mut state,
+            Id::from(2),
+            Msg::Fetch {
+                leader_epoch: Epoch(1),
+                fetch_offset: Offset(1),
+                last_fetched_epoch: Some(Epoch(1)),
+                incarnation: 4,
+            },
+            &mut o,
+        );
+        let mut incarnations = [0; REPLICAS_MAX];
+        incarnations[2] = 4;
+        assert!(sent(&o).contains(&(
+            CTL,
+            Msg::AlterPartition {
+                leader_epoch: Epoch(1),
+                partition_epoch: PartitionEpoch(1),
+                isr: set(&[0, 1, 2]),
+                incarnations,
+            }
+        )));
+        // Refused as ineligible: not proposed again until the controller says more.
+        let refused = Err((ErrorCode::IneligibleReplica, accepted));
+        deliver(&b, &mut state, CTL, answer(set(&[0, 1, 2]), refused));
+        assert_eq!(leader(&mut state).ineligible, set(&[2]));
+        let o = deliver(&b, &mut state, 2, fetch(1, 1, Some(1)));
+        assert!(!sent(&o).iter().any(|(to, _)| *to == CTL));
+    }
+
+    #[test]
+    fn a_follower_behind_the_high_watermark_is_not_proposed() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 1), (2, 1)]);
+        state.high_watermark = Offset(2);
+        leader(&mut state).isr = set(&[0, 1]);
+        let o = deliver(&b, &mut state, 2, fetch(1, 1, Some(1)));
+        assert!(!sent(&o).iter().any(|(to, _)| *to == CTL));
+        let o = deliver(&b, &mut state, 2, fetch(1, 2, Some(1)));
+        assert!(
+            sent(&o).iter().any(|(to, _)| *to == CTL),
+            "at the hw exactly"
+        );
+    }
+
+    #[test]
+    fn a_leader_told_it_follows_answers_what_it_held() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        deliver(&b, &mut state, PROD, produce(1));
+        let moved = PartitionState {
+            leader: Some(BrokerId(1)),
+            leader_epoch: Epoch(2),
+            ..Controller::initial_partition(3)
+        };
+        // Addressed to another incarnation, or older than what it knows: ignored.
+        let before = state.clone();
+        let o = deliver(
+            &b,
+            &mut state,
+            CTL,
+            Msg::LeaderAndIsr {
+                partition: moved,
+                broker_incarnation: 1,
+            },
+        );
+        assert_eq!(state, before);
+        assert!(sent(&o).is_empty());
+        state.leader_epoch = Epoch(3);
+        deliver(
+            &b,
+            &mut state,
+            CTL,
+            Msg::LeaderAndIsr {
+                partition: moved,
+                broker_incarnation: 0,
+            },
+        );
+        assert!(state.is_leader(), "epoch 2 is older than 3");
+        state.leader_epoch = Epoch(1);
+        let o = deliver(
+            &b,
+            &mut state,
+            CTL,
+            Msg::LeaderAndIsr {
+                partition: moved,
+                broker_incarnation: 0,
+            },
+        );
+        assert_eq!(state.leader_epoch, Epoch(2));
+        assert_eq!(
+            sent(&o),
+            vec![
+                (
+                    PROD,
+                    Msg::ProduceResponse {
+                        request: RequestId(1),
+                        result: Err(ErrorCode::NotLeaderOrFollower)
+                    }
+                ),
+                (1, fetch(2, 1, Some(1)))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_legacy_rule_truncates_to_the_high_watermark_on_becoming_follower() {
+        let b = broker_with(
+            2,
+            BrokerConfig {
+                truncation: Truncation::HighWatermark,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 1), (2, 1)]);
+        state.flushed = Offset(2);
+        state.high_watermark = Offset(1);
+        let moved = PartitionState {
+            leader: Some(BrokerId(1)),
+            leader_epoch: Epoch(2),
+            ..Controller::initial_partition(3)
+        };
+        let o = deliver(
+            &b,
+            &mut state,
+            CTL,
+            Msg::LeaderAndIsr {
+                partition: moved,
+                broker_incarnation: 0,
+            },
+        );
+        assert_eq!(state.log, log(&[(1, 1)]));
+        assert_eq!(sent(&o), vec![(1, fetch(2, 1, None))]);
+        // KIP-101 asks first, while it has records.
+        let k = broker_with(
+            2,
+            BrokerConfig {
+                truncation: Truncation::Kip101,
+                ..config()
+            },
+        );
+        let (mut ks, _) = start(&k);
+        ks.log = log(&[(1, 1), (2, 1)]);
+        ks.flushed = Offset(2);
+        let o = deliver(
+            &k,
+            &mut ks,
+            CTL,
+            Msg::LeaderAndIsr {
+                partition: moved,
+                broker_incarnation: 0,
+            },
+        );
+        assert_eq!(ks.log.log_end_offset(), Offset(2));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                1,
+                Msg::OffsetsForLeaderEpoch {
+                    current_leader_epoch: Epoch(2),
+                    leader_epoch: Epoch(1)
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn consumers_are_served_committed_records_only() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 1), (2, 1)]);
+        state.high_watermark = Offset(1);
+        let ask = |state: &mut BrokerState, epoch, offset| {
+            sent(&deliver(
+                &b,
+                state,
+                CONS,
+                Msg::ConsumerFetch {
+                    leader_epoch: Epoch(epoch),
+                    offset: Offset(offset),
+                },
+            ))
+        };
+        let reply = |result| {
+            vec![(
+                CONS,
+                Msg::ConsumerFetchResponse {
+                    leader_epoch: Epoch(1),
+                    result,
+                },
+            )]
+        };
+        assert_eq!(
+            ask(&mut state, 1, 0),
+            reply(Ok((Offset(0), records(&[(1, 1)]))))
+        );
+        assert_eq!(ask(&mut state, 1, 1), vec![], "held until the hw passes it");
+        assert_eq!(
+            leader(&mut state).parked_consumers,
+            vec![(Id::from(CONS), Offset(1))]
+        );
+        assert_eq!(
+            ask(&mut state, 1, 3),
+            reply(Err(ErrorCode::OffsetOutOfRange))
+        );
+        assert_eq!(ask(&mut state, 1, 2), vec![], "at the log end: held");
+        let fenced = ask(&mut state, 0, 0);
+        assert_eq!(
+            fenced,
+            vec![(
+                CONS,
+                Msg::ConsumerFetchResponse {
+                    leader_epoch: Epoch(0),
+                    result: Err(ErrorCode::FencedLeaderEpoch)
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn async_flush_saves_only_when_its_timer_fires() {
+        let b = broker_with(
+            0,
+            BrokerConfig {
+                flush: Flush::Async,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert!(saves(&o).is_empty());
+        assert_eq!(state.flushed, Offset(0));
+        assert!(sets(&o, Timer::Flush));
+        let mut o = O::new();
+        b.on_timeout(&mut state, &Timer::Flush, &mut o);
+        assert_eq!(state.flushed, Offset(1));
+        assert_eq!(
+            saves(&o).last().map(|s| s.log.clone()),
+            Some(log(&[(1, 1)]))
+        );
+        assert!(!sets(&o, Timer::Flush));
+    }
+}

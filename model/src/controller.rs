@@ -686,4 +686,522 @@ mod tests {
         assert_eq!(fresh.partition.leader_epoch, Epoch::INITIAL);
         assert_eq!(saved(&o), vec![], "the model's controller saves nothing");
     }
+
+    fn expire(c: &Controller, state: &mut ControllerState, b: u8, successor: Option<u8>) -> O {
+        let mut o = O::new();
+        c.on_timeout(
+            state,
+            &Timer::SessionExpired {
+                broker: BrokerId(b),
+                successor: successor.map(BrokerId),
+            },
+            &mut o,
+        );
+        o
+    }
+
+    fn set(ids: &[u8]) -> BrokerSet {
+        ids.iter()
+            .fold(BrokerSet::EMPTY, |s, &b| s.with(BrokerId(b)))
+    }
+
+    fn armed(o: &O, timer: &Timer) -> Option<bool> {
+        o.iter().rev().find_map(|c| match c {
+            Command::SetTimer(t, _) if t == timer => Some(true),
+            Command::CancelTimer(t) if t == timer => Some(false),
+            _ => None,
+        })
+    }
+
+    fn expiry(b: u8, successor: Option<u8>) -> Timer {
+        Timer::SessionExpired {
+            broker: BrokerId(b),
+            successor: successor.map(BrokerId),
+        }
+    }
+
+    /// Broker 0 (the leader) asks for `isr` at `partition_epoch`, in `epoch`, having seen
+    /// `incarnations`; returns the answer.
+    fn alter(
+        c: &Controller,
+        state: &mut ControllerState,
+        (from, epoch, partition_epoch): (usize, u32, u32),
+        isr: BrokerSet,
+        incarnations: [u32; REPLICAS_MAX],
+    ) -> Result<PartitionState, (ErrorCode, PartitionState)> {
+        let mut o = O::new();
+        c.on_msg(
+            state,
+            Id::from(from),
+            Msg::AlterPartition {
+                leader_epoch: Epoch(epoch),
+                partition_epoch: PartitionEpoch(partition_epoch),
+                isr,
+                incarnations,
+            },
+            &mut o,
+        );
+        let answers: Vec<_> = o
+            .iter()
+            .filter_map(|m| match m {
+                Command::Send(
+                    dst,
+                    Msg::AlterPartitionResponse {
+                        proposed, result, ..
+                    },
+                ) if *dst == Id::from(from) => {
+                    assert_eq!(*proposed, isr);
+                    Some(*result)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers.len(), 1, "one answer to the leader");
+        answers[0]
+    }
+
+    #[test]
+    fn the_timers_armed_are_the_moves_open() {
+        let c = Controller {
+            heartbeats: false,
+            leader_moves: true,
+            ..controller()
+        };
+        let mut o = O::new();
+        let state = c.on_start(None, &mut o);
+        // The leader's expiry, once per live ISR successor; never "offline" while one exists.
+        assert_eq!(armed(&o, &expiry(0, Some(1))), Some(true));
+        assert_eq!(armed(&o, &expiry(0, Some(2))), Some(true));
+        assert_eq!(armed(&o, &expiry(0, Some(0))), Some(false));
+        assert_eq!(armed(&o, &expiry(0, None)), Some(false));
+        // A follower in the ISR may expire; it names no successor.
+        assert_eq!(armed(&o, &expiry(1, None)), Some(true));
+        assert_eq!(armed(&o, &expiry(1, Some(2))), Some(false));
+        // Leadership may move to either follower, not to the leader.
+        assert_eq!(armed(&o, &Timer::ElectLeader(BrokerId(0))), Some(false));
+        assert_eq!(armed(&o, &Timer::ElectLeader(BrokerId(1))), Some(true));
+        assert_eq!(
+            armed(&o, &Timer::HeartbeatResumed(BrokerId(1))),
+            Some(false)
+        );
+        // Broker 2 expires: it leaves the ISR, may come back, and is no successor any more.
+        let mut state = state;
+        let o = expire(&c, &mut state, 2, None);
+        assert_eq!(armed(&o, &Timer::HeartbeatResumed(BrokerId(2))), Some(true));
+        assert_eq!(armed(&o, &expiry(2, None)), Some(false), "fenced already");
+        assert_eq!(armed(&o, &expiry(0, Some(2))), Some(false));
+        assert_eq!(armed(&o, &Timer::ElectLeader(BrokerId(2))), Some(false));
+        // With the ISR down to the leader, only "offline" remains for its expiry.
+        let o = expire(&c, &mut state, 1, None);
+        assert_eq!(state.partition.isr, set(&[0]));
+        assert_eq!(armed(&o, &expiry(0, None)), Some(true));
+        assert_eq!(armed(&o, &expiry(0, Some(1))), Some(false));
+        // Unreduced, or with unclean election, a fenced follower outside the ISR still may.
+        let c2 = Controller {
+            reduce: false,
+            ..c.clone()
+        };
+        let mut s2 = c2.on_start(None, &mut O::new());
+        expire(&c2, &mut s2, 2, None);
+        let o = expire(&c2, &mut s2, 2, None);
+        assert_eq!(armed(&o, &expiry(2, None)), Some(false), "fenced: not live");
+        let mut o = O::new();
+        c2.on_timeout(&mut s2, &Timer::HeartbeatResumed(BrokerId(2)), &mut o);
+        assert!(!s2.partition.isr.contains(BrokerId(2)));
+        assert_eq!(armed(&o, &expiry(2, None)), Some(true), "unreduced");
+        let c3 = Controller {
+            unclean_election: true,
+            ..c
+        };
+        let mut s3 = c3.on_start(None, &mut O::new());
+        expire(&c3, &mut s3, 2, None);
+        let mut o = O::new();
+        c3.on_timeout(&mut s3, &Timer::HeartbeatResumed(BrokerId(2)), &mut o);
+        assert_eq!(
+            armed(&o, &expiry(2, None)),
+            Some(true),
+            "unclean could pick it"
+        );
+        // Reduced and clean, the same follower is skipped.
+        let c4 = Controller {
+            heartbeats: false,
+            ..controller()
+        };
+        let mut s4 = c4.on_start(None, &mut O::new());
+        expire(&c4, &mut s4, 2, None);
+        let mut o = O::new();
+        c4.on_timeout(&mut s4, &Timer::HeartbeatResumed(BrokerId(2)), &mut o);
+        assert_eq!(armed(&o, &expiry(2, None)), Some(false));
+        assert_eq!(
+            armed(&o, &Timer::ElectLeader(BrokerId(1))),
+            Some(false),
+            "no operator"
+        );
+    }
+
+    #[test]
+    fn a_followers_expiry_shrinks_the_isr_but_never_empties_it() {
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        let o = expire(&c, &mut state, 2, None);
+        assert_eq!(state.partition.isr, set(&[0, 1]));
+        assert_eq!(state.partition.partition_epoch, PartitionEpoch(1));
+        assert_eq!(state.partition.leader_epoch, Epoch(1));
+        assert_eq!(told(&o, 0), vec![state.partition], "the leader learns it");
+        assert_eq!(state.fenced, set(&[2]));
+        // A stale timer of a fenced broker changes nothing.
+        let before = state.clone();
+        let o = expire(&c, &mut state, 2, None);
+        assert_eq!(state, before);
+        assert!(told(&o, 0).is_empty());
+        // Down to the leader; the leader is the last member and stays.
+        expire(&c, &mut state, 1, None);
+        assert_eq!(state.partition.isr, set(&[0]));
+        let o = expire(&c, &mut state, 0, None);
+        assert_eq!(state.partition.leader, None, "offline");
+        assert_eq!(state.partition.isr, set(&[0]), "the last member stays");
+        assert_eq!(state.partition.leader_epoch, Epoch(2));
+        for b in 0..3 {
+            assert_eq!(told(&o, b), vec![state.partition]);
+        }
+        // Broker 0 heartbeats again: unfenced, it leads the offline partition.
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::HeartbeatResumed(BrokerId(0)), &mut o);
+        assert_eq!(state.partition.leader, Some(BrokerId(0)));
+        assert_eq!(state.partition.leader_epoch, Epoch(3));
+        assert_eq!(state.fenced, set(&[1, 2]));
+        // An unfenced broker's stale resume changes nothing.
+        let before = state.clone();
+        c.on_timeout(
+            &mut state,
+            &Timer::HeartbeatResumed(BrokerId(0)),
+            &mut O::new(),
+        );
+        assert_eq!(state, before);
+        assert_eq!(state.unclean_elections, 0);
+    }
+
+    #[test]
+    fn the_leaders_expiry_elects_the_successor_its_timer_names() {
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 0, Some(2));
+        let p = state.partition;
+        assert_eq!(p.leader, Some(BrokerId(2)));
+        assert_eq!(p.leader_epoch, Epoch(2));
+        assert_eq!(p.isr, set(&[1, 2]), "the fenced old leader leaves");
+        assert_eq!(p.partition_epoch, PartitionEpoch(1));
+        // A successor that is no longer eligible: offline.
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 1, None);
+        expire(&c, &mut state, 0, Some(1));
+        assert_eq!(state.partition.leader, None);
+        // Unclean election: an out-of-sync replica leads alone.
+        let c = Controller {
+            unclean_election: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 1, None);
+        expire(&c, &mut state, 2, None);
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::HeartbeatResumed(BrokerId(1)), &mut o);
+        expire(&c, &mut state, 0, Some(1));
+        assert_eq!(state.partition.leader, Some(BrokerId(1)));
+        assert_eq!(state.partition.isr, set(&[1]));
+        assert_eq!(state.unclean_elections, 1);
+    }
+
+    #[test]
+    fn operators_move_leadership_to_a_live_isr_member_only() {
+        let c = Controller {
+            leader_moves: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let elect = |state: &mut ControllerState, b: u8| {
+            c.on_timeout(state, &Timer::ElectLeader(BrokerId(b)), &mut O::new())
+        };
+        let before = state.clone();
+        elect(&mut state, 0);
+        assert_eq!(state, before, "it leads already");
+        elect(&mut state, 1);
+        assert_eq!(state.partition.leader, Some(BrokerId(1)));
+        assert_eq!(state.partition.leader_epoch, Epoch(2));
+        assert_eq!(state.partition.isr, set(&[0, 1, 2]), "the ISR is unchanged");
+        // Broker 2 fenced and out of the ISR; broker 0 fenced but still in the ISR.
+        expire(&c, &mut state, 2, None);
+        let before = state.clone();
+        elect(&mut state, 2);
+        assert_eq!(state, before, "out of the ISR");
+        state.fenced = state.fenced.with(BrokerId(0));
+        let before = state.clone();
+        elect(&mut state, 0);
+        assert_eq!(state, before, "fenced");
+        state.partition.leader = None;
+        let before = state.clone();
+        elect(&mut state, 0);
+        assert_eq!(state, before, "offline");
+    }
+
+    #[test]
+    fn alter_partition_is_a_compare_and_set_from_the_leader() {
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        let none = [0; REPLICAS_MAX];
+        let r = alter(&c, &mut state, (1, 1, 0), set(&[1]), none);
+        assert_eq!(
+            r.map_err(|e| e.0),
+            Err(ErrorCode::FencedLeaderEpoch),
+            "not the leader"
+        );
+        let r = alter(&c, &mut state, (0, 2, 0), set(&[0]), none);
+        assert_eq!(
+            r.map_err(|e| e.0),
+            Err(ErrorCode::FencedLeaderEpoch),
+            "another epoch"
+        );
+        let r = alter(&c, &mut state, (0, 1, 1), set(&[0]), none);
+        assert_eq!(r.map_err(|e| e.0), Err(ErrorCode::InvalidUpdateVersion));
+        let r = alter(&c, &mut state, (0, 1, 0), set(&[1, 2]), none);
+        assert_eq!(
+            r.map_err(|e| e.0),
+            Err(ErrorCode::IneligibleReplica),
+            "leaves the leader out"
+        );
+        assert_eq!(state.partition.isr, set(&[0, 1, 2]));
+        let r = alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none);
+        assert_eq!(
+            r.map(|p| (p.isr, p.partition_epoch)),
+            Ok((set(&[0, 1]), PartitionEpoch(1)))
+        );
+        assert_eq!(state.partition.isr, set(&[0, 1]));
+        // Adding a fenced replica is refused, whatever the incarnations.
+        expire(&c, &mut state, 2, None);
+        let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), none);
+        assert_eq!(r.map_err(|e| e.0), Err(ErrorCode::IneligibleReplica));
+        c.on_timeout(
+            &mut state,
+            &Timer::HeartbeatResumed(BrokerId(2)),
+            &mut O::new(),
+        );
+        // Broker 2 restarted (incarnation 1) but the fetches seen were incarnation 0's.
+        state.incarnations[2] = 1;
+        let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), none);
+        assert_eq!(
+            r.map_err(|e| e.0),
+            Err(ErrorCode::IneligibleReplica),
+            "KIP-903"
+        );
+        let mut seen = none;
+        seen[2] = 1;
+        let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), seen);
+        assert_eq!(r.map(|p| p.isr), Ok(set(&[0, 1, 2])));
+        // Without the KIP-903 check the stale addition goes through.
+        let c = Controller {
+            stale_broker_epoch_check: false,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none).expect("shrink");
+        state.incarnations[2] = 1;
+        let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), none);
+        assert_eq!(r.map(|p| p.isr), Ok(set(&[0, 1, 2])));
+        // Only a broker may ask.
+        let mut o = O::new();
+        c.on_msg(
+            &mut state,
+            Id::from(4),
+            Msg::AlterPartition {
+                leader_epoch: Epoch(1),
+                partition_epoch: PartitionEpoch(2),
+                isr: set(&[0]),
+                incarnations: none,
+            },
+            &mut o,
+        );
+        assert!(
+            !o.iter().any(|m| matches!(m, Command::Send(..))),
+            "no answer, no LeaderAndIsr"
+        );
+    }
+
+    #[test]
+    fn metadata_names_the_leader_and_its_epoch() {
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 0, Some(1));
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(4), Msg::Metadata, &mut o);
+        let answer = o.iter().find_map(|m| match m {
+            Command::Send(dst, msg @ Msg::MetadataResponse { .. }) if *dst == Id::from(4) => {
+                Some(msg.clone())
+            }
+            _ => None,
+        });
+        assert_eq!(
+            answer,
+            Some(Msg::MetadataResponse {
+                leader: Some(BrokerId(1)),
+                leader_epoch: Epoch(2)
+            })
+        );
+    }
+
+    /// KIP-966 with RF 3 and min.insync 2.
+    #[test]
+    fn elr_collects_who_left_a_too_small_isr_and_empties_at_min_insync() {
+        let c = Controller {
+            elr: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let none = [0; REPLICAS_MAX];
+        alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none).expect("shrink");
+        assert_eq!(state.partition.elr, set(&[]), "the ISR is at min.insync");
+        alter(&c, &mut state, (0, 1, 1), set(&[0]), none).expect("shrink");
+        assert_eq!(state.partition.elr, set(&[1]));
+        assert_eq!(state.partition.last_known_elr, set(&[]));
+        alter(&c, &mut state, (0, 1, 2), set(&[0, 2]), none).expect("grow");
+        assert_eq!(state.partition.elr, set(&[]));
+        assert_eq!(state.partition.last_known_elr, set(&[1]));
+        // Below min.insync again; the leader's expiry elects cleanly from the ELR.
+        alter(&c, &mut state, (0, 1, 3), set(&[0]), none).expect("shrink");
+        assert_eq!(state.partition.elr, set(&[2]));
+        expire(&c, &mut state, 0, Some(2));
+        assert_eq!(state.partition.leader, Some(BrokerId(2)));
+        assert_eq!(state.partition.isr, set(&[2]));
+        assert_eq!(
+            state.partition.elr,
+            set(&[0]),
+            "the old leader joins the ELR"
+        );
+        assert_eq!(state.unclean_elections, 0, "the ELR is clean");
+        // With ELR the last member may leave the ISR.
+        expire(&c, &mut state, 1, None);
+        let mut state = c.on_start(None, &mut O::new());
+        alter(&c, &mut state, (0, 1, 0), set(&[0]), none).expect("shrink");
+        assert_eq!(state.partition.elr, set(&[1, 2]));
+        expire(&c, &mut state, 0, None);
+        assert_eq!(state.partition.leader, None);
+        assert_eq!(state.partition.isr, set(&[]));
+        assert_eq!(state.partition.elr, set(&[0, 1, 2]));
+    }
+
+    #[test]
+    fn a_restart_registers_a_new_incarnation_with_its_isr_semantics() {
+        let register = |c: &Controller, state: &mut ControllerState, b: usize, inc: u32| {
+            let mut o = O::new();
+            c.on_msg(
+                state,
+                Id::from(b),
+                Msg::Register { incarnation: inc },
+                &mut o,
+            );
+            o
+        };
+        // leaves-isr: the restarted follower leaves, and is told the partition.
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        let o = register(&c, &mut state, 2, 1);
+        assert_eq!(state.incarnations[2], 1);
+        assert_eq!(state.partition.isr, set(&[0, 1]));
+        assert_eq!(told(&o, 2), vec![state.partition]);
+        assert_eq!(told(&o, 0), vec![state.partition]);
+        let before = state.clone();
+        register(&c, &mut state, 2, 1);
+        assert_eq!(state, before, "a stale registration");
+        // The leader restarted: the first live ISR member leads, and the old one leaves.
+        register(&c, &mut state, 0, 1);
+        assert_eq!(state.partition.leader, Some(BrokerId(1)));
+        assert_eq!(state.partition.leader_epoch, Epoch(2));
+        assert_eq!(state.partition.isr, set(&[1]));
+        assert_eq!(state.fenced, set(&[]), "registered again: not fenced");
+        // keeps-isr: it keeps its seat.
+        let c = Controller {
+            restarted_broker: RestartedBroker::KeepsIsr,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        register(&c, &mut state, 2, 1);
+        assert_eq!(state.partition.isr, set(&[0, 1, 2]));
+        // With ELR a restart is an unclean shutdown: out of the ISR and the ELR, even last.
+        let c = Controller {
+            elr: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let none = [0; REPLICAS_MAX];
+        alter(&c, &mut state, (0, 1, 0), set(&[0]), none).expect("shrink");
+        register(&c, &mut state, 2, 1);
+        assert_eq!(state.partition.elr, set(&[1]));
+        // The last ISR member, the leader, restarts: broker 1 leads cleanly from the ELR,
+        // and the restarted broker is in neither set.
+        register(&c, &mut state, 0, 1);
+        assert_eq!(state.partition.leader, Some(BrokerId(1)));
+        assert_eq!(state.partition.isr, set(&[1]));
+        assert_eq!(state.partition.elr, set(&[]));
+        assert_eq!(state.unclean_elections, 0);
+        // An offline partition: the returning broker is elected if it may lead.
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 1, None);
+        expire(&c, &mut state, 2, None);
+        expire(&c, &mut state, 0, None);
+        assert_eq!(state.partition.leader, None);
+        register(&c, &mut state, 0, 1);
+        assert_eq!(
+            state.partition.leader,
+            Some(BrokerId(0)),
+            "the last ISR member"
+        );
+        assert_eq!(state.partition.leader_epoch, Epoch(3));
+    }
+
+    #[test]
+    fn stale_additions_and_session_timers() {
+        let mut registered = [0; REPLICAS_MAX];
+        registered[1] = 2;
+        let mut seen = [0; REPLICAS_MAX];
+        assert!(stale_addition(set(&[1]), &seen, &registered));
+        assert!(!stale_addition(set(&[2]), &seen, &registered));
+        seen[1] = 2;
+        assert!(!stale_addition(set(&[1, 2]), &seen, &registered));
+        seen[1] = 3;
+        assert!(stale_addition(set(&[1]), &seen, &registered));
+        assert_eq!(
+            session_timers(&controller().topology, BrokerId(1)),
+            vec![
+                expiry(1, None),
+                expiry(1, Some(0)),
+                expiry(1, Some(1)),
+                expiry(1, Some(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_resets_the_session_and_unfences() {
+        let c = controller();
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 2, None);
+        let mut o = O::new();
+        c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut o);
+        assert_eq!(state.fenced, set(&[]));
+        for t in session_timers(&c.topology, BrokerId(2)) {
+            assert!(o
+                .iter()
+                .any(|m| matches!(m, Command::CancelTimer(x) if *x == t)));
+        }
+        // Without heartbeats (the model) a heartbeat does nothing.
+        let c = Controller {
+            heartbeats: false,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        expire(&c, &mut state, 2, None);
+        let before = state.clone();
+        c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut O::new());
+        assert_eq!(state, before);
+    }
 }

@@ -209,4 +209,191 @@ mod tests {
         );
         assert_eq!(saved.slice(Offset(3), Offset(9)), vec![record(4, 1)]);
     }
+
+    fn log_of(epochs: &[u32]) -> Log {
+        let mut log = Log::new();
+        for (i, &e) in epochs.iter().enumerate() {
+            log.append(record(i as u32 + 1, e));
+        }
+        log
+    }
+
+    #[test]
+    fn an_empty_log() {
+        let log = Log::new();
+        assert_eq!(log.log_end_offset(), Offset(0));
+        assert!(log.is_empty());
+        assert_eq!(log.get(Offset(0)), None);
+        assert_eq!(log.last_epoch(), None);
+        assert_eq!(log.iter().count(), 0);
+        assert_eq!(log.slice(Offset(0), Offset(3)), vec![]);
+        assert_eq!(log.epoch_end_offset(Epoch(1)), None);
+        assert_eq!(log.start_offset_of_epoch(Epoch(3)), Offset(0));
+        // A follower's empty cache knows nothing; a new leader's holds its own epoch.
+        assert_eq!(log.end_offset_for(Epoch(1), None), None);
+        assert_eq!(log.end_offset_for_v0(Epoch(1), None), None);
+        assert_eq!(
+            log.end_offset_for(Epoch(3), Some(Epoch(3))),
+            Some((Epoch(3), Offset(0)))
+        );
+        assert_eq!(
+            log.end_offset_for(Epoch(2), Some(Epoch(3))),
+            Some((Epoch(2), Offset(0)))
+        );
+        assert_eq!(log.end_offset_for(Epoch(4), Some(Epoch(3))), None);
+        assert_eq!(
+            log.end_offset_for_v0(Epoch(3), Some(Epoch(3))),
+            Some(Offset(0))
+        );
+        assert_eq!(log.end_offset_for_v0(Epoch(2), Some(Epoch(3))), None);
+        assert_eq!(format!("{log}"), "[]");
+    }
+
+    #[test]
+    fn append_get_and_last_epoch() {
+        let mut log = Log::new();
+        log.append(record(7, 2));
+        log.append(record(8, 2));
+        log.append(record(9, 5));
+        assert!(!log.is_empty());
+        assert_eq!(log.log_end_offset(), Offset(3));
+        assert_eq!(log.get(Offset(0)), Some(&record(7, 2)));
+        assert_eq!(log.get(Offset(2)), Some(&record(9, 5)));
+        assert_eq!(log.get(Offset(3)), None);
+        assert_eq!(log.last_epoch(), Some(Epoch(5)));
+        assert_eq!(
+            log.iter().cloned().collect::<Vec<_>>(),
+            vec![record(7, 2), record(8, 2), record(9, 5)]
+        );
+        assert_eq!(format!("{log}"), "[v7@e2 v8@e2 v9@e5]");
+        assert_eq!(format!("{log:?}"), "[v7@e2 v8@e2 v9@e5]");
+    }
+
+    #[test]
+    #[should_panic(expected = "leader epochs in a log never decrease")]
+    fn append_refuses_an_older_epoch() {
+        let mut log = log_of(&[1, 3]);
+        log.append(record(3, 2));
+    }
+
+    #[test]
+    fn truncate_at_or_past_the_end_changes_nothing() {
+        let mut log = log_of(&[1, 1, 2]);
+        log.truncate(Offset(3));
+        assert_eq!(log, log_of(&[1, 1, 2]));
+        log.truncate(Offset(9));
+        assert_eq!(log, log_of(&[1, 1, 2]));
+        log.truncate(Offset(2));
+        assert_eq!(log, log_of(&[1, 1]));
+        assert_eq!(log.last_epoch(), Some(Epoch(1)));
+        log.truncate(Offset(0));
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn slice_is_half_open_and_clamped() {
+        let log = log_of(&[1, 1, 2, 2]);
+        assert_eq!(log.slice(Offset(0), Offset(0)), vec![]);
+        assert_eq!(log.slice(Offset(0), Offset(1)), vec![record(1, 1)]);
+        assert_eq!(
+            log.slice(Offset(2), Offset(4)),
+            vec![record(3, 2), record(4, 2)]
+        );
+        assert_eq!(log.slice(Offset(3), Offset(2)), vec![]);
+        assert_eq!(log.slice(Offset(4), Offset(8)), vec![]);
+        assert_eq!(log.slice(Offset(6), Offset(8)), vec![]);
+    }
+
+    /// Kafka 2.0's `endOffsetFor` on `[e1 e1 e3 e3 e4]`, as a follower (no current epoch) and
+    /// as leaders of epoch 6 and (an out-of-date) 2.
+    #[test]
+    fn end_offset_for_follows_the_leader_epoch_cache() {
+        let log = log_of(&[1, 1, 3, 3, 4]);
+        let at = |e, o| Some((Epoch(e), Offset(o)));
+        assert_eq!(
+            log.end_offset_for(Epoch(4), None),
+            at(4, 5),
+            "latest: log end"
+        );
+        assert_eq!(log.end_offset_for(Epoch(5), None), None, "newer than all");
+        assert_eq!(log.end_offset_for(Epoch(3), None), at(3, 4));
+        assert_eq!(
+            log.end_offset_for(Epoch(2), None),
+            at(1, 2),
+            "the floor epoch"
+        );
+        assert_eq!(log.end_offset_for(Epoch(1), None), at(1, 2));
+        assert_eq!(
+            log.end_offset_for(Epoch(0), None),
+            at(0, 0),
+            "older than all"
+        );
+        // A leader of epoch 6 with no record of its own yet.
+        let leader = Some(Epoch(6));
+        assert_eq!(log.end_offset_for(Epoch(6), leader), at(6, 5));
+        assert_eq!(log.end_offset_for(Epoch(5), leader), at(4, 5));
+        assert_eq!(log.end_offset_for(Epoch(4), leader), at(4, 5));
+        assert_eq!(log.end_offset_for(Epoch(7), leader), None);
+        // A current epoch older than the log's own latest: the log's wins.
+        assert_eq!(log.end_offset_for(Epoch(4), Some(Epoch(2))), at(4, 5));
+        assert_eq!(log.end_offset_for(Epoch(2), Some(Epoch(2))), at(1, 2));
+    }
+
+    /// Kafka 0.11's offset-only answer: unknown for an epoch older than the first entry.
+    #[test]
+    fn end_offset_for_v0_is_undefined_below_the_first_epoch() {
+        let log = log_of(&[1, 1, 3, 3, 4]);
+        assert_eq!(log.end_offset_for_v0(Epoch(0), None), None);
+        assert_eq!(log.end_offset_for_v0(Epoch(1), None), Some(Offset(2)));
+        assert_eq!(log.end_offset_for_v0(Epoch(2), None), Some(Offset(2)));
+        assert_eq!(log.end_offset_for_v0(Epoch(3), None), Some(Offset(4)));
+        assert_eq!(log.end_offset_for_v0(Epoch(4), None), Some(Offset(5)));
+        assert_eq!(log.end_offset_for_v0(Epoch(5), None), None);
+        assert_eq!(
+            log.end_offset_for_v0(Epoch(5), Some(Epoch(6))),
+            Some(Offset(5))
+        );
+        let later = log_of(&[2, 2]);
+        assert_eq!(later.end_offset_for_v0(Epoch(1), None), None);
+        assert_eq!(later.end_offset_for_v0(Epoch(2), None), Some(Offset(2)));
+    }
+
+    /// Every log of up to six records over epochs 1..=4, against the definitions by linear
+    /// scan: `epoch_end_offset(e)` is the last record not newer than `e` (its epoch, one past
+    /// it); `start_offset_of_epoch(e)` is the first record of epoch `e` or later.
+    #[test]
+    fn epoch_lookups_agree_with_a_linear_scan_on_every_small_log() {
+        fn logs(len: usize, from: u32, prefix: &mut Vec<u32>, out: &mut Vec<Vec<u32>>) {
+            out.push(prefix.clone());
+            if prefix.len() == len {
+                return;
+            }
+            for e in from..=4 {
+                prefix.push(e);
+                logs(len, e, prefix, out);
+                prefix.pop();
+            }
+        }
+        let mut all = Vec::new();
+        logs(6, 1, &mut Vec::new(), &mut all);
+        assert_eq!(
+            all.len(),
+            210,
+            "non-decreasing sequences of length 0..=6 over 4 epochs"
+        );
+        for epochs in &all {
+            let log = log_of(epochs);
+            for e in 0..=6 {
+                let floor = epochs.iter().rposition(|&x| x <= e);
+                let expected = floor.map(|i| (Epoch(epochs[i]), Offset::from_usize(i + 1)));
+                assert_eq!(log.epoch_end_offset(Epoch(e)), expected, "{epochs:?} e{e}");
+                let start = epochs.iter().position(|&x| x >= e).unwrap_or(epochs.len());
+                assert_eq!(
+                    log.start_offset_of_epoch(Epoch(e)),
+                    Offset::from_usize(start),
+                    "{epochs:?} start of e{e}"
+                );
+            }
+        }
+    }
 }

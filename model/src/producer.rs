@@ -371,3 +371,469 @@ impl Producer {
 pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
     crashes > 0 || network == NetworkKind::Lossy
 }
+
+/// The producer's rules, one handler call at a time, with exact commands and states.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateright::actor::Command;
+
+    const APP: usize = 9;
+
+    fn producer() -> Producer {
+        Producer {
+            topology: Topology {
+                replicas: 3,
+                producers: 1,
+                consumer: false,
+            },
+            producer_id: ProducerId(1),
+            acks: Acks::All,
+            records: 2,
+            retries: 1,
+            idempotence: false,
+            max_in_flight: 1,
+            batch_records: 1,
+            timeouts: false,
+            application: None,
+        }
+    }
+
+    fn leader() -> Option<(BrokerId, Epoch)> {
+        Some((BrokerId(0), Epoch(1)))
+    }
+
+    /// The produce requests in `o`: destination, request id, producer id, acks, and each
+    /// record's value number and sequence.
+    #[allow(clippy::type_complexity)]
+    fn produces(o: &O) -> Vec<(usize, u32, Option<ProducerId>, Acks, Vec<(u32, u32)>)> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Send(
+                    dst,
+                    Msg::Produce {
+                        request,
+                        producer,
+                        acks,
+                        records,
+                    },
+                ) => Some((
+                    usize::from(*dst),
+                    request.0,
+                    *producer,
+                    *acks,
+                    records
+                        .iter()
+                        .map(|r| match r.value {
+                            Value::Numbered(n) => (n, r.sequence.0),
+                            Value::Bytes(_) => panic!("the model numbers its values"),
+                        })
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sends_to(o: &O, to: usize) -> Vec<Msg> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Send(dst, m) if usize::from(*dst) == to => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sets(o: &O, timer: Timer) -> bool {
+        o.iter()
+            .any(|c| matches!(c, Command::SetTimer(t, _) if *t == timer))
+    }
+
+    fn cancels(o: &O, timer: Timer) -> bool {
+        o.iter()
+            .any(|c| matches!(c, Command::CancelTimer(t) if *t == timer))
+    }
+
+    fn answer(
+        p: &Producer,
+        state: &mut ProducerState,
+        request: u32,
+        result: Result<Offset, ErrorCode>,
+    ) -> O {
+        let mut o = O::new();
+        p.on_msg(
+            state,
+            Msg::ProduceResponse {
+                request: RequestId(request),
+                result,
+            },
+            &mut o,
+        );
+        o
+    }
+
+    #[test]
+    fn it_sends_one_record_at_a_time_and_the_next_on_an_ack() {
+        let p = producer();
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        assert_eq!(produces(&o), vec![(0, 0, None, Acks::All, vec![(1, 0)])]);
+        assert_eq!(state.attempts, vec![1, 0]);
+        assert_eq!(state.next_record, 1);
+        assert_eq!(state.next_request, 1);
+        assert!(!state.is_idle());
+        let o = answer(&p, &mut state, 0, Ok(Offset(4)));
+        assert_eq!(state.outcomes, vec![Some(Outcome::Acked(Offset(4))), None]);
+        assert_eq!(
+            state.values[0], None,
+            "the payload is dropped once acknowledged"
+        );
+        assert_eq!(produces(&o), vec![(0, 1, None, Acks::All, vec![(2, 1)])]);
+        assert!(cancels(&o, Timer::RequestTimeout));
+        let o = answer(&p, &mut state, 1, Ok(Offset(5)));
+        assert!(produces(&o).is_empty());
+        assert!(state.is_idle());
+        assert_eq!(
+            state.acked().collect::<Vec<_>>(),
+            vec![(1, Offset(4)), (2, Offset(5))]
+        );
+        assert!(!state.any_failed());
+    }
+
+    #[test]
+    fn max_in_flight_and_batches_bound_what_goes_out() {
+        let p = Producer {
+            max_in_flight: 2,
+            records: 3,
+            ..producer()
+        };
+        let mut o = O::new();
+        let state = p.on_start(leader(), &mut o);
+        assert_eq!(
+            produces(&o),
+            vec![
+                (0, 0, None, Acks::All, vec![(1, 0)]),
+                (0, 1, None, Acks::All, vec![(2, 1)])
+            ]
+        );
+        assert_eq!(state.in_flight.len(), 2);
+        let p = Producer {
+            batch_records: 2,
+            records: 3,
+            idempotence: true,
+            ..producer()
+        };
+        let mut o = O::new();
+        let mut state = p.on_start(Some((BrokerId(2), Epoch(1))), &mut o);
+        assert_eq!(
+            produces(&o),
+            vec![(2, 0, Some(ProducerId(1)), Acks::All, vec![(1, 0), (2, 1)])]
+        );
+        // A batch acknowledged at 7 puts its records at 7 and 8.
+        let o = answer(&p, &mut state, 0, Ok(Offset(7)));
+        assert_eq!(
+            state.outcomes,
+            vec![
+                Some(Outcome::Acked(Offset(7))),
+                Some(Outcome::Acked(Offset(8))),
+                None
+            ]
+        );
+        assert_eq!(
+            produces(&o),
+            vec![(2, 1, Some(ProducerId(1)), Acks::All, vec![(3, 2)])]
+        );
+    }
+
+    #[test]
+    fn acks_0_sends_everything_and_knows_nothing() {
+        let p = Producer {
+            acks: Acks::Zero,
+            records: 3,
+            application: Some(Id::from(APP)),
+            ..producer()
+        };
+        let mut o = O::new();
+        let state = p.on_start(leader(), &mut o);
+        assert_eq!(
+            produces(&o).len(),
+            3,
+            "max.in.flight does not hold back acks=0"
+        );
+        assert!(state.in_flight.is_empty());
+        assert_eq!(state.outcomes, vec![Some(Outcome::Sent); 3]);
+        assert!(state.is_idle());
+        assert_eq!(
+            sends_to(&o, APP),
+            (0..3)
+                .map(|first| Msg::SendResult {
+                    first,
+                    count: 1,
+                    outcome: Outcome::Sent
+                })
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_moved_leader_is_asked_for_and_the_record_retried_with_its_sequence() {
+        let p = Producer {
+            idempotence: true,
+            ..producer()
+        };
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        let o = answer(&p, &mut state, 0, Err(ErrorCode::NotLeaderOrFollower));
+        assert_eq!(state.leader, None);
+        assert!(state.metadata_pending);
+        assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);
+        assert!(produces(&o).is_empty());
+        assert_eq!(state.retry, vec![Batch { first: 0, count: 1 }]);
+        assert_eq!(
+            state.maybe_appended,
+            vec![true, false],
+            "NOT_LEADER may follow an append"
+        );
+        // Offline: ask again after the backoff, not at once.
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::MetadataResponse {
+                leader: None,
+                leader_epoch: Epoch(2),
+            },
+            &mut o,
+        );
+        assert!(sets(&o, Timer::MetadataBackoff));
+        assert!(sends_to(&o, 3).is_empty());
+        let mut o = O::new();
+        p.on_timeout(&mut state, &Timer::MetadataBackoff, &mut o);
+        assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::MetadataResponse {
+                leader: Some(BrokerId(1)),
+                leader_epoch: Epoch(2),
+            },
+            &mut o,
+        );
+        assert_eq!(state.leader, Some((BrokerId(1), Epoch(2))));
+        assert!(!state.metadata_pending);
+        // The retry goes first, with its sequence kept.
+        assert_eq!(
+            produces(&o),
+            vec![(1, 1, Some(ProducerId(1)), Acks::All, vec![(1, 0)])]
+        );
+        assert_eq!(state.attempts, vec![2, 0]);
+        assert!(state.retry.is_empty());
+        // Its retries spent, the record fails; the first attempt may be in the log.
+        let o = answer(&p, &mut state, 1, Err(ErrorCode::NotEnoughReplicas));
+        assert_eq!(
+            state.outcomes,
+            vec![
+                Some(Outcome::Indeterminate(ErrorCode::NotEnoughReplicas)),
+                None
+            ]
+        );
+        assert!(state.any_failed());
+        assert_eq!(
+            produces(&o),
+            vec![(1, 2, Some(ProducerId(1)), Acks::All, vec![(2, 1)])]
+        );
+    }
+
+    #[test]
+    fn a_non_retriable_error_fails_the_record_at_once() {
+        let p = Producer {
+            retries: 5,
+            application: Some(Id::from(APP)),
+            ..producer()
+        };
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        let o = answer(&p, &mut state, 0, Err(ErrorCode::OffsetOutOfRange));
+        assert_eq!(
+            state.outcomes,
+            vec![Some(Outcome::Failed(ErrorCode::OffsetOutOfRange)), None]
+        );
+        assert_eq!(state.leader, leader(), "not a leader change");
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::SendResult {
+                first: 0,
+                count: 1,
+                outcome: Outcome::Failed(ErrorCode::OffsetOutOfRange)
+            }]
+        );
+        assert_eq!(produces(&o), vec![(0, 1, None, Acks::All, vec![(2, 1)])]);
+    }
+
+    #[test]
+    fn retries_count_attempts_per_record() {
+        // retries=0: the first retriable error is final.
+        let p = Producer {
+            retries: 0,
+            ..producer()
+        };
+        let mut state = p.on_start(leader(), &mut O::new());
+        answer(&p, &mut state, 0, Err(ErrorCode::NotEnoughReplicas));
+        assert_eq!(
+            state.outcomes[0],
+            Some(Outcome::Failed(ErrorCode::NotEnoughReplicas))
+        );
+        // retries=2: two retries, then final.
+        let p = Producer {
+            retries: 2,
+            ..producer()
+        };
+        let mut state = p.on_start(leader(), &mut O::new());
+        for request in 0..2 {
+            let o = answer(&p, &mut state, request, Err(ErrorCode::NotEnoughReplicas));
+            assert_eq!(state.outcomes[0], None, "retry {request}");
+            assert_eq!(produces(&o)[0].4, vec![(1, 0)]);
+        }
+        answer(&p, &mut state, 2, Err(ErrorCode::NotEnoughReplicas));
+        assert_eq!(
+            state.outcomes[0],
+            Some(Outcome::Failed(ErrorCode::NotEnoughReplicas))
+        );
+        assert_eq!(state.attempts, vec![3, 1]);
+    }
+
+    #[test]
+    fn an_answer_to_an_unknown_request_is_ignored() {
+        let p = producer();
+        let mut state = p.on_start(leader(), &mut O::new());
+        let before = state.clone();
+        let o = answer(&p, &mut state, 7, Ok(Offset(0)));
+        assert_eq!(state, before);
+        assert!(produces(&o).is_empty());
+    }
+
+    #[test]
+    fn a_request_timeout_is_armed_while_requests_fly_and_fails_them_indeterminately() {
+        let p = Producer {
+            timeouts: true,
+            max_in_flight: 2,
+            ..producer()
+        };
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        assert!(sets(&o, Timer::RequestTimeout));
+        let mut o = O::new();
+        p.on_timeout(&mut state, &Timer::RequestTimeout, &mut o);
+        // Both in flight time out, ask for metadata, and wait to be retried in order.
+        assert_eq!(
+            state.retry,
+            vec![Batch { first: 0, count: 1 }, Batch { first: 1, count: 1 }]
+        );
+        assert_eq!(state.maybe_appended, vec![true, true]);
+        assert_eq!(state.leader, None);
+        assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);
+        assert!(cancels(&o, Timer::RequestTimeout), "nothing in flight");
+        // An answer to a timed-out request changes nothing.
+        let before = state.clone();
+        answer(&p, &mut state, 0, Ok(Offset(0)));
+        assert_eq!(state, before);
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::MetadataResponse {
+                leader: Some(BrokerId(0)),
+                leader_epoch: Epoch(1),
+            },
+            &mut o,
+        );
+        assert_eq!(
+            produces(&o),
+            vec![
+                (0, 2, None, Acks::All, vec![(1, 0)]),
+                (0, 3, None, Acks::All, vec![(2, 1)])
+            ]
+        );
+        assert!(sets(&o, Timer::RequestTimeout));
+        // Without timeouts the timer is never armed.
+        let mut o = O::new();
+        producer().on_start(leader(), &mut o);
+        assert!(!sets(&o, Timer::RequestTimeout));
+        assert!(cancels(&o, Timer::RequestTimeout));
+    }
+
+    #[test]
+    fn the_oldest_answer_restarts_the_request_timeout_a_later_one_does_not() {
+        let p = Producer {
+            timeouts: true,
+            max_in_flight: 2,
+            records: 2,
+            ..producer()
+        };
+        let mut state = p.on_start(leader(), &mut O::new());
+        let o = answer(&p, &mut state, 1, Ok(Offset(1)));
+        assert!(!cancels(&o, Timer::RequestTimeout), "the oldest still runs");
+        assert!(sets(&o, Timer::RequestTimeout));
+        let o = answer(&p, &mut state, 0, Ok(Offset(0)));
+        assert!(cancels(&o, Timer::RequestTimeout));
+        assert!(!sets(&o, Timer::RequestTimeout));
+    }
+
+    #[test]
+    fn the_engines_records_come_from_send() {
+        let p = Producer {
+            records: 0,
+            application: Some(Id::from(APP)),
+            ..producer()
+        };
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        assert!(produces(&o).is_empty());
+        assert!(state.is_idle());
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::Send {
+                value: Value::Numbered(42),
+            },
+            &mut o,
+        );
+        assert_eq!(produces(&o), vec![(0, 0, None, Acks::All, vec![(42, 0)])]);
+        assert_eq!(state.attempts, vec![1]);
+        assert_eq!(state.maybe_appended, vec![false]);
+        let o = answer(&p, &mut state, 0, Ok(Offset(3)));
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::SendResult {
+                first: 0,
+                count: 1,
+                outcome: Outcome::Acked(Offset(3))
+            }]
+        );
+        // Without a leader the engine asks with a deadline.
+        let mut o = O::new();
+        p.on_timeout(&mut state, &Timer::MetadataTimeout, &mut o);
+        state.leader = None;
+        p.on_msg(
+            &mut state,
+            Msg::Send {
+                value: Value::Numbered(43),
+            },
+            &mut o,
+        );
+        assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);
+        assert!(sets(&o, Timer::MetadataTimeout));
+    }
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(Producer::value_of(0), Value::Numbered(1));
+        assert_eq!(
+            Outcome::Acked(Offset(3)).of_record(2),
+            Outcome::Acked(Offset(5))
+        );
+        assert_eq!(Outcome::Sent.of_record(2), Outcome::Sent);
+        assert!(timeouts_matter(1, NetworkKind::Reliable));
+        assert!(timeouts_matter(0, NetworkKind::Lossy));
+        assert!(!timeouts_matter(0, NetworkKind::Reliable));
+        assert!(!timeouts_matter(0, NetworkKind::Duplicating));
+    }
+}

@@ -1,0 +1,118 @@
+//! Exhaustive checks at tiny bounds (RF 2, one record, no crash), each with its exact
+//! verdict on every property: which `always` properties break and which `sometimes`
+//! properties are reached. A property that stops failing where Kafka loses data, or starts
+//! failing where it does not, changes a verdict here; so does a `sometimes` property that
+//! is no longer reached (a vacuous pass). Each runs in about a second in the test profile.
+
+use insync_model::config::{Acks, Config};
+use insync_model::properties;
+use insync_model::{Insync, InsyncModel};
+use stateright::{Checker, Expectation, Model};
+
+fn small() -> Config {
+    Config {
+        replicas: 2,
+        min_insync: 1,
+        records: 1,
+        crashes: 0,
+        consumer: false,
+        idempotence: true,
+        ..Config::default()
+    }
+}
+
+/// The `always` properties that break and the `sometimes` properties reached, sorted.
+fn verdicts(config: Config) -> (Vec<&'static str>, Vec<&'static str>) {
+    let model = Insync::new(config.validate().expect("valid")).into_model();
+    let checker = model.checker().threads(1).spawn_bfs().join();
+    let found = checker.discoveries();
+    let mut broken = Vec::new();
+    let mut reached = Vec::new();
+    for p in properties::all() {
+        if found.contains_key(p.name) {
+            match p.expectation {
+                Expectation::Always => broken.push(p.name),
+                _ => reached.push(p.name),
+            }
+        }
+    }
+    broken.sort_unstable();
+    reached.sort_unstable();
+    (broken, reached)
+}
+
+/// Reached by every configuration below: a failover after a commit, by a retried record.
+const REACHED: [&str; 8] = [
+    "acked-after-failover",
+    "committed-after-failover",
+    "hw-on-two-replicas",
+    "isr-shrunk",
+    "leader-changed",
+    "record-committed",
+    "record-retried",
+    "send-failed",
+];
+
+#[test]
+fn recommended_at_rf_2_breaks_nothing() {
+    let (broken, reached) = verdicts(small());
+    assert_eq!(broken, Vec::<&str>::new());
+    assert_eq!(reached, REACHED);
+}
+
+#[test]
+fn acks_1_loses_an_acknowledged_record() {
+    let config = Config {
+        acks: Acks::One,
+        idempotence: false,
+        ..small()
+    };
+    let (broken, reached) = verdicts(config.clone());
+    assert_eq!(broken, vec!["acked-writes-durable"]);
+    assert_eq!(reached, REACHED);
+    // The shortest loss: the leader appends and acknowledges, the controller elects the
+    // follower, which learns it leads without the record.
+    let model =
+        || -> InsyncModel { Insync::new(config.clone().validate().expect("valid")).into_model() };
+    let checker = model().checker().threads(1).spawn_bfs().join();
+    let model = model();
+    let steps = checker
+        .discovery("acked-writes-durable")
+        .expect("a counterexample")
+        .into_vec();
+    let trace = insync_model::trace::describe_path(&model, &steps).join("\n");
+    let (last, _) = steps.last().expect("a path has a state");
+    let leader = properties::active_leader(&model, last).expect("a leader is active");
+    assert_eq!(leader.id.0, 1, "{trace}");
+    assert_eq!(leader.leader_epoch.0, 2, "{trace}");
+    assert!(leader.log.is_empty(), "{trace}");
+    assert!(trace.contains("v1 acknowledged at offset 0"), "{trace}");
+}
+
+#[test]
+fn unclean_election_loses_committed_records() {
+    let (broken, reached) = verdicts(Config {
+        unclean_election: true,
+        ..small()
+    });
+    assert_eq!(
+        broken,
+        vec![
+            "acked-writes-durable",
+            "committed-durable",
+            "isr-complete",
+            "strong-isr"
+        ]
+    );
+    assert_eq!(reached, REACHED);
+}
+
+#[test]
+fn retries_without_idempotence_duplicate_a_record() {
+    let (broken, reached) = verdicts(Config {
+        idempotence: false,
+        ..small()
+    });
+    assert_eq!(broken, vec!["no-duplicates"]);
+    assert_eq!(reached, REACHED);
+}
