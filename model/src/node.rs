@@ -201,38 +201,23 @@ impl Actor for Node {
     }
 
     fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Msg, o: &mut Out<Self>) {
-        write_if_changed(state, |state| match (self, state) {
+        match (self, state.to_mut()) {
             (Node::Broker(a), NodeState::Broker(s)) => a.on_msg(s, src, msg, o),
             (Node::Controller(a), NodeState::Controller(s)) => a.on_msg(s, src, msg, o),
             (Node::Producer(a), NodeState::Producer(s)) => a.on_msg(s, msg, o),
             (Node::Consumer(a), NodeState::Consumer(s)) => a.on_msg(s, src, msg, o),
             _ => unreachable!("an actor's state always matches its kind"),
-        });
+        }
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
-        write_if_changed(state, |state| match (self, state) {
+        match (self, state.to_mut()) {
             (Node::Broker(a), NodeState::Broker(s)) => a.on_timeout(s, timer, o),
             (Node::Controller(a), NodeState::Controller(s)) => a.on_timeout(s, timer, o),
             (Node::Producer(a), NodeState::Producer(s)) => a.on_timeout(s, timer, o),
             (Node::Consumer(a), NodeState::Consumer(s)) => a.on_timeout(s, timer, o),
             _ => unreachable!("an actor's state always matches its kind"),
-        });
-    }
-}
-
-/// Runs a handler on a copy of the actor's state and hands stateright the copy only if the
-/// handler changed it. stateright treats a borrowed state as "unchanged": a timeout that changes
-/// nothing and only re-arms itself is then pruned as a self-loop (it leads back to the same
-/// system state, so no verdict can depend on it; every property is `always` or `sometimes`),
-/// and an unchanged actor keeps sharing its `Arc` with the parent state instead of a fresh
-/// allocation. Writing the handlers against `Cow` would spare the copy too, but would put
-/// stateright's type into every Kafka rule.
-fn write_if_changed(state: &mut Cow<NodeState>, handler: impl FnOnce(&mut NodeState)) {
-    let mut next = NodeState::clone(state);
-    handler(&mut next);
-    if next != **state {
-        *state = Cow::Owned(next);
+        }
     }
 }
 
