@@ -116,54 +116,74 @@ impl History {
     }
 }
 
-impl fmt::Display for Op {
-    /// One line per operation: `  12   350ms producer  ok      send 3 @ offset 2`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let process = match self.process {
+impl Process {
+    /// `producer`, `consumer`, `nemesis`, `final`: as the history's lines name it.
+    pub fn name(self) -> &'static str {
+        match self {
             Process::Producer => "producer",
             Process::Consumer => "consumer",
             Process::Nemesis => "nemesis",
             Process::Final => "final",
-        };
-        let op_type = match self.op_type {
+        }
+    }
+}
+
+impl OpType {
+    /// `invoke`, `ok`, `fail`, `info`.
+    pub fn name(self) -> &'static str {
+        match self {
             OpType::Invoke => "invoke",
             OpType::Ok => "ok",
             OpType::Fail => "fail",
             OpType::Info => "info",
-        };
-        write!(
-            f,
-            "{:>4} {:>7}ms {:<8} {:<6} ",
-            self.index, self.at_ms, process, op_type
-        )?;
+        }
+    }
+}
+
+impl Op {
+    /// What the operation was, the end of its line: `send 3 @ offset 2`, `poll [0:1 1:2]`,
+    /// `crash broker 1 (the leader)`.
+    pub fn describe(&self) -> String {
         match &self.fun {
             Fun::Send {
                 value,
                 offset,
                 error,
             } => {
-                write!(f, "send {value}")?;
+                let mut s = format!("send {value}");
                 if let Some(o) = offset {
-                    write!(f, " @ offset {o}")?;
+                    s.push_str(&format!(" @ offset {o}"));
                 }
                 if let Some(e) = error {
-                    write!(f, " ({e})")?;
+                    s.push_str(&format!(" ({e})"));
                 }
-                Ok(())
+                s
             }
-            Fun::Poll { records } if self.op_type == OpType::Invoke => write!(f, "poll"),
-            Fun::Poll { records } => write!(f, "poll {}", render_reads(records)),
-            Fun::Commit { offset: Some(o) } => write!(f, "commit (committed offset {o})"),
-            Fun::Commit { offset: None } => write!(f, "commit"),
-            Fun::Nemesis { what } => write!(f, "{what}"),
-            Fun::FinalRead { leader, records } => {
-                match leader {
-                    Some(b) => write!(f, "final read of broker {b}: ")?,
-                    None => write!(f, "final read: no leader ")?,
-                }
-                write!(f, "{}", render_reads(records))
-            }
+            Fun::Poll { .. } if self.op_type == OpType::Invoke => "poll".to_string(),
+            Fun::Poll { records } => format!("poll {}", render_reads(records)),
+            Fun::Commit { offset: Some(o) } => format!("commit (committed offset {o})"),
+            Fun::Commit { offset: None } => "commit".to_string(),
+            Fun::Nemesis { what } => what.clone(),
+            Fun::FinalRead { leader, records } => match leader {
+                Some(b) => format!("final read of broker {b}: {}", render_reads(records)),
+                None => format!("final read: no leader {}", render_reads(records)),
+            },
         }
+    }
+}
+
+impl fmt::Display for Op {
+    /// One line per operation: `  12   350ms producer  ok      send 3 @ offset 2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>4} {:>7}ms {:<8} {:<6} {}",
+            self.index,
+            self.at_ms,
+            self.process.name(),
+            self.op_type.name(),
+            self.describe()
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`strategy`]: proptest strategies for plans, configurations and cases.
 //! - [`replay`]: trace conformance of a recorded engine run through the model's actors.
 //! - [`fuzz`]: generate, run, check, shrink and save; the library behind `insync-fuzz`.
+//! - [`timeline`]: a history drawn as a Jepsen-style timeline, one self-contained HTML page.
 
 pub mod checker;
 pub mod fuzz;
@@ -16,3 +17,4 @@ pub mod plan;
 pub mod replay;
 pub mod runner;
 pub mod strategy;
+pub mod timeline;

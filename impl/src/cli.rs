@@ -364,6 +364,17 @@ pub struct CheckArgs {
     /// Check the built-in catalogue of scenarios and print one table.
     #[arg(long)]
     pub matrix: bool,
+    /// After the check, serve the Explorer at the last state of its counterexample (the first
+    /// violated safety property's, or --property's), as `insync explore --path` does.
+    #[arg(long, conflicts_with = "matrix")]
+    pub explore: bool,
+    /// With --explore: the address to serve the Explorer on (default 127.0.0.1:3000).
+    #[arg(long, requires = "explore")]
+    pub addr: Option<String>,
+    /// With --explore: open this property's path instead (a violated safety property's
+    /// counterexample, or a reached `sometimes` property's example).
+    #[arg(long, requires = "explore")]
+    pub property: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -378,6 +389,11 @@ pub struct ExploreArgs {
     /// Explorer action indices such as 0/3/1.
     #[arg(long)]
     pub path: Option<std::path::PathBuf>,
+    /// With a --path report: open this property's path instead of the first violated safety
+    /// property's (a violated safety property's counterexample, or a reached `sometimes`
+    /// property's example).
+    #[arg(long, requires = "path")]
+    pub property: Option<String>,
 }
 
 /// Runs a command; the result is the process exit code (PROTOCOL.md §4: 0 safe within the
@@ -687,6 +703,9 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
         .to_config()
         .validate()
         .context("INVALID_CONFIG")?;
+    if let Some(name) = &args.property {
+        known_property(name)?;
+    }
     let options = options_from(args);
     let report = match args.budget {
         Some(budget) => crate::budget::check_within_budget(&config, &options, budget),
@@ -697,7 +716,30 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         print!("{}", render_human(&report));
     }
+    if args.explore {
+        std::io::Write::flush(&mut std::io::stdout())?;
+        // With --budget the report may be of a smaller scope than the flags: explore that one.
+        let checked = report.config.clone().validate().context("INVALID_CONFIG")?;
+        let from = crate::explore::OpenFrom::Report(serde_json::to_value(&report)?);
+        let addr = args.addr.as_deref().unwrap_or(EXPLORER_ADDR);
+        return serve_explorer(checked, addr, Some((from, args.property.as_deref())));
+    }
     Ok(report.exit_code())
+}
+
+/// Refuses a property name the model does not have, before any search.
+fn known_property(name: &str) -> anyhow::Result<()> {
+    let names: Vec<&str> = insync_model::properties::all()
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    if !names.contains(&name) {
+        bail!(
+            "--property {name}: no such property; the properties are {}",
+            names.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// How a matrix row is checked: a scenario that must break a property stops at its first
@@ -841,37 +883,55 @@ pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> 
     s
 }
 
+/// Where `check --explore` serves the Explorer unless `--addr` says otherwise (as `explore`).
+const EXPLORER_ADDR: &str = "127.0.0.1:3000";
+
 fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
     let config = args
         .config
         .to_config()
         .validate()
         .context("INVALID_CONFIG")?;
+    if let Some(name) = &args.property {
+        known_property(name)?;
+    }
+    let open = args.path.as_ref().map(|file| {
+        (
+            crate::explore::OpenFrom::File(file.clone()),
+            args.property.as_deref(),
+        )
+    });
+    serve_explorer(config, &args.addr, open)
+}
+
+/// Serves the Explorer for `config`, opened at the last state of a path when one is given:
+/// `insync explore [--path]` and `insync check --explore` both end here.
+fn serve_explorer(
+    config: insync_model::ValidConfig,
+    addr: &str,
+    open: Option<(crate::explore::OpenFrom, Option<&str>)>,
+) -> anyhow::Result<u8> {
     let summary = config.summary();
     let model = crate::explore::ExplorerModel::new(Insync::new(config.clone()).into_model());
-    let opened = match &args.path {
-        Some(file) => Some(crate::explore::load_path(
-            file,
+    let opened = match open {
+        Some((from, property)) => Some(crate::explore::open(
+            from,
+            property,
             &model,
             &config.clone().into_inner(),
         )?),
         None => None,
     };
-    eprintln!("Explorer for {summary} at http://{}/", args.addr);
+    eprintln!("Explorer for {summary} at http://{addr}/");
     if let Some(o) = &opened {
         eprintln!(
-            "opening {} ({} steps) at http://{}/#/steps/{}",
-            o.property
-                .as_deref()
-                .map_or("the path".to_string(), |p| format!(
-                    "the counterexample of {p}"
-                )),
+            "opening {} ({} steps) at http://{addr}/#/steps/{}",
+            o.describe(),
             o.indices.len() - 1,
-            args.addr,
             o.encoded()
         );
     }
-    crate::explore::serve(model, &args.addr, summary, opened)?;
+    crate::explore::serve(model, addr, summary, opened)?;
     Ok(0)
 }
 

@@ -6,7 +6,8 @@
 //! their logs, the controller, the clients, the messages in flight, the safety properties
 //! the state breaks). [`serve`] puts a page of insync's own in front of stateright's server
 //! and forwards the Explorer's JSON API (`/.status`, `/.states/...`) to it; stateright's own
-//! page stays at `/stateright/`. [`load_path`] reads what `--path` opens.
+//! page stays at `/stateright/`. [`open`] finds where it opens: a counterexample of
+//! `insync explore --path` or of `insync check --explore`.
 
 use anyhow::{bail, Context};
 use insync_model::broker::Role as BrokerRole;
@@ -121,7 +122,9 @@ impl Model for ExplorerModel {
     }
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML element content and quoted attributes (the timeline of `insync-fuzz`
+/// uses it too).
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -435,13 +438,18 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
     h
 }
 
-/// What `--path` asks the Explorer to open.
+/// Where the Explorer opens: the last state of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
     /// The Explorer's action indices: the initial state's, then one per step.
     pub indices: Vec<usize>,
-    /// The violated property the path is a counterexample of, when it came from a report.
+    /// The property the path is a counterexample (or, for a `sometimes` property, an example)
+    /// of, when it came from a report.
     pub property: Option<String>,
+    /// Whether the path is an example of a `sometimes` property rather than a counterexample.
+    pub example: bool,
+    /// What the path came from, in words: `--path report.json`, `insync check`.
+    pub source: String,
 }
 
 impl Opened {
@@ -453,43 +461,79 @@ impl Opened {
             .collect::<Vec<_>>()
             .join("/")
     }
+
+    /// `the counterexample of acked-writes-durable`, `an example of record-committed`, `the path`.
+    pub fn describe(&self) -> String {
+        match (&self.property, self.example) {
+            (Some(p), false) => format!("the counterexample of {p}"),
+            (Some(p), true) => format!("an example of {p}"),
+            (None, _) => "the path".to_string(),
+        }
+    }
 }
 
-/// Reads a `--path` file: the JSON report of `insync check --json` (its first violated safety
-/// property's counterexample), or a path of action indices (`0/3/1`, or an Explorer URL ending
-/// in `#/steps/0/3/1`). Checks that the report was made for `config` and that every step
-/// exists in this model.
-pub fn load_path(
-    file: &std::path::Path,
+/// What the Explorer is asked to open.
+pub enum OpenFrom {
+    /// `insync explore --path FILE`: a report of `insync check --json`, or a path of action
+    /// indices.
+    File(std::path::PathBuf),
+    /// `insync check --explore`: the report the check just made, as its JSON.
+    Report(serde_json::Value),
+}
+
+/// Finds where the Explorer opens: in a report (`insync check --json`'s, from a file or from
+/// the check just run), the path of `property`, or by default of the first violated safety
+/// property; in a file of action indices, that path. Checks that a report was made for
+/// `config` and that every step exists in this model. `explore --path` and `check --explore`
+/// both come here.
+pub fn open(
+    from: OpenFrom,
+    property: Option<&str>,
     model: &ExplorerModel,
     config: &insync_model::Config,
 ) -> anyhow::Result<Opened> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read --path {}", file.display()))?;
-    let trimmed = text.trim();
-    let opened = if trimmed.starts_with('{') {
-        from_report(file, trimmed, config)?
-    } else {
-        Opened {
-            indices: parse_indices(file, trimmed)?,
-            property: None,
+    let opened = match from {
+        OpenFrom::File(file) => {
+            let source = format!("--path {}", file.display());
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {source}"))?;
+            let trimmed = text.trim();
+            if trimmed.starts_with('{') {
+                let report: serde_json::Value = serde_json::from_str(trimmed).with_context(|| {
+                    format!("{source} is not JSON; give the report of `insync check --json` or a path like 0/3/1")
+                })?;
+                from_report(source, &report, property, config)?
+            } else {
+                if let Some(name) = property {
+                    bail!(
+                        "{source} holds a path of action indices, not a report: --property {name} \
+                         picks a property of a report of `insync check --json`"
+                    );
+                }
+                Opened {
+                    indices: parse_indices(&source, trimmed)?,
+                    property: None,
+                    example: false,
+                    source,
+                }
+            }
+        }
+        OpenFrom::Report(report) => {
+            from_report("insync check".to_string(), &report, property, config)?
         }
     };
-    replay(file, model, &opened.indices)?;
+    replay(&opened.source, model, &opened.indices)?;
     Ok(opened)
 }
 
 fn from_report(
-    file: &std::path::Path,
-    text: &str,
+    source: String,
+    report: &serde_json::Value,
+    property: Option<&str>,
     config: &insync_model::Config,
 ) -> anyhow::Result<Opened> {
-    let name = file.display();
-    let report: serde_json::Value = serde_json::from_str(text).with_context(|| {
-        format!("--path {name} is not JSON; give the report of `insync check --json` or a path like 0/3/1")
-    })?;
     let Some(properties) = report["properties"].as_array() else {
-        bail!("--path {name} has no \"properties\": it is not a report of `insync check --json`");
+        bail!("{source} has no \"properties\": it is not a report of `insync check --json`");
     };
     if let Some(theirs) = report.get("config") {
         let ours = serde_json::to_value(config).context("encode the configuration")?;
@@ -513,41 +557,84 @@ fn from_report(
             .collect();
         if !differ.is_empty() {
             bail!(
-                "--path {name} was checked with another configuration ({}); run `insync explore` \
+                "{source} was checked with another configuration ({}); run `insync explore` \
                  with the flags that check was given",
                 differ.join("; ")
             );
         }
     }
-    let violated = properties
+    let name_of = |p: &serde_json::Value| p["name"].as_str().unwrap_or("?").to_string();
+    // What can be opened: a violated safety property's counterexample, a reached `sometimes`
+    // property's example (both carry an `explorer_path`).
+    let openable: Vec<String> = properties
         .iter()
-        .find(|p| p["expectation"] == "always" && p["holds"] == false);
-    let Some(violated) = violated else {
-        bail!("--path {name}: the report has no counterexample (every safety property holds); nothing to open");
+        .filter(|p| p["explorer_path"].is_string())
+        .map(name_of)
+        .collect();
+    let others = if openable.is_empty() {
+        "the report has no path to open".to_string()
+    } else {
+        format!("paths to open: {}", openable.join(", "))
     };
-    let property = violated["name"].as_str().unwrap_or("?").to_string();
-    let Some(path) = violated["explorer_path"].as_str() else {
-        bail!(
-            "--path {name}: the counterexample of {property} has no \"explorer_path\" (the report \
-             is from an older insync); rerun `insync check --json` and pass its output"
-        );
+    let chosen = match property {
+        Some(name) => {
+            let Some(p) = properties.iter().find(|p| p["name"] == name) else {
+                let names: Vec<String> = properties.iter().map(name_of).collect();
+                bail!(
+                    "{source}: no property named {name}; the report's properties are {}",
+                    names.join(", ")
+                );
+            };
+            if !p["explorer_path"].is_string() {
+                let why = match p["expectation"].as_str() {
+                    Some("always") if p["holds"] == true => "it holds: there is no counterexample",
+                    Some("sometimes") if p["holds"] == false => {
+                        "it was not reached: there is no example"
+                    }
+                    _ => "the report has no path for it (a report from an older insync?)",
+                };
+                bail!("{source}: nothing to open for {name}: {why} ({others})");
+            }
+            p
+        }
+        None => {
+            let violated = properties
+                .iter()
+                .find(|p| p["expectation"] == "always" && p["holds"] == false);
+            let Some(violated) = violated else {
+                bail!(
+                    "{source}: nothing to open: every safety property holds, so there is no \
+                     counterexample ({others}; choose one with --property NAME)"
+                );
+            };
+            if !violated["explorer_path"].is_string() {
+                bail!(
+                    "{source}: the counterexample of {} has no \"explorer_path\" (the report \
+                     is from an older insync); rerun `insync check --json` and pass its output",
+                    name_of(violated)
+                );
+            }
+            violated
+        }
     };
+    let path = chosen["explorer_path"].as_str().unwrap_or_default();
     Ok(Opened {
-        indices: parse_indices(file, path)?,
-        property: Some(property),
+        indices: parse_indices(&source, path)?,
+        property: Some(name_of(chosen)),
+        example: chosen["expectation"] == "sometimes",
+        source,
     })
 }
 
-fn parse_indices(file: &std::path::Path, text: &str) -> anyhow::Result<Vec<usize>> {
+fn parse_indices(source: &str, text: &str) -> anyhow::Result<Vec<usize>> {
     let path = text.rsplit_once("#/steps/").map_or(text, |(_, p)| p);
     let path = path.trim().trim_matches('/');
     let indices: Result<Vec<usize>, _> = path.split('/').map(|s| s.trim().parse()).collect();
     match indices {
         Ok(i) if !i.is_empty() => Ok(i),
         _ => bail!(
-            "--path {}: `{}` is neither a report of `insync check --json` nor a path of action \
+            "{source}: `{}` is neither a report of `insync check --json` nor a path of action \
              indices like 0/3/1",
-            file.display(),
             if path.len() > 60 { &path[..60] } else { path }
         ),
     }
@@ -555,13 +642,12 @@ fn parse_indices(file: &std::path::Path, text: &str) -> anyhow::Result<Vec<usize
 
 /// Walks the path in `model`, so that a path of another configuration is refused here and not
 /// by a panic in the Explorer.
-fn replay(file: &std::path::Path, model: &ExplorerModel, indices: &[usize]) -> anyhow::Result<()> {
-    let name = file.display();
+fn replay(name: &str, model: &ExplorerModel, indices: &[usize]) -> anyhow::Result<()> {
     let fix = "it belongs to another configuration: run `insync explore` with the flags of the check that wrote it";
     let init = model.init_states();
     let Some(mut state) = init.get(indices[0]).cloned() else {
         bail!(
-            "--path {name}: initial state {} does not exist ({} here); {fix}",
+            "{name}: initial state {} does not exist ({} here); {fix}",
             indices[0],
             init.len()
         );
@@ -571,7 +657,7 @@ fn replay(file: &std::path::Path, model: &ExplorerModel, indices: &[usize]) -> a
         model.actions(&state, &mut actions);
         let Some(action) = actions.get(i).cloned() else {
             bail!(
-                "--path {name}: step {step} takes action {i}, but that state has {} actions; {fix}",
+                "{name}: step {step} takes action {i}, but that state has {} actions; {fix}",
                 actions.len()
             );
         };
@@ -616,6 +702,8 @@ pub fn serve(
         "summary": summary,
         "start": opened.as_ref().map(Opened::encoded),
         "property": opened.as_ref().and_then(|o| o.property.clone()),
+        "opened": opened.as_ref().map(Opened::describe),
+        "source": opened.as_ref().map(|o| o.source.clone()),
     })
     .to_string();
     loop {
@@ -773,7 +861,7 @@ mod tests {
 
     #[test]
     fn a_path_is_read_from_indices_or_an_explorer_url() {
-        let file = std::path::Path::new("p.txt");
+        let file = "--path p.txt";
         assert_eq!(parse_indices(file, "0/3/1").unwrap(), vec![0, 3, 1]);
         assert_eq!(
             parse_indices(file, "http://127.0.0.1:3000/#/steps/0/3/1/\n").unwrap(),
@@ -781,5 +869,44 @@ mod tests {
         );
         assert!(parse_indices(file, "").is_err());
         assert!(parse_indices(file, "0/x").is_err());
+    }
+
+    #[test]
+    fn a_report_opens_the_first_violated_safety_property_or_the_one_asked() {
+        let report = serde_json::json!({"properties": [
+            {"name": "acked-writes-durable", "expectation": "always", "holds": true},
+            {"name": "isr-complete", "expectation": "always", "holds": false, "explorer_path": "0/2"},
+            {"name": "strong-isr", "expectation": "always", "holds": false, "explorer_path": "0/3"},
+            {"name": "record-committed", "expectation": "sometimes", "holds": true, "explorer_path": "0/1"},
+            {"name": "leader-changed", "expectation": "sometimes", "holds": false},
+        ]});
+        let open = |property| from_report("insync check".into(), &report, property, &small());
+        let first = open(None).unwrap();
+        assert_eq!(first.indices, vec![0, 2]);
+        assert_eq!(first.describe(), "the counterexample of isr-complete");
+        assert_eq!(open(Some("strong-isr")).unwrap().indices, vec![0, 3]);
+        let example = open(Some("record-committed")).unwrap();
+        assert_eq!(
+            (example.describe(), example.indices),
+            ("an example of record-committed".to_string(), vec![0, 1])
+        );
+        let err = open(Some("acked-writes-durable")).unwrap_err().to_string();
+        assert!(
+            err.contains("it holds: there is no counterexample"),
+            "{err}"
+        );
+        let err = open(Some("leader-changed")).unwrap_err().to_string();
+        assert!(err.contains("it was not reached"), "{err}");
+        let err = open(Some("no-such")).unwrap_err().to_string();
+        assert!(err.contains("no property named no-such"), "{err}");
+        let safe = serde_json::json!({"properties": [
+            {"name": "isr-complete", "expectation": "always", "holds": true},
+            {"name": "record-committed", "expectation": "sometimes", "holds": true, "explorer_path": "0/1"},
+        ]});
+        let err = from_report("insync check".into(), &safe, None, &small())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nothing to open"), "{err}");
+        assert!(err.contains("paths to open: record-committed"), "{err}");
     }
 }

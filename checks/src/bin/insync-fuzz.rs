@@ -45,6 +45,10 @@ enum Command {
         /// Last virtual millisecond of the trace to print.
         #[arg(long, requires = "trace")]
         to_ms: Option<u64>,
+        /// Also write the first run's history as a timeline, one self-contained HTML page: a
+        /// lane per process, a bar per operation, faults as shaded spans, the anomalies marked.
+        #[arg(long, value_name = "OUT.html")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -84,13 +88,14 @@ fn main() -> ExitCode {
             trace,
             from_ms,
             to_ms,
+            html,
         }) => {
             let window = trace.then(|| {
                 Duration::from_millis(from_ms)..to_ms.map_or(Duration::MAX, |ms| {
                     Duration::from_millis(ms.saturating_add(1))
                 })
             });
-            run_replay(&file, times, window)
+            run_replay(&file, times, window, html.as_deref())
         }
         None => run_fuzz(&cli.fuzz),
     };
@@ -164,9 +169,10 @@ fn run_replay(
     file: &std::path::Path,
     times: u32,
     trace_window: Option<std::ops::Range<Duration>>,
+    html: Option<&std::path::Path>,
 ) -> anyhow::Result<u8> {
     let saved = load(file)?;
-    let code = replay_and_conform(&saved, times)?;
+    let code = replay_and_conform(&saved, times, file, html)?;
     if let Some(window) = trace_window {
         let (config, _, outcome) =
             insync_checks::fuzz::traced_run(&saved.case, &RunOptions::default())?;
@@ -181,7 +187,12 @@ fn run_replay(
     Ok(code)
 }
 
-fn replay_and_conform(saved: &insync_checks::fuzz::SavedCase, times: u32) -> anyhow::Result<u8> {
+fn replay_and_conform(
+    saved: &insync_checks::fuzz::SavedCase,
+    times: u32,
+    file: &std::path::Path,
+    html: Option<&std::path::Path>,
+) -> anyhow::Result<u8> {
     let expected = AnomalyKind::from_name(&saved.anomaly);
     let mut first = None;
     for i in 0..times.max(1) {
@@ -193,6 +204,10 @@ fn replay_and_conform(saved: &insync_checks::fuzz::SavedCase, times: u32) -> any
             println!("anomalies:");
             for a in &verdict.anomalies {
                 println!("  {a}");
+            }
+            if let Some(out) = html {
+                write_timeline(out, saved, file, &history, &verdict)?;
+                println!("timeline: {}", out.display());
             }
         }
         match &first {
@@ -223,4 +238,36 @@ fn replay_and_conform(saved: &insync_checks::fuzz::SavedCase, times: u32) -> any
         Err(e) => println!("trace conformance: NOT a path of the model: {e}"),
     }
     Ok(1)
+}
+
+/// Writes the timeline page of one run of a saved case.
+fn write_timeline(
+    out: &std::path::Path,
+    saved: &insync_checks::fuzz::SavedCase,
+    file: &std::path::Path,
+    history: &insync_checks::history::History,
+    verdict: &insync_checks::checker::Verdict,
+) -> anyhow::Result<()> {
+    let case = &saved.case;
+    let title = format!("{}: {}", saved.anomaly, case.config.summary());
+    let about = [
+        format!(
+            "insync-fuzz replay {}: case {} of seed {}, engine seed {}, {} plan steps, {} history entries",
+            file.display(),
+            saved.case_index,
+            saved.run_seed,
+            case.seed,
+            case.plan.steps.len(),
+            history.ops.len()
+        ),
+    ];
+    let details = [
+        ("the plan", case.plan.to_string()),
+        (
+            "the history as text (index, virtual time, process, type, operation)",
+            history.to_string(),
+        ),
+    ];
+    let page = insync_checks::timeline::render(history, verdict, &title, &about, &details);
+    std::fs::write(out, page).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
 }
