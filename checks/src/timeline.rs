@@ -20,9 +20,9 @@ use std::fmt::Write as _;
 /// Height of one history entry, in pixels.
 const ROW_PX: usize = 24;
 /// Width of one bar column of a client lane, in pixels.
-const CLIENT_COLUMN_PX: usize = 210;
+const CLIENT_COLUMN_PX: usize = 240;
 /// Width of one bar column of the nemesis lane, in pixels.
-const FAULT_COLUMN_PX: usize = 250;
+const FAULT_COLUMN_PX: usize = 290;
 /// Width of the time gutter, in pixels.
 const GUTTER_PX: usize = 110;
 
@@ -259,6 +259,7 @@ pre{font-size:11.5px;background:#f3f5f9;padding:6px;overflow:auto}\
 .time{position:absolute;left:0;width:104px;text-align:right;color:#5a6372;font-size:11px;border-top:1px dotted #e4e8ef}\
 .band{position:absolute;background:rgba(198,40,40,.07);border-top:1px dashed rgba(198,40,40,.5);border-bottom:1px dashed rgba(198,40,40,.5)}\
 .bar{position:absolute;box-sizing:border-box;border:1px solid;border-radius:4px;padding:2px 5px;font-size:11.5px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis}\
+.bar.tall{white-space:normal;overflow-wrap:anywhere}\
 .bar.ok{background:#cfe9d4;border-color:#3f8f4d}\
 .bar.fail{background:#f6c9c6;border-color:#b3261e}\
 .bar.info{background:#fff0b8;border-color:#b58a00}\
@@ -390,7 +391,7 @@ pub fn render(
             let ops: Vec<String> = bar.ops.iter().map(usize::to_string).collect();
             let _ = write!(
                 lane_html,
-                "<div class=\"bar {}{}\" data-ops=\"{}\" title=\"{}\" \
+                "<div class=\"bar {}{}{}\" data-ops=\"{}\" title=\"{}\" \
                  style=\"top:{}px;left:{}px;width:{}px;height:{}px\">{badges}{}</div>",
                 bar.outcome.class(),
                 if anomalies.is_empty() {
@@ -398,6 +399,7 @@ pub fn render(
                 } else {
                     " anomalous"
                 },
+                if bar.last > bar.first { " tall" } else { "" },
                 ops.join(" "),
                 esc(&bar.title),
                 bar.first * ROW_PX + 1,
@@ -529,15 +531,15 @@ mod tests {
         // Without the verdict (unseen sends would be marked).
         let html = render(&history, &Verdict::default(), "t", &[], &[]);
         assert!(
-            html.contains("<div class=\"bar ok\" data-ops=\"0 1\""),
+            html.contains("<div class=\"bar ok tall\" data-ops=\"0 1\""),
             "{html}"
         );
         assert!(
-            html.contains("<div class=\"bar fail\" data-ops=\"2 3\""),
+            html.contains("<div class=\"bar fail tall\" data-ops=\"2 3\""),
             "{html}"
         );
         assert!(
-            html.contains("<div class=\"bar info\" data-ops=\"4 5\""),
+            html.contains("<div class=\"bar info tall\" data-ops=\"4 5\""),
             "{html}"
         );
         assert!(html.contains("send 2 (NOT_ENOUGH_REPLICAS)"), "{html}");

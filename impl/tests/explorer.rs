@@ -1,8 +1,11 @@
 //! `insync explore` serves stateright's Explorer behind insync's page: it answers the status and
 //! states endpoints; in headless Chromium the page shows the initial state, the partition's
 //! picture (broker rows, log cells, the ISR as `{0,1,2}`) and steps in the counterexample
-//! format; `--path REPORT` opens at the last state of a counterexample; a `--path` that does
-//! not fit is refused with exit 2.
+//! format, and following a step shows its effect; `--path REPORT` opens at the last state of a
+//! counterexample; `insync check --explore` opens at the last state of the counterexample it
+//! found (the first violated safety property's, or `--property`'s); a `--path` that does not
+//! fit, or a check with nothing to open, is refused with exit 2. No page shows a Debug dump
+//! outside its folded raw state.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,9 +48,14 @@ fn start_explorer() -> (Server, String) {
 }
 
 fn start_explorer_with(args: &[&str]) -> (Server, String) {
+    start_serving("explore", args)
+}
+
+/// Starts `insync COMMAND ARGS --addr ...` and waits until the Explorer answers.
+fn start_serving(command: &str, args: &[&str]) -> (Server, String) {
     let addr = free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_insync"))
-        .arg("explore")
+        .arg(command)
         .args(args)
         .args(["--addr", &addr])
         .stdout(Stdio::null())
@@ -55,14 +63,14 @@ fn start_explorer_with(args: &[&str]) -> (Server, String) {
         .spawn()
         .expect("start insync explore");
     let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Some((200, _)) = get(&addr, "/.status") {
             return (server, addr);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("the Explorer did not answer on {addr}");
+    panic!("insync {command} did not serve the Explorer on {addr}");
 }
 
 fn chromium() -> Option<&'static str> {
@@ -77,25 +85,34 @@ fn chromium() -> Option<&'static str> {
     found
 }
 
-/// The page's DOM after its scripts ran, from headless Chromium.
-fn dump_dom(chromium: &str, url: &str) -> String {
-    let profile = std::env::temp_dir().join(format!(
+/// Headless Chromium's flags for a page that must finish its scripts.
+const HEADLESS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=8000",
+];
+
+/// A fresh profile directory per Chromium run, so that runs in parallel do not share one.
+fn chromium_profile() -> std::path::PathBuf {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
         "insync-chromium-{}-{}",
         std::process::id(),
-        url.len()
-    ));
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+}
+
+/// The page's DOM after its scripts ran, from headless Chromium.
+fn dump_dom(chromium: &str, url: &str) -> String {
+    let profile = chromium_profile();
     let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=8000",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(url)
@@ -103,6 +120,103 @@ fn dump_dom(chromium: &str, url: &str) -> String {
         .expect("run chromium");
     let _ = std::fs::remove_dir_all(&profile);
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Saves a screenshot of the page as Chromium draws it; asserts it is a PNG.
+fn screenshot(chromium: &str, url: &str, png: &std::path::Path) {
+    let profile = chromium_profile();
+    let out = Command::new(chromium)
+        .args(HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1400,1000")
+        .arg("--hide-scrollbars")
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    let _ = std::fs::remove_dir_all(&profile);
+    let bytes = std::fs::read(png).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot at {}: {e}; chromium said {}",
+            png.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        png.display()
+    );
+    assert!(
+        bytes.len() > 10_000,
+        "an empty screenshot: {} bytes",
+        bytes.len()
+    );
+}
+
+/// The text a reader sees without unfolding anything: the DOM without its folded
+/// `<details>`, styles, scripts and hidden elements, tags removed.
+fn visible_text(dom: &str) -> String {
+    fn cut(mut text: String, open: &str, close: &str) -> String {
+        while let Some(start) = text.find(open) {
+            let Some(len) = text[start..].find(close) else {
+                break;
+            };
+            text.replace_range(start..start + len + close.len(), " ");
+        }
+        text
+    }
+    let mut text = dom.to_string();
+    // Every `<details>` of these pages is closed (none has `open`).
+    assert!(!text.contains("<details open"), "an unfolded details");
+    for (open, close) in [
+        ("<details", "</details>"),
+        ("<style", "</style>"),
+        ("<script", "</script>"),
+        ("<div id=\"opened\" hidden", "</div>"),
+    ] {
+        text = cut(text, open, close);
+    }
+    let mut shown = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                shown.push(' ');
+            }
+            c if !in_tag => shown.push(c),
+            _ => {}
+        }
+    }
+    shown
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// No Debug dump in what the page shows (and the page shows a partition).
+fn assert_no_debug_dump(dom: &str) {
+    let shown = visible_text(dom);
+    assert!(
+        shown.contains("broker 0") && shown.contains("controller"),
+        "{shown}"
+    );
+    for debug in [
+        "Id(",
+        "BrokerSet(",
+        "Offset(",
+        "Epoch(",
+        "Some(",
+        "{ ",
+        "State {",
+    ] {
+        assert!(
+            !shown.contains(debug),
+            "`{debug}` is visible outside the raw state: {shown}"
+        );
+    }
 }
 
 /// How the DOM spells a text: `->` is `-&gt;` there.
@@ -183,6 +297,7 @@ fn explorer_page_shows_the_initial_state_in_chromium() {
         !shown.contains("BrokerSet("),
         "a set is shown as Debug outside the raw state: {shown}"
     );
+    assert_no_debug_dump(&dom);
     // Next steps in the counterexample format.
     assert!(
         dom.contains(&in_dom("prod -> b0 Produce [v1] acks=all req=0")),
@@ -249,6 +364,7 @@ fn explorer_opens_a_counterexample_at_its_last_state() {
         "no log cell: {dom}"
     );
     assert!(dom.contains("acknowledged at offset 0"), "{dom}");
+    assert_no_debug_dump(&dom);
 }
 
 fn explore_fails(args: &[&str]) -> String {
@@ -293,4 +409,262 @@ fn a_path_that_does_not_fit_is_refused_with_exit_2() {
     let err = explore_fails(&["--records", "2", "--path", report.to_str().unwrap()]);
     assert!(err.contains("another configuration"), "{err}");
     assert!(err.contains("acks: 1 in the report"), "{err}");
+}
+
+/// The `href` of the link whose text is `text` (as the DOM spells it).
+fn link_to(dom: &str, text: &str) -> Option<String> {
+    let end = dom.find(&format!("\">{}</a>", in_dom(text)))?;
+    let start = dom[..end].rfind("href=\"")? + "href=\"".len();
+    Some(dom[start..end].to_string())
+}
+
+#[test]
+fn explorer_page_follows_one_action_in_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (_server, addr) = start_explorer();
+    let before = dump_dom(chromium, &format!("http://{addr}/#/steps/0"));
+    assert!(before.contains("Initial state"), "{before}");
+    // The picture: broker rows, the ISR as a set; broker 0 holds nothing yet.
+    assert!(
+        before.contains("<th class=\"who\" rowspan=\"2\">broker 0"),
+        "{before}"
+    );
+    assert!(before.contains("<b class=\"isr\">{0,1,2}</b>"), "{before}");
+    assert!(
+        !before.contains("class=\"cell"),
+        "a log cell before any produce: {before}"
+    );
+    assert_no_debug_dump(&before);
+    screenshot(
+        chromium,
+        &format!("http://{addr}/#/steps/0"),
+        &dir.path().join("initial.png"),
+    );
+    // Follow the Kafka-worded step the page offers: the leader takes the produce request.
+    let step = "prod -> b0 Produce [v1] acks=all req=0";
+    let href = link_to(&before, step)
+        .unwrap_or_else(|| panic!("no link for `{step}` among the next steps: {before}"));
+    assert!(href.starts_with("#/steps/0/"), "{href}");
+    let url = format!("http://{addr}/{href}");
+    let after = dump_dom(chromium, &url);
+    assert!(after.contains("State after step 1"), "{after}");
+    // The step is the path's current one, and its effect is drawn: broker 0 appended v1 in
+    // epoch 1 (not yet below the high watermark), its log end moved to 1, and the followers'
+    // fetches can now copy it.
+    assert!(
+        after.contains(&format!(
+            "<li class=\"current\"><a href=\"{href}\">{}",
+            in_dom(step)
+        )),
+        "{after}"
+    );
+    assert!(
+        after.contains(
+            "<td class=\"cell\" title=\"offset 0, epoch 1, v1\">v1<small>e1</small></td>"
+        ),
+        "broker 0 does not show v1 appended: {after}"
+    );
+    let broker0 = after
+        .split("<th class=\"who\" rowspan=\"2\">broker 0")
+        .nth(1)
+        .and_then(|rest| rest.split("<th class=\"who\"").next())
+        .expect("broker 0's rows");
+    assert!(broker0.contains("v1<small>e1</small>"), "{broker0}");
+    assert!(broker0.contains("▲LEO"), "{broker0}");
+    assert_no_debug_dump(&after);
+    screenshot(chromium, &url, &dir.path().join("after-produce.png"));
+}
+
+/// The acceptance command of `check --explore`: an unclean election loses a committed record.
+const UNCLEAN: [&str; 11] = [
+    "--unclean-election",
+    "--min-insync",
+    "1",
+    "--records",
+    "1",
+    "--crashes",
+    "0",
+    "--no-consumer",
+    "--strategy",
+    "bfs",
+    "--first",
+];
+
+/// The first violated safety property of `insync check --json ARGS`, and its report entry.
+fn first_violated(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_insync"))
+        .arg("check")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run insync check");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| p["expectation"] == "always" && p["holds"] == false)
+        .expect("a violated safety property")
+        .clone()
+}
+
+#[test]
+fn check_explore_opens_at_the_violating_state_in_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let violated = first_violated(&UNCLEAN);
+    let property = violated["name"].as_str().expect("a name");
+    let steps = violated["counterexample"]
+        .as_array()
+        .expect("a counterexample")
+        .len();
+    let mut args = UNCLEAN.to_vec();
+    args.push("--explore");
+    let (_server, addr) = start_serving("check", &args);
+    let (_, info) = get(&addr, "/.insync").expect("the page's info");
+    let info: serde_json::Value = serde_json::from_str(&info).expect("JSON");
+    assert_eq!(info["property"], property, "{info}");
+    assert_eq!(info["start"], violated["explorer_path"], "{info}");
+    // No fragment: the page goes to the counterexample's last state by itself.
+    let dom = dump_dom(chromium, &format!("http://{addr}/"));
+    assert!(
+        dom.contains(&format!("State after step {steps}")),
+        "not at the counterexample's last state: {dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "Opened from insync check: the counterexample of {property}, {steps} steps"
+        )),
+        "no banner naming the property: {dom}"
+    );
+    assert!(
+        dom.contains(&format!("<code class=\"broken\">{property}</code>")),
+        "the state does not show {property} violated: {dom}"
+    );
+    // The unclean election that broke it is the step shown, in Kafka's words.
+    assert!(dom.contains("(unclean)"), "{dom}");
+    assert!(dom.contains("class=\"cell committed\""), "{dom}");
+    assert_no_debug_dump(&dom);
+    screenshot(
+        chromium,
+        &format!("http://{addr}/"),
+        &dir.path().join("check-explore.png"),
+    );
+}
+
+#[test]
+fn check_explore_opens_the_property_asked_for() {
+    // Another violated property of the same check, and a reached `sometimes` one.
+    for (property, banner) in [
+        ("strong-isr", "the counterexample of strong-isr"),
+        ("record-committed", "an example of record-committed"),
+    ] {
+        let mut args = UNCLEAN.to_vec();
+        args.extend(["--explore", "--property", property]);
+        let (_server, addr) = start_serving("check", &args);
+        let (_, info) = get(&addr, "/.insync").expect("the page's info");
+        let info: serde_json::Value = serde_json::from_str(&info).expect("JSON");
+        assert_eq!(info["property"], property, "{info}");
+        assert_eq!(info["opened"], banner, "{info}");
+        let start = info["start"].as_str().expect("a path");
+        let (code, _) = get(&addr, &format!("/.states/{start}")).expect("the states after it");
+        assert_eq!(code, 200, "the path does not exist in the Explorer");
+    }
+}
+
+fn check_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_insync"))
+        .arg("check")
+        .args(args)
+        .args(["--addr", &free_addr()])
+        .output()
+        .expect("run insync check");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn check_explore_with_nothing_to_open_exits_2() {
+    // The recommended configuration breaks nothing within a few steps.
+    let err = check_fails(&[
+        "--records",
+        "1",
+        "--crashes",
+        "0",
+        "--no-consumer",
+        "--max-depth",
+        "3",
+        "--explore",
+    ]);
+    assert!(err.contains("nothing to open"), "{err}");
+    assert!(err.contains("--property NAME"), "{err}");
+    let mut args = UNCLEAN.to_vec();
+    args.extend(["--explore", "--property", "acked-writes-durable"]);
+    let err = check_fails(&args);
+    assert!(
+        err.contains("nothing to open for acked-writes-durable"),
+        "{err}"
+    );
+    let mut args = UNCLEAN.to_vec();
+    args.extend(["--explore", "--property", "no-such-property"]);
+    let err = check_fails(&args);
+    assert!(err.contains("no such property"), "{err}");
+}
+
+#[test]
+fn explore_path_opens_the_property_asked_for() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (file, report) = lossy_report(dir.path());
+    let reached = report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .find(|p| p["name"] == "record-committed")
+        .expect("record-committed")
+        .clone();
+    let mut args = LOSSY.to_vec();
+    args.extend([
+        "--path",
+        file.to_str().expect("a UTF-8 path"),
+        "--property",
+        "record-committed",
+    ]);
+    let (_server, addr) = start_explorer_with(&args);
+    let (_, info) = get(&addr, "/.insync").expect("the page's info");
+    let info: serde_json::Value = serde_json::from_str(&info).expect("JSON");
+    assert_eq!(info["start"], reached["explorer_path"], "{info}");
+    assert_eq!(info["opened"], "an example of record-committed", "{info}");
+    // A path of indices has no properties to choose from.
+    let bare = dir.path().join("bare.txt");
+    std::fs::write(&bare, "0/1").unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--path",
+        bare.to_str().unwrap(),
+        "--property",
+        "isr-complete",
+    ]);
+    let err = explore_fails(&args);
+    assert!(err.contains("not a report"), "{err}");
+}
+
+#[test]
+fn visible_text_leaves_out_the_folded_raw_state() {
+    let dom = "<style>.a{ b }</style><p>ISR <b>{0,1,2}</b> &amp; broker 0, controller</p>\
+               <details><summary>raw</summary><pre>BrokerSet(7) Id(3)</pre></details>";
+    let shown = visible_text(dom);
+    assert!(shown.contains("ISR  {0,1,2}  & broker 0"), "{shown}");
+    assert!(
+        !shown.contains("BrokerSet") && !shown.contains("{ b }"),
+        "{shown}"
+    );
+    assert_no_debug_dump(dom);
+    let leaked = std::panic::catch_unwind(|| {
+        assert_no_debug_dump("<p>broker 0, controller: leader Some(Id(1))</p>")
+    });
+    assert!(leaked.is_err(), "a Debug dump in plain view passes");
 }
