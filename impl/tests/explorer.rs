@@ -668,3 +668,28 @@ fn visible_text_leaves_out_the_folded_raw_state() {
     });
     assert!(leaked.is_err(), "a Debug dump in plain view passes");
 }
+
+#[test]
+fn check_explore_after_a_budget_opens_the_scope_that_broke() {
+    // Scope deepening stops at one record, below the two the flags ask for: the Explorer
+    // serves that scope, where the counterexample's path exists.
+    let (_server, addr) = start_serving(
+        "check",
+        &[
+            "--acks",
+            "1",
+            "--no-consumer",
+            "--budget",
+            "10m",
+            "--explore",
+        ],
+    );
+    let (_, info) = get(&addr, "/.insync").expect("the page's info");
+    let info: serde_json::Value = serde_json::from_str(&info).expect("JSON");
+    assert_eq!(info["property"], "acked-writes-durable", "{info}");
+    let summary = info["summary"].as_str().expect("a summary");
+    assert!(summary.contains("records=1"), "{summary}");
+    let start = info["start"].as_str().expect("a path");
+    let (code, _) = get(&addr, &format!("/.states/{start}")).expect("the states after it");
+    assert_eq!(code, 200, "the path does not exist in the Explorer");
+}
