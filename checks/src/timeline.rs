@@ -20,9 +20,9 @@ use std::fmt::Write as _;
 /// Height of one history entry, in pixels.
 const ROW_PX: usize = 24;
 /// Width of one bar column of a client lane, in pixels.
-const CLIENT_COLUMN_PX: usize = 240;
+const CLIENT_COLUMN_PX: usize = 200;
 /// Width of one bar column of the nemesis lane, in pixels.
-const FAULT_COLUMN_PX: usize = 290;
+const FAULT_COLUMN_PX: usize = 260;
 /// Width of the time gutter, in pixels.
 const GUTTER_PX: usize = 110;
 
