@@ -193,7 +193,9 @@ fn a_replayed_case_draws_as_a_timeline_in_chromium() {
     for debug in ["Id(", "Some(", "{ ", "Send {", "Offset("] {
         assert!(!shown.contains(debug), "`{debug}` in plain view: {shown}");
     }
-    let png = dir.path().join("timeline.png");
+    // Kept for a reader under target/tmp; a stale one must not pass for this run's.
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("timeline-lost-write.png");
+    let _ = std::fs::remove_file(&png);
     headless(
         chromium,
         dir.path(),
@@ -209,4 +211,5 @@ fn a_replayed_case_draws_as_a_timeline_in_chromium() {
         "{}",
         png.display()
     );
+    eprintln!("screenshot: {}", png.display());
 }

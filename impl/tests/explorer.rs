@@ -122,8 +122,18 @@ fn dump_dom(chromium: &str, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Where the tests leave their screenshots for a reader: the test's temporary directory under
+/// `target/tmp`, kept after the run.
+fn screenshots() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-screenshots");
+    std::fs::create_dir_all(&dir).expect("create the screenshots directory");
+    dir
+}
+
 /// Saves a screenshot of the page as Chromium draws it; asserts it is a PNG.
 fn screenshot(chromium: &str, url: &str, png: &std::path::Path) {
+    // A screenshot left by an earlier run must not pass for this one.
+    let _ = std::fs::remove_file(png);
     let profile = chromium_profile();
     let out = Command::new(chromium)
         .args(HEADLESS)
@@ -135,6 +145,7 @@ fn screenshot(chromium: &str, url: &str, png: &std::path::Path) {
         .output()
         .expect("run chromium");
     let _ = std::fs::remove_dir_all(&profile);
+    eprintln!("screenshot: {}", png.display());
     let bytes = std::fs::read(png).unwrap_or_else(|e| {
         panic!(
             "no screenshot at {}: {e}; chromium said {}",
@@ -421,7 +432,6 @@ fn link_to(dom: &str, text: &str) -> Option<String> {
 #[test]
 fn explorer_page_follows_one_action_in_chromium() {
     let Some(chromium) = chromium() else { return };
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let (_server, addr) = start_explorer();
     let before = dump_dom(chromium, &format!("http://{addr}/#/steps/0"));
     assert!(before.contains("Initial state"), "{before}");
@@ -439,7 +449,7 @@ fn explorer_page_follows_one_action_in_chromium() {
     screenshot(
         chromium,
         &format!("http://{addr}/#/steps/0"),
-        &dir.path().join("initial.png"),
+        &screenshots().join("initial.png"),
     );
     // Follow the Kafka-worded step the page offers: the leader takes the produce request.
     let step = "prod -> b0 Produce [v1] acks=all req=0";
@@ -471,9 +481,17 @@ fn explorer_page_follows_one_action_in_chromium() {
         .and_then(|rest| rest.split("<th class=\"who\"").next())
         .expect("broker 0's rows");
     assert!(broker0.contains("v1<small>e1</small>"), "{broker0}");
-    assert!(broker0.contains("▲LEO"), "{broker0}");
+    // Its log end offset moved past v1; the high watermark stayed at 0.
+    assert!(
+        broker0.contains("<td class=\"mark\">▲HW</td><td class=\"mark\">▲LEO</td>"),
+        "{broker0}"
+    );
+    assert!(
+        before.contains("<td class=\"mark\">▲HW ▲LEO</td>"),
+        "before the step both marks point at offset 0: {before}"
+    );
     assert_no_debug_dump(&after);
-    screenshot(chromium, &url, &dir.path().join("after-produce.png"));
+    screenshot(chromium, &url, &screenshots().join("after-produce.png"));
 }
 
 /// The acceptance command of `check --explore`: an unclean election loses a committed record.
@@ -513,7 +531,6 @@ fn first_violated(args: &[&str]) -> serde_json::Value {
 #[test]
 fn check_explore_opens_at_the_violating_state_in_chromium() {
     let Some(chromium) = chromium() else { return };
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let violated = first_violated(&UNCLEAN);
     let property = violated["name"].as_str().expect("a name");
     let steps = violated["counterexample"]
@@ -550,7 +567,7 @@ fn check_explore_opens_at_the_violating_state_in_chromium() {
     screenshot(
         chromium,
         &format!("http://{addr}/"),
-        &dir.path().join("check-explore.png"),
+        &screenshots().join("check-explore.png"),
     );
 }
 
