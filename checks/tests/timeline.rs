@@ -213,3 +213,97 @@ fn a_replayed_case_draws_as_a_timeline_in_chromium() {
     );
     eprintln!("screenshot: {}", png.display());
 }
+
+/// What repairs each fault the runner injects, in the runner's own words.
+fn repair_of(fault: &str) -> Option<&'static str> {
+    if fault.starts_with("crash broker ") {
+        Some("restart broker ")
+    } else if fault.starts_with("partition ") {
+        Some("heal the partition")
+    } else if fault.starts_with("drop ")
+        || fault.starts_with("duplicate ")
+        || fault.ends_with("(reordering)")
+    {
+        Some("clear drops and duplicates")
+    } else if fault.starts_with("slow broker ") {
+        Some("drain")
+    } else if fault == "crash the consumer" {
+        Some("restart the consumer")
+    } else {
+        None
+    }
+}
+
+#[test]
+fn the_faults_of_an_engine_run_last_until_their_repairs() {
+    use insync_checks::fuzz::run_case;
+    use insync_checks::history::{Fun, Process};
+    use insync_checks::plan::{Plan, Step, APPLICATION_BIT};
+    use insync_checks::runner::RunOptions;
+    use insync_checks::strategy::{recommended, Case};
+    use insync_model::config::NetworkKind;
+    let case = Case {
+        config: insync_model::Config {
+            network: NetworkKind::Duplicating,
+            ..recommended()
+        },
+        plan: Plan {
+            steps: vec![
+                Step::Send,
+                Step::CrashFollower { rank: 0 },
+                Step::Pause { ms: 50 },
+                Step::RestartBroker,
+                Step::Partition {
+                    followers: 1,
+                    clients: APPLICATION_BIT,
+                },
+                Step::Pause { ms: 50 },
+                Step::Heal,
+                Step::Drop { percent: 10 },
+                Step::Duplicate { percent: 10 },
+                Step::Delay { ms: 20 },
+                Step::ClearNetwork,
+                Step::SlowFollower { rank: 0, ms: 30 },
+                Step::CrashConsumer,
+                Step::RestartConsumer,
+                Step::Send,
+            ],
+        },
+        seed: 0,
+    };
+    let (history, verdict) = run_case(&case, &RunOptions::default()).expect("the run completes");
+    let page = insync_checks::timeline::render(&history, &verdict, "faults", &[], &[]);
+    let mut faults = 0;
+    for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
+        let Fun::Nemesis { what } = &op.fun else {
+            panic!("a nemesis entry that is not a fault: {op}");
+        };
+        let bar = page
+            .split("<div class=\"bar ")
+            .skip(1)
+            .find(|b| b.contains(&format!("data-ops=\"{}\"", op.index)))
+            .unwrap_or_else(|| panic!("no bar for {op}"));
+        match repair_of(what) {
+            Some(repair) => {
+                faults += 1;
+                assert!(bar.starts_with("fault"), "{what}: {bar}");
+                let title = bar
+                    .split_once("title=\"")
+                    .and_then(|(_, t)| t.split_once('"'))
+                    .map(|(t, _)| t)
+                    .expect("a title");
+                let until = title
+                    .split("\nuntil ")
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("{what} never ends: {title}"));
+                assert!(
+                    until.contains(repair),
+                    "{what} ends at {until}, not {repair}"
+                );
+            }
+            None => assert!(bar.starts_with("repair"), "{what}: {bar}"),
+        }
+    }
+    // Crash, partition, drop, duplicate, reordering delay, slow link, consumer crash.
+    assert_eq!(faults, 7, "{history}");
+}
