@@ -42,6 +42,10 @@ pub struct CheckOptions {
     pub stop_at: Option<BTreeSet<&'static str>>,
     /// Print a progress line on stderr.
     pub progress: bool,
+    /// Visit one state per class of states that differ only in broker names, where that is
+    /// sound (`insync_model::symmetry::applies`) and the strategy supports it (depth first,
+    /// simulation; stateright's breadth-first search ignores symmetry).
+    pub symmetry: bool,
 }
 
 impl Default for CheckOptions {
@@ -55,6 +59,7 @@ impl Default for CheckOptions {
             timeout: None,
             stop_at: None,
             progress: false,
+            symmetry: true,
         }
     }
 }
@@ -182,6 +187,9 @@ pub struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cut_short: Option<CutShort>,
     pub properties: Vec<PropertyReport>,
+    /// Whether states that differ only in broker names were visited once (`unique_states`
+    /// then counts classes of states).
+    pub symmetry: bool,
     /// With `--budget`: the scopes checked on the way to this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deepening: Option<crate::budget::Deepening>,
@@ -243,6 +251,9 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     if let Some(stop_at) = &options.stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(stop_at.clone()));
     }
+    if symmetric(config, options) {
+        builder = builder.symmetry_fn(insync_model::symmetry::representative);
+    }
     let start = Instant::now();
     match options.strategy {
         Strategy::Bfs => finish(builder.spawn_bfs(), config, options, &stop, start, false),
@@ -257,6 +268,13 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
             true,
         ),
     }
+}
+
+/// Whether a search with `options` merges states that differ only in broker names.
+pub fn symmetric(config: &ValidConfig, options: &CheckOptions) -> bool {
+    options.symmetry
+        && matches!(options.strategy, Strategy::Dfs | Strategy::Simulation)
+        && insync_model::symmetry::applies(config)
 }
 
 /// Breadth first while that is cheap, so a shallow violation is reported at once (depth first
@@ -416,8 +434,10 @@ fn report<C: Checker<InsyncModel>>(
     {
         cut_short = cut_short.or(Some(CutShort::FirstViolation));
     }
+    let symmetry = symmetric(config, options);
     let config = config.clone().into_inner();
     CheckReport {
+        symmetry,
         bounds: Bounds::of(&config, options),
         config,
         strategy: options.strategy,
@@ -474,9 +494,14 @@ pub fn render_human(report: &CheckReport) -> String {
     }
     let rate = report.unique_states as f64 / report.seconds.max(1e-9);
     s.push_str(&format!(
-        "\n{} states ({} unique, {:.0} unique/s), max depth {}, {:.2}s, {}{}\n",
+        "\n{} states ({} unique{}, {:.0} unique/s), max depth {}, {:.2}s, {}{}\n",
         report.states,
         report.unique_states,
+        if report.symmetry {
+            " up to broker renaming"
+        } else {
+            ""
+        },
         rate,
         report.max_depth,
         report.seconds,

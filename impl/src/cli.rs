@@ -361,6 +361,10 @@ pub struct CheckArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Visit every state, not one per class of states that differ only in broker names (the
+    /// symmetry reduction of depth-first and simulation searches; to compare, slower).
+    #[arg(long)]
+    pub no_symmetry: bool,
     /// Check the built-in catalogue of scenarios and print one table.
     #[arg(long)]
     pub matrix: bool,
@@ -647,6 +651,7 @@ fn options_from(args: &CheckArgs) -> CheckOptions {
         max_states: args.max_states,
         timeout: args.timeout,
         progress: true,
+        symmetry: !args.no_symmetry,
         ..CheckOptions::default()
     };
     if let Some(threads) = args.threads {

@@ -20,4 +20,5 @@ pub mod types;
 pub use config::{Config, ConfigError, ValidConfig};
 pub use node::{Insync, InsyncModel, InsyncState, Node};
 pub mod scenarios;
+pub mod symmetry;
 pub mod trace;

@@ -430,10 +430,7 @@ fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
     if controller.partition.partition_epoch.0 > c.elections + c.isr_changes {
         return false;
     }
-    let reduce_crashes = c.reductions
-        && c.flush == crate::config::Flush::Always
-        && c.truncation == crate::config::Truncation::LeaderEpoch;
-    if reduce_crashes && !crash_is_interesting(t, controller, state) {
+    if crash_reduction_applies(c) && !crash_is_interesting(t, controller, state) {
         return false;
     }
     let mut crashes = state.crashed.iter().filter(|&&x| x).count() as u32;
@@ -445,6 +442,13 @@ fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
         };
     }
     crashes <= c.crashes
+}
+
+/// Whether the checker explores only the crashes of [`crash_is_interesting`].
+pub fn crash_reduction_applies(c: &ValidConfig) -> bool {
+    c.reductions
+        && c.flush == crate::config::Flush::Always
+        && c.truncation == crate::config::Truncation::LeaderEpoch
 }
 
 /// With every append flushed and leader-epoch truncation, most crashes add nothing new, so the checker explores only those

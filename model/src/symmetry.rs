@@ -1,0 +1,620 @@
+//! Symmetry over brokers: a state and the same state with its brokers renamed behave alike,
+//! so the depth-first and simulation checkers need to visit only one of them.
+//!
+//! # Why renaming brokers is sound here
+//!
+//! A reduction by a representative function is sound when (1) the representative of a state
+//! is a renaming of it, (2) renaming commutes with the transitions (the successors of a
+//! renamed state are the renamed successors) and with the boundary, and (3) every property
+//! judges a state and its renaming alike. (1) holds by construction: [`representative`]
+//! only ever applies a permutation of broker ids, however it picks it. For (2) and (3):
+//!
+//! - Broker actors are one type, parameterised only by their id, and every rule compares ids
+//!   for equality or tests set membership; none prefers a lower id. Properties quantify over
+//!   all brokers.
+//! - The controller picks a new leader by which session-expiry timer fires (one per possible
+//!   successor) and moves leadership to any live ISR member: every choice is explored, so no
+//!   "first in assignment order" decides a branch. Two places still take the first broker in
+//!   id order. `Controller::elect_first` runs when an offline partition gets one broker
+//!   back, and at most that one broker is eligible then (the sets it picks from only shrink
+//!   while the partition is offline). `Controller::on_register`, when the registering broker
+//!   is the unfenced leader (it restarted before its session expired), picks the first live
+//!   ISR member: that branch breaks the symmetry, so [`applies`] turns the reduction off
+//!   whenever it is reachable, i.e. whenever an unfenced leader may crash (the crash
+//!   reduction of `node::crash_is_interesting` keeps only crashes of fenced leaders).
+//! - The initial state names broker 0 as leader; that only picks which member of its orbit
+//!   the search starts from. A restarted consumer starts with no leader and asks the
+//!   controller, so no hint names broker 0 after the start.
+//!
+//! `tests/symmetry.rs` checks (2) and (3) directly: on random walks of several
+//! configurations, each state and a random renaming of it have the same boundary verdict,
+//! the same property verdicts, and successor sets that are renamings of each other. It also
+//! checks that verdicts with and without the reduction are equal on every matrix row at
+//! small bounds, and that the reduced search is smaller.
+//!
+//! # How the representative is chosen
+//!
+//! Brokers are sorted by a summary of everything the state says about them that names no
+//! broker id (their own state and saved state, the controller's view of them, what brokers
+//! acting as leader track for them, the messages and timers that concern them). States
+//! whose brokers are renamed copies of each other get the same summaries, so they sort to
+//! the same representative, except where two brokers' summaries tie and they still differ in
+//! how they relate to each other; then the renamed copies may stay apart, which costs
+//! states but never soundness.
+
+use crate::broker::{BrokerState, LeaderState, Role};
+use crate::config::ValidConfig;
+use crate::controller::ControllerState;
+use crate::msg::{Msg, PartitionState, Timer};
+use crate::node::{InsyncState, NodeState, NodeStorage};
+use crate::types::{BrokerId, BrokerSet, REPLICAS_MAX};
+use ahash::AHasher;
+use stateright::actor::{Id, Network, Timers};
+use stateright::{Rewrite, RewritePlan};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+/// A renaming of broker ids: broker `b` becomes `to[b]`. Other actors keep their ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renaming {
+    to: [u8; REPLICAS_MAX],
+    replicas: usize,
+}
+
+impl Renaming {
+    /// `to[b]` is broker `b`'s new id; `to` must be a permutation of `0..to.len()`.
+    pub fn new(to: &[BrokerId]) -> Renaming {
+        let replicas = to.len();
+        assert!(replicas <= REPLICAS_MAX, "at most {REPLICAS_MAX} replicas");
+        let mut seen = BrokerSet::EMPTY;
+        let mut map = [0u8; REPLICAS_MAX];
+        for (b, t) in to.iter().enumerate() {
+            assert!(
+                t.index() < replicas && !seen.contains(*t),
+                "not a permutation: {to:?}"
+            );
+            seen = seen.with(*t);
+            map[b] = t.0;
+        }
+        for (b, m) in map.iter_mut().enumerate().skip(replicas) {
+            *m = b as u8;
+        }
+        Renaming { to: map, replicas }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.to.iter().enumerate().all(|(b, &t)| b == t as usize)
+    }
+
+    fn plan(&self) -> RewritePlan<Id, Renaming> {
+        RewritePlan::new(*self, |id, r| {
+            let i = usize::from(*id);
+            if i < r.replicas {
+                Id::from(r.to[i] as usize)
+            } else {
+                *id
+            }
+        })
+    }
+
+    /// The whole state with its brokers renamed.
+    pub fn apply(&self, state: &InsyncState) -> InsyncState {
+        let plan = self.plan();
+        let n = self.replicas;
+        // Slot `to[b]` of the new state holds broker `b`'s renamed state.
+        let mut from = [0usize; REPLICAS_MAX];
+        for b in 0..n {
+            from[self.to[b] as usize] = b;
+        }
+        let slot = |i: usize| if i < n { from[i] } else { i };
+        let count = state.actor_states.len();
+        InsyncState {
+            actor_states: (0..count)
+                .map(|i| {
+                    let s = &state.actor_states[slot(i)];
+                    match &**s {
+                        NodeState::Broker(_) | NodeState::Controller(_) => {
+                            Arc::new(s.as_ref().rewrite(&plan))
+                        }
+                        NodeState::Producer(p) if p.leader.is_some() => {
+                            Arc::new(s.as_ref().rewrite(&plan))
+                        }
+                        NodeState::Consumer(c) if c.leader.is_some() => {
+                            Arc::new(s.as_ref().rewrite(&plan))
+                        }
+                        _ => Arc::clone(s),
+                    }
+                })
+                .collect(),
+            network: state.network.rewrite(&plan),
+            // Only the controller's timers name brokers.
+            timers_set: (0..count)
+                .map(|i| {
+                    if i == n {
+                        rename_timers(&state.timers_set[i], &plan)
+                    } else {
+                        state.timers_set[slot(i)].clone()
+                    }
+                })
+                .collect(),
+            random_choices: (0..count)
+                .map(|i| state.random_choices[slot(i)].clone())
+                .collect(),
+            crashed: (0..count).map(|i| state.crashed[slot(i)]).collect(),
+            history: (),
+            actor_storages: (0..count)
+                .map(|i| state.actor_storages[slot(i)].rewrite(&plan))
+                .collect(),
+        }
+    }
+}
+
+/// stateright's own `Rewrite` for `Timers` keeps the timers as they are; the controller's
+/// name brokers.
+fn rename_timers(timers: &Timers<Timer>, plan: &RewritePlan<Id, Renaming>) -> Timers<Timer> {
+    let mut out = Timers::new();
+    for t in timers.iter() {
+        out.set(t.rewrite(plan));
+    }
+    out
+}
+
+/// Whether the reduction is sound for `config` (see the module documentation): only when no
+/// unfenced leader can crash, because a restarted unfenced leader hands leadership to the
+/// first live ISR member in id order.
+pub fn applies(config: &ValidConfig) -> bool {
+    config.crashes == 0 || crate::node::crash_reduction_applies(config)
+}
+
+/// The representative of `state`'s class: the state with its brokers sorted by
+/// [`summary`]. For stateright's `symmetry_fn`.
+pub fn representative(state: &InsyncState) -> InsyncState {
+    let renaming = canonical_renaming(state);
+    if renaming.is_identity() {
+        state.clone()
+    } else {
+        renaming.apply(state)
+    }
+}
+
+/// The renaming that sorts brokers by their summaries (ties keep id order).
+pub fn canonical_renaming(state: &InsyncState) -> Renaming {
+    let n = replicas(state);
+    let keys = summaries(state, n);
+    let mut order: [usize; REPLICAS_MAX] = [0, 1, 2, 3, 4];
+    order[..n].sort_by_key(|&b| (keys[b], b));
+    let mut to = [BrokerId(0); REPLICAS_MAX];
+    for (new, &old) in order[..n].iter().enumerate() {
+        to[old] = BrokerId(new as u8);
+    }
+    Renaming::new(&to[..n])
+}
+
+fn replicas(state: &InsyncState) -> usize {
+    state
+        .actor_states
+        .iter()
+        .take_while(|s| matches!(***s, NodeState::Broker(_)))
+        .count()
+}
+
+/// A fixed-seed hasher, so summaries (and so representatives) are the same in every run.
+fn hasher() -> AHasher {
+    ahash::RandomState::with_seeds(0x6b61, 0x666b, 0x61, 0x5a).build_hasher()
+}
+
+fn hash_of<T: Hash + ?Sized>(t: &T) -> u64 {
+    let mut h = hasher();
+    t.hash(&mut h);
+    h.finish()
+}
+
+/// For each broker, everything the state says about it that names no broker id, hashed:
+/// equal for a broker and its image under any renaming. Collections whose order depends on
+/// ids (timers, flows, what several leaders track) are combined by a wrapping sum, which is
+/// order-free.
+fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
+    let mut parts = [[0u64; 4]; REPLICAS_MAX];
+    let controller = match state.actor_states.get(n).map(|s| &**s) {
+        Some(NodeState::Controller(c)) => Some(c),
+        _ => None,
+    };
+    // The controller's timers that concern each broker.
+    if let Some(timers) = state.timers_set.get(n) {
+        for t in timers.iter() {
+            for (b, mention) in timer_mentions(t) {
+                parts[b.index()][0] = parts[b.index()][0].wrapping_add(hash_of(&mention));
+            }
+        }
+    }
+    // What each broker acting as leader tracks for the others.
+    for l in 0..n {
+        if let NodeState::Broker(s) = &*state.actor_states[l] {
+            if let Some(ls) = s.leader_state() {
+                for b in (0..n).filter(|&b| b != l) {
+                    let view = (
+                        s.leader_epoch,
+                        state.crashed[l],
+                        leader_view(ls, BrokerId(b as u8)),
+                    );
+                    parts[b][1] = parts[b][1].wrapping_add(hash_of(&view));
+                }
+            }
+        }
+    }
+    // The messages to and from each broker, flow by flow.
+    let mut flow = |src: usize, dst: usize, msgs: &mut dyn Iterator<Item = &Msg>| {
+        if src >= n && dst >= n {
+            return;
+        }
+        let mut h = hasher();
+        for m in msgs {
+            message_summary(m, &mut h);
+        }
+        let body = h.finish();
+        if src < n {
+            parts[src][2] = parts[src][2].wrapping_add(hash_of(&(0u8, kind(n, dst), body)));
+        }
+        if dst < n {
+            parts[dst][2] = parts[dst][2].wrapping_add(hash_of(&(1u8, kind(n, src), body)));
+        }
+    };
+    match &state.network {
+        Network::Ordered(map) => {
+            for ((src, dst), msgs) in map {
+                flow(usize::from(*src), usize::from(*dst), &mut msgs.iter());
+            }
+        }
+        Network::UnorderedDuplicating(set, _) => {
+            for e in set.iter() {
+                flow(
+                    usize::from(e.src),
+                    usize::from(e.dst),
+                    &mut std::iter::once(&e.msg),
+                );
+            }
+        }
+        Network::UnorderedNonDuplicating(map) => {
+            for (e, count) in map.iter() {
+                for _ in 0..*count {
+                    flow(
+                        usize::from(e.src),
+                        usize::from(e.dst),
+                        &mut std::iter::once(&e.msg),
+                    );
+                }
+            }
+        }
+    }
+    let mut keys = [0u64; REPLICAS_MAX];
+    for b in 0..n {
+        let mut h = hasher();
+        state.crashed[b].hash(&mut h);
+        if let NodeState::Broker(s) = &*state.actor_states[b] {
+            own_summary(s, &mut h);
+        }
+        state.actor_storages[b].hash(&mut h);
+        let own_timers = state.timers_set[b]
+            .iter()
+            .fold(0u64, |acc, t| acc.wrapping_add(hash_of(t)));
+        own_timers.hash(&mut h);
+        if let Some(c) = controller {
+            controller_view(c, BrokerId(b as u8)).hash(&mut h);
+        }
+        parts[b].hash(&mut h);
+        keys[b] = h.finish();
+    }
+    keys
+}
+
+/// What kind of actor an id is: 0 broker, 1 controller, 2 a client.
+fn kind(replicas: usize, id: usize) -> u8 {
+    match id {
+        _ if id < replicas => 0,
+        _ if id == replicas => 1,
+        _ => 2,
+    }
+}
+
+fn own_summary<H: Hasher>(s: &BrokerState, h: &mut H) {
+    (
+        s.incarnation,
+        &s.log,
+        s.flushed,
+        s.high_watermark,
+        s.leader_epoch,
+        s.hw_checkpoint,
+        &s.committed_ghost,
+    )
+        .hash(h);
+    match &s.role {
+        Role::Leader(l) => {
+            let others = (0..REPLICAS_MAX)
+                .filter(|&f| f != s.id.index())
+                .map(|f| (l.follower_end[f], l.follower_incarnation[f], l.sent_end[f]))
+                .fold(0u64, |acc, t| acc.wrapping_add(hash_of(&t)));
+            (
+                0u8,
+                l.isr.len(),
+                l.isr.contains(s.id),
+                l.partition_epoch,
+                l.pending_isr.map(BrokerSet::len),
+                l.ineligible.len(),
+                l.parked_followers.len(),
+                &l.parked_consumers,
+                &l.pending_produce,
+                l.lag_armed,
+                l.caught_up.len(),
+                others,
+            )
+                .hash(h);
+        }
+        Role::Follower { leader, truncating } => {
+            (1u8, leader.is_some(), *leader == Some(s.id), *truncating).hash(h)
+        }
+    }
+}
+
+fn controller_view(c: &ControllerState, b: BrokerId) -> (bool, bool, bool, bool, bool, u32) {
+    let p = &c.partition;
+    (
+        p.leader == Some(b),
+        p.isr.contains(b),
+        p.elr.contains(b),
+        p.last_known_elr.contains(b),
+        c.fenced.contains(b),
+        c.incarnations[b.index()],
+    )
+}
+
+type LeaderView = (crate::types::Offset, u32, crate::types::Offset, [bool; 5]);
+
+fn leader_view(l: &LeaderState, b: BrokerId) -> LeaderView {
+    (
+        l.follower_end[b.index()],
+        l.follower_incarnation[b.index()],
+        l.sent_end[b.index()],
+        [
+            l.isr.contains(b),
+            l.pending_isr.is_some_and(|p| p.contains(b)),
+            l.ineligible.contains(b),
+            l.parked_followers.contains(b),
+            l.caught_up.contains(b),
+        ],
+    )
+}
+
+/// The brokers a controller timer concerns, and how.
+fn timer_mentions(t: &Timer) -> impl Iterator<Item = (BrokerId, u8)> {
+    let (first, second) = match *t {
+        Timer::SessionExpired { broker, successor } => (
+            Some((broker, u8::from(successor.is_some()))),
+            successor.map(|s| (s, 2)),
+        ),
+        Timer::ElectLeader(b) => (Some((b, 3)), None),
+        Timer::HeartbeatResumed(b) => (Some((b, 4)), None),
+        _ => (None, None),
+    };
+    first.into_iter().chain(second)
+}
+
+/// A message hashed without the broker ids it names (sets by their size).
+fn message_summary<H: Hasher>(m: &Msg, h: &mut H) {
+    std::mem::discriminant(m).hash(h);
+    match m {
+        Msg::MetadataResponse {
+            leader,
+            leader_epoch,
+        } => (leader.is_some(), leader_epoch).hash(h),
+        Msg::AlterPartition {
+            leader_epoch,
+            partition_epoch,
+            isr,
+            incarnations,
+        } => {
+            let mut inc = *incarnations;
+            inc.sort_unstable();
+            (leader_epoch, partition_epoch, isr.len(), inc).hash(h)
+        }
+        Msg::AlterPartitionResponse {
+            leader_epoch,
+            proposed,
+            result,
+        } => {
+            (leader_epoch, proposed.len()).hash(h);
+            match result {
+                Ok(p) => (0u8, partition_summary(p)).hash(h),
+                Err((e, p)) => (1u8, e, partition_summary(p)).hash(h),
+            }
+        }
+        Msg::LeaderAndIsr {
+            partition,
+            broker_incarnation,
+        } => (partition_summary(partition), broker_incarnation).hash(h),
+        // The rest name no broker.
+        other => other.hash(h),
+    }
+}
+
+fn partition_summary(p: &PartitionState) -> impl Hash {
+    (
+        p.leader.is_some(),
+        p.leader_epoch,
+        p.isr.len(),
+        p.elr.len(),
+        p.last_known_elr.len(),
+        p.partition_epoch,
+    )
+}
+
+// ---------------------------------------------------------------- renaming each type
+
+fn broker<S>(b: BrokerId, plan: &RewritePlan<Id, S>) -> BrokerId {
+    BrokerId(usize::from(plan.rewrite(&Id::from(b.index()))) as u8)
+}
+
+fn set<S>(s: BrokerSet, plan: &RewritePlan<Id, S>) -> BrokerSet {
+    s.iter()
+        .fold(BrokerSet::EMPTY, |acc, b| acc.with(broker(b, plan)))
+}
+
+/// An array indexed by broker, reindexed.
+fn per_broker<T: Copy, S>(a: &[T; REPLICAS_MAX], plan: &RewritePlan<Id, S>) -> [T; REPLICAS_MAX] {
+    let mut out = *a;
+    for (b, v) in a.iter().enumerate() {
+        out[broker(BrokerId(b as u8), plan).index()] = *v;
+    }
+    out
+}
+
+impl Rewrite<Id> for PartitionState {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        PartitionState {
+            leader: self.leader.map(|b| broker(b, plan)),
+            isr: set(self.isr, plan),
+            elr: set(self.elr, plan),
+            last_known_elr: set(self.last_known_elr, plan),
+            ..*self
+        }
+    }
+}
+
+impl Rewrite<Id> for Msg {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match self {
+            Msg::MetadataResponse {
+                leader,
+                leader_epoch,
+            } => Msg::MetadataResponse {
+                leader: leader.map(|b| broker(b, plan)),
+                leader_epoch: *leader_epoch,
+            },
+            Msg::AlterPartition {
+                leader_epoch,
+                partition_epoch,
+                isr,
+                incarnations,
+            } => Msg::AlterPartition {
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                isr: set(*isr, plan),
+                incarnations: per_broker(incarnations, plan),
+            },
+            Msg::AlterPartitionResponse {
+                leader_epoch,
+                proposed,
+                result,
+            } => Msg::AlterPartitionResponse {
+                leader_epoch: *leader_epoch,
+                proposed: set(*proposed, plan),
+                result: match result {
+                    Ok(p) => Ok(p.rewrite(plan)),
+                    Err((e, p)) => Err((*e, p.rewrite(plan))),
+                },
+            },
+            Msg::LeaderAndIsr {
+                partition,
+                broker_incarnation,
+            } => Msg::LeaderAndIsr {
+                partition: partition.rewrite(plan),
+                broker_incarnation: *broker_incarnation,
+            },
+            // Every other message names no broker (`FetchResult` and the clients' messages
+            // carry offsets, epochs and records only).
+            other => other.clone(),
+        }
+    }
+}
+
+impl Rewrite<Id> for Timer {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match *self {
+            Timer::SessionExpired {
+                broker: b,
+                successor,
+            } => Timer::SessionExpired {
+                broker: broker(b, plan),
+                successor: successor.map(|s| broker(s, plan)),
+            },
+            Timer::ElectLeader(b) => Timer::ElectLeader(broker(b, plan)),
+            Timer::HeartbeatResumed(b) => Timer::HeartbeatResumed(broker(b, plan)),
+            ref other => other.clone(),
+        }
+    }
+}
+
+impl Rewrite<Id> for ControllerState {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        ControllerState {
+            partition: self.partition.rewrite(plan),
+            fenced: set(self.fenced, plan),
+            incarnations: per_broker(&self.incarnations, plan),
+            unclean_elections: self.unclean_elections,
+        }
+    }
+}
+
+impl Rewrite<Id> for LeaderState {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        LeaderState {
+            isr: set(self.isr, plan),
+            partition_epoch: self.partition_epoch,
+            pending_isr: self.pending_isr.map(|p| set(p, plan)),
+            ineligible: set(self.ineligible, plan),
+            follower_end: per_broker(&self.follower_end, plan),
+            follower_incarnation: per_broker(&self.follower_incarnation, plan),
+            parked_followers: set(self.parked_followers, plan),
+            // Consumers and producers are not brokers: their ids stay.
+            parked_consumers: self.parked_consumers.clone(),
+            pending_produce: self.pending_produce.clone(),
+            lag_armed: self.lag_armed,
+            caught_up: set(self.caught_up, plan),
+            sent_end: per_broker(&self.sent_end, plan),
+        }
+    }
+}
+
+impl Rewrite<Id> for BrokerState {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        BrokerState {
+            id: broker(self.id, plan),
+            role: match &self.role {
+                Role::Leader(l) => Role::Leader(l.rewrite(plan)),
+                Role::Follower { leader, truncating } => Role::Follower {
+                    leader: leader.map(|b| broker(b, plan)),
+                    truncating: *truncating,
+                },
+            },
+            ..self.clone()
+        }
+    }
+}
+
+impl Rewrite<Id> for NodeState {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match self {
+            NodeState::Broker(b) => NodeState::Broker(b.rewrite(plan)),
+            NodeState::Controller(c) => NodeState::Controller(c.rewrite(plan)),
+            NodeState::Producer(p) => {
+                let mut p = p.clone();
+                p.leader = p.leader.map(|(b, e)| (broker(b, plan), e));
+                NodeState::Producer(p)
+            }
+            NodeState::Consumer(c) => {
+                let mut c = c.clone();
+                c.leader = c.leader.map(|(b, e)| (broker(b, plan), e));
+                NodeState::Consumer(c)
+            }
+        }
+    }
+}
+
+impl Rewrite<Id> for NodeStorage {
+    fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        match self {
+            NodeStorage::Controller(c) => NodeStorage::Controller(c.rewrite(plan)),
+            // A broker's saved log, checkpoint and incarnation name no broker.
+            other => other.clone(),
+        }
+    }
+}
