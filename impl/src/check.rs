@@ -228,6 +228,14 @@ fn expectation_name(e: &Expectation) -> &'static str {
     }
 }
 
+/// Printed under a counterexample found on the duplicating network: the model's duplication
+/// goes beyond Kafka's, so the counterexample may rest on it.
+pub const DUPLICATING_CAVEAT: &str = "note: --network duplicating delivers any message again, \
+including a request whose answer was already delivered; Kafka's connections are TCP and its \
+clients resend a request only when its answer is lost. If the counterexample delivers one \
+request twice (for example an AlterPartition rejected, then accepted), it shows a behaviour \
+Kafka does not have.\n";
+
 /// How many states `Strategy::Auto` generates breadth first before it goes depth first.
 pub const AUTO_BFS_STATES: usize = 1_000_000;
 
@@ -514,6 +522,9 @@ pub fn render_human(report: &CheckReport) -> String {
     ));
     let bounds = report.bounds.sentence();
     match (report.violations().next(), report.cut_short) {
+        (Some(_), _) if report.config.network == insync_model::config::NetworkKind::Duplicating => {
+            s.push_str(DUPLICATING_CAVEAT);
+        }
         (Some(_), _) => {}
         (None, None) => s.push_str(&format!(
             "every safety property holds for every behaviour with {bounds}\n"

@@ -73,3 +73,50 @@ fn log_matching_breaks_under_unclean_election() {
         "log-matching",
     );
 }
+
+/// A finding about the model, not about Kafka: on the duplicating network an AlterPartition
+/// is delivered twice. The controller refuses the first copy (the broker to add is fenced),
+/// the broker is unfenced, and the second copy of the same request, with the same partition
+/// epoch, is accepted; the leader takes the refusal, keeps its ISR, and commits without the
+/// broker the controller now counts in sync. Kafka's connections are TCP, and its leader
+/// resends an AlterPartition only when the answer is lost, so it never receives a refusal
+/// for a request the controller then accepts. The report says so under such a counterexample.
+#[test]
+fn the_duplicating_network_breaks_isr_complete_by_a_request_delivered_twice() {
+    let trace = assert_breaks(
+        Config {
+            replicas: 2,
+            min_insync: 1,
+            records: 1,
+            crashes: 0,
+            isr_changes: 2,
+            idempotence: true,
+            consumer: false,
+            network: insync_model::config::NetworkKind::Duplicating,
+            ..Config::default()
+        },
+        "isr-complete",
+    );
+    let alter: Vec<&String> = trace
+        .iter()
+        .filter(|s| s.contains("-> ctl AlterPartition"))
+        .collect();
+    assert_eq!(alter.len(), 2, "{trace:?}");
+    // Strip the step number and what the step did: the same request, twice.
+    let request = |s: &str| {
+        s.split(". ")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        request(alter[0]),
+        request(alter[1]),
+        "the same request twice: {trace:?}"
+    );
+    assert!(
+        trace.iter().any(|s| s.contains("INELIGIBLE_REPLICA")),
+        "{trace:?}"
+    );
+    assert!(insync::check::DUPLICATING_CAVEAT.contains("TCP"));
+}
