@@ -244,6 +244,55 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     if options.strategy == Strategy::Auto {
         return check_auto(config, options);
     }
+    let report = check_once(config, options);
+    if options.strategy == Strategy::Bfs && options.stop_at.is_some() {
+        shortest(config, options, report)
+    } else {
+        report
+    }
+}
+
+/// stateright 0.31's breadth-first search records a property's discovery again on later
+/// states that also violate it (`checker/bfs.rs`), so the path it reports after stopping at
+/// a first violation can be longer than the shortest. A breadth-first search bounded below
+/// that length finds a shorter one if there is one; repeated until none is found, the
+/// counterexample reported is a shortest one. (A path of `n` steps ends at depth `n + 1`,
+/// and stateright evaluates properties only on states below `target_max_depth`, so the bound
+/// `n + 1` admits paths of at most `n - 1` steps.)
+fn shortest(config: &ValidConfig, options: &CheckOptions, mut report: CheckReport) -> CheckReport {
+    for i in 0..report.properties.len() {
+        loop {
+            let p = &report.properties[i];
+            let Some(steps) = p.counterexample.as_ref().map(Vec::len) else {
+                break;
+            };
+            if p.expectation != "always" || steps <= 1 {
+                break;
+            }
+            let bounded = check_once(
+                config,
+                &CheckOptions {
+                    strategy: Strategy::Bfs,
+                    threads: 1,
+                    max_depth: Some(steps + 1),
+                    max_states: None,
+                    stop_at: Some([p.name].into_iter().collect()),
+                    progress: false,
+                    ..options.clone()
+                },
+            );
+            match bounded.property(p.name) {
+                Some(q) if q.counterexample.as_ref().is_some_and(|c| c.len() < steps) => {
+                    report.properties[i] = q.clone();
+                }
+                _ => break,
+            }
+        }
+    }
+    report
+}
+
+fn check_once(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     let insync = Insync::new(config.clone());
     let stop = insync.stop.clone();
     let model = insync.into_model();

@@ -40,6 +40,22 @@ fn assert_scenario(name: &str) {
             .and_then(|p| p.counterexample.clone());
         let trace = trace.expect("a counterexample");
         assert!(!trace.is_empty() && trace.len() < 40, "{name}: {trace:#?}");
+        // A shortest one: a breadth-first search that admits only shorter paths (a path of
+        // n steps ends at depth n + 1) finds none.
+        let shorter = check(
+            &config,
+            &insync::check::CheckOptions {
+                max_depth: Some(trace.len() + 1),
+                ..scenario_options(&s, None)
+            },
+        );
+        let found = shorter
+            .property(property)
+            .and_then(|p| p.counterexample.clone());
+        assert!(
+            found.is_none(),
+            "{name}: a shorter counterexample than {trace:#?} exists: {found:#?}"
+        );
     }
 }
 
