@@ -819,3 +819,56 @@ fn stalled_and_oversized_peers_cost_little_and_are_cut_off() {
         "a long log line:\n{text}"
     );
 }
+
+/// Setup: the cluster of processes, records of 64 KiB (Kafka's defaults: 1 MiB
+/// `message.max.bytes`, `replica.fetch.max.bytes` and `fetch.max.bytes`).
+/// Steps: a client sends 1,500 of them (about 94 MiB).
+/// Expected: every one is acknowledged and read back, none lost. Fetches are sized in bytes
+/// (16 such records to a follower's fetch), so any record up to `message.max.bytes` crosses
+/// the network; when fetches were sized by count (2,000 records in a 16 MiB frame), records
+/// over 8,324 bytes were refused with --connect.
+#[test]
+fn large_records_replicate_between_processes() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+    let controller = insync()
+        .arg("controller")
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn controller");
+    let mut cluster = Processes(vec![("controller".into(), controller)]);
+    for id in 0..3 {
+        cluster.0.push((
+            format!("broker-{id}"),
+            spawn_broker(id, &layout, data.path()),
+        ));
+    }
+    for addr in &addrs {
+        wait_listening(*addr);
+    }
+    let records = 1_500u64;
+    let run = insync()
+        .args([
+            "run",
+            "--connect",
+            "--json",
+            "--records",
+            &records.to_string(),
+            "--record-size",
+            &(64 * 1024).to_string(),
+        ])
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let report = verdict(run.wait_with_output().expect("client"));
+    assert_eq!(report["acknowledged"], records, "{report}");
+    assert_eq!(report["read"], records, "{report}");
+    cluster.assert_all_alive();
+}
