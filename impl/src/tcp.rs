@@ -16,14 +16,18 @@
 //! epochs are built for that.
 //!
 //! Bounds: a listener serves at most [`CONNECTIONS_MAX`] connections at once; a peer has
-//! [`HANDSHAKE_TIMEOUT`] for its handshake and, once accepted, [`IDLE_TIMEOUT`] between whole
+//! [`HANDSHAKE_TIMEOUT`] for its handshake, whose frames may hold at most
+//! [`HANDSHAKE_FRAME_BYTES_MAX`] (a hello is about a kilobyte), and, once accepted, [`IDLE_TIMEOUT`] between whole
 //! frames; a frame's buffer grows as its bytes arrive, up to [`crate::wire::FRAME_BYTES_MAX`];
 //! a peer may claim only the cluster's actor indices, and the reply routes its connection
 //! added leave with it. What a refused peer sent is logged truncated.
 
 use crate::auth::{Claim, Role, Secret};
 use crate::runtime::{Route, Runtime};
-use crate::wire::{read_frame, write_frame, Envelope, Frame, WireError};
+use crate::wire::{
+    read_frame, read_frame_within, write_frame, Envelope, Frame, WireError,
+    HANDSHAKE_FRAME_BYTES_MAX,
+};
 use insync_model::msg::Msg;
 use insync_model::node::{Node, Topology};
 use stateright::actor::Id;
@@ -197,16 +201,17 @@ where
     )
     .await?;
     write.flush().await?;
-    let (config, hosts, cluster_id, theirs) = match read_frame(read).await? {
-        Some(Frame::Hello {
-            config,
-            hosts,
-            cluster_id,
-            nonce,
-        }) => (config, hosts, cluster_id, nonce),
-        Some(_) => return refuse("the peer sent something before its hello".into()),
-        None => return Err(HandshakeError::Closed),
-    };
+    let (config, hosts, cluster_id, theirs) =
+        match read_frame_within(read, HANDSHAKE_FRAME_BYTES_MAX).await? {
+            Some(Frame::Hello {
+                config,
+                hosts,
+                cluster_id,
+                nonce,
+            }) => (config, hosts, cluster_id, nonce),
+            Some(_) => return refuse("the peer sent something before its hello".into()),
+            None => return Err(HandshakeError::Closed),
+        };
     if config != me.config {
         return refuse(format!(
             "the peer runs another configuration ({}); this process runs {}; start every \
@@ -258,7 +263,7 @@ where
     let mac = crate::auth::prove(secret, &ours, &dialer_nonce, &acceptor_nonce);
     write_frame(write, &Frame::Proof { mac }).await?;
     write.flush().await?;
-    let proof = match read_frame(read).await? {
+    let proof = match read_frame_within(read, HANDSHAKE_FRAME_BYTES_MAX).await? {
         Some(Frame::Proof { mac }) => mac,
         Some(_) => return refuse("the peer sent something other than its proof".into()),
         None => return Err(HandshakeError::Closed),

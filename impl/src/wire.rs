@@ -16,6 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest frame accepted or sent.
 pub const FRAME_BYTES_MAX: u32 = 16 * 1024 * 1024;
+/// Largest frame accepted during the handshake, before the peer has proved anything: a hello
+/// holds the configuration (about a kilobyte), a few actor indices, a cluster id and a nonce.
+pub const HANDSHAKE_FRAME_BYTES_MAX: u32 = 64 * 1024;
 /// Most bytes a frame's buffer grows by per read: a frame is allocated as it arrives.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Most bytes of a rejected frame (as hex) or of a decoder's complaint that an error shows.
@@ -53,8 +56,8 @@ pub enum Frame {
 pub enum WireError {
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
-    #[error("frame of {0} bytes exceeds the maximum of {FRAME_BYTES_MAX}")]
-    Oversized(u64),
+    #[error("frame of {len} bytes exceeds the maximum of {max}")]
+    Oversized { len: u64, max: u32 },
     #[error("undecodable frame: {0}")]
     Undecodable(String),
 }
@@ -100,7 +103,10 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, WireError> {
         .serialize(frame)
         .map_err(|e| WireError::Undecodable(e.to_string()))?;
     if payload.len() as u64 > u64::from(FRAME_BYTES_MAX) {
-        return Err(WireError::Oversized(payload.len() as u64));
+        return Err(WireError::Oversized {
+            len: payload.len() as u64,
+            max: FRAME_BYTES_MAX,
+        });
     }
     let mut frame = Vec::with_capacity(payload.len() + 4);
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -119,6 +125,14 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<Frame>, WireError> {
+    read_frame_within(reader, FRAME_BYTES_MAX).await
+}
+
+/// Reads one frame of at most `max` bytes; `Ok(None)` at a clean end of stream.
+pub async fn read_frame_within<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: u32,
+) -> Result<Option<Frame>, WireError> {
     let mut header = [0u8; 4];
     match reader.read_exact(&mut header).await {
         Ok(_) => {}
@@ -126,8 +140,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<F
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_le_bytes(header);
-    if len > FRAME_BYTES_MAX {
-        return Err(WireError::Oversized(u64::from(len)));
+    if len > max.min(FRAME_BYTES_MAX) {
+        return Err(WireError::Oversized {
+            len: u64::from(len),
+            max: max.min(FRAME_BYTES_MAX),
+        });
     }
     let mut payload = Vec::new();
     read_payload(reader, len as usize, &mut payload).await?;
@@ -211,7 +228,18 @@ mod tests {
         let err = read_frame(&mut bytes.as_slice())
             .await
             .expect_err("oversized");
-        assert!(matches!(err, WireError::Oversized(n) if n == u64::from(FRAME_BYTES_MAX) + 1));
+        assert!(
+            matches!(err, WireError::Oversized { len, .. } if len == u64::from(FRAME_BYTES_MAX) + 1)
+        );
+        // Before the handshake is done, 64 KiB is the most.
+        let mut bytes = (HANDSHAKE_FRAME_BYTES_MAX + 1).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 16]);
+        let err = read_frame_within(&mut bytes.as_slice(), HANDSHAKE_FRAME_BYTES_MAX)
+            .await
+            .expect_err("oversized hello");
+        assert!(
+            matches!(err, WireError::Oversized { max, .. } if max == HANDSHAKE_FRAME_BYTES_MAX)
+        );
     }
 
     #[tokio::test]
