@@ -91,6 +91,7 @@ pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
         heartbeats: true,
         application: Some(app),
         fetch_records_max: options.batch_records.max(1),
+        limits: insync_model::limits::SizeLimits::KAFKA,
         track_catch_up: true,
         explore: false,
         durable_controller: true,

@@ -142,8 +142,8 @@ pub struct RunArgs {
     /// Consumers.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
-    /// Bytes per record (16, the record's index and the run's id, up to 1 MiB; with
-    /// --connect, up to what a network frame carries in a fetch).
+    /// Bytes per record (16, the record's index and the run's id, up to 1 MiB, what
+    /// message.max.bytes takes).
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
     /// Faults to inject, in order, spread over the run.
@@ -518,37 +518,24 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
 
 /// Most records one `insync run` sends.
 pub const RUN_RECORDS_MAX: u64 = 100_000_000;
-/// Largest record `insync run` sends (Kafka's default `max.message.bytes` is about this).
-pub const RECORD_BYTES_MAX: usize = 1024 * 1024;
+/// Largest record `insync run` sends: what Kafka's default `message.max.bytes` takes
+/// ([`insync_model::limits::SizeLimits::KAFKA`]).
+pub const RECORD_BYTES_MAX: usize = insync_model::limits::SizeLimits::KAFKA.message_bytes_max
+    - insync_model::limits::RECORD_OVERHEAD_BYTES;
 /// Most payload bytes one in-process run holds (every replica keeps the whole log in memory).
 pub const RUN_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
-/// Checks `--record-size` against what the run can carry: `records` of it in memory, and,
-/// across processes, a fetch of `fetch_records` of them in one network frame.
-fn checked_record_size(
-    size: usize,
-    records: u64,
-    connect: bool,
-    fetch_records: usize,
-) -> anyhow::Result<usize> {
+/// Checks `--record-size` against what the run can carry: at most `message.max.bytes` per
+/// record (fetches are sized in bytes, so any such record crosses the network), and `records`
+/// of it in memory.
+fn checked_record_size(size: usize, records: u64, connect: bool) -> anyhow::Result<usize> {
     use crate::run::RECORD_BYTES_MIN;
-    // Room for each record's framing beside its bytes.
-    let frame_max =
-        (crate::wire::FRAME_BYTES_MAX as usize / fetch_records.max(1)).saturating_sub(64);
-    let max = if connect {
-        RECORD_BYTES_MAX.min(frame_max)
-    } else {
-        RECORD_BYTES_MAX
-    };
+    let max = RECORD_BYTES_MAX;
     if !(RECORD_BYTES_MIN..=max).contains(&size) {
         bail!(
             "INVALID_CONFIG: --record-size {size} must be between {RECORD_BYTES_MIN} (the record's \
-             index and the run's id) and {max}{}; set it in that range",
-            if connect {
-                " (with --connect, a fetch of up to 2000 records must fit one network frame)"
-            } else {
-                ""
-            }
+             index and the run's id) and {max} (message.max.bytes less a record's overhead); set \
+             it in that range"
         );
     }
     let total = records.saturating_mul(size as u64);
@@ -575,13 +562,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         bail!("INVALID_CONFIG: records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range");
     }
     args.config.reject_model_only("run")?;
-    let engine_defaults = crate::engine::EngineOptions::default();
-    let record_size = checked_record_size(
-        args.record_size,
-        records,
-        args.connect,
-        engine_defaults.fetch_records_max,
-    )?;
+    let record_size = checked_record_size(args.record_size, records, args.connect)?;
     let config = args
         .config
         .base_config()

@@ -11,12 +11,26 @@
 //! A broker's log lives in an append-only segment file (`actor-N.log`) of record batches, each
 //! framed as `[length u32][crc32 u32][payload]`. A save writes only what changed since the
 //! last one: the appended records as batches, after truncating the file back to the last batch
-//! boundary the log still shares (a follower's truncation). Each save ends with an fsync: the
-//! broker saves only when its flush policy says the data is on disk.
+//! boundary the log still shares (a follower's truncation). A save that wrote or cut the
+//! segment ends with its fsync: the broker saves only when its flush policy says the data is
+//! on disk.
 //!
 //! Small state (the high-watermark checkpoint, incarnations, how many records the segment
-//! held at the last save, a consumer's offsets) is written to a side file (`actor-N.state`)
-//! atomically: write, fsync, rename, fsync the directory. `meta.json` also lists the actors
+//! held at the checkpoint, a consumer's offsets) is written to a side file (`actor-N.state`)
+//! atomically: write, fsync, rename, fsync the directory.
+//!
+//! # Checkpoints
+//!
+//! A broker's state file is rewritten only when it must be: at its first save, before a
+//! truncation cuts the segment (the file then vouches for no more than stays), when the
+//! incarnation changes (a restart: the new incarnation is durable before the broker
+//! registers with it), and otherwise at most every [`HW_CHECKPOINT_INTERVAL`] (Kafka's
+//! `replica.high.watermark.checkpoint.interval.ms`). So the steady state costs one fsync per
+//! append. What the file holds is then a lower bound: a recovered high watermark may be
+//! older (Kafka's is too; the broker learns the current one from the leader or the ISR), and
+//! the "segment holds fewer records than recorded" check covers the records up to the last
+//! checkpoint, not the last save: a segment that lost whole fsynced batches after it is
+//! recovered as shorter. Checksums still catch every damaged batch. `meta.json` also lists the actors
 //! that have saved here, so that a missing state file or segment is seen as the loss it is,
 //! never mistaken for a first start.
 //!
@@ -51,7 +65,8 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Largest batch a segment may hold: a longer length field is corruption, not a batch.
 pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;
@@ -226,7 +241,7 @@ struct Batch {
     records: Vec<Record>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct BrokerMeta {
     incarnation: u32,
     high_watermark: Offset,
@@ -245,11 +260,32 @@ struct Segment {
     len_bytes: u64,
 }
 
+/// One actor's open files: its segment (a broker's, once saved or loaded) and the state file
+/// last written for it, with when.
+#[derive(Default)]
+struct ActorFiles {
+    segment: Option<Segment>,
+    checkpoint: Option<(BrokerMeta, Instant)>,
+}
+
+/// How often a broker's state file (high-watermark checkpoint) is rewritten in the steady
+/// state: Kafka's `replica.high.watermark.checkpoint.interval.ms` default.
+pub const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Storage for every actor of one process, under one directory it holds locked.
 pub struct DiskStorage {
     dir: PathBuf,
     meta: Mutex<MetaFile>,
-    segments: Mutex<HashMap<usize, Segment>>,
+    /// Each actor's files behind a lock of their own: one broker's fsync never waits for
+    /// another's. A save and a load of one actor exclude each other.
+    actors: Mutex<HashMap<usize, Arc<Mutex<ActorFiles>>>>,
+    /// See [`HW_CHECKPOINT_INTERVAL`].
+    checkpoint_interval: Duration,
+    /// Test hooks: state files written, segment fsyncs made.
+    #[cfg(test)]
+    state_writes: std::sync::atomic::AtomicU64,
+    #[cfg(test)]
+    segment_syncs: std::sync::atomic::AtomicU64,
     /// The first failed write or fsync; once set, nothing more is written.
     failed: tokio::sync::watch::Sender<Option<String>>,
     /// Held for the storage's lifetime: the `flock` on [`LOCK_FILE`].
@@ -259,6 +295,12 @@ pub struct DiskStorage {
     fail_syncs: std::sync::atomic::AtomicBool,
     #[cfg(test)]
     fail_segment_syncs: std::sync::atomic::AtomicBool,
+}
+
+/// A lock whose holder panicked is still usable: every write either completed or fail-stopped
+/// the storage.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
@@ -439,7 +481,12 @@ impl DiskStorage {
         Ok(DiskStorage {
             dir,
             meta: Mutex::new(meta),
-            segments: Mutex::new(HashMap::new()),
+            actors: Mutex::new(HashMap::new()),
+            checkpoint_interval: HW_CHECKPOINT_INTERVAL,
+            #[cfg(test)]
+            state_writes: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            segment_syncs: std::sync::atomic::AtomicU64::new(0),
             failed: tokio::sync::watch::Sender::new(None),
             _lock: lock,
             #[cfg(test)]
@@ -447,6 +494,18 @@ impl DiskStorage {
             #[cfg(test)]
             fail_segment_syncs: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Rewrites a broker's state file at most every `interval` in the steady state (zero:
+    /// at every save).
+    pub fn with_checkpoint_interval(mut self, interval: Duration) -> DiskStorage {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// The lock over one actor's files.
+    fn files(&self, actor: usize) -> Arc<Mutex<ActorFiles>> {
+        Arc::clone(lock(&self.actors).entry(actor).or_default())
     }
 
     /// Tells when a write or fsync failed (the value becomes `Some(reason)` once, for good).
@@ -470,6 +529,9 @@ impl DiskStorage {
     /// fsync of a file (data and size); a failure stops the storage.
     fn sync(&self, file: &File, path: &Path) -> Result<(), StorageError> {
         #[cfg(test)]
+        self.segment_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(test)]
         if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst)
             || self
                 .fail_segment_syncs
@@ -486,7 +548,8 @@ impl DiskStorage {
         if let Some(reason) = self.failure() {
             return Err(StorageError::Failed(reason));
         }
-        let saved = self.save_unchecked(actor, storage);
+        let files = self.files(actor);
+        let saved = self.save_unchecked(actor, storage, &mut lock(&files));
         if let Err(e) = &saved {
             tracing::error!(
                 actor,
@@ -498,16 +561,33 @@ impl DiskStorage {
         saved
     }
 
-    fn save_unchecked(&self, actor: usize, storage: &NodeStorage) -> Result<(), StorageError> {
+    /// A broker's save: the segment's new records (one fsync), then its state file only when
+    /// it is due (see the module's "Checkpoints").
+    fn save_unchecked(
+        &self,
+        actor: usize,
+        storage: &NodeStorage,
+        files: &mut ActorFiles,
+    ) -> Result<(), StorageError> {
         match storage {
             NodeStorage::Broker(b) => {
-                self.save_log(actor, b)?;
+                self.save_log(actor, b, files)?;
                 let meta = BrokerMeta {
                     incarnation: b.incarnation,
                     high_watermark: b.high_watermark,
                     log_end_offset: b.log.log_end_offset(),
                 };
-                self.write_side_file(actor, &(true, bincode_bytes(&meta)?))?;
+                let due = match &files.checkpoint {
+                    None => true,
+                    Some((last, at)) => {
+                        last.incarnation != meta.incarnation
+                            || (*last != meta && at.elapsed() >= self.checkpoint_interval)
+                    }
+                };
+                if due {
+                    self.write_side_file(actor, &(true, bincode_bytes(&meta)?))?;
+                    files.checkpoint = Some((meta.clone(), Instant::now()));
+                }
             }
             other => self.write_side_file(actor, &(false, bincode_bytes(other)?))?,
         }
@@ -532,6 +612,8 @@ impl DiskStorage {
         if let Some(reason) = self.failure() {
             return Err(StorageError::Failed(reason));
         }
+        let files = self.files(actor);
+        let mut files = lock(&files);
         let meta_path = self.meta_path(actor);
         let saved_before = self
             .meta
@@ -561,9 +643,9 @@ impl DiskStorage {
             .map_err(|e| corrupt(&meta_path, format!("undecodable broker state: {e}")))?;
         let (segment, recovery) = self.recover_segment(actor, &meta, &meta_path)?;
         let log = segment.on_disk.clone();
-        let mut segments = self.segments.lock().expect("storage lock");
-        segments.insert(actor, segment);
+        files.segment = Some(segment);
         let high_watermark = meta.high_watermark.min(log.log_end_offset());
+        files.checkpoint = Some((meta.clone(), Instant::now()));
         Ok(Some((
             NodeStorage::Broker(BrokerStorage {
                 incarnation: meta.incarnation,
@@ -685,13 +767,18 @@ impl DiskStorage {
         Ok((segment, recovery))
     }
 
-    fn save_log(&self, actor: usize, storage: &BrokerStorage) -> Result<(), StorageError> {
+    fn save_log(
+        &self,
+        actor: usize,
+        storage: &BrokerStorage,
+        files: &mut ActorFiles,
+    ) -> Result<(), StorageError> {
         let log = &storage.log;
-        let mut segments = self.segments.lock().expect("storage lock");
-        if let std::collections::hash_map::Entry::Vacant(e) = segments.entry(actor) {
-            e.insert(self.create_segment(actor)?);
+        if files.segment.is_none() {
+            files.segment = Some(self.create_segment(actor)?);
         }
-        let segment = segments.get_mut(&actor).expect("segment just inserted");
+        let segment = files.segment.as_mut().expect("segment just created");
+        let mut truncated = false;
         let common = common_prefix(&segment.on_disk, log);
         if common < segment.on_disk.log_end_offset() {
             // Truncate back to the last batch boundary at or below the common prefix.
@@ -715,6 +802,8 @@ impl DiskStorage {
                 log_end_offset: base,
             };
             self.write_side_file(actor, &(true, bincode_bytes(&interim)?))?;
+            files.checkpoint = Some((interim, Instant::now()));
+            truncated = true;
             segment.batches.truncate(keep);
             segment.file.set_len(pos).map_err(io(&segment.path))?;
             segment.len_bytes = pos;
@@ -740,8 +829,9 @@ impl DiskStorage {
             self.sync(&segment.file, &segment.path)?;
             synced = true;
         }
-        if !synced {
-            // A save that only truncated, or changed nothing in the log.
+        if truncated && !synced {
+            // A save that only truncated. One that changed nothing in the log needs no fsync:
+            // the last one covered it.
             self.sync(&segment.file, &segment.path)?;
         }
         Ok(())
@@ -758,6 +848,9 @@ impl DiskStorage {
         if self.fail_syncs.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(io(&path)(std::io::Error::other("injected fsync failure")));
         }
+        #[cfg(test)]
+        self.state_writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         write_atomically(&path, &frame)
     }
 }
@@ -946,8 +1039,12 @@ mod tests {
         Identity::new("test-cluster", StorageNode::InProcess).expect("valid id")
     }
 
+    /// A store that writes the state file at every save that changes it, as the tests below
+    /// the checkpoint test expect.
     fn open(dir: &Path) -> DiskStorage {
-        DiskStorage::open(dir, &identity(), OpenMode::FormatIfEmpty).expect("open")
+        DiskStorage::open(dir, &identity(), OpenMode::FormatIfEmpty)
+            .expect("open")
+            .with_checkpoint_interval(Duration::ZERO)
     }
 
     /// A broker's segment with one batch per record `1..=n`, all saved with `hw`.
@@ -966,6 +1063,92 @@ mod tests {
             StorageError::Corrupt { path, reason } => (path, reason),
             other => panic!("not corruption: {other}"),
         }
+    }
+
+    /// Setup: the default checkpoint interval (5 s).
+    /// Steps: 100 saves, each appending a record and moving the high watermark; then a
+    /// restart (a new incarnation), and a truncation.
+    /// Expected: one segment fsync per save and one state file, written at the first save;
+    /// recovery finds every record and the first save's (lower) high-watermark checkpoint; a
+    /// flipped bit is still corruption; the new incarnation and the truncation each write the
+    /// state file at once, and the truncated segment recovers.
+    #[test]
+    fn the_steady_state_costs_one_fsync_per_save_and_recovery_still_holds() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            DiskStorage::open(dir.path(), &identity(), OpenMode::FormatIfEmpty).expect("open");
+        let mut log = Log::new();
+        log.append(record(1, 1));
+        store.save(0, &broker(&log, 0)).expect("first save");
+        let (syncs, writes) = (
+            store.segment_syncs.load(SeqCst),
+            store.state_writes.load(SeqCst),
+        );
+        for v in 2..=101 {
+            log.append(record(v, 1));
+            store
+                .save(0, &broker(&log, u64::from(v) - 1))
+                .expect("save");
+        }
+        assert_eq!(
+            store.segment_syncs.load(SeqCst) - syncs,
+            100,
+            "one fsync per save"
+        );
+        assert_eq!(
+            store.state_writes.load(SeqCst) - writes,
+            0,
+            "no state file in between"
+        );
+        drop(store);
+
+        let store =
+            DiskStorage::open(dir.path(), &identity(), OpenMode::FormatIfEmpty).expect("open");
+        let (storage, recovery) = store.load(0).expect("load").expect("saved");
+        assert_eq!(log_of(&storage), log);
+        assert_eq!(recovery.truncated_bytes, 0);
+        let NodeStorage::Broker(recovered) = &storage else {
+            unreachable!()
+        };
+        assert_eq!(recovered.high_watermark, Offset(0), "the older checkpoint");
+        // The restarted broker's first save carries its new incarnation: written at once.
+        let writes = store.state_writes.load(SeqCst);
+        let restarted = NodeStorage::Broker(BrokerStorage {
+            incarnation: 3,
+            ..recovered.clone()
+        });
+        store.save(0, &restarted).expect("save");
+        assert_eq!(store.state_writes.load(SeqCst) - writes, 1);
+        // A truncation writes it before cutting.
+        let mut truncated = log.clone();
+        truncated.truncate(Offset(50));
+        store
+            .save(
+                0,
+                &NodeStorage::Broker(BrokerStorage {
+                    incarnation: 3,
+                    log: truncated.clone(),
+                    high_watermark: Offset(40),
+                    committed_ghost: Default::default(),
+                }),
+            )
+            .expect("truncate");
+        assert_eq!(store.state_writes.load(SeqCst) - writes, 2);
+        drop(store);
+        let store = open(dir.path());
+        let (storage, _) = store.load(0).expect("load").expect("saved");
+        assert_eq!(log_of(&storage), truncated);
+        drop(store);
+
+        // Corruption before the last batch is still refused.
+        let path = dir.path().join("actor-0.log");
+        let mut bytes = fs::read(&path).expect("read");
+        let first_len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize + 8;
+        bytes[first_len + 10] ^= 0x04;
+        fs::write(&path, &bytes).expect("write");
+        let err = open(dir.path()).load(0).expect_err("corrupt");
+        assert_eq!(corrupt_reason(err).0, path);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::disk::{DiskStorage, Identity, OpenMode, StorageError, StorageNode};
 use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
 use crate::tcp::{ClusterAddrs, Transport};
 use insync_model::consumer::ReadRecord;
+use insync_model::limits::{SizeLimits, RECORD_OVERHEAD_BYTES};
 use insync_model::log::Log;
 use insync_model::msg::Msg;
 use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
@@ -37,6 +38,10 @@ pub struct EngineOptions {
     pub cluster_id: Option<String>,
     /// Most records in one fetch response.
     pub fetch_records_max: usize,
+    /// Byte limits on produce requests and fetch responses (Kafka's `message.max.bytes`,
+    /// `replica.fetch.max.bytes`, `fetch.max.bytes`; see [`insync_model::limits`]). Each must
+    /// be at most [`LIMIT_BYTES_MAX`], so that a request or response fits one wire frame.
+    pub limits: SizeLimits,
     /// Most records in one produce request.
     pub batch_records: usize,
     /// Producer actors (each with its own producer id and connection to the leader).
@@ -50,10 +55,35 @@ impl Default for EngineOptions {
             data_dir: None,
             cluster_id: None,
             fetch_records_max: 2000,
+            limits: SizeLimits::KAFKA,
             batch_records: 500,
             producers: 1,
         }
     }
+}
+
+/// Largest byte limit [`EngineOptions::limits`] may set: a fetch response holds at most its
+/// limit, or one record within `message.max.bytes`, plus framing, and must fit one wire frame
+/// ([`crate::wire::FRAME_BYTES_MAX`]).
+pub const LIMIT_BYTES_MAX: usize = crate::wire::FRAME_BYTES_MAX as usize / 4;
+
+/// Refuses byte limits that a wire frame could not carry, or that no record could meet.
+fn check_limits(limits: &SizeLimits) -> anyhow::Result<()> {
+    let named = [
+        ("message.max.bytes", limits.message_bytes_max),
+        ("replica.fetch.max.bytes", limits.replica_fetch_bytes_max),
+        ("fetch.max.bytes", limits.fetch_bytes_max),
+    ];
+    for (name, bytes) in named {
+        if !(RECORD_OVERHEAD_BYTES < bytes && bytes <= LIMIT_BYTES_MAX) {
+            anyhow::bail!(
+                "INVALID_CONFIG: {name} is {bytes} bytes; it must be more than \
+                 {RECORD_OVERHEAD_BYTES} (a record's overhead) and at most {LIMIT_BYTES_MAX} \
+                 (a quarter of the largest network frame)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The cluster id of an in-process cluster's data directory when none is given.
@@ -70,6 +100,11 @@ fn runtime_error(e: StorageError) -> crate::runtime::StorageError {
 impl StorageBackend<NodeStorage> for DiskStorage {
     fn save(&self, id: Id, storage: &NodeStorage) -> Result<(), crate::runtime::StorageError> {
         DiskStorage::save(self, usize::from(id), storage).map_err(runtime_error)
+    }
+
+    /// Files and fsyncs: the runtime calls it on blocking threads.
+    fn is_blocking(&self) -> bool {
+        true
     }
 
     fn load(&self, id: Id) -> Result<Option<NodeStorage>, crate::runtime::StorageError> {
@@ -138,6 +173,7 @@ impl Cluster {
         addrs: Option<ClusterAddrs>,
     ) -> anyhow::Result<Cluster> {
         let config_text = config_text(&config, &options)?;
+        check_limits(&options.limits)?;
         let mut insync = Insync::new(config);
         insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
@@ -320,16 +356,23 @@ impl Cluster {
 
     /// Commits the consumer's offset (`commitSync`): records below `offset` are done and a
     /// restarted consumer resumes there. Takes effect with `--consumer-commit manual`; the
-    /// automatic modes commit by themselves. Clamped to what the consumer has read.
-    pub async fn commit(&self, offset: Offset) -> bool {
-        self.runtime
-            .send_from(
-                self.app,
-                self.topology.consumer(),
-                Msg::Commit { offset },
-                Route::Direct,
-            )
+    /// automatic modes commit by themselves. Clamped to what the consumer has read, never
+    /// backwards.
+    ///
+    /// Returns once the commit is saved, with the consumer's committed offset after it; `None`
+    /// if the consumer is down (or crashed before taking the commit), so nothing was saved.
+    /// The consumer takes its mail in order and saves within the step (before it takes the
+    /// next), so a look at its state queued behind the commit sees the saved offset.
+    pub async fn commit(&self, offset: Offset) -> Option<Offset> {
+        let consumer = self.topology.consumer();
+        if !self
+            .runtime
+            .send_from(self.app, consumer, Msg::Commit { offset }, Route::Direct)
             .await
+        {
+            return None;
+        }
+        self.committed().await
     }
 
     /// The consumer's committed offset (`None` while it is down).
@@ -426,6 +469,7 @@ fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
         heartbeats: true,
         application: Some(app),
         fetch_records_max: options.fetch_records_max,
+        limits: options.limits,
         track_catch_up: true,
         explore: false,
         durable_controller: true,
@@ -533,6 +577,7 @@ pub async fn serve(
     addrs: ClusterAddrs,
 ) -> anyhow::Result<std::convert::Infallible> {
     let config_text = config_text(&config, &options)?;
+    check_limits(&options.limits)?;
     let mut insync = Insync::new(config);
     insync.topology.producers = options.producers.max(1);
     let topology = insync.topology;

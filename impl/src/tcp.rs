@@ -11,14 +11,23 @@
 //! secret (allowed only when every address of the layout is loopback) the hellos are all.
 //! A peer that fails the handshake, runs another configuration, sends a bad or oversized
 //! frame, or a message for an actor this process does not host is logged and the connection
-//! closed. A
-//! lost connection is redialled; messages queued while it was down are sent after, and
+//! closed. A lost connection is redialled; messages queued while it was down are sent after, and
 //! those that did not fit are dropped, as a network would: the protocol's timeouts and
 //! epochs are built for that.
+//!
+//! Bounds: a listener serves at most [`CONNECTIONS_MAX`] connections at once; a peer has
+//! [`HANDSHAKE_TIMEOUT`] for its handshake, whose frames may hold at most
+//! [`HANDSHAKE_FRAME_BYTES_MAX`] (a hello is about a kilobyte), and, once accepted, [`IDLE_TIMEOUT`] between whole
+//! frames; a frame's buffer grows as its bytes arrive, up to [`crate::wire::FRAME_BYTES_MAX`];
+//! a peer may claim only the cluster's actor indices, and the reply routes its connection
+//! added leave with it. What a refused peer sent is logged truncated.
 
 use crate::auth::{Claim, Role, Secret};
 use crate::runtime::{Route, Runtime};
-use crate::wire::{read_frame, write_frame, Envelope, Frame, WireError};
+use crate::wire::{
+    read_frame, read_frame_within, write_frame, Envelope, Frame, WireError,
+    HANDSHAKE_FRAME_BYTES_MAX,
+};
 use insync_model::msg::Msg;
 use insync_model::node::{Node, Topology};
 use stateright::actor::Id;
@@ -35,8 +44,16 @@ use tokio::sync::mpsc;
 const LINK_QUEUE: usize = 16_384;
 /// Longest wait between two attempts to dial a peer that is down.
 const REDIAL_MAX: Duration = Duration::from_secs(1);
-/// Longest a peer may take over its handshake before it is cut off.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a peer may take over its handshake (hello, and with a secret the proofs) before it
+/// is cut off.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest an accepted connection may go without a whole frame arriving before it is closed
+/// (Kafka's `connections.max.idle.ms`, shorter). Its dialler redials when it has something to
+/// send. A frame trickled in slower than this is cut off too.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most connections one listener serves at once; beyond it a new connection is closed at
+/// once (Kafka's `max.connections`). A cluster needs a handful per process.
+pub const CONNECTIONS_MAX: usize = 128;
 /// Most characters of a peer's claims (configuration, cluster id) that a log line shows.
 const LOGGED_CHARS: usize = 120;
 
@@ -184,16 +201,17 @@ where
     )
     .await?;
     write.flush().await?;
-    let (config, hosts, cluster_id, theirs) = match read_frame(read).await? {
-        Some(Frame::Hello {
-            config,
-            hosts,
-            cluster_id,
-            nonce,
-        }) => (config, hosts, cluster_id, nonce),
-        Some(_) => return refuse("the peer sent something before its hello".into()),
-        None => return Err(HandshakeError::Closed),
-    };
+    let (config, hosts, cluster_id, theirs) =
+        match read_frame_within(read, HANDSHAKE_FRAME_BYTES_MAX).await? {
+            Some(Frame::Hello {
+                config,
+                hosts,
+                cluster_id,
+                nonce,
+            }) => (config, hosts, cluster_id, nonce),
+            Some(_) => return refuse("the peer sent something before its hello".into()),
+            None => return Err(HandshakeError::Closed),
+        };
     if config != me.config {
         return refuse(format!(
             "the peer runs another configuration ({}); this process runs {}; start every \
@@ -245,7 +263,7 @@ where
     let mac = crate::auth::prove(secret, &ours, &dialer_nonce, &acceptor_nonce);
     write_frame(write, &Frame::Proof { mac }).await?;
     write.flush().await?;
-    let proof = match read_frame(read).await? {
+    let proof = match read_frame_within(read, HANDSHAKE_FRAME_BYTES_MAX).await? {
         Some(Frame::Proof { mac }) => mac,
         Some(_) => return refuse("the peer sent something other than its proof".into()),
         None => return Err(HandshakeError::Closed),
@@ -272,7 +290,11 @@ where
 struct Local {
     runtime: Arc<Runtime<Node>>,
     greeting: Greeting,
-    /// Routes to actors hosted by clients, learned from their `Hello`.
+    /// Actors in the cluster: a peer claiming an index at or beyond it is refused, so the
+    /// route map below holds at most one entry per actor.
+    actor_count: usize,
+    /// Routes to actors hosted by clients, learned from their `Hello`; an entry leaves when its
+    /// connection closes.
     clients: Mutex<HashMap<usize, mpsc::Sender<Envelope>>>,
 }
 
@@ -302,6 +324,7 @@ impl Transport {
                 cluster_id: addrs.cluster_id.clone(),
                 secret: addrs.secret.clone(),
             },
+            actor_count: topology.actor_count(),
             clients: Mutex::new(HashMap::new()),
         });
         let mut by_address: HashMap<SocketAddr, mpsc::Sender<Envelope>> = HashMap::new();
@@ -401,7 +424,9 @@ async fn dial(local: Arc<Local>, addr: SocketAddr, mut queue: mpsc::Receiver<Env
         let reader = tokio::spawn({
             let local = Arc::clone(&local);
             async move {
-                serve_connection(local, addr, read, peer_hosts).await;
+                // The acceptor writes nothing on a dialled connection but to clients, which
+                // wait for answers as long as they like: no idle timeout on this side.
+                serve_connection(local, addr, read, peer_hosts, None).await;
                 let _ = ended_tx.send(());
             }
         });
@@ -446,12 +471,36 @@ async fn write_queue(
 }
 
 async fn accept(local: Arc<Local>, listener: TcpListener) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    // Refusals are logged at most once a second, with how many there were.
+    let mut refused = 0u64;
+    let mut refusals_logged: Option<tokio::time::Instant> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    drop(stream);
+                    refused += 1;
+                    let due = match refusals_logged {
+                        None => true,
+                        Some(at) => at.elapsed() >= Duration::from_secs(1),
+                    };
+                    if due {
+                        tracing::warn!(
+                            %peer,
+                            "{CONNECTIONS_MAX} connections open on this listener; closed {refused} \
+                             new one(s)"
+                        );
+                        refused = 0;
+                        refusals_logged = Some(tokio::time::Instant::now());
+                    }
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let local = Arc::clone(&local);
                 tokio::spawn(async move {
+                    // Held until the connection is done with.
+                    let _slot = slot;
                     let (mut read, write) = stream.into_split();
                     // The handshake first: until the dialler has proved it belongs to the
                     // cluster, nothing it sends is read and it claims no route.
@@ -471,6 +520,15 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
                                 return;
                             }
                         };
+                    if let Some(&index) = peer_hosts.iter().find(|&&i| i >= local.actor_count) {
+                        tracing::error!(
+                            %peer,
+                            "the peer claims actor {index}, but the cluster has {} actors; \
+                             closing",
+                            local.actor_count
+                        );
+                        return;
+                    }
                     // Replies to the actors it hosts that have no address of their own
                     // (clients) use this connection.
                     let (tx, mut rx) = mpsc::channel::<Envelope>(LINK_QUEUE);
@@ -482,6 +540,7 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
                             }
                         }
                     }
+                    let hosts = peer_hosts.clone();
                     let writing = tokio::spawn(async move {
                         while let Some(envelope) = rx.recv().await {
                             let mut result =
@@ -494,7 +553,18 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
                             }
                         }
                     });
-                    serve_connection(local, peer, read, peer_hosts).await;
+                    serve_connection(
+                        Arc::clone(&local),
+                        peer,
+                        read,
+                        peer_hosts,
+                        Some(IDLE_TIMEOUT),
+                    )
+                    .await;
+                    // The routes through this connection go with it (a newer connection of
+                    // the same client may have replaced them: those stay).
+                    lock(&local.clients)
+                        .retain(|index, route| !(hosts.contains(index) && route.same_channel(&tx)));
                     // Held until now: the writer ends (closing our side) when every sender has.
                     drop(tx);
                     writing.abort();
@@ -509,15 +579,27 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
 }
 
 /// Reads one connection after its handshake: the peer's messages, delivered to the local
-/// actors (waiting while a mailbox is full, which slows the peer down).
+/// actors (waiting while a mailbox is full, which slows the peer down). With `idle`, a
+/// connection on which no whole frame arrives for that long is closed.
 async fn serve_connection(
     local: Arc<Local>,
     peer: SocketAddr,
     mut read: OwnedReadHalf,
     peer_hosts: Vec<usize>,
+    idle: Option<Duration>,
 ) {
     loop {
-        let envelope = match read_frame(&mut read).await {
+        let next = match idle {
+            Some(idle) => match tokio::time::timeout(idle, read_frame(&mut read)).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::info!(%peer, "no frame for {idle:?}; closing the idle connection");
+                    return;
+                }
+            },
+            None => read_frame(&mut read).await,
+        };
+        let envelope = match next {
             Ok(Some(Frame::Message(envelope))) => envelope,
             Ok(Some(_)) => {
                 tracing::error!(%peer, "peer repeated its handshake; closing");

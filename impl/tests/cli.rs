@@ -275,15 +275,15 @@ fn run_refuses_model_only_flags_and_bounds_the_record_size() {
         ),
         (
             vec!["run", "--record-size", "100000000000"],
-            "id) and 1048576",
+            "id) and 1048576 (message.max.bytes",
         ),
         (
             vec!["run", "--records", "100000000", "--record-size", "1000000"],
             "lower --records or --record-size",
         ),
         (
-            vec!["run", "--connect", "--record-size", "100000"],
-            "id) and 8324",
+            vec!["run", "--connect", "--record-size", "1048577"],
+            "id) and 1048576",
         ),
         (
             vec!["broker", "--id", "0", "--network", "lossy"],

@@ -691,3 +691,196 @@ fn a_layout_off_loopback_needs_a_secret() {
         assert!(stderr.contains(why), "{stderr}");
     }
 }
+
+/// A value from `/proc/<pid>/status`, in KiB.
+#[cfg(target_os = "linux")]
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+/// Setup: one broker process (no other member needed: it listens whatever happens).
+/// Steps: 8 connections send a frame header declaring 16 MiB; 64 connections each send a
+/// header declaring the most a handshake frame may hold and 10 bytes of it, then stall; then
+/// more connections than the listener's cap open; then one peer sends a 64 KiB frame of
+/// garbage.
+/// Expected: the broker's resident and data memory grow by a few MB (64 connections that
+/// declared 16 MiB each once cost it 130 MB resident and 1 GiB of address space); the 16 MiB
+/// declarations are refused at once, the stalled connections closed after the handshake
+/// timeout; connections beyond the cap are closed without a hello; the garbage is logged in
+/// one short line showing its start in hex; the broker survives all of it.
+#[cfg(target_os = "linux")]
+#[test]
+fn stalled_and_oversized_peers_cost_little_and_are_cut_off() {
+    use insync::tcp::{CONNECTIONS_MAX, HANDSHAKE_TIMEOUT};
+    use insync::wire::{FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX};
+    const STALLED: usize = 64;
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+    let dir = data.path().join("broker-0");
+    format(&dir, CLUSTER_ID, 0);
+    let log = data.path().join("broker-0.log");
+    let broker = broker_command(0, &layout, &dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn broker");
+    let pid = broker.id();
+    let mut cluster = Processes(vec![("broker-0".into(), broker)]);
+    wait_listening(addrs[0]);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = status_kib(pid, "VmRSS:");
+    let data_before = status_kib(pid, "VmData:");
+
+    let declaring = |len: u32| {
+        let mut s = TcpStream::connect(addrs[0]).expect("connect");
+        s.write_all(&len.to_le_bytes()).expect("header");
+        s.write_all(&[7; 10]).expect("10 bytes");
+        s
+    };
+    let oversized: Vec<TcpStream> = (0..8).map(|_| declaring(FRAME_BYTES_MAX)).collect();
+    let opened = Instant::now();
+    let mut stalled: Vec<TcpStream> = (0..STALLED)
+        .map(|_| declaring(HANDSHAKE_FRAME_BYTES_MAX))
+        .collect();
+    for mut s in oversized {
+        assert!(closed_by_server(&mut s), "a 16 MiB hello is refused");
+    }
+    assert!(
+        opened.elapsed() < HANDSHAKE_TIMEOUT,
+        "refused at once, not timed out"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_grown = status_kib(pid, "VmRSS:").saturating_sub(rss_before);
+    let data_grown = status_kib(pid, "VmData:").saturating_sub(data_before);
+    eprintln!("{STALLED} stalled connections: RSS +{rss_grown} KiB, data +{data_grown} KiB");
+    assert!(rss_grown < 8 * 1024, "RSS grew by {rss_grown} KiB");
+    assert!(
+        data_grown < 64 * 1024,
+        "data memory grew by {data_grown} KiB"
+    );
+
+    // Beyond the cap, connections are closed without a hello.
+    let mut greeted = 0;
+    let mut refused = 0;
+    // Every one stays open until all are read, so no slot frees up in between.
+    let mut extra: Vec<TcpStream> = (0..CONNECTIONS_MAX)
+        .map(|_| TcpStream::connect(addrs[0]).expect("connect"))
+        .collect();
+    for s in &mut extra {
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut header = [0u8; 4];
+        match s.read_exact(&mut header) {
+            Ok(()) => greeted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(
+        (greeted, refused),
+        (CONNECTIONS_MAX - STALLED, STALLED),
+        "greeted and refused beyond the {STALLED} stalled"
+    );
+    drop(extra);
+
+    // The stalled ones are cut off once their handshake time is up.
+    for s in &mut stalled {
+        let left = (HANDSHAKE_TIMEOUT + Duration::from_secs(3)).saturating_sub(opened.elapsed());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(100))))
+            .expect("timeout");
+        let mut sink = Vec::new();
+        let closed = match s.read_to_end(&mut sink) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        assert!(
+            closed,
+            "a stalled connection outlived the handshake timeout"
+        );
+    }
+
+    // A large garbage frame: one short log line.
+    let mut s = TcpStream::connect(addrs[0]).expect("connect");
+    // As large as a hello may be, so the broker reads and decodes all of it.
+    let garbage = vec![0xabu8; HANDSHAKE_FRAME_BYTES_MAX as usize];
+    let _ = s.write_all(&(garbage.len() as u32).to_le_bytes());
+    let _ = s.write_all(&garbage);
+    assert!(
+        closed_by_server(&mut s),
+        "the garbage's connection stays open"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    cluster.assert_all_alive();
+    let text = std::fs::read_to_string(&log).expect("broker log");
+    let line = text
+        .lines()
+        .find(|l| l.contains("abababab"))
+        .unwrap_or_else(|| panic!("the garbage is not shown:\n{text}"));
+    assert!(line.len() < 1000, "{} bytes: {line}", line.len());
+    assert!(
+        text.lines().all(|l| l.len() < 2000),
+        "a long log line:\n{text}"
+    );
+}
+
+/// Setup: the cluster of processes, records of 64 KiB (Kafka's defaults: 1 MiB
+/// `message.max.bytes`, `replica.fetch.max.bytes` and `fetch.max.bytes`).
+/// Steps: a client sends 1,500 of them (about 94 MiB).
+/// Expected: every one is acknowledged and read back, none lost. Fetches are sized in bytes
+/// (16 such records to a follower's fetch), so any record up to `message.max.bytes` crosses
+/// the network; when fetches were sized by count (2,000 records in a 16 MiB frame), records
+/// over 8,324 bytes were refused with --connect.
+#[test]
+fn large_records_replicate_between_processes() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+    let controller = insync()
+        .arg("controller")
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn controller");
+    let mut cluster = Processes(vec![("controller".into(), controller)]);
+    for id in 0..3 {
+        cluster.0.push((
+            format!("broker-{id}"),
+            spawn_broker(id, &layout, data.path()),
+        ));
+    }
+    for addr in &addrs {
+        wait_listening(*addr);
+    }
+    let records = 1_500u64;
+    let run = insync()
+        .args([
+            "run",
+            "--connect",
+            "--json",
+            "--records",
+            &records.to_string(),
+            "--record-size",
+            &(64 * 1024).to_string(),
+        ])
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let report = verdict(run.wait_with_output().expect("client"));
+    assert_eq!(report["acknowledged"], records, "{report}");
+    assert_eq!(report["read"], records, "{report}");
+    cluster.assert_all_alive();
+}

@@ -231,9 +231,9 @@ async fn manual_commit_is_where_a_restarted_consumer_resumes() {
         Some(Offset::ZERO),
         "manual: nothing is committed until the application says so"
     );
-    assert!(cluster.commit(Offset(6)).await);
+    assert_eq!(cluster.commit(Offset(6)).await, Some(Offset(6)));
     assert_eq!(cluster.committed().await, Some(Offset(6)));
-    assert!(cluster.commit(Offset(2)).await);
+    assert_eq!(cluster.commit(Offset(2)).await, Some(Offset(6)));
     assert_eq!(
         cluster.committed().await,
         Some(Offset(6)),
@@ -250,7 +250,7 @@ async fn manual_commit_is_where_a_restarted_consumer_resumes() {
     }
     let offsets: Vec<u64> = again.iter().map(|r| r.offset.0).collect();
     assert_eq!(offsets, vec![6, 7, 8, 9]);
-    assert!(cluster.commit(Offset(99)).await);
+    assert_eq!(cluster.commit(Offset(99)).await, Some(Offset(10)));
     assert_eq!(
         cluster.committed().await,
         Some(Offset(10)),
@@ -365,4 +365,122 @@ async fn concurrent_senders_each_learn_the_offset_of_their_own_record() {
         .unwrap_or_else(|_| panic!("the cluster is still shared"))
         .shutdown()
         .await;
+}
+
+/// Setup: idempotence, `message.max.bytes` 64 KiB (fetch limits 16 KiB), records of 8 KiB.
+/// Steps: send 40 records, the 11th and 30th of them 100 KiB; read everything back.
+/// Expected: the two large records fail at once with RECORD_TOO_LARGE (not retried, never
+/// appended); the other 38 are acknowledged at consecutive offsets (the refused ones leave no
+/// sequence gap) and read back, unchanged, though a fetch carries two of them at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_message_max_bytes_is_refused_and_the_rest_arrive() {
+    use insync_model::limits::SizeLimits;
+    use insync_model::msg::ErrorCode;
+    let cluster = Cluster::start(
+        config(|c| {
+            c.idempotence = true;
+            c.retries = 5;
+            c.max_in_flight = 5;
+        }),
+        EngineOptions {
+            limits: SizeLimits {
+                message_bytes_max: 64 * 1024,
+                replica_fetch_bytes_max: 16 * 1024,
+                fetch_bytes_max: 16 * 1024,
+            },
+            ..EngineOptions::default()
+        },
+    )
+    .await
+    .expect("start");
+    let value = |i: usize| {
+        let size = if i == 10 || i == 29 {
+            100 * 1024
+        } else {
+            8 * 1024
+        };
+        vec![i as u8; size]
+    };
+    let mut receivers = Vec::new();
+    for i in 0..40 {
+        receivers.push(cluster.send(value(i)).await);
+    }
+    let mut acked = Vec::new();
+    for (i, rx) in receivers.into_iter().enumerate() {
+        let (outcome, _) = tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .expect("an outcome within 20 s")
+            .expect("the cluster answers");
+        if i == 10 || i == 29 {
+            assert_eq!(
+                outcome,
+                Outcome::Failed(ErrorCode::RecordTooLarge),
+                "record {i}"
+            );
+        } else {
+            match outcome {
+                Outcome::Acked(offset) => acked.push((offset, i)),
+                other => panic!("record {i}: {other:?}"),
+            }
+        }
+    }
+    let offsets: Vec<u64> = acked.iter().map(|(o, _)| o.0).collect();
+    assert_eq!(offsets, (0..38).collect::<Vec<_>>());
+    let mut read = Vec::new();
+    while read.len() < 38 {
+        let batch = cluster.poll(Duration::from_secs(10)).await;
+        assert!(
+            !batch.is_empty(),
+            "the consumer reads the acknowledged records"
+        );
+        read.extend(batch);
+    }
+    for ((offset, i), record) in acked.iter().zip(&read) {
+        assert_eq!(record.offset, *offset);
+        match &record.value {
+            insync_model::types::Value::Bytes(b) => assert_eq!(&b[..], &value(*i)[..]),
+            other => panic!("{other:?}"),
+        }
+    }
+    cluster.shutdown().await;
+}
+
+/// Setup: consumer commit `manual`, one tokio thread (so nothing runs between two awaits
+/// unless the caller waits for it).
+/// Steps: read 10 records; commit 6 and crash the consumer at once; restart it, let it read
+/// again, commit 10 and crash it at once; restart it.
+/// Expected: each restarted consumer starts from the offset committed just before the crash:
+/// `commit` returned after the consumer saved it, as `commitSync` does. (When `commit` only
+/// queued the request, the crash dropped it and the consumer restarted at 0.)
+#[tokio::test]
+async fn commit_returns_after_the_offset_is_saved() {
+    use insync_model::config::ConsumerCommit;
+    let cluster = Cluster::start(
+        config(|c| c.consumer_commit = ConsumerCommit::Manual),
+        EngineOptions::default(),
+    )
+    .await
+    .expect("start");
+    send_all(&cluster, 10).await;
+    let mut read = 0;
+    while read < 10 {
+        let batch = cluster.poll(Duration::from_secs(10)).await;
+        assert!(!batch.is_empty(), "the consumer reads");
+        read += batch.len();
+    }
+    cluster.commit(Offset(6)).await;
+    assert!(cluster.crash_consumer().await);
+    assert!(cluster.restart_consumer().await);
+    assert_eq!(cluster.committed().await, Some(Offset(6)));
+    let mut again = 0;
+    while again < 4 {
+        let batch = cluster.poll(Duration::from_secs(10)).await;
+        assert!(!batch.is_empty(), "the restarted consumer reads from 6");
+        again += batch.len();
+    }
+    cluster.commit(Offset(10)).await;
+    assert!(cluster.crash_consumer().await);
+    assert!(cluster.restart_consumer().await);
+    assert_eq!(cluster.committed().await, Some(Offset(10)));
+    cluster.shutdown().await;
 }

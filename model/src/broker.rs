@@ -20,6 +20,7 @@
 //! touch a clock, a socket or a disk.
 
 use crate::config::{Acks, Flush, Guard, HwRule, Truncation};
+use crate::limits::{fetch_end, produce_fits, record_bytes, SizeLimits};
 use crate::log::Log;
 use crate::msg::{
     EpochEndOffset, ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer,
@@ -41,6 +42,8 @@ pub struct BrokerConfig {
     pub flush: Flush,
     /// Most records in one fetch response.
     pub fetch_records_max: usize,
+    /// Byte limits on produce requests and fetch responses ([`crate::limits`]).
+    pub limits: SizeLimits,
     /// Send session heartbeats to the controller (the engine; see `ActorParams`).
     pub heartbeats: bool,
     /// Kafka's precise lag rule (the engine; see `ActorParams`).
@@ -540,6 +543,12 @@ impl Broker {
         {
             return reply(o, Err(ErrorCode::NotEnoughReplicas));
         }
+        if !produce_fits(
+            records.iter().map(|r| record_bytes(&r.value)),
+            self.config.limits.message_bytes_max,
+        ) {
+            return reply(o, Err(ErrorCode::MessageTooLarge));
+        }
         let count = records.len();
         let base_offset = match producer {
             Some(pid) => match check_sequence(&state.log, pid, records[0].sequence) {
@@ -711,10 +720,14 @@ impl Broker {
             leader.parked_followers = leader.parked_followers.with(follower);
             return;
         }
-        let records: Arc<[Record]> = state
-            .log
-            .slice(from, from.plus(self.config.fetch_records_max))
-            .into();
+        let upto = fetch_end(
+            &state.log,
+            from,
+            end,
+            self.config.fetch_records_max,
+            self.config.limits.replica_fetch_bytes_max,
+        );
+        let records: Arc<[Record]> = state.log.slice(from, upto).into();
         if self.config.track_catch_up {
             leader.sent_end[follower.index()] = end;
         }
@@ -1202,9 +1215,13 @@ impl Broker {
             leader.parked_consumers.push((consumer, offset));
             return;
         }
-        let upto = state
-            .high_watermark
-            .min(offset.plus(self.config.fetch_records_max));
+        let upto = fetch_end(
+            &state.log,
+            offset,
+            state.high_watermark,
+            self.config.fetch_records_max,
+            self.config.limits.fetch_bytes_max,
+        );
         o.send(
             consumer,
             Msg::ConsumerFetchResponse {
@@ -1329,6 +1346,7 @@ mod tests {
             hw_rule: HwRule::Isr,
             flush: Flush::Always,
             fetch_records_max: 10,
+            limits: SizeLimits::UNLIMITED,
             heartbeats: false,
             track_catch_up: false,
             fetch_timeouts: false,
@@ -2295,6 +2313,90 @@ mod tests {
                 }
             )]
         );
+    }
+
+    /// Byte limits ([`crate::limits`]) with the model's values, 20 bytes each.
+    #[test]
+    fn produces_over_message_max_bytes_are_refused_and_fetches_are_cut_by_bytes() {
+        let b = broker_with(
+            0,
+            BrokerConfig {
+                limits: SizeLimits {
+                    message_bytes_max: 60,
+                    replica_fetch_bytes_max: 50,
+                    fetch_bytes_max: 30,
+                },
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        let o = deliver(
+            &b,
+            &mut state,
+            PROD,
+            idempotent(0, &[0, 1, 2, 3], Acks::One),
+        );
+        assert_eq!(
+            sent(&o),
+            vec![(
+                PROD,
+                Msg::ProduceResponse {
+                    request: RequestId(0),
+                    result: Err(ErrorCode::MessageTooLarge)
+                }
+            )]
+        );
+        assert!(
+            state.log.is_empty(),
+            "nothing of a refused request is appended"
+        );
+        let o = deliver(&b, &mut state, PROD, idempotent(1, &[0, 1, 2], Acks::One));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                PROD,
+                Msg::ProduceResponse {
+                    request: RequestId(1),
+                    result: Ok(Offset(0))
+                }
+            )]
+        );
+        let fetched = |o: &O| -> Vec<usize> {
+            sent(o)
+                .into_iter()
+                .filter_map(|(_, m)| match m {
+                    Msg::FetchResponse {
+                        result: FetchResult::Records { records, .. },
+                        ..
+                    } => Some(records.len()),
+                    Msg::ConsumerFetchResponse {
+                        result: Ok((_, records)),
+                        ..
+                    } => Some(records.len()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // A follower gets 2 of the 3 records (40 bytes of a 50-byte limit), then the third.
+        assert_eq!(
+            fetched(&deliver(&b, &mut state, 1, fetch(1, 0, None))),
+            vec![2]
+        );
+        assert_eq!(
+            fetched(&deliver(&b, &mut state, 1, fetch(1, 2, Some(1)))),
+            vec![1]
+        );
+        // A consumer's limit is below two records: one at a time, never none.
+        state.high_watermark = Offset(3);
+        let consume = |state: &mut BrokerState, offset| {
+            let msg = Msg::ConsumerFetch {
+                leader_epoch: Epoch(1),
+                offset: Offset(offset),
+            };
+            fetched(&deliver(&b, state, CONS, msg))
+        };
+        assert_eq!(consume(&mut state, 0), vec![1]);
+        assert_eq!(consume(&mut state, 2), vec![1]);
     }
 
     #[test]

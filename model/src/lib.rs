@@ -10,6 +10,7 @@ pub mod config;
 pub mod consumer;
 pub mod controller;
 pub mod kafka;
+pub mod limits;
 pub mod log;
 pub mod msg;
 pub mod node;

@@ -37,6 +37,12 @@ pub enum ErrorCode {
     IneligibleReplica,
     /// Client side: no answer within `request.timeout.ms`. Indeterminate.
     RequestTimedOut,
+    /// The leader refused a produce request larger than `message.max.bytes`. Not retriable:
+    /// the records were not appended.
+    MessageTooLarge,
+    /// Client side: a record larger than `message.max.bytes` on its own, refused before it
+    /// was sent. Not retriable.
+    RecordTooLarge,
 }
 
 impl ErrorCode {
@@ -54,6 +60,8 @@ impl ErrorCode {
             ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
             ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
             ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorCode::RecordTooLarge => "RECORD_TOO_LARGE",
         }
     }
 

@@ -6,6 +6,7 @@ use crate::broker::{Broker, BrokerConfig, BrokerState, BrokerStorage};
 use crate::config::{NetworkKind, ValidConfig};
 use crate::consumer::{Consumer, ConsumerState, ConsumerStorage};
 use crate::controller::{Controller, ControllerState};
+use crate::limits::SizeLimits;
 use crate::msg::{Msg, Timer};
 use crate::producer::{timeouts_matter, Producer, ProducerState};
 use crate::types::{BrokerId, Epoch, ProducerId};
@@ -236,6 +237,9 @@ pub struct ActorParams {
     pub application: Option<Id>,
     /// Most records in a fetch response.
     pub fetch_records_max: usize,
+    /// Byte limits on produce requests and fetch responses ([`crate::limits`]); unlimited in
+    /// the model, whose values are a few bytes.
+    pub limits: SizeLimits,
     /// Kafka's precise lag rule: a follower leaves the ISR only if it has not caught up since
     /// the lag timer was armed. The model lets the timer fire at any moment instead, which
     /// allows more shrinks than Kafka (a sound over-approximation for safety).
@@ -256,6 +260,7 @@ impl ActorParams {
             heartbeats: false,
             application: None,
             fetch_records_max: config.records as usize,
+            limits: SizeLimits::UNLIMITED,
             track_catch_up: false,
             explore: true,
             durable_controller: false,
@@ -322,6 +327,7 @@ impl Insync {
             hw_rule: c.hw_rule,
             flush: c.flush,
             fetch_records_max: params.fetch_records_max,
+            limits: params.limits,
             heartbeats: params.heartbeats,
             track_catch_up: params.track_catch_up,
             fetch_timeouts: params.application.is_some(),
@@ -367,6 +373,7 @@ impl Insync {
                 idempotence: c.idempotence,
                 max_in_flight: c.max_in_flight,
                 batch_records: c.batch_records,
+                message_bytes_max: params.limits.message_bytes_max,
                 timeouts: params.application.is_some() || timeouts_matter(c.crashes, c.network),
                 application: params.application,
             })

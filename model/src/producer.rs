@@ -10,10 +10,14 @@
 //!   `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, are indeterminate: the record may be in the log.
 //! - With `enable.idempotence` every record carries a sequence number that a retry keeps, so the
 //!   leader can drop the duplicate; without it a retry of an appended record duplicates it.
+//! - A record larger than `message.max.bytes` on its own is refused at once with
+//!   `RECORD_TOO_LARGE`, before it gets a sequence number, and never sent; a batch never grows
+//!   past `message.max.bytes` ([`crate::limits`]).
 //! - An error that says the leader moved triggers a metadata request to the controller; the
 //!   retries go out once the answer is in.
 
 use crate::config::{Acks, NetworkKind};
+use crate::limits::{produce_fits, record_bytes};
 use crate::msg::{ErrorCode, Msg, ProducerRecord, RequestId, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
 use crate::types::{BrokerId, Epoch, Offset, ProducerId, Sequence, Value};
@@ -31,6 +35,8 @@ pub struct Producer {
     pub idempotence: bool,
     pub max_in_flight: usize,
     pub batch_records: usize,
+    /// `message.max.bytes` ([`crate::limits`]): a batch's records stay within it.
+    pub message_bytes_max: usize,
     /// Whether an answer can be lost for good (crashes, a lossy network), so that a request
     /// timeout can matter. On a reliable network without crashes every request is answered,
     /// and a timer that fires "too early" would only add duplicates the retry already covers.
@@ -99,6 +105,9 @@ pub struct ProducerState {
     pub next_request: u32,
     /// What became of each record that is done (ghost state for the properties).
     pub outcomes: Vec<Option<Outcome>>,
+    /// Records refused as too large before they were sent, in order: they take no sequence
+    /// number. Always empty in the model (see [`crate::limits`]).
+    pub refused: Vec<u32>,
 }
 
 impl ProducerState {
@@ -119,6 +128,12 @@ impl ProducerState {
         self.in_flight.is_empty()
             && self.retry.is_empty()
             && self.outcomes.iter().all(Option::is_some)
+    }
+
+    /// Record `index`'s sequence number: its index, less the refused records before it (they
+    /// were never sent, so they leave no gap).
+    pub fn sequence_of(&self, index: u32) -> Sequence {
+        Sequence(index - self.refused.partition_point(|&r| r < index) as u32)
     }
 
     pub fn any_failed(&self) -> bool {
@@ -153,6 +168,7 @@ impl Producer {
             maybe_appended: vec![false; n],
             next_request: 0,
             outcomes: vec![None; n],
+            refused: Vec::new(),
         };
         o.save(NodeStorage::None);
         self.maybe_send(&mut state, o);
@@ -181,10 +197,18 @@ impl Producer {
                 }
             }
             Msg::Send { value } => {
+                let index = state.values.len() as u32;
+                let too_large = !produce_fits([record_bytes(&value)], self.message_bytes_max);
                 state.values.push(Some(value));
                 state.outcomes.push(None);
                 state.attempts.push(0);
                 state.maybe_appended.push(false);
+                if too_large {
+                    let refused = Outcome::Failed(ErrorCode::RecordTooLarge);
+                    self.finish(state, index, refused.clone());
+                    state.refused.push(index);
+                    self.tell(index, 1, refused, o);
+                }
             }
             Msg::MetadataResponse {
                 leader,
@@ -315,7 +339,7 @@ impl Producer {
                         value: state.values[i as usize]
                             .clone()
                             .expect("a record is kept until its outcome is known"),
-                        sequence: Sequence(i),
+                        sequence: state.sequence_of(i),
                     }
                 })
                 .collect();
@@ -352,9 +376,30 @@ impl Producer {
             let again = state.retry.remove(0);
             return (again.first..again.first + again.count).collect();
         }
-        let end = (state.next_record as usize + self.batch_records).min(state.values.len());
-        let batch: Vec<u32> = (state.next_record..end as u32).collect();
-        state.next_record = end as u32;
+        // Records refused before sending are done already: skip them.
+        let len = state.values.len() as u32;
+        while state.next_record < len && state.outcomes[state.next_record as usize].is_some() {
+            state.next_record += 1;
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        while state.next_record < len && batch.len() < self.batch_records {
+            let i = state.next_record as usize;
+            // A batch is contiguous: it ends before a refused record.
+            let Some(value) = state.values[i]
+                .as_ref()
+                .filter(|_| state.outcomes[i].is_none())
+            else {
+                break;
+            };
+            let size = record_bytes(value);
+            if !batch.is_empty() && !produce_fits([bytes, size], self.message_bytes_max) {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            batch.push(state.next_record);
+            state.next_record += 1;
+        }
         batch
     }
 
@@ -394,6 +439,7 @@ mod tests {
             idempotence: false,
             max_in_flight: 1,
             batch_records: 1,
+            message_bytes_max: usize::MAX,
             timeouts: false,
             application: None,
         }
@@ -775,6 +821,80 @@ mod tests {
         let o = answer(&p, &mut state, 0, Ok(Offset(0)));
         assert!(cancels(&o, Timer::RequestTimeout));
         assert!(!sets(&o, Timer::RequestTimeout));
+    }
+
+    /// Each produce request in `o` as its records' value lengths and sequence numbers.
+    fn produced_bytes(o: &O) -> Vec<Vec<(usize, u32)>> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Send(_, Msg::Produce { records, .. }) => Some(
+                    records
+                        .iter()
+                        .map(|r| match &r.value {
+                            Value::Bytes(b) => (b.len(), r.sequence.0),
+                            Value::Numbered(_) => panic!("the engine sends bytes"),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_over_message_max_bytes_is_refused_unsent_and_batches_stay_within_it() {
+        let p = Producer {
+            records: 0,
+            application: Some(Id::from(APP)),
+            idempotence: true,
+            batch_records: 10,
+            message_bytes_max: 100,
+            ..producer()
+        };
+        let mut state = p.on_start(leader(), &mut O::new());
+        let send = |state: &mut ProducerState, n: usize| {
+            let mut o = O::new();
+            let value = Value::Bytes(vec![1u8; n].into());
+            p.on_msg(state, Msg::Send { value }, &mut o);
+            o
+        };
+        assert_eq!(produced_bytes(&send(&mut state, 10)), vec![vec![(10, 0)]]);
+        // Too large on its own: refused at once, never sent, no sequence number.
+        let o = send(&mut state, 200);
+        assert!(produced_bytes(&o).is_empty());
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::SendResult {
+                first: 1,
+                count: 1,
+                outcome: Outcome::Failed(ErrorCode::RecordTooLarge)
+            }]
+        );
+        for n in [10, 10, 60] {
+            assert!(
+                produced_bytes(&send(&mut state, n)).is_empty(),
+                "one in flight"
+            );
+        }
+        // The next batch holds what fits 100 bytes (26 + 26; a third record of 76 does not),
+        // numbered on from the last sent record: no gap where the refused one was.
+        let o = answer(&p, &mut state, 0, Ok(Offset(0)));
+        assert_eq!(produced_bytes(&o), vec![vec![(10, 1), (10, 2)]]);
+        let o = answer(&p, &mut state, 1, Ok(Offset(1)));
+        assert_eq!(produced_bytes(&o), vec![vec![(60, 3)]]);
+        let o = answer(&p, &mut state, 2, Ok(Offset(3)));
+        assert!(produced_bytes(&o).is_empty());
+        assert!(state.is_idle());
+        assert_eq!(
+            state.outcomes,
+            vec![
+                Some(Outcome::Acked(Offset(0))),
+                Some(Outcome::Failed(ErrorCode::RecordTooLarge)),
+                Some(Outcome::Acked(Offset(1))),
+                Some(Outcome::Acked(Offset(2))),
+                Some(Outcome::Acked(Offset(3))),
+            ]
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn producer() -> Producer {
         idempotence: false,
         max_in_flight: 1,
         batch_records: 1,
+        message_bytes_max: usize::MAX,
         timeouts: false,
         application: None,
     }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::network::Router;
-use super::storage::StorageBackend;
+use super::storage::{StorageBackend, StorageError};
 use super::timers::Timers;
 use super::trace::{TraceKind, Tracer};
 
@@ -153,7 +153,7 @@ where
     let mut out = Out::new();
     let mut state = task.actor.on_start(id, &storage, &mut out);
     drop(storage);
-    if task.apply(out).is_err() {
+    if task.apply(out).await.is_err() {
         return;
     }
     loop {
@@ -170,7 +170,7 @@ where
         let stepped = match event {
             Event::Mail(Mail::Inspect(probe)) => {
                 probe(&state);
-                Some(state)
+                (state, Out::new())
             }
             Event::Mail(Mail::Deliver { src, msg, .. }) => {
                 if task.tracer.is_some() {
@@ -210,10 +210,12 @@ where
                 })
             }
         };
-        match stepped {
-            Some(next) => state = next,
-            None => return,
+        let (next, out) = stepped;
+        // The step's handler and its borrows are done with before the save is awaited.
+        if task.apply(out).await.is_err() {
+            return;
         }
+        state = next;
     }
 }
 
@@ -238,17 +240,16 @@ where
         &mut self,
         state: A::State,
         handler: impl FnOnce(&A, Id, &mut Cow<'_, A::State>, &mut Out<A>),
-    ) -> Option<A::State> {
+    ) -> (A::State, Out<A>) {
         let mut cow = Cow::Owned(state);
         let mut out = Out::new();
         handler(&self.actor, self.id, &mut cow, &mut out);
-        let state = cow.into_owned();
-        self.apply(out).ok().map(|()| state)
+        (cow.into_owned(), out)
     }
 
     /// Write-ahead: the step's storage is durable before any of its messages
     /// leave; if saving fails, none leave and the actor is crashed.
-    fn apply(&mut self, out: Out<A>) -> Result<(), Crashed> {
+    async fn apply(&mut self, out: Out<A>) -> Result<(), Crashed> {
         let commands: Vec<_> = out.into_iter().collect();
         // Only the last save of a step matters: each replaces the whole storage.
         let last_save = commands.iter().rev().find_map(|c| match c {
@@ -256,7 +257,8 @@ where
             _ => None,
         });
         if let Some(storage) = last_save {
-            if let Err(error) = self.backend.save(self.id, storage) {
+            let backend = Arc::clone(&self.backend);
+            if let Err(error) = save(backend, self.id, storage).await {
                 tracing::error!(
                     actor = ?self.id,
                     %error,
@@ -303,4 +305,20 @@ where
             range.start
         }
     }
+}
+
+/// Saves `storage`: on a blocking thread when the backend blocks (the actor's task waits for
+/// it, but the async workers go on with other actors), else right here.
+async fn save<S: Clone + Send + Sync + 'static>(
+    backend: Arc<dyn StorageBackend<S>>,
+    id: Id,
+    storage: &S,
+) -> Result<(), StorageError> {
+    if !backend.is_blocking() {
+        return backend.save(id, storage);
+    }
+    let storage = storage.clone();
+    tokio::task::spawn_blocking(move || backend.save(id, &storage))
+        .await
+        .unwrap_or_else(|e| Err(StorageError::new(format!("the save did not finish: {e}"))))
 }

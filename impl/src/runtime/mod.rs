@@ -320,10 +320,15 @@ where
             old.abort();
             reap(id, old).await;
         }
-        let storage = self
-            .backend
-            .load(id)
-            .map_err(|error| RuntimeError::Storage { id, error })?;
+        let storage = if self.backend.is_blocking() {
+            let backend = Arc::clone(&self.backend);
+            tokio::task::spawn_blocking(move || backend.load(id))
+                .await
+                .unwrap_or_else(|e| Err(StorageError::new(format!("the load did not finish: {e}"))))
+        } else {
+            self.backend.load(id)
+        }
+        .map_err(|error| RuntimeError::Storage { id, error })?;
         *task = Some(self.spawn_actor(index, storage, true));
         Ok(true)
     }

@@ -39,13 +39,20 @@ impl std::error::Error for StorageError {}
 /// Persists each actor's `Storage`. `save` must be durable when it returns `Ok`,
 /// because the runtime releases the step's messages right after (write-ahead).
 ///
-/// Calls are synchronous and made from the actor's task: a slow backend slows
-/// only the actor that saves.
+/// Calls are synchronous. A backend that blocks (files, fsync) says so with
+/// [`StorageBackend::is_blocking`], and the runtime then calls it on tokio's blocking
+/// threads while the actor's task waits (its step's messages still leave only after the
+/// save): a slow disk slows only the actor that saves, never another actor's timers or
+/// messages. Other backends are called on the actor's task.
 pub trait StorageBackend<S>: Send + Sync {
     /// Durably replaces what is stored for `id`.
     fn save(&self, id: Id, storage: &S) -> Result<(), StorageError>;
     /// What was last saved for `id`, or `None` if nothing was.
     fn load(&self, id: Id) -> Result<Option<S>, StorageError>;
+    /// Whether `save` and `load` block on I/O (and so must stay off the async workers).
+    fn is_blocking(&self) -> bool {
+        false
+    }
 }
 
 /// Keeps storage in process memory: survives an actor's crash and restart

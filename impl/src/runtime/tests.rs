@@ -949,3 +949,70 @@ async fn a_connection_stays_fifo_when_its_delay_shrinks() {
     assert_eq!(drain(&mut outbox), vec![pong(1), pong(2), pong(3)]);
     runtime.shutdown().await;
 }
+
+/// How long [`SlowStorage`] takes over a save.
+const SLOW_SAVE: Duration = Duration::from_millis(400);
+
+/// A disk that takes [`SLOW_SAVE`] over every save, blocking its thread as an fsync does.
+#[derive(Default)]
+struct SlowStorage {
+    saved: Mutex<Vec<u64>>,
+}
+
+impl StorageBackend<u64> for SlowStorage {
+    fn save(&self, _id: Id, storage: &u64) -> Result<(), StorageError> {
+        std::thread::sleep(SLOW_SAVE);
+        self.saved.lock().unwrap().push(*storage);
+        Ok(())
+    }
+
+    fn load(&self, _id: Id) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+}
+
+/// Setup: two actors on one tokio thread, on a disk whose saves take 400 ms.
+/// Steps: actor 1 arms a 50 ms timer; actor 0 sends a message and saves in one step.
+/// Expected: actor 1's timer fires at about 50 ms, while actor 0's save is still under way
+/// (a save on the async worker would hold every actor up for 400 ms); actor 0's message leaves
+/// only after its save (write-ahead).
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_save_does_not_hold_up_another_actors_timers() {
+    let storage = Arc::new(SlowStorage::default());
+    let runtime = Runtime::start(
+        vec![Toy { peer: None }, Toy { peer: None }],
+        storage.clone(),
+        RuntimeConfig::default().traced(),
+    )
+    .expect("start");
+    let mut outbox = runtime.outbox().expect("outbox");
+    tell(&runtime, 1, vec![Op::SetTimer(Timer::A, 50, 50)]).await;
+    tell(
+        &runtime,
+        0,
+        vec![Op::Send(client(), Box::new(Msg::Ping(7))), Op::Save(7)],
+    )
+    .await;
+    sleep(SLOW_SAVE / 2).await;
+    assert!(drain(&mut outbox).is_empty(), "sent before its save ended");
+    assert!(storage.saved.lock().unwrap().is_empty());
+    sleep(SLOW_SAVE).await;
+    assert_eq!(*storage.saved.lock().unwrap(), vec![7]);
+    assert_eq!(drain(&mut outbox), vec![(id(0), client(), Msg::Ping(7))]);
+    let log = runtime.take_trace().expect("traced");
+    let fired = log
+        .events
+        .iter()
+        .find(|e| e.actor == id(1) && matches!(e.kind, TraceKind::TimerFired { .. }))
+        .expect("actor 1's timer fired");
+    assert!(
+        fired.at < SLOW_SAVE / 2,
+        "actor 1's 50 ms timer fired at {:?}, held up by actor 0's save",
+        fired.at
+    );
+    runtime.shutdown().await;
+}
