@@ -46,6 +46,10 @@ pub struct CheckOptions {
     /// sound (`insync_model::symmetry::applies`) and the strategy supports it (depth first,
     /// simulation; stateright's breadth-first search ignores symmetry).
     pub symmetry: bool,
+    /// After a breadth-first search stopped at a first violation, search again below the
+    /// counterexample's length until it is a shortest one (see [`shortest`]); it costs up
+    /// to another search of the same depth. Off where only the verdict matters.
+    pub shortest: bool,
 }
 
 impl Default for CheckOptions {
@@ -60,6 +64,7 @@ impl Default for CheckOptions {
             stop_at: None,
             progress: false,
             symmetry: true,
+            shortest: true,
         }
     }
 }
@@ -245,7 +250,7 @@ pub fn check(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
         return check_auto(config, options);
     }
     let report = check_once(config, options);
-    if options.strategy == Strategy::Bfs && options.stop_at.is_some() {
+    if options.shortest && options.strategy == Strategy::Bfs && options.stop_at.is_some() {
         shortest(config, options, report)
     } else {
         report
