@@ -56,6 +56,15 @@ fn successors(m: &InsyncModel, s: &InsyncState) -> Vec<InsyncState> {
         .collect()
 }
 
+/// A successor of `state` inside the boundary, chosen at random; `None` at a dead end.
+fn random_step(m: &InsyncModel, state: &InsyncState, rng: &mut StdRng) -> Option<InsyncState> {
+    let mut next: Vec<InsyncState> = successors(m, state)
+        .into_iter()
+        .filter(|s| inside(m, s))
+        .collect();
+    (!next.is_empty()).then(|| next.swap_remove(rng.gen_range(0..next.len())))
+}
+
 /// What differs between `state` and its renaming `r`, if anything: the boundary, a
 /// property's verdict, or the successors.
 fn asymmetry(m: &InsyncModel, state: &InsyncState, r: &Renaming) -> Option<String> {
@@ -106,14 +115,10 @@ fn walk(config: Config, walks: usize, depth: usize, seed: u64) -> Result<usize, 
                 }
             }
             checked += 1;
-            let next: Vec<InsyncState> = successors(&m, &state)
-                .into_iter()
-                .filter(|s| inside(&m, s))
-                .collect();
-            if next.is_empty() {
-                break;
+            match random_step(&m, &state, &mut rng) {
+                Some(next) => state = next,
+                None => break,
             }
-            state = next[rng.gen_range(0..next.len())].clone();
         }
     }
     Ok(checked)
@@ -226,14 +231,10 @@ fn renamed_states_share_their_representative_unless_summaries_tie() {
                 merged +=
                     usize::from(fingerprint(&symmetry::representative(&r.apply(&state))) == rep);
             }
-            let next: Vec<InsyncState> = successors(&m, &state)
-                .into_iter()
-                .filter(|s| inside(&m, s))
-                .collect();
-            if next.is_empty() {
-                break;
+            match random_step(&m, &state, &mut rng) {
+                Some(next) => state = next,
+                None => break,
             }
-            state = next[rng.gen_range(0..next.len())].clone();
         }
     }
     // Ties are rare; most renamed copies must meet at one representative.
