@@ -286,6 +286,8 @@ fn shortest(config: &ValidConfig, options: &CheckOptions, mut report: CheckRepor
                     ..options.clone()
                 },
             );
+            // The time of the search again counts in the check's.
+            report.seconds += bounded.seconds;
             match bounded.property(p.name) {
                 Some(q) if q.counterexample.as_ref().is_some_and(|c| c.len() < steps) => {
                     report.properties[i] = q.clone();
