@@ -2,18 +2,19 @@
 //! with counterexamples as numbered steps in Kafka's terms.
 
 use crate::budget::Deepening;
+use crate::simulate::Shard;
 use insync_model::node::StopFlag;
 use insync_model::properties;
 use insync_model::trace::{describe_path, describe_state};
 use insync_model::{Insync, InsyncModel, ValidConfig};
-use serde::Serialize;
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
-use std::collections::BTreeSet;
+use serde::{Deserialize, Serialize};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// How to search the state space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Bugs first: breadth first for the first million states (a shallow violation is found
@@ -50,6 +51,10 @@ pub struct CheckOptions {
     /// counterexample's length until it is a shortest one (see [`shortest`]); it costs up
     /// to another search of the same depth. Off where only the verdict matters.
     pub shortest: bool,
+    /// Simulation: which share of the run's walks to take (`--shard I/N`).
+    pub shard: Shard,
+    /// Simulation: the run's number of walks (`--walks`); this shard takes its share.
+    pub walks: Option<u64>,
 }
 
 impl Default for CheckOptions {
@@ -65,6 +70,8 @@ impl Default for CheckOptions {
             progress: false,
             symmetry: true,
             shortest: true,
+            shard: Shard::ALL,
+            walks: None,
         }
     }
 }
@@ -88,10 +95,94 @@ pub struct PropertyReport {
     /// does `http://ADDR/#/steps/0/3/1`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explorer_path: Option<String>,
+    /// Simulation: the run-wide number of the walk that found it (the lowest that did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk: Option<u64>,
+}
+
+/// A [`PropertyReport`] as read back from JSON: its names become the model's own, so a report
+/// written by an insync with other properties is refused, not misread.
+#[derive(Deserialize)]
+struct ReadPropertyReport {
+    name: String,
+    expectation: String,
+    holds: bool,
+    counterexample: Option<Vec<String>>,
+    #[serde(default)]
+    example: Option<Vec<String>>,
+    #[serde(default)]
+    final_state: Option<Vec<String>>,
+    #[serde(default)]
+    explorer_path: Option<String>,
+    #[serde(default)]
+    walk: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for PropertyReport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PropertyReport, D::Error> {
+        PropertyReport::try_from(ReadPropertyReport::deserialize(d)?)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<ReadPropertyReport> for PropertyReport {
+    type Error = String;
+
+    fn try_from(r: ReadPropertyReport) -> Result<PropertyReport, String> {
+        let name = properties::all()
+            .into_iter()
+            .map(|p| p.name)
+            .find(|n| *n == r.name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown property `{}` (a report of another insync version?)",
+                    r.name
+                )
+            })?;
+        let expectation = ["always", "sometimes", "eventually"]
+            .into_iter()
+            .find(|k| *k == r.expectation)
+            .ok_or_else(|| format!("unknown property kind `{}`", r.expectation))?;
+        Ok(PropertyReport {
+            name,
+            expectation,
+            holds: r.holds,
+            counterexample: r.counterexample,
+            example: r.example,
+            final_state: r.final_state,
+            explorer_path: r.explorer_path,
+            walk: r.walk,
+        })
+    }
+}
+
+/// Which random walks a simulation report covers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Walks {
+    /// The run's seed: walk `j` of the run is `simulate::walk_seed(seed, j)`.
+    pub seed: u64,
+    /// How many shards the run was split into (1: not split).
+    pub shard_count: u32,
+    /// The shards this report covers, each with the number of its walks taken (shard `I`'s
+    /// `k`-th walk is the run's walk `I + k * shard_count`).
+    pub shards: BTreeMap<u32, u64>,
+}
+
+impl Walks {
+    pub fn total(&self) -> u64 {
+        self.shards.values().sum()
+    }
+
+    /// The shards of the run this report does not cover.
+    pub fn missing(&self) -> Vec<u32> {
+        (0..self.shard_count)
+            .filter(|i| !self.shards.contains_key(i))
+            .collect()
+    }
 }
 
 /// Why a search did not visit every state within the bounds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CutShort {
     /// `--timeout` passed.
@@ -119,7 +210,7 @@ impl CutShort {
 }
 
 /// The bounds a search covered: a verdict is a claim about every behaviour within them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bounds {
     pub records: u32,
     pub crashes: u32,
@@ -127,7 +218,7 @@ pub struct Bounds {
     pub isr_changes: u32,
     pub retries: u32,
     pub consumer: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_depth: Option<usize>,
 }
 
@@ -176,7 +267,7 @@ impl Bounds {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckReport {
     pub config: insync_model::Config,
     pub bounds: Bounds,
@@ -189,15 +280,19 @@ pub struct CheckReport {
     /// that "holds" was only not refuted.
     pub complete: bool,
     /// Why `complete` is false; absent when the search was exhaustive.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_short: Option<CutShort>,
     pub properties: Vec<PropertyReport>,
     /// Whether states that differ only in broker names were visited once (`unique_states`
     /// then counts classes of states).
     pub symmetry: bool,
-    /// With `--budget`: the scopes checked on the way to this one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// With `--budget`: the scopes checked on the way to this one (not read back: only
+    /// simulation reports are merged).
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub deepening: Option<crate::budget::Deepening>,
+    /// With `--strategy simulation`: the walks taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walks: Option<Walks>,
 }
 
 impl CheckReport {
@@ -320,18 +415,66 @@ fn check_once(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     }
     let start = Instant::now();
     match options.strategy {
-        Strategy::Bfs => finish(builder.spawn_bfs(), config, options, &stop, start, false),
-        Strategy::Dfs => finish(builder.spawn_dfs(), config, options, &stop, start, false),
+        Strategy::Bfs => finish(builder.spawn_bfs(), config, options, &stop, start),
+        Strategy::Dfs => finish(builder.spawn_dfs(), config, options, &stop, start),
         Strategy::Auto => unreachable!("check_auto runs the phases"),
-        Strategy::Simulation => finish(
-            builder.spawn_simulation(options.seed, stateright::UniformChooser),
-            config,
-            options,
-            &stop,
-            start,
-            true,
-        ),
+        Strategy::Simulation => simulation(config, options),
     }
+}
+
+/// `--strategy simulation`: numbered random walks ([`crate::simulate`]), so that a run can be
+/// split into shards and their reports merged.
+fn simulation(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
+    let model = Insync::new(config.clone()).into_model();
+    let start = Instant::now();
+    let limits = crate::simulate::Limits {
+        walks: options.walks,
+        states: options.max_states,
+        deadline: options.timeout.map(|t| start + t),
+        stop_at: options
+            .stop_at
+            .as_ref()
+            .map(|names| names.iter().copied().collect()),
+        max_depth: options.max_depth,
+    };
+    let representative: fn(&insync_model::InsyncState) -> insync_model::InsyncState =
+        insync_model::symmetry::representative;
+    let outcome = crate::simulate::simulate(
+        &model,
+        options.seed,
+        options.shard,
+        options.threads,
+        symmetric(config, options).then_some(representative),
+        &limits,
+    );
+    let mut walks = BTreeMap::new();
+    let mut found = BTreeMap::new();
+    for (name, d) in outcome.discoveries {
+        walks.insert(name, d.walk);
+        found.insert(name, d.path);
+    }
+    let mut report = assemble(
+        &model,
+        &found,
+        Counts {
+            states: outcome.states,
+            unique_states: outcome.states,
+            max_depth: outcome.max_depth,
+        },
+        config,
+        options,
+        start.elapsed().as_secs_f64(),
+        Some(CutShort::Simulation),
+    );
+    for p in &mut report.properties {
+        p.walk = walks.get(p.name).copied();
+    }
+    report.walks = Some(Walks {
+        seed: options.seed,
+        shard_count: options.shard.count,
+        shards: [(options.shard.index, outcome.walks)].into_iter().collect(),
+    });
+    report
 }
 
 /// Whether a search with `options` merges states that differ only in broker names.
@@ -394,7 +537,6 @@ fn finish<C: Checker<InsyncModel>>(
     options: &CheckOptions,
     stop: &StopFlag,
     start: Instant,
-    sampled: bool,
 ) -> CheckReport {
     // stateright looks at its timeout only between work batches, and one thread's batch can
     // be the whole remaining search; so the deadline is kept here: past it, the model's stop
@@ -425,14 +567,14 @@ fn finish<C: Checker<InsyncModel>>(
         eprint!("\r{}\r", " ".repeat(90));
     }
     if !timed_out {
-        return report(&checker.join(), config, options, start, sampled, false);
+        return report(&checker.join(), config, options, start, false);
     }
     // Past the deadline the threads are told to stop, but they still drain the states
     // already queued (a whole BFS level can be), so the report is taken without waiting and
     // the checker is not dropped (dropping joins): the threads end with the drain or the
     // process, whichever comes first.
     stop.raise();
-    let report = report(&checker, config, options, start, sampled, true);
+    let report = report(&checker, config, options, start, true);
     std::mem::forget(checker);
     report
 }
@@ -442,16 +584,11 @@ fn report<C: Checker<InsyncModel>>(
     config: &ValidConfig,
     options: &CheckOptions,
     start: Instant,
-    sampled: bool,
     timed_out: bool,
 ) -> CheckReport {
     let seconds = start.elapsed().as_secs_f64();
-    let model = checker.model();
-    let discoveries = checker.discoveries();
     let out_of_time = timed_out || options.timeout.is_some_and(|t| start.elapsed() >= t);
-    let mut cut_short = if sampled {
-        Some(CutShort::Simulation)
-    } else if out_of_time {
+    let cut_short = if out_of_time {
         Some(CutShort::Timeout)
     } else if options
         .max_states
@@ -463,9 +600,42 @@ fn report<C: Checker<InsyncModel>>(
     } else {
         None
     };
+    let found: BTreeMap<&'static str, _> = checker.discoveries().into_iter().collect();
+    assemble(
+        checker.model(),
+        &found,
+        Counts {
+            states: checker.state_count(),
+            unique_states: checker.unique_state_count(),
+            max_depth: checker.max_depth(),
+        },
+        config,
+        options,
+        seconds,
+        cut_short,
+    )
+}
+
+struct Counts {
+    states: usize,
+    unique_states: usize,
+    max_depth: usize,
+}
+
+/// The report of a search, from the paths it found.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    model: &InsyncModel,
+    found: &BTreeMap<&'static str, Path<insync_model::InsyncState, <InsyncModel as Model>::Action>>,
+    counts: Counts,
+    config: &ValidConfig,
+    options: &CheckOptions,
+    seconds: f64,
+    mut cut_short: Option<CutShort>,
+) -> CheckReport {
     let mut properties = Vec::new();
     for p in properties::all() {
-        let found = discoveries.get(p.name);
+        let found = found.get(p.name);
         let explorer_path = found.map(|path| path.encode(model));
         let steps = found.map(|path| {
             let steps = path.clone().into_vec();
@@ -488,6 +658,7 @@ fn report<C: Checker<InsyncModel>>(
             example,
             final_state,
             explorer_path,
+            walk: None,
         });
     }
     // A search stopped early at a wanted discovery did not visit everything.
@@ -505,14 +676,15 @@ fn report<C: Checker<InsyncModel>>(
         bounds: Bounds::of(&config, options),
         config,
         strategy: options.strategy,
-        states: checker.state_count(),
-        unique_states: checker.unique_state_count(),
-        max_depth: checker.max_depth(),
+        states: counts.states,
+        unique_states: counts.unique_states,
+        max_depth: counts.max_depth,
         seconds,
         complete: cut_short.is_none(),
         cut_short,
         properties,
         deepening: None,
+        walks: None,
     }
 }
 
@@ -544,7 +716,10 @@ pub fn render_human(report: &CheckReport) -> String {
         s.push_str(&format!("{:<26} {:<10} {verdict}\n", p.name, p.expectation));
     }
     for p in report.violations() {
-        s.push_str(&format!("\n{} is violated:\n", p.name));
+        match p.walk {
+            Some(walk) => s.push_str(&format!("\n{} is violated (random walk {walk}):\n", p.name)),
+            None => s.push_str(&format!("\n{} is violated:\n", p.name)),
+        }
         for line in p.counterexample.iter().flatten() {
             s.push_str(&format!("  {line}\n"));
         }
@@ -557,25 +732,34 @@ pub fn render_human(report: &CheckReport) -> String {
         s.push_str(&render_deepening(d));
     }
     let rate = report.unique_states as f64 / report.seconds.max(1e-9);
-    s.push_str(&format!(
-        "\n{} states ({} unique{}, {:.0} unique/s), max depth {}, {:.2}s, {}{}\n",
-        report.states,
-        report.unique_states,
-        if report.symmetry {
-            " up to broker renaming"
-        } else {
-            ""
-        },
-        rate,
-        report.max_depth,
-        report.seconds,
-        format!("{:?}", report.strategy).to_lowercase(),
-        if report.complete {
-            ", complete"
-        } else {
-            ", incomplete"
+    let symmetry = if report.symmetry {
+        " up to broker renaming"
+    } else {
+        ""
+    };
+    let strategy = format!("{:?}", report.strategy).to_lowercase();
+    let complete = if report.complete {
+        ", complete"
+    } else {
+        ", incomplete"
+    };
+    match &report.walks {
+        // Walks visit a state again when another walk passes it: no unique count.
+        Some(w) => {
+            s.push_str(&format!(
+                "\n{} states visited ({:.0}/s), max depth {}, {:.2}s, {strategy}{complete}\n",
+                report.states,
+                report.states as f64 / report.seconds.max(1e-9),
+                report.max_depth,
+                report.seconds,
+            ));
+            s.push_str(&render_walks(w));
         }
-    ));
+        None => s.push_str(&format!(
+            "\n{} states ({} unique{symmetry}, {rate:.0} unique/s), max depth {}, {:.2}s, {strategy}{complete}\n",
+            report.states, report.unique_states, report.max_depth, report.seconds,
+        )),
+    }
     let bounds = report.bounds.sentence();
     match (report.violations().next(), report.cut_short) {
         (Some(_), _) if report.config.network == insync_model::config::NetworkKind::Duplicating => {
@@ -602,6 +786,31 @@ pub fn render_human(report: &CheckReport) -> String {
         s.push_str(&format!(
             "the largest scope that finished: every safety property holds for every behaviour with {}\n",
             largest.sentence()
+        ));
+    }
+    s
+}
+
+/// Which random walks a simulation report covers, and the shards still missing from a merge.
+fn render_walks(w: &Walks) -> String {
+    let shards: Vec<String> = w.shards.keys().map(u32::to_string).collect();
+    let mut s = format!("{} random walks of the run seeded {}", w.total(), w.seed);
+    if w.shard_count > 1 {
+        s.push_str(&format!(
+            ", shard{} {} of {}",
+            if shards.len() == 1 { "" } else { "s" },
+            shards.join(","),
+            w.shard_count
+        ));
+    }
+    s.push('\n');
+    let missing = w.missing();
+    if !missing.is_empty() && w.shards.len() > 1 {
+        let missing: Vec<String> = missing.iter().map(u32::to_string).collect();
+        s.push_str(&format!(
+            "missing shards: {} of {} (run them with the same flags and merge again)\n",
+            missing.join(","),
+            w.shard_count
         ));
     }
     s

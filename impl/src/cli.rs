@@ -40,6 +40,9 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Serve the controller of a multi-process cluster.
     Controller(ServeArgs),
+    /// Combine the JSON reports of the shards of one random-walk run (`insync check --strategy
+    /// simulation --shard I/N --json`) into the report of the whole run.
+    Merge(MergeArgs),
     /// Other commands are programs named `insync-<command>` next to this one (`insync fuzz`
     /// runs `insync-fuzz`).
     #[command(external_subcommand)]
@@ -342,9 +345,19 @@ pub struct CheckArgs {
     /// Simulation: seed of the random walks.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Stop after this many states (simulation's budget; default 1,000,000 there).
+    /// Stop after this many states (simulation's budget; default 1,000,000 there unless
+    /// --walks or --timeout is given).
     #[arg(long)]
     pub max_states: Option<usize>,
+    /// Simulation: how many random walks the run takes (walk j's seed derives from --seed and
+    /// j alone, so a run is the same on any number of threads).
+    #[arg(long)]
+    pub walks: Option<u64>,
+    /// Simulation: take only shard I of N of the run's walks (walks j with j mod N = I; I
+    /// from 0, as a Kubernetes indexed job or `$SLURM_ARRAY_TASK_ID` with --array=0-N-1).
+    /// Shards never repeat a walk; `insync merge` combines their --json reports.
+    #[arg(long)]
+    pub shard: Option<crate::simulate::Shard>,
     /// Stop after this long: seconds, or with a unit (90s, 2m, 1h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -382,6 +395,16 @@ pub struct CheckArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The shards' reports (JSON files written by `insync check ... --json`).
+    #[arg(required = true)]
+    pub reports: Vec<std::path::PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ExploreArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -414,6 +437,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             run_server(&args.serve, served)
         }
         Command::Controller(args) => run_server(&args, crate::engine::Served::Controller),
+        Command::Merge(args) => run_merge(&args),
         Command::External(args) => run_external(&args),
     }
 }
@@ -638,7 +662,15 @@ fn options_from(args: &CheckArgs) -> CheckOptions {
     if let Some(threads) = args.threads {
         options.threads = threads;
     }
-    if args.strategy == Strategy::Simulation && options.max_states.is_none() {
+    if let Some(shard) = args.shard {
+        options.shard = shard;
+    }
+    options.walks = args.walks;
+    if args.strategy == Strategy::Simulation
+        && options.max_states.is_none()
+        && args.walks.is_none()
+        && args.timeout.is_none()
+    {
         options.max_states = Some(1_000_000);
     }
     if args.first {
@@ -692,6 +724,12 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     if let Some(name) = &args.property {
         known_property(name)?;
     }
+    if (args.shard.is_some() || args.walks.is_some()) && args.strategy != Strategy::Simulation {
+        bail!("INVALID_CONFIG: --shard and --walks divide random walks; add --strategy simulation (exhaustive searches cannot be split this way)");
+    }
+    if args.walks == Some(0) {
+        bail!("INVALID_CONFIG: --walks 0 takes no walk; give at least 1");
+    }
     let options = options_from(args);
     let report = match args.budget {
         Some(budget) => crate::budget::check_within_budget(&config, &options, budget),
@@ -711,6 +749,28 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
         return serve_explorer(checked, addr, Some((from, args.property.as_deref())));
     }
     Ok(report.exit_code())
+}
+
+/// `insync merge`: one report from the shards' reports. Exit 1 if a shard found a
+/// counterexample, else 3 (random walks never exhaust the space); 2 on reports that do not
+/// belong together.
+fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
+    let mut reports = Vec::new();
+    for path in &args.reports {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
+        let report: CheckReport = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{file} is not a JSON report of `insync check --json`: {e}")
+        })?;
+        reports.push((file, report));
+    }
+    let merged = crate::simulate::merge(reports).map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&merged)?);
+    } else {
+        print!("{}", render_human(&merged));
+    }
+    Ok(merged.exit_code())
 }
 
 /// Refuses a property name the model does not have, before any search.

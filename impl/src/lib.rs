@@ -10,5 +10,6 @@ pub mod engine;
 pub mod explore;
 pub mod run;
 pub mod runtime;
+pub mod simulate;
 pub mod tcp;
 pub mod wire;

@@ -231,6 +231,163 @@ fn simulation_runs_a_budget_of_random_walks() {
     assert!(report["states"].as_u64().unwrap() >= 20000);
 }
 
+/// The report of `insync check --strategy simulation ... --json` with `extra` flags.
+fn walks_report(config: &[&str], extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec![
+        "check",
+        "--strategy",
+        "simulation",
+        "--seed",
+        "11",
+        "--json",
+    ];
+    args.extend_from_slice(config);
+    args.extend_from_slice(extra);
+    let out = insync(&args);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+/// What a run found, without its timing: states, depth, and each property's verdict, walk and
+/// steps.
+fn findings(report: &serde_json::Value) -> serde_json::Value {
+    let properties: Vec<serde_json::Value> = report["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            serde_json::json!([
+                p["name"],
+                p["holds"],
+                p["walk"],
+                p["counterexample"],
+                p["example"]
+            ])
+        })
+        .collect();
+    serde_json::json!({
+        "states": report["states"],
+        "max_depth": report["max_depth"],
+        "walks": report["walks"]["shards"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        "properties": properties,
+    })
+}
+
+const BREAKS: &[&str] = &["--acks", "1", "--records", "1"];
+
+#[test]
+fn random_walks_are_numbered_so_the_thread_count_does_not_change_the_run() {
+    let (code1, one) = walks_report(BREAKS, &["--walks", "400", "--threads", "1"]);
+    let (code2, two) = walks_report(BREAKS, &["--walks", "400", "--threads", "2"]);
+    assert_eq!(code1, Some(1), "acks=1 loses a record within 400 walks");
+    assert_eq!(code2, Some(1));
+    assert_eq!(findings(&one), findings(&two));
+    let lost = one["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acked-writes-durable")
+        .unwrap();
+    assert!(lost["walk"].is_u64(), "{lost}");
+}
+
+#[test]
+fn shards_of_a_run_merge_into_the_report_of_the_whole_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, code) in [(BREAKS, 1), (&["--records", "1", "--idempotence"][..], 3)] {
+        let (whole_code, whole) = walks_report(config, &["--walks", "300"]);
+        assert_eq!(whole_code, Some(code), "{config:?}");
+        let mut files = Vec::new();
+        for i in 0..3 {
+            let shard = format!("{i}/3");
+            let (c, report) = walks_report(config, &["--walks", "300", "--shard", &shard]);
+            assert!(c == Some(1) || c == Some(3), "{shard}: {c:?}");
+            assert_eq!(report["walks"]["shards"][i.to_string()], 100, "{shard}");
+            let file = dir.path().join(format!("shard-{i}.json"));
+            std::fs::write(&file, report.to_string()).unwrap();
+            files.push(file.display().to_string());
+        }
+        let mut args = vec!["merge", "--json"];
+        args.extend(files.iter().map(String::as_str));
+        let out = insync(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(findings(&merged), findings(&whole), "{config:?}");
+        assert_eq!(merged["complete"], false);
+
+        // Two of three shards: merged, and the human report names the missing one.
+        let out = insync(&["merge", &files[0], &files[2]]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("missing shards: 1 of 3"), "{stdout}");
+    }
+}
+
+#[test]
+fn merge_refuses_reports_that_are_not_shards_of_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, config: &[&str], extra: &[&str]| {
+        let (_, report) = walks_report(config, extra);
+        let file = dir.path().join(name);
+        std::fs::write(&file, report.to_string()).unwrap();
+        file.display().to_string()
+    };
+    let a = write("a.json", BREAKS, &["--walks", "20", "--shard", "0/2"]);
+    let other_config = write(
+        "b.json",
+        &["--records", "1"],
+        &["--walks", "20", "--shard", "1/2"],
+    );
+    let other_count = write("c.json", BREAKS, &["--walks", "20", "--shard", "1/3"]);
+    let again = write("d.json", BREAKS, &["--walks", "20", "--shard", "0/2"]);
+    let garbage = dir.path().join("e.json");
+    std::fs::write(&garbage, "{\"states\": 1}").unwrap();
+    let garbage = garbage.display().to_string();
+    let out = insync(&[
+        "check",
+        "--records",
+        "1",
+        "--json",
+        "--max-states",
+        "100",
+        "--strategy",
+        "dfs",
+    ]);
+    let dfs = dir.path().join("f.json");
+    std::fs::write(&dfs, &out.stdout).unwrap();
+    let dfs = dfs.display().to_string();
+    for (files, message) in [
+        (vec![&a, &other_config], "configuration"),
+        (vec![&a, &other_count], "shard count"),
+        (vec![&a, &again], "shard 0/2 is also in"),
+        (vec![&a, &garbage], "is not a JSON report"),
+        (vec![&dfs], "not a report of random walks"),
+    ] {
+        let mut args = vec!["merge"];
+        args.extend(files.iter().map(|f| f.as_str()));
+        let out = insync(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{files:?}: {stderr}");
+        assert!(stderr.contains(message), "{files:?}: {stderr}");
+    }
+    for args in [
+        &["check", "--walks", "5"][..],
+        &["check", "--shard", "1/2", "--strategy", "dfs"],
+        &["check", "--strategy", "simulation", "--shard", "2/2"],
+        &["check", "--strategy", "simulation", "--walks", "0"],
+    ] {
+        let out = insync(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn run_rejects_the_same_invalid_configurations_as_check() {
     for (args, message) in [
