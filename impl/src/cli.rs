@@ -751,6 +751,121 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     Ok(report.exit_code())
 }
 
+/// The `insync check` flags that give `config` (those that differ from the defaults, in the
+/// order of `--help`): `insync check $(config_flags(c))` checks exactly `c`. Scenario files
+/// (`model/testdata`) write their configuration this way, so it can be pasted into a shell.
+pub fn config_flags(config: &Config) -> Vec<String> {
+    fn value<T: serde::Serialize>(v: &T) -> String {
+        match serde_json::to_value(v) {
+            Ok(serde_json::Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(_) => unreachable!("configuration values serialise"),
+        }
+    }
+    let d = Config::default();
+    let mut flags = Vec::new();
+    let mut flag = |name: &str, differs: bool, v: String| {
+        if differs {
+            flags.push(format!("--{name}"));
+            if !v.is_empty() {
+                flags.push(v);
+            }
+        }
+    };
+    flag(
+        "replicas",
+        config.replicas != d.replicas,
+        config.replicas.to_string(),
+    );
+    flag(
+        "min-insync",
+        config.min_insync != d.min_insync,
+        config.min_insync.to_string(),
+    );
+    flag("acks", config.acks != d.acks, value(&config.acks));
+    flag("unclean-election", config.unclean_election, String::new());
+    flag(
+        "truncation",
+        config.truncation != d.truncation,
+        value(&config.truncation),
+    );
+    flag(
+        "restarted-broker",
+        config.restarted_broker != d.restarted_broker,
+        value(&config.restarted_broker),
+    );
+    flag(
+        "elr",
+        config.elr != d.elr,
+        if config.elr {
+            String::new()
+        } else {
+            "false".into()
+        },
+    );
+    flag(
+        "hw-rule",
+        config.hw_rule != d.hw_rule,
+        value(&config.hw_rule),
+    );
+    flag("flush", config.flush != d.flush, value(&config.flush));
+    flag(
+        "records",
+        config.records != d.records,
+        config.records.to_string(),
+    );
+    flag(
+        "crashes",
+        config.crashes != d.crashes,
+        config.crashes.to_string(),
+    );
+    flag(
+        "retries",
+        config.retries != d.retries,
+        config.retries.to_string(),
+    );
+    flag(
+        "idempotence",
+        config.idempotence != d.idempotence,
+        if config.idempotence {
+            String::new()
+        } else {
+            "false".into()
+        },
+    );
+    flag(
+        "max-in-flight",
+        config.max_in_flight != d.max_in_flight,
+        config.max_in_flight.to_string(),
+    );
+    flag(
+        "network",
+        config.network != d.network,
+        value(&config.network),
+    );
+    flag(
+        "consumer-commit",
+        config.consumer_commit != d.consumer_commit,
+        value(&config.consumer_commit),
+    );
+    flag(
+        "elections",
+        config.elections != d.elections,
+        config.elections.to_string(),
+    );
+    flag(
+        "isr-changes",
+        config.isr_changes != d.isr_changes,
+        config.isr_changes.to_string(),
+    );
+    flag("no-consumer", !config.consumer, String::new());
+    flag("no-reductions", !config.reductions, String::new());
+    if let Some(guard) = config.without_guard {
+        flag("without-guard", true, value(&guard));
+    }
+    flags
+}
+
 /// `insync merge`: one report from the shards' reports. Exit 1 if a shard found a
 /// counterexample, else 3 (random walks never exhaust the space); 2 on reports that do not
 /// belong together.

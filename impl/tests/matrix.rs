@@ -4,8 +4,11 @@
 //! Bounds are the catalogue's (see `insync_model::scenarios`): exhaustive DFS for the safe
 //! scenarios, BFS to the first counterexample for the breaking ones.
 
+mod common;
+
+use common::testdata::{expect_file, root, Line, ScenarioFile};
 use insync::check::check;
-use insync::cli::{scenario_options, verdict_matches};
+use insync::cli::{config_flags, scenario_options, verdict_matches};
 use insync_model::scenarios::{catalogue, Expect, Scenario};
 
 fn scenario(name: &str) -> Scenario {
@@ -39,7 +42,7 @@ fn assert_scenario(name: &str) {
             .property(property)
             .and_then(|p| p.counterexample.clone());
         let trace = trace.expect("a counterexample");
-        assert!(!trace.is_empty() && trace.len() < 40, "{name}: {trace:#?}");
+        pin_counterexample(&s, &trace);
         // A shortest one: a breadth-first search that admits only shorter paths (a path of
         // n steps ends at depth n + 1) finds none.
         let shorter = check(
@@ -57,6 +60,34 @@ fn assert_scenario(name: &str) {
             "{name}: a shorter counterexample than {trace:#?} exists: {found:#?}"
         );
     }
+}
+
+/// The counterexample is the one in `model/testdata/matrix/NAME.txt`, step for step (written
+/// there with `INSYNC_REGEN=1`; `tests/testdata.rs` replays the file).
+fn pin_counterexample(s: &Scenario, trace: &[String]) {
+    let flags = config_flags(&s.config);
+    let mut lines = vec![
+        Line::Comment(format!("# Matrix row {}: {}", s.name, s.about)),
+        Line::Comment(format!(
+            "# The shortest counterexample of {}, as `insync check --matrix` finds it.",
+            match s.expect {
+                Expect::Breaks(p) => p,
+                Expect::Safe { .. } => unreachable!("only breaking rows have one"),
+            }
+        )),
+    ];
+    for step in trace {
+        let (_, step) = step.split_once(". ").expect("numbered steps");
+        lines.push(Line::Step(step.to_string()));
+    }
+    lines.push(Line::Violated(Vec::new()));
+    lines.push(Line::FinalState(Vec::new()));
+    let file = ScenarioFile { flags, lines }
+        .replay(true)
+        .unwrap_or_else(|e| panic!("{}: the counterexample does not replay: {e}", s.name));
+    let path = root().join(format!("matrix/{}.txt", s.name));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    expect_file(&path, &text, &file.render());
 }
 
 #[test]

@@ -45,3 +45,4 @@ pub fn counterexample(config: Config, property: &'static str) -> Vec<String> {
     assert_eq!(report.exit_code(), 1);
     p.counterexample.clone().expect("a counterexample")
 }
+pub mod testdata;
