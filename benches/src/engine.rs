@@ -224,14 +224,14 @@ impl Engine {
 }
 
 /// The engine's receiver, as a [`Client`] ticket.
-pub struct EngineTicket(oneshot::Receiver<(Outcome, Instant)>);
+pub struct EngineTicket(oneshot::Receiver<(Outcome, tokio::time::Instant)>);
 
 impl Future for EngineTicket {
     type Output = Option<Instant>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
         Pin::new(&mut self.0).poll(cx).map(|r| match r {
-            Ok((Outcome::Acked(_), when)) => Some(when),
+            Ok((Outcome::Acked(_), when)) => Some(when.into_std()),
             _ => None,
         })
     }

@@ -166,6 +166,11 @@ pub struct RunArgs {
     /// --controller) instead of starting one in-process.
     #[arg(long)]
     pub connect: bool,
+    /// Run on one thread with a paused clock that jumps to the next timer (as the history
+    /// runner of `insync fuzz` does): the same flags and --seed give the same outcome every
+    /// time, and rates and latencies are in virtual time. In-memory logs only.
+    #[arg(long, conflicts_with_all = ["connect", "data_dir"])]
+    pub virtual_clock: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -617,12 +622,20 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
             producers,
             ..crate::engine::EngineOptions::default()
         },
+        virtual_clock: args.virtual_clock,
         ..crate::run::RunOptions::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    let runtime = if args.virtual_clock {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .context("starting tokio")?;
     let report = runtime.block_on(crate::run::run(config, options))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -22,8 +22,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: on a paused clock (`insync run --virtual-clock`) latencies are virtual.
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// How the engine runs, beyond the partition's configuration.
 #[derive(Clone, Debug)]

@@ -9,7 +9,9 @@ use insync_model::ValidConfig;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so that a run on a paused clock (`--virtual-clock`) measures virtual time.
+use tokio::time::Instant;
 
 /// A fault the run injects, once, partway through the workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -40,6 +42,11 @@ pub struct RunOptions {
     /// Run against the brokers and controller of a multi-process cluster instead of an
     /// in-process one.
     pub connect: Option<crate::tcp::ClusterAddrs>,
+    /// The caller runs this on a paused clock (`insync run --virtual-clock`, a current-thread
+    /// runtime with `start_paused`). Every message is then delayed by [`VIRTUAL_HOP`] (drawn
+    /// with the engine's seed): otherwise messages arrive in no time, and a follower could
+    /// never be behind its leader when a fault strikes.
+    pub virtual_clock: bool,
 }
 
 impl Default for RunOptions {
@@ -55,6 +62,7 @@ impl Default for RunOptions {
             fault_duration: Duration::from_millis(2500),
             drain_timeout: Duration::from_secs(10),
             connect: None,
+            virtual_clock: false,
         }
     }
 }
@@ -111,6 +119,9 @@ pub struct RunReport {
     /// Messages the network carried, dropped (faults, full mailboxes) and duplicated.
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// Whether the run was on a paused clock (`--virtual-clock`): seconds, rates and latencies
+    /// are then in virtual time.
+    pub virtual_clock: bool,
 }
 
 /// A record's value: its index in the run, the run's id (so a shared cluster's log, which
@@ -134,6 +145,10 @@ fn decode_value(value: &Value, run: u64) -> Option<u64> {
     }
 }
 
+/// A message's delay on a paused clock: a LAN's hop.
+pub const VIRTUAL_HOP: std::ops::Range<Duration> =
+    Duration::from_micros(100)..Duration::from_micros(2000);
+
 /// The smallest record: index and run id.
 pub const RECORD_BYTES_MIN: usize = 16;
 
@@ -149,6 +164,9 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
             Cluster::connect(config.clone(), options.engine.clone(), addrs.clone()).await?
         }
     });
+    if options.virtual_clock {
+        cluster.runtime().network().set_delay(VIRTUAL_HOP);
+    }
     let run_id: u64 = rand::random();
     let start = Instant::now();
     let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
@@ -321,7 +339,10 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
     };
     let mut lost = 0;
     let mut lost_examples = Vec::new();
-    for (&index, &offset) in &acked {
+    // In order of the record's index, so the examples are the same in every run of a seed.
+    let mut acked_in_order: Vec<(&u64, &Offset)> = acked.iter().collect();
+    acked_in_order.sort_unstable();
+    for (&index, &offset) in acked_in_order {
         let held = log.get(&offset).and_then(|v| decode_value(v, run_id));
         // Remotely, an offset never read is `unseen`, not proven lost.
         let judged = !cluster.is_remote() || log.contains_key(&offset);
@@ -387,6 +408,7 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         lost_examples,
         messages_sent: stats.sent,
         messages_dropped: stats.dropped,
+        virtual_clock: options.virtual_clock,
     };
     cluster.shutdown().await;
     Ok(report)
@@ -472,8 +494,15 @@ pub fn render(report: &RunReport) -> String {
         report.messages_sent, report.messages_dropped
     ));
     s.push_str(&format!(
-        "\nthroughput: {:.0} records/s, {:.1} MB/s over {:.2}s\n",
-        report.records_per_second, report.megabytes_per_second, report.seconds
+        "\nthroughput: {:.0} records/s, {:.1} MB/s over {:.2}s{}\n",
+        report.records_per_second,
+        report.megabytes_per_second,
+        report.seconds,
+        if report.virtual_clock {
+            " of virtual time (--virtual-clock)"
+        } else {
+            ""
+        }
     ));
     let lat = |name: &str, l: &Latency| {
         format!(

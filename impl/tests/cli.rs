@@ -389,6 +389,50 @@ fn merge_refuses_reports_that_are_not_shards_of_one_run() {
 }
 
 #[test]
+fn run_on_a_virtual_clock_gives_the_same_outcome_every_time() {
+    let args = [
+        "run",
+        "--acks",
+        "1",
+        "--faults",
+        "crash-leader",
+        "--records",
+        "50000",
+        "--seed",
+        "4",
+        "--virtual-clock",
+        "--json",
+    ];
+    let runs: Vec<(Option<i32>, serde_json::Value)> = (0..3)
+        .map(|_| {
+            let out = insync(&args);
+            let report = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+            (out.status.code(), report)
+        })
+        .collect();
+    let (code, first) = &runs[0];
+    assert_eq!(
+        *code,
+        Some(1),
+        "acks=1 and a leader crash lose records here: {first}"
+    );
+    assert_eq!(first["lost"], 500, "{first}");
+    assert_eq!(first["virtual_clock"], true);
+    for (c, report) in &runs[1..] {
+        assert_eq!(c, code);
+        // Everything, timing included: the clock is virtual.
+        assert_eq!(report, first);
+    }
+    for (flag, value) in [("--connect", None), ("--data-dir", Some("/tmp/x"))] {
+        let mut args = vec!["run", "--virtual-clock", flag];
+        args.extend(value);
+        let out = insync(&args);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+    }
+}
+
+#[test]
 fn run_rejects_the_same_invalid_configurations_as_check() {
     for (args, message) in [
         (
