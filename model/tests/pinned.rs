@@ -52,3 +52,36 @@ fn two_replicas_one_record_one_crash() {
 // fetches of a broker before and after its restart: 174,994 became 175,180.
 const PINNED_TWO_REPLICAS: usize = 17480;
 const PINNED_TWO_REPLICAS_CRASH: usize = 175180;
+
+#[test]
+fn two_replicas_one_record_and_a_consumer() {
+    let config = Config {
+        replicas: 2,
+        min_insync: 1,
+        records: 1,
+        crashes: 0,
+        idempotence: true,
+        ..Config::default()
+    };
+    assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_CONSUMER);
+}
+
+#[test]
+fn two_replicas_one_record_on_a_lossy_network() {
+    let config = Config {
+        replicas: 2,
+        min_insync: 1,
+        records: 1,
+        crashes: 0,
+        consumer: false,
+        idempotence: true,
+        network: insync_model::config::NetworkKind::Lossy,
+        ..Config::default()
+    };
+    assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_LOSSY);
+}
+
+// Pinned on 2026-12-04 at 7e94f00: the consumer's fetches, reads and commits, and the lost
+// messages with the producer's request timeout they arm.
+const PINNED_TWO_REPLICAS_CONSUMER: usize = 167987;
+const PINNED_TWO_REPLICAS_LOSSY: usize = 311446;
