@@ -418,10 +418,20 @@ pub fn describe_state(model: &InsyncModel, state: &InsyncState) -> Vec<String> {
     }
     for b in t.brokers() {
         let i = usize::from(t.broker(b));
+        // A crashed broker's memory is gone (stateright still shows its last state): what
+        // it has is its disk, which is what a restart recovers and what properties read.
+        if state.crashed[i] {
+            match &state.actor_storages[i] {
+                Some(crate::node::NodeStorage::Broker(disk)) => lines.push(format!(
+                    "{b}: crashed, on disk log={} hw={}",
+                    disk.log, disk.high_watermark
+                )),
+                _ => lines.push(format!("{b}: crashed, nothing on disk")),
+            }
+            continue;
+        }
         if let Some(s) = state.actor_states[i].as_broker() {
-            let role = if state.crashed[i] {
-                "crashed"
-            } else if s.is_leader() {
+            let role = if s.is_leader() {
                 "leader"
             } else {
                 "follower"
