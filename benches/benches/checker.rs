@@ -147,7 +147,7 @@ fn first() {
             let steps = f
                 .violated
                 .iter()
-                .find(|(p, _)| p == property)
+                .find(|(p, _)| *p == property.name())
                 .map(|(_, n)| n.to_string());
             let broken = match &steps {
                 Some(_) => property.to_string(),

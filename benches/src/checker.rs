@@ -125,7 +125,7 @@ pub fn run_here(case: &Case) -> Figure {
                 "safety" => p.expectation == stateright::Expectation::Always,
                 name => p.name == name,
             })
-            .map(|p| p.name)
+            .map(|p| p.property)
             .collect::<BTreeSet<_>>()
     });
     let options = CheckOptions {

@@ -104,7 +104,7 @@ pub fn check_within_budget(
                 ..options.clone()
             },
         );
-        let violated: Vec<&'static str> = report.violations().map(|p| p.name).collect();
+        let violated: Vec<&'static str> = report.violations().map(|p| p.name.name()).collect();
         runs.push(ScopeRun {
             bounds: report.bounds.clone(),
             complete: report.complete,

@@ -4,7 +4,7 @@
 use crate::budget::Deepening;
 use crate::simulate::Shard;
 use insync_model::node::StopFlag;
-use insync_model::properties;
+use insync_model::properties::{self, Property};
 use insync_model::trace::{describe_path, describe_state};
 use insync_model::{Insync, InsyncModel, ValidConfig};
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,7 @@ pub struct CheckOptions {
     /// Stop after this long.
     pub timeout: Option<Duration>,
     /// Stop as soon as one of these properties has a discovery.
-    pub stop_at: Option<BTreeSet<&'static str>>,
+    pub stop_at: Option<BTreeSet<Property>>,
     /// Print a progress line on stderr.
     pub progress: bool,
     /// Visit one state per class of states that differ only in broker names, where that is
@@ -78,7 +78,8 @@ impl Default for CheckOptions {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PropertyReport {
-    pub name: &'static str,
+    #[serde(serialize_with = "property_name")]
+    pub name: Property,
     pub expectation: &'static str,
     /// `always`: no counterexample found; `sometimes`: an example was found.
     pub holds: bool,
@@ -98,6 +99,10 @@ pub struct PropertyReport {
     /// Simulation: the run-wide number of the walk that found it (the lowest that did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub walk: Option<u64>,
+}
+
+fn property_name<S: serde::Serializer>(p: &Property, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
 }
 
 /// A [`PropertyReport`] as read back from JSON: its names become the model's own, so a report
@@ -129,16 +134,10 @@ impl TryFrom<ReadPropertyReport> for PropertyReport {
     type Error = String;
 
     fn try_from(r: ReadPropertyReport) -> Result<PropertyReport, String> {
-        let name = properties::all()
-            .into_iter()
-            .map(|p| p.name)
-            .find(|n| *n == r.name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown property `{}` (a report of another insync version?)",
-                    r.name
-                )
-            })?;
+        let name: Property = r
+            .name
+            .parse()
+            .map_err(|e| format!("{e} (a report of another insync version?)"))?;
         let expectation = ["always", "sometimes", "eventually"]
             .into_iter()
             .find(|k| *k == r.expectation)
@@ -303,8 +302,8 @@ impl CheckReport {
             .filter(|p| p.expectation == "always" && !p.holds)
     }
 
-    pub fn property(&self, name: &str) -> Option<&PropertyReport> {
-        self.properties.iter().find(|p| p.name == name)
+    pub fn property(&self, property: Property) -> Option<&PropertyReport> {
+        self.properties.iter().find(|p| p.name == property)
     }
 
     /// The process exit code of PROTOCOL.md §4: 1 a counterexample, 0 an exhaustive search
@@ -408,7 +407,9 @@ fn check_once(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
     // The deadline is kept by `finish`, not given to stateright: its DFS reports "done" at
     // the deadline while its threads search on.
     if let Some(stop_at) = &options.stop_at {
-        builder = builder.finish_when(HasDiscoveries::AnyOf(stop_at.clone()));
+        builder = builder.finish_when(HasDiscoveries::AnyOf(
+            stop_at.iter().map(|p| p.name()).collect(),
+        ));
     }
     if symmetric(config, options) {
         builder = builder.symmetry_fn(insync_model::symmetry::representative);
@@ -434,7 +435,7 @@ fn simulation(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
         stop_at: options
             .stop_at
             .as_ref()
-            .map(|names| names.iter().copied().collect()),
+            .map(|names| names.iter().map(|p| p.name()).collect()),
         max_depth: options.max_depth,
     };
     let representative: fn(&insync_model::InsyncState) -> insync_model::InsyncState =
@@ -467,7 +468,7 @@ fn simulation(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
         Some(CutShort::Simulation),
     );
     for p in &mut report.properties {
-        p.walk = walks.get(p.name).copied();
+        p.walk = walks.get(p.name.name()).copied();
     }
     report.walks = Some(Walks {
         seed: options.seed,
@@ -651,7 +652,7 @@ fn assemble(
             (_, None) => (false, None, None, None),
         };
         properties.push(PropertyReport {
-            name: p.name,
+            name: p.property,
             expectation: expectation_name(&p.expectation),
             holds,
             counterexample,

@@ -7,6 +7,7 @@ use insync_model::config::{
     Acks, ConsumerCommit, Flush, Guard, HwRule, NetworkKind, RestartedBroker, Truncation,
 };
 use insync_model::kafka::KafkaVersion;
+use insync_model::properties::Property;
 use insync_model::scenarios::{catalogue, Expect, Scenario};
 use insync_model::{Config, Insync};
 use std::collections::BTreeSet;
@@ -720,11 +721,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
 }
 
-fn safety_names() -> BTreeSet<&'static str> {
+fn safety_names() -> BTreeSet<Property> {
     insync_model::properties::all()
         .into_iter()
         .filter(|p| p.expectation == stateright::Expectation::Always)
-        .map(|p| p.name)
+        .map(|p| p.property)
         .collect()
 }
 
@@ -903,17 +904,10 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
 
 /// Refuses a property name the model does not have, before any search.
 fn known_property(name: &str) -> anyhow::Result<()> {
-    let names: Vec<&str> = insync_model::properties::all()
-        .iter()
-        .map(|p| p.name)
-        .collect();
-    if !names.contains(&name) {
-        bail!(
-            "--property {name}: no such property; the properties are {}",
-            names.join(", ")
-        );
+    match name.parse::<Property>() {
+        Ok(_) => Ok(()),
+        Err(e) => bail!("--property {name}: {e}"),
     }
-    Ok(())
 }
 
 /// How a matrix row is checked: a scenario that must break a property stops at its first
@@ -937,22 +931,19 @@ pub fn scenario_options(scenario: &Scenario, threads: Option<usize>) -> CheckOpt
 /// Whether a report shows what the scenario promises.
 pub fn verdict_matches(scenario: &Scenario, report: &CheckReport) -> bool {
     match &scenario.expect {
-        Expect::Breaks(property) => report.property(property).is_some_and(|p| !p.holds),
+        Expect::Breaks(property) => report.property(*property).is_some_and(|p| !p.holds),
         Expect::Safe { reached } => {
             report.complete
                 && report.violations().next().is_none()
                 && reached
                     .iter()
-                    .all(|name| report.property(name).is_some_and(|p| p.holds))
+                    .all(|name| report.property(*name).is_some_and(|p| p.holds))
         }
     }
 }
 
 fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
-    let names: Vec<&'static str> = insync_model::properties::all()
-        .iter()
-        .map(|p| p.name)
-        .collect();
+    let names = Property::ALL;
     let mut rows = Vec::new();
     let mut all_match = true;
     for scenario in catalogue() {
@@ -983,7 +974,7 @@ fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
 
 /// One table: scenario, configuration, a column per property, states, time, and whether the
 /// verdict is the one the scenario promises.
-pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> String {
+pub fn render_matrix(names: &[Property], rows: &[(Scenario, CheckReport, bool)]) -> String {
     let mut s = String::new();
     s.push_str("Properties: ");
     for (i, n) in names.iter().enumerate() {
@@ -1020,7 +1011,7 @@ pub fn render_matrix(names: &[&str], rows: &[(Scenario, CheckReport, bool)]) -> 
             w = config_width
         ));
         for name in names {
-            let cell = match report.property(name) {
+            let cell = match report.property(*name) {
                 Some(p) if p.expectation == "always" && p.holds && report.complete => "ok",
                 Some(p) if p.expectation == "always" && p.holds => "?",
                 Some(p) if p.expectation == "always" => "X",

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{counterexample, ladder};
+use common::{counterexample, ladder, Property};
 use insync_model::config::{Config, Guard, Truncation};
 
 /// The ladder's bounds at 3 replicas under today's truncation.
@@ -20,7 +20,7 @@ fn ladder_rf3() -> Config {
     ladder(Truncation::LeaderEpoch, 3)
 }
 
-fn assert_guard_matters(config: Config, guard: Guard, property: &'static str) {
+fn assert_guard_matters(config: Config, guard: Guard, property: Property) {
     counterexample(
         Config {
             without_guard: Some(guard),
@@ -34,14 +34,18 @@ fn assert_guard_matters(config: Config, guard: Guard, property: &'static str) {
 /// a committed record.
 #[test]
 fn isr_join_needs_the_high_watermark() {
-    assert_guard_matters(ladder_rf3(), Guard::IsrJoinHighWatermark, "isr-complete");
+    assert_guard_matters(
+        ladder_rf3(),
+        Guard::IsrJoinHighWatermark,
+        Property::IsrComplete,
+    );
 }
 
 /// KIP-497: counting only the confirmed ISR while a follower's addition is pending lets the
 /// high watermark pass a record that the soon-to-be member lacks.
 #[test]
 fn the_high_watermark_counts_the_maximal_isr() {
-    assert_guard_matters(ladder_rf3(), Guard::MaximalIsr, "isr-complete");
+    assert_guard_matters(ladder_rf3(), Guard::MaximalIsr, Property::IsrComplete);
 }
 
 /// KIP-903: without the broker-epoch check, a fetch sent by broker 1 before it crashed (and
@@ -63,5 +67,5 @@ fn a_restarted_broker_is_not_readmitted_on_its_old_fetches() {
         hw_rule: HwRule::MinIsr,
         ..Config::default()
     };
-    assert_guard_matters(config, Guard::StaleBrokerEpoch, "isr-complete");
+    assert_guard_matters(config, Guard::StaleBrokerEpoch, Property::IsrComplete);
 }

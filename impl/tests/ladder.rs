@@ -20,12 +20,12 @@
 
 mod common;
 
-use common::{counterexample, ladder};
+use common::{counterexample, ladder, Property};
 use insync::check::{check, CheckOptions, Strategy};
 use insync_model::config::Truncation;
 
 fn assert_violated(truncation: Truncation, replicas: usize) {
-    let trace = counterexample(ladder(truncation, replicas), "strong-isr");
+    let trace = counterexample(ladder(truncation, replicas), Property::StrongIsr);
     assert!(
         trace.iter().any(|s| s.contains("LeaderAndIsr")),
         "the counterexample is told in Kafka's words and needs a leader change: {trace:?}"
@@ -39,13 +39,17 @@ fn assert_holds(truncation: Truncation, replicas: usize) {
         ..CheckOptions::default()
     };
     let report = check(&config, &options);
-    let violated: Vec<&str> = report.violations().map(|p| p.name).collect();
+    let violated: Vec<Property> = report.violations().map(|p| p.name).collect();
     assert!(
         report.complete && violated.is_empty(),
         "{truncation} at {replicas} replicas should hold: violated {violated:?}, complete={}",
         report.complete
     );
-    for premise in ["leader-changed", "record-committed", "acked-after-failover"] {
+    for premise in [
+        Property::LeaderChanged,
+        Property::RecordCommitted,
+        Property::AckedAfterFailover,
+    ] {
         assert!(
             report.property(premise).is_some_and(|p| p.holds),
             "{premise} must be reached, or the verdict is vacuous"

@@ -9,6 +9,7 @@
 mod common;
 
 use common::counterexample as assert_breaks;
+use common::Property;
 use insync_model::config::Config;
 
 /// Without idempotence, `max.in.flight.requests.per.connection` 2 and a retry: the first
@@ -27,7 +28,7 @@ fn producer_order_breaks_with_two_in_flight_and_no_idempotence() {
             consumer: false,
             ..Config::default()
         },
-        "producer-order",
+        Property::ProducerOrder,
     );
     assert!(
         trace.iter().any(|s| s.contains("v2 acknowledged")),
@@ -48,7 +49,7 @@ fn committed_read_breaks_under_unclean_election() {
             idempotence: true,
             ..Config::default()
         },
-        "committed-read",
+        Property::CommittedRead,
     );
     assert!(trace.iter().any(|s| s.contains("(unclean)")), "{trace:?}");
 }
@@ -70,7 +71,7 @@ fn log_matching_breaks_under_unclean_election() {
             consumer: false,
             ..Config::default()
         },
-        "log-matching",
+        Property::LogMatching,
     );
 }
 
@@ -95,7 +96,7 @@ fn the_duplicating_network_breaks_isr_complete_by_a_request_delivered_twice() {
             network: insync_model::config::NetworkKind::Duplicating,
             ..Config::default()
         },
-        "isr-complete",
+        Property::IsrComplete,
     );
     let alter: Vec<&String> = trace
         .iter()

@@ -15,16 +15,134 @@ use crate::node::{InsyncModel, InsyncState};
 use crate::producer::ProducerState;
 use crate::types::{BrokerId, Offset, Record, Value};
 use stateright::Expectation;
+use std::fmt;
+use std::str::FromStr;
+
+/// The properties of PROTOCOL.md §3. Code names a property by its variant (a typo does not
+/// compile); a name typed by a user or read from a report goes through [`Property::from_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Property {
+    AckedWritesDurable,
+    CommittedDurable,
+    CommittedRead,
+    LogMatching,
+    IsrComplete,
+    StrongIsr,
+    LeaderInIsr,
+    NoDuplicates,
+    ProducerOrder,
+    ProcessedBeforeCommit,
+    SendsResolve,
+    RecordCommitted,
+    LeaderChanged,
+    IsrShrunk,
+    ConsumerRead,
+    SendFailed,
+    AckedAfterFailover,
+    CommittedAfterFailover,
+    HwOnTwoReplicas,
+    RecordRetried,
+    TwoAcked,
+    ConsumerCommitted,
+}
+
+impl Property {
+    /// Every property, safety first, in the order reports list them.
+    pub const ALL: [Property; 22] = [
+        Property::AckedWritesDurable,
+        Property::CommittedDurable,
+        Property::CommittedRead,
+        Property::LogMatching,
+        Property::IsrComplete,
+        Property::StrongIsr,
+        Property::LeaderInIsr,
+        Property::NoDuplicates,
+        Property::ProducerOrder,
+        Property::ProcessedBeforeCommit,
+        Property::SendsResolve,
+        Property::RecordCommitted,
+        Property::LeaderChanged,
+        Property::IsrShrunk,
+        Property::ConsumerRead,
+        Property::SendFailed,
+        Property::AckedAfterFailover,
+        Property::CommittedAfterFailover,
+        Property::HwOnTwoReplicas,
+        Property::RecordRetried,
+        Property::TwoAcked,
+        Property::ConsumerCommitted,
+    ];
+
+    /// The contract's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::AckedWritesDurable => "acked-writes-durable",
+            Property::CommittedDurable => "committed-durable",
+            Property::CommittedRead => "committed-read",
+            Property::LogMatching => "log-matching",
+            Property::IsrComplete => "isr-complete",
+            Property::StrongIsr => "strong-isr",
+            Property::LeaderInIsr => "leader-in-isr",
+            Property::NoDuplicates => "no-duplicates",
+            Property::ProducerOrder => "producer-order",
+            Property::ProcessedBeforeCommit => "processed-before-commit",
+            Property::SendsResolve => "sends-resolve",
+            Property::RecordCommitted => "record-committed",
+            Property::LeaderChanged => "leader-changed",
+            Property::IsrShrunk => "isr-shrunk",
+            Property::ConsumerRead => "consumer-read",
+            Property::SendFailed => "send-failed",
+            Property::AckedAfterFailover => "acked-after-failover",
+            Property::CommittedAfterFailover => "committed-after-failover",
+            Property::HwOnTwoReplicas => "hw-on-two-replicas",
+            Property::RecordRetried => "record-retried",
+            Property::TwoAcked => "two-acked",
+            Property::ConsumerCommitted => "consumer-committed",
+        }
+    }
+
+    /// Its definition.
+    pub fn def(self) -> PropertyDef {
+        all()
+            .into_iter()
+            .find(|d| d.property == self)
+            .expect("every property has a definition")
+    }
+}
+
+impl fmt::Display for Property {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A name that is not a property's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no such property `{0}`; the properties are {names}", names = Property::ALL.map(Property::name).join(", "))]
+pub struct UnknownProperty(pub String);
+
+impl FromStr for Property {
+    type Err = UnknownProperty;
+
+    fn from_str(name: &str) -> Result<Property, UnknownProperty> {
+        Property::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| UnknownProperty(name.to_string()))
+    }
+}
 
 /// A property: its contract name, kind, what it means, and its condition.
 pub struct PropertyDef {
+    pub property: Property,
+    /// `property.name()`.
     pub name: &'static str,
     pub expectation: Expectation,
     pub description: &'static str,
     pub condition: fn(&InsyncModel, &InsyncState) -> bool,
     /// For a safety property, the reachability property that shows its premise is reached
     /// (so that "holds" is not vacuous).
-    pub premise: Option<&'static str>,
+    pub premise: Option<Property>,
     /// Why the property cannot fail for a configuration, if it cannot: reported as "holds by
     /// construction", never as a plain pass.
     pub by_construction: fn(&Config) -> Option<&'static str>,
@@ -38,16 +156,18 @@ fn never(_: &Config) -> Option<&'static str> {
 pub fn all() -> Vec<PropertyDef> {
     use Expectation::{Always, Sometimes};
     type Cond = fn(&InsyncModel, &InsyncState) -> bool;
-    let safety = |name, description, condition: Cond, premise| PropertyDef {
-        name,
+    let safety = |property: Property, description, condition: Cond, premise| PropertyDef {
+        property,
+        name: property.name(),
         expectation: Always,
         description,
         condition,
         premise: Some(premise),
         by_construction: never,
     };
-    let reach = |name, description, condition: Cond| PropertyDef {
-        name,
+    let reach = |property: Property, description, condition: Cond| PropertyDef {
+        property,
+        name: property.name(),
         expectation: Sometimes,
         description,
         condition,
@@ -55,65 +175,65 @@ pub fn all() -> Vec<PropertyDef> {
         by_construction: never,
     };
     vec![
-        safety("acked-writes-durable",
+        safety(Property::AckedWritesDurable,
           "a record acknowledged to the producer is held at its offset by every later leader, and by some broker at every moment",
-          acked_writes_durable, "acked-after-failover"),
-        safety("committed-durable",
+          acked_writes_durable, Property::AckedAfterFailover),
+        safety(Property::CommittedDurable,
           "a record ever committed is held at its offset by every later leader, and by some broker (its log, or a crashed one's disk) at every moment",
-          committed_durable, "committed-after-failover"),
-        safety("committed-read",
+          committed_durable, Property::CommittedAfterFailover),
+        safety(Property::CommittedRead,
           "every record a consumer read stays at its offset, unchanged, on the leader and on every replica whose high watermark passed it",
-          committed_read, "consumer-read"),
-        safety("log-matching",
+          committed_read, Property::ConsumerRead),
+        safety(Property::LogMatching,
           "two replicas hold identical records below both of their high watermarks",
-          log_matching, "hw-on-two-replicas"),
-        safety("isr-complete",
+          log_matching, Property::HwOnTwoReplicas),
+        safety(Property::IsrComplete,
           "every registered member of the controller's ISR holds every committed record",
-          isr_complete, "committed-after-failover"),
-        safety("strong-isr",
+          isr_complete, Property::CommittedAfterFailover),
+        safety(Property::StrongIsr,
           "every record below the high watermark of any broker acting as leader is held by every registered member of the controller's ISR (Gustafson's StrongIsr)",
-          strong_isr, "record-committed"),
+          strong_isr, Property::RecordCommitted),
         PropertyDef {
             by_construction: |_| Some("the controller installs only ISRs that contain the leader, and refuses an AlterPartition that leaves the leader out"),
-            ..safety("leader-in-isr",
+            ..safety(Property::LeaderInIsr,
               "a broker acting as leader is in the ISR it holds, and the controller's leader is in the controller's ISR",
-              leader_in_isr, "leader-changed")
+              leader_in_isr, Property::LeaderChanged)
         },
-        safety("no-duplicates",
+        safety(Property::NoDuplicates,
           "a record sent once appears at most once in a log",
-          no_duplicates, "record-retried"),
-        safety("producer-order",
+          no_duplicates, Property::RecordRetried),
+        safety(Property::ProducerOrder,
           "the producer's acknowledged records sit at increasing offsets in the order it sent them",
-          producer_order, "two-acked"),
+          producer_order, Property::TwoAcked),
         PropertyDef {
             by_construction: |c| match c.consumer_commit {
                 crate::config::ConsumerCommit::Before => None,
                 _ => Some("the consumer commits only offsets it has processed (after) or never commits (manual)"),
             },
-            ..safety("processed-before-commit",
+            ..safety(Property::ProcessedBeforeCommit,
               "every offset below the consumer's committed offset was processed (or is being processed)",
-              processed_before_commit, "consumer-committed")
+              processed_before_commit, Property::ConsumerCommitted)
         },
-        safety("sends-resolve",
+        safety(Property::SendsResolve,
           "every send the producer waits on can still be answered: no acks=all request is held by a leader whose high watermark already passed it",
-          sends_resolve, "record-committed"),
-        reach("record-committed", "a leader's high watermark passes a record", record_committed),
-        reach("leader-changed", "the controller elects a new leader", leader_changed),
-        reach("isr-shrunk", "the ISR loses a member", isr_shrunk),
-        reach("consumer-read", "the consumer reads a record", consumer_read),
-        reach("send-failed",
+          sends_resolve, Property::RecordCommitted),
+        reach(Property::RecordCommitted, "a leader's high watermark passes a record", record_committed),
+        reach(Property::LeaderChanged, "the controller elects a new leader", leader_changed),
+        reach(Property::IsrShrunk, "the ISR loses a member", isr_shrunk),
+        reach(Property::ConsumerRead, "the consumer reads a record", consumer_read),
+        reach(Property::SendFailed,
           "the application is told a send failed (insync's own addition: shows what retries=0 costs)",
           send_failed),
-        reach("acked-after-failover",
+        reach(Property::AckedAfterFailover,
           "an acknowledged record exists while a leader of a later epoch is active",
           acked_after_failover),
-        reach("committed-after-failover",
+        reach(Property::CommittedAfterFailover,
           "a committed record exists while a leader of a later epoch is active",
           committed_after_failover),
-        reach("hw-on-two-replicas", "two replicas have a positive high watermark", hw_on_two_replicas),
-        reach("record-retried", "the producer sends a record a second time", record_retried),
-        reach("two-acked", "two records are acknowledged", two_acked),
-        reach("consumer-committed", "the consumer commits an offset", consumer_committed),
+        reach(Property::HwOnTwoReplicas, "two replicas have a positive high watermark", hw_on_two_replicas),
+        reach(Property::RecordRetried, "the producer sends a record a second time", record_retried),
+        reach(Property::TwoAcked, "two records are acknowledged", two_acked),
+        reach(Property::ConsumerCommitted, "the consumer commits an offset", consumer_committed),
     ]
 }
 
@@ -1149,7 +1269,7 @@ mod tests {
                     let premise = p.premise.expect("a safety property has a premise");
                     let q = all
                         .iter()
-                        .find(|q| q.name == premise)
+                        .find(|q| q.property == premise)
                         .expect("premise exists");
                     assert_eq!(q.expectation, Expectation::Sometimes, "{premise}");
                 }
@@ -1163,6 +1283,26 @@ mod tests {
             11
         );
         assert_eq!(all.len(), 22);
+    }
+
+    #[test]
+    fn the_enum_lists_every_definition_in_order_and_parses_its_names() {
+        let defs: Vec<Property> = all().iter().map(|d| d.property).collect();
+        assert_eq!(defs, Property::ALL.to_vec());
+        for p in Property::ALL {
+            assert_eq!(p.def().name, p.name());
+            assert_eq!(p.name().parse::<Property>(), Ok(p));
+            assert_eq!(p.to_string(), p.name());
+        }
+        let err = "acked-write-durable"
+            .parse::<Property>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no such property `acked-write-durable`")
+                && err.contains("acked-writes-durable, committed-durable"),
+            "{err}"
+        );
     }
 
     /// Only two properties may be reported as holding by construction, and

@@ -6,14 +6,15 @@
 //! counterexample.
 
 use crate::config::{Acks, Config, ConsumerCommit, Flush, HwRule, RestartedBroker, Truncation};
+use crate::properties::Property;
 
 /// What a scenario must show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// Every safety property holds and every listed `sometimes` property is reached.
-    Safe { reached: &'static [&'static str] },
+    Safe { reached: &'static [Property] },
     /// The named safety property has a counterexample.
-    Breaks(&'static str),
+    Breaks(Property),
 }
 
 #[derive(Clone, Debug)]
@@ -57,11 +58,11 @@ pub fn catalogue() -> Vec<Scenario> {
             },
             expect: Expect::Safe {
                 reached: &[
-                    "record-committed",
-                    "leader-changed",
-                    "isr-shrunk",
-                    "acked-after-failover",
-                    "committed-after-failover",
+                    Property::RecordCommitted,
+                    Property::LeaderChanged,
+                    Property::IsrShrunk,
+                    Property::AckedAfterFailover,
+                    Property::CommittedAfterFailover,
                 ],
             },
         },
@@ -75,7 +76,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 ..rf2.clone()
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "isr-shrunk", "acked-after-failover"],
+                reached: &[Property::RecordCommitted, Property::LeaderChanged, Property::IsrShrunk, Property::AckedAfterFailover],
             },
         },
         Scenario {
@@ -88,7 +89,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 ..rf2
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "consumer-read", "consumer-committed"],
+                reached: &[Property::RecordCommitted, Property::LeaderChanged, Property::ConsumerRead, Property::ConsumerCommitted],
             },
         },
         Scenario {
@@ -98,7 +99,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 acks: Acks::One,
                 ..small.clone()
             },
-            expect: Expect::Breaks("acked-writes-durable"),
+            expect: Expect::Breaks(Property::AckedWritesDurable),
         },
         Scenario {
             name: "unclean-election",
@@ -108,7 +109,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 min_insync: 1,
                 ..small.clone()
             },
-            expect: Expect::Breaks("committed-durable"),
+            expect: Expect::Breaks(Property::CommittedDurable),
         },
         Scenario {
             name: "no-retries",
@@ -122,14 +123,14 @@ pub fn catalogue() -> Vec<Scenario> {
                 ..base.clone()
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "send-failed"],
+                reached: &[Property::RecordCommitted, Property::LeaderChanged, Property::SendFailed],
             },
         },
         Scenario {
             name: "retries-no-idempotence",
             about: "retries without idempotence: a retried append is written twice",
             config: small.clone(),
-            expect: Expect::Breaks("no-duplicates"),
+            expect: Expect::Breaks(Property::NoDuplicates),
         },
         Scenario {
             name: "legacy-hw-truncation",
@@ -140,7 +141,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 elections: 2,
                 ..small.clone()
             },
-            expect: Expect::Breaks("strong-isr"),
+            expect: Expect::Breaks(Property::StrongIsr),
         },
         Scenario {
             name: "async-flush-zookeeper",
@@ -151,7 +152,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 crashes: 1,
                 ..small.clone()
             },
-            expect: Expect::Breaks("isr-complete"),
+            expect: Expect::Breaks(Property::IsrComplete),
         },
         Scenario {
             name: "async-flush-last-replica",
@@ -161,7 +162,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 crashes: 1,
                 ..small.clone()
             },
-            expect: Expect::Breaks("committed-durable"),
+            expect: Expect::Breaks(Property::CommittedDurable),
         },
         Scenario {
             name: "async-flush-elr",
@@ -180,7 +181,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 ..rf2.clone()
             },
             expect: Expect::Safe {
-                reached: &["record-committed", "leader-changed", "isr-shrunk"],
+                reached: &[Property::RecordCommitted, Property::LeaderChanged, Property::IsrShrunk],
             },
         },
         Scenario {
@@ -192,7 +193,7 @@ pub fn catalogue() -> Vec<Scenario> {
                 isr_changes: 0,
                 ..base
             },
-            expect: Expect::Breaks("processed-before-commit"),
+            expect: Expect::Breaks(Property::ProcessedBeforeCommit),
         },
     ]
 }

@@ -431,11 +431,7 @@ pub fn describe_state(model: &InsyncModel, state: &InsyncState) -> Vec<String> {
             continue;
         }
         if let Some(s) = state.actor_states[i].as_broker() {
-            let role = if s.is_leader() {
-                "leader"
-            } else {
-                "follower"
-            };
+            let role = if s.is_leader() { "leader" } else { "follower" };
             lines.push(format!(
                 "{b}: {role} epoch={} log={} hw={}",
                 s.leader_epoch, s.log, s.high_watermark

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 use insync::check::{check, CheckOptions, Strategy};
 use insync_model::config::{Config, Truncation};
+pub use insync_model::properties::Property;
 
 /// Gustafson's bounds for the ladder: 2 records, no crash, up to three leader epochs,
 /// min.insync 1, an idempotent producer and no consumer.
@@ -24,7 +25,7 @@ pub fn ladder(truncation: Truncation, replicas: usize) -> Config {
 
 /// Searches breadth first, on one thread, until `property` has a
 /// counterexample, and returns it; fails the test if the space holds none.
-pub fn counterexample(config: Config, property: &'static str) -> Vec<String> {
+pub fn counterexample(config: Config, property: Property) -> Vec<String> {
     let summary = config.summary();
     let options = CheckOptions {
         strategy: Strategy::Bfs,
