@@ -9,7 +9,7 @@
 use crate::checker::{check, AnomalyKind, Verdict};
 use crate::history::History;
 use crate::runner::{run, RunOptions};
-use crate::strategy::{case_for, Case};
+use crate::strategy::{case_for, case_with_disk_faults, Case};
 use insync_model::Config;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -177,7 +177,12 @@ pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
-    let strategy = case_for(config.clone(), options.plan_len.clone());
+    // With disk faults (`options.run.disk_faults`), plans draw them among the faults.
+    let strategy = if options.run.disk_faults {
+        case_with_disk_faults(config.clone(), options.plan_len.clone()).boxed()
+    } else {
+        case_for(config.clone(), options.plan_len.clone()).boxed()
+    };
     let bar = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new(options.cases);
         bar.set_style(

@@ -74,6 +74,11 @@ struct FuzzArgs {
     /// Print the shrunk timeline of each anomaly found.
     #[arg(long)]
     show: bool,
+    /// Add disk faults to the plans (torn writes, lost fsyncs, bit flips, missing files, a
+    /// full disk) on one broker per history; brokers keep their state in files (temporary
+    /// directories), and a fault their storage does not report is `undetected-corruption`.
+    #[arg(long)]
+    disk_faults: bool,
 }
 
 /// Most cases one run takes: beyond this, use several seeds.
@@ -142,6 +147,10 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
         out_dir: Some(args.out.clone()),
         shrink_runs_max: args.shrink_runs,
         progress: true,
+        run: RunOptions {
+            disk_faults: args.disk_faults,
+            ..RunOptions::default()
+        },
         ..FuzzOptions::default()
     };
     let report = fuzz(&config, &options)?;

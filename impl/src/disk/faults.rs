@@ -113,7 +113,8 @@ struct Frame {
     batch: Option<Batch>,
 }
 
-/// The frames of a segment from its start, up to the first one that does not fit the file.
+/// The good frames of a segment from its start, up to the first one that does not fit the
+/// file or fails its checksum (a torn tail, or damage done before).
 fn frames(bytes: &[u8]) -> Vec<Frame> {
     let header = FRAME_HEADER_BYTES as usize;
     let mut out = Vec::new();
@@ -123,7 +124,8 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
         let Some(payload) = bytes.get(pos + header..pos + header + len) else {
             break;
         };
-        if len == 0 {
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len == 0 || crc32fast::hash(payload) != crc {
             break;
         }
         out.push(Frame {
