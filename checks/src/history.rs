@@ -72,7 +72,7 @@ pub enum Fun {
 }
 
 /// The disk faults a history injects (see `insync::disk::faults` for what each stands for).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiskFault {
     TornWrite,
@@ -83,6 +83,17 @@ pub enum DiskFault {
 }
 
 impl DiskFault {
+    /// `torn-write`, `lost-fsync`, `bit-flip`, `missing-file`, `disk-full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskFault::TornWrite => "torn-write",
+            DiskFault::LostFsync => "lost-fsync",
+            DiskFault::BitFlip => "bit-flip",
+            DiskFault::MissingFile => "missing-file",
+            DiskFault::DiskFull => "disk-full",
+        }
+    }
+
     /// What storage must report after this fault, in the words of [`DiskEvent`].
     pub fn expected_report(self) -> &'static str {
         match self {
