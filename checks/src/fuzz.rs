@@ -83,6 +83,8 @@ pub struct FuzzReport {
     pub operations: u64,
     /// Disk faults injected, by kind (`--disk-faults`).
     pub disk_faults: BTreeMap<DiskFault, u64>,
+    /// Cases in which at least one disk fault was injected.
+    pub cases_with_disk_faults: u64,
     /// What the damaged brokers' storage reported: starts refused as corruption, torn tails
     /// cut, writes failed.
     pub disk_reports: DiskReports,
@@ -99,6 +101,16 @@ pub struct DiskReports {
 impl FuzzReport {
     /// Counts a history's disk faults and storage reports.
     fn count_disk_events(&mut self, history: &History) {
+        let injected = history.ops.iter().any(|op| {
+            matches!(
+                op.fun,
+                Fun::Disk {
+                    event: DiskEvent::Injected { .. },
+                    ..
+                }
+            )
+        });
+        self.cases_with_disk_faults += u64::from(injected);
         for op in &history.ops {
             let Fun::Disk { event, .. } = &op.fun else {
                 continue;
@@ -464,9 +476,10 @@ pub fn render_summary(report: &FuzzReport) -> String {
         let r = &report.disk_reports;
         let _ = writeln!(
             s,
-            "disk faults injected: {} ({}); storage reported {} refused starts, {} torn tails cut, \
-             {} failed writes",
+            "disk faults injected: {} in {} cases ({}); storage reported {} refused starts, {} \
+             torn tails cut, {} failed writes",
             report.disk_faults.values().sum::<u64>(),
+            report.cases_with_disk_faults,
             faults.join(", "),
             r.starts_refused,
             r.torn_tails_cut,
