@@ -8,11 +8,14 @@
 //! runner can damage its files while it is down. The controller and the clients keep their
 //! state in memory (they take no disk faults).
 //!
-//! The state file is written at every save that changes it (checkpoint interval zero), so
-//! that it vouches for every batch the segment fsynced: a lost fsync or a flipped bit in the
-//! final batch is then told from a torn write. With the production interval (5 s) a final
-//! batch lost or damaged since the last checkpoint is cut as if torn (as Kafka's log recovery
-//! cuts it); see `insync::disk`'s "Checkpoints".
+//! By default the state file is written at every save that changes it (checkpoint interval
+//! zero), so that it vouches for every batch the segment fsynced: a lost fsync or a flipped
+//! bit in the final batch is then told from a torn write. With a longer interval (production's
+//! is 5 s, `--checkpoint-interval-ms 5000`) a final batch lost or damaged since the last
+//! checkpoint is cut as if torn, or not seen at all (as Kafka's log recovery would not), and
+//! the checker says so; see `insync::disk`'s "Checkpoints". The interval is wall-clock time,
+//! and a history on the paused clock takes milliseconds of it: with 5 s, the state file is
+//! written only at a broker's first save, its restarts and its truncations.
 //!
 //! Every load of a broker and every failed save is kept as a [`DiskEvent`] for the runner to
 //! put in the history, where the checker matches each injected fault with what the storage
@@ -45,11 +48,14 @@ pub struct BrokerDisks {
     memory: MemoryStorage<NodeStorage>,
     /// Loads and failed saves, in order, not yet taken by the runner.
     events: Mutex<Vec<(u8, DiskEvent)>>,
+    /// How often a broker's state file is rewritten in the steady state.
+    checkpoint_interval: Duration,
 }
 
 impl BrokerDisks {
-    /// Empty data directories for `brokers` brokers.
-    pub fn new(brokers: usize) -> anyhow::Result<BrokerDisks> {
+    /// Empty data directories for `brokers` brokers, whose state files are rewritten at most
+    /// every `checkpoint_interval` in the steady state.
+    pub fn new(brokers: usize, checkpoint_interval: Duration) -> anyhow::Result<BrokerDisks> {
         let shm = Path::new("/dev/shm");
         let mut builder = tempfile::Builder::new();
         builder.prefix("insync-disks-");
@@ -65,6 +71,7 @@ impl BrokerDisks {
             faults: (0..brokers).map(|_| Arc::default()).collect(),
             memory: MemoryStorage::new(),
             events: Mutex::new(Vec::new()),
+            checkpoint_interval,
         })
     }
 
@@ -104,7 +111,7 @@ impl BrokerDisks {
             .expect("a valid constant cluster id");
         Ok(
             DiskStorage::open(self.dir(broker), &identity, OpenMode::FormatIfEmpty)?
-                .with_checkpoint_interval(Duration::ZERO)
+                .with_checkpoint_interval(self.checkpoint_interval)
                 .with_faults(Arc::clone(&self.faults[usize::from(broker)])),
         )
     }

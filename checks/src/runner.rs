@@ -62,6 +62,9 @@ pub struct RunOptions {
     /// Keep brokers' state in files (temporary directories), as disk faults need; on by
     /// itself for a plan that holds a disk fault.
     pub disk_faults: bool,
+    /// With disk faults: how often a broker's state file is rewritten in the steady state
+    /// (zero: at every save; see [`crate::disks`]).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for RunOptions {
@@ -73,6 +76,7 @@ impl Default for RunOptions {
             trace: false,
             batch_records: 4,
             disk_faults: false,
+            checkpoint_interval: Duration::ZERO,
         }
     }
 }
@@ -248,7 +252,10 @@ async fn run_async(
     }
     let (app, actors) = engine_actors(&insync, &options);
     let disks = if options.disk_faults || plan.has_disk_faults() {
-        Some(Arc::new(BrokerDisks::new(topology.replicas)?))
+        Some(Arc::new(BrokerDisks::new(
+            topology.replicas,
+            options.checkpoint_interval,
+        )?))
     } else {
         None
     };
