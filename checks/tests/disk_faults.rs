@@ -294,3 +294,71 @@ fn the_checker_names_an_unreported_disk_fault() {
     )
     .has(AnomalyKind::UndetectedCorruption));
 }
+
+/// Found by `insync fuzz --idempotence --disk-faults --checkpoint-interval-ms 5000` (case 973
+/// of seed 0, shrunk), kept as the evidence of a limit of the production checkpoint interval.
+///
+/// Setup: the recommended configuration; the controller cut off from every broker; one send,
+/// acknowledged after every ISR member fetched it; follower 1 crashes, and its fsynced batch
+/// is lost (a lying fsync); 2.1 s later it restarts.
+/// Expected, with the state file rewritten only every 5 s (production): its state file
+/// was written at its first save, before that batch, so recovery finds a shorter segment it
+/// cannot tell from one that never held more ("recovered its files intact"), and the
+/// broker, which the controller kept in the ISR while it could not hear from anyone, later
+/// leads without the acknowledged record: `lost-write`. With the state file rewritten at every
+/// save (the fuzzer's default), the same history refuses broker 1's start and loses nothing.
+#[test]
+fn a_lost_fsync_after_the_last_checkpoint_goes_unreported_and_loses_an_acknowledged_write() {
+    let case = Case {
+        config: recommended(),
+        plan: Plan {
+            steps: vec![
+                Step::Partition {
+                    followers: 3,
+                    clients: insync_checks::plan::APPLICATION_BIT,
+                },
+                Step::Send,
+                Step::Pause { ms: 2 },
+                Step::CrashFollower { rank: 0 },
+                Step::LostFsync,
+                Step::Pause { ms: 2100 },
+            ],
+        },
+        seed: 759,
+    };
+    let production = RunOptions {
+        checkpoint_interval: insync::disk::HW_CHECKPOINT_INTERVAL,
+        ..RunOptions::default()
+    };
+    let (history, verdict) = run_case(&case, &production).expect("the run");
+    assert!(
+        verdict.has(AnomalyKind::UndetectedCorruption) && verdict.has(AnomalyKind::LostWrite),
+        "{:?}\n{history}",
+        verdict.anomalies
+    );
+    let (history, verdict) = run_case(&case, &RunOptions::default()).expect("the run");
+    assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
+    assert!(
+        history.ops.iter().any(|op| matches!(
+            &op.fun,
+            Fun::Disk {
+                broker: 1,
+                event: DiskEvent::Refused { .. }
+            }
+        )),
+        "{history}"
+    );
+    if std::env::var("INSYNC_SHOW_TRACE").is_ok() {
+        let (config, _, outcome) =
+            insync_checks::fuzz::traced_run(&case, &production).expect("the run");
+        let trace = outcome.trace.expect("traced");
+        println!(
+            "{}",
+            insync_checks::replay::render_trace(
+                &config,
+                &trace,
+                std::time::Duration::ZERO..std::time::Duration::MAX
+            )
+        );
+    }
+}
