@@ -30,9 +30,11 @@
 //! older (Kafka's is too; the broker learns the current one from the leader or the ISR), and
 //! the "segment holds fewer records than recorded" check covers the records up to the last
 //! checkpoint, not the last save: a segment that lost whole fsynced batches after it is
-//! recovered as shorter. Checksums still catch every damaged batch. `meta.json` also lists the actors
-//! that have saved here, so that a missing state file or segment is seen as the loss it is,
-//! never mistaken for a first start.
+//! recovered as shorter, with no error: `insync fuzz --disk-faults --checkpoint-interval-ms
+//! 5000` shows such a broker, kept as the last ISR member, leading without an acknowledged
+//! record (`checks/tests/disk_faults.rs`). Checksums still catch every damaged batch before the
+//! last one. `meta.json` also lists the actors that have saved here, so that a missing state
+//! file or segment is seen as the loss it is, never mistaken for a first start.
 //!
 //! # Recovery
 //!

@@ -29,7 +29,7 @@
 use super::{frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES};
 use insync_model::types::{Epoch, Offset, Record, Value};
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -156,16 +156,19 @@ fn checkpoint(dir: &Path, actor: usize) -> Option<BrokerMeta> {
 }
 
 /// A torn write: appends the first bytes of a batch that would have followed the segment's
-/// last one, as a save interrupted before its fsync leaves them. `written` picks how much of
-/// it reached the disk: a prefix of the frame (`written % 3 == 0`), its whole length with the
-/// second half never filled in (1: the size reached the disk, the data did not), or a run of
-/// zeros (2: blocks allocated, never written). Recovery must cut exactly these bytes.
+/// last good one, as a save interrupted before its fsync leaves them. `written` picks how much
+/// of it reached the disk: a prefix of the frame (`written % 3 == 0`), its whole length with
+/// the second half never filled in (1: the size reached the disk, the data did not), or a run
+/// of zeros (2: blocks allocated, never written). A torn tail already there is replaced (one
+/// save is in flight at a crash; two torn tails one after the other could even add up to a
+/// whole batch). Recovery must cut exactly these bytes.
 pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Option<String>> {
     let path = segment_path(dir, actor);
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
     };
     let all = frames(&bytes);
+    let good_end = all.last().map_or(0, |f| f.pos + f.len);
     let (end, epoch) = all
         .iter()
         .rev()
@@ -211,12 +214,13 @@ pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Opti
             "512 zero bytes (allocated, never written)".into(),
         ),
     };
-    let mut file = OpenOptions::new().append(true).open(&path)?;
+    let mut file = OpenOptions::new().write(true).open(&path)?;
+    file.set_len(good_end as u64)?;
+    file.seek(SeekFrom::Start(good_end as u64))?;
     file.write_all(&tail)?;
     file.sync_all()?;
     Ok(Some(format!(
-        "torn write: {how} after byte {} of {}",
-        bytes.len(),
+        "torn write: {how} after byte {good_end} of {}",
         file_name(&path)
     )))
 }
@@ -399,6 +403,55 @@ mod tests {
             assert_eq!(recovery.truncated_bytes, after - before, "{what}");
             assert!(recovery.reason.is_some(), "{what}");
         }
+    }
+
+    /// Found by the fuzzer: a torn prefix of 89 of 90 bytes, then a run of zeros after it,
+    /// made a whole (fake) batch whenever the missing byte was a zero. A second torn write
+    /// replaces the first.
+    #[test]
+    fn torn_writes_one_after_the_other_never_add_up_to_a_batch() {
+        for (first, second) in [(0, 2), (3, 2), (1, 0), (2, 1), (0, 0)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = saved(dir.path(), 2);
+            let path = segment_path(dir.path(), 0);
+            let before = fs::metadata(&path).expect("meta").len();
+            tear_tail(dir.path(), 0, first)
+                .expect("io")
+                .expect("applies");
+            tear_tail(dir.path(), 0, second)
+                .expect("io")
+                .expect("applies");
+            let after = fs::metadata(&path).expect("meta").len();
+            let (loaded, recovery) = load(dir.path()).expect("repaired");
+            assert_eq!(loaded, log);
+            assert_eq!(recovery.truncated_bytes, after - before);
+        }
+        // From an empty segment, with the prefix one byte short of the whole batch.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        store
+            .save(
+                0,
+                &NodeStorage::Broker(BrokerStorage {
+                    incarnation: 1,
+                    log: Log::new(),
+                    high_watermark: Offset(0),
+                    committed_ghost: Default::default(),
+                }),
+            )
+            .expect("save");
+        drop(store);
+        for written in (0..3000).step_by(3) {
+            tear_tail(dir.path(), 0, written)
+                .expect("io")
+                .expect("applies");
+            tear_tail(dir.path(), 0, 2).expect("io").expect("applies");
+            let path = segment_path(dir.path(), 0);
+            assert_eq!(fs::metadata(&path).expect("meta").len(), 512, "zeros only");
+        }
+        let (loaded, recovery) = load(dir.path()).expect("repaired");
+        assert_eq!(loaded.log_end_offset(), Offset(0));
+        assert_eq!(recovery.truncated_bytes, 512);
     }
 
     #[test]
