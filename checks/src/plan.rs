@@ -68,7 +68,9 @@ pub enum Step {
     RestartConsumer,
     /// Disk faults (`--disk-faults`; the runner then keeps brokers' state in files). They
     /// all hit one broker per history, the first one they hit (the damaged broker), so that
-    /// every acknowledged record keeps an undamaged replica at rf=3, min.insync.replicas=2.
+    /// every acknowledged record keeps an undamaged replica at rf=3, min.insync.replicas=2
+    /// (unless the ISR had shrunk to the damaged broker alone when the high watermark passed
+    /// the record, as `--hw-rule isr` allows).
     /// The file faults hit the damaged broker while it is down (before any is, the broker
     /// down longest); see `insync::disk::faults` for what each stands for.
     ///
