@@ -363,18 +363,21 @@ fn a_lost_fsync_after_the_last_checkpoint_goes_unreported_and_loses_an_acknowled
     }
 }
 
-/// The engine's trace of a history with a torn write is still a path of the model's actors:
-/// the broker restarts from what the model saved, the torn tail cut.
-///
-/// Not for a full disk: the runtime traces a save that failed as a plain `Crashed` after the
-/// step, and the replay then takes the step's messages and save as done, where the engine
-/// released none of them (write-ahead). Telling the two apart needs a trace event of its own.
+/// The engine's trace of a history with disk faults is still a path of the model's actors:
+/// a broker restarts from what the model saved, its torn tail cut; a broker whose save failed
+/// on a full disk released nothing of that step (the runtime traces `SaveFailed`, and the
+/// replay drops the step's commands).
 #[test]
-fn a_trace_with_a_torn_write_conforms_to_the_model() {
-    let mut steps = damaged_while_down(Step::CrashLeader, Step::TornWrite { written: 4 });
-    steps.push(Step::Pause { ms: 500 });
-    let conformance = insync_checks::fuzz::conform_case(&case(steps), &RunOptions::default())
-        .expect("the traced run completes")
-        .unwrap_or_else(|e| panic!("the trace does not conform: {e}"));
-    assert!(conformance.restarts > 0, "{conformance:?}");
+fn a_trace_with_disk_faults_conforms_to_the_model() {
+    let mut torn = damaged_while_down(Step::CrashLeader, Step::TornWrite { written: 4 });
+    torn.push(Step::Pause { ms: 500 });
+    let mut full = three_sends();
+    full.extend([Step::DiskFull, Step::Send, Step::Pause { ms: 100 }]);
+    full.extend(three_sends());
+    for (name, steps) in [("torn write", torn), ("full disk", full)] {
+        let conformance = insync_checks::fuzz::conform_case(&case(steps), &RunOptions::default())
+            .expect("the traced run completes")
+            .unwrap_or_else(|e| panic!("{name}: the trace does not conform: {e}"));
+        assert!(conformance.crashes > 0, "{name}: {conformance:?}");
+    }
 }
