@@ -14,13 +14,14 @@
 //! | `nonmonotonic-poll` | the consumer read an offset at or below one it had already read |
 //! | `nonmonotonic-send` | a later send was acknowledged at an offset at or below an earlier one's |
 //! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write) |
+//! | `undetected-corruption` | a disk fault injected into a broker's storage that the storage never reported: the broker started on damaged files as if they were whole (a torn write must at least be cut and said so) |
 //!
 //! An indeterminate send (`info`) is neither acknowledged nor failed: it may appear or not.
 //! "Held at the end" means in the final read, the final leader's log after every fault is
 //! healed; a history without a final read (or whose final read found no leader) is judged on
 //! the consumer's reads alone.
 
-use crate::history::{Fun, History, OpType, Process, Read};
+use crate::history::{DiskEvent, Fun, History, OpType, Process, Read};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,10 +39,11 @@ pub enum AnomalyKind {
     NonmonotonicPoll,
     NonmonotonicSend,
     Unseen,
+    UndetectedCorruption,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 9] = [
+    pub const ALL: [AnomalyKind; 10] = [
         AnomalyKind::LostWrite,
         AnomalyKind::Duplicate,
         AnomalyKind::InconsistentOffsets,
@@ -51,6 +53,7 @@ impl AnomalyKind {
         AnomalyKind::NonmonotonicPoll,
         AnomalyKind::NonmonotonicSend,
         AnomalyKind::Unseen,
+        AnomalyKind::UndetectedCorruption,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl AnomalyKind {
             AnomalyKind::NonmonotonicPoll => "nonmonotonic-poll",
             AnomalyKind::NonmonotonicSend => "nonmonotonic-send",
             AnomalyKind::Unseen => "unseen",
+            AnomalyKind::UndetectedCorruption => "undetected-corruption",
         }
     }
 
@@ -234,6 +238,7 @@ pub fn check(history: &History) -> Verdict {
     check_values(&facts, &mut found);
     check_polls(&facts, &mut found);
     check_uncommitted(&facts, &mut found);
+    check_disk(history, &mut found);
     let count = |t: OpType| {
         facts
             .sends
@@ -254,6 +259,49 @@ pub fn check(history: &History) -> Verdict {
                 .filter(|s| s.completion.is_none())
                 .count(),
         read: facts.consumer.len(),
+    }
+}
+
+/// `undetected-corruption`: every disk fault injected into a broker is reported by the next
+/// thing that broker's storage says (see [`crate::history::DiskFault::is_reported_by`]); a fault
+/// after which the storage never spoke again is unreported too.
+fn check_disk(history: &History, found: &mut Found) {
+    for op in &history.ops {
+        let Fun::Disk {
+            broker,
+            event: DiskEvent::Injected { fault, what },
+        } = &op.fun
+        else {
+            continue;
+        };
+        let report = history.ops[op.index + 1..]
+            .iter()
+            .find_map(|o| match &o.fun {
+                Fun::Disk { broker: b, event } if b == broker => {
+                    (!matches!(event, DiskEvent::Injected { .. })).then_some((o.index, event))
+                }
+                _ => None,
+            });
+        match report {
+            Some((_, event)) if fault.is_reported_by(event) => {}
+            Some((at, event)) => found.add(
+                AnomalyKind::UndetectedCorruption,
+                format!(
+                    "broker {broker}: {what}; expected {}, but its storage reported: {event}",
+                    fault.expected_report()
+                ),
+                vec![op.index, at],
+            ),
+            None => found.add(
+                AnomalyKind::UndetectedCorruption,
+                format!(
+                    "broker {broker}: {what}; expected {}, but its storage never reported \
+                     anything after it",
+                    fault.expected_report()
+                ),
+                vec![op.index],
+            ),
+        }
     }
 }
 

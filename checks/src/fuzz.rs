@@ -7,9 +7,9 @@
 //! case itself (configuration, steps, engine seed): [`replay`] runs it again.
 
 use crate::checker::{check, AnomalyKind, Verdict};
-use crate::history::History;
+use crate::history::{DiskEvent, DiskFault, Fun, History};
 use crate::runner::{run, RunOptions};
-use crate::strategy::{case_for, Case};
+use crate::strategy::{case_for, case_with_disk_faults, Case};
 use insync_model::Config;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -81,9 +81,54 @@ pub struct FuzzReport {
     pub failures: Vec<Failure>,
     pub seconds: f64,
     pub operations: u64,
+    /// Disk faults injected, by kind (`--disk-faults`).
+    pub disk_faults: BTreeMap<DiskFault, u64>,
+    /// Cases in which at least one disk fault was injected.
+    pub cases_with_disk_faults: u64,
+    /// What the damaged brokers' storage reported: starts refused as corruption, torn tails
+    /// cut, writes failed.
+    pub disk_reports: DiskReports,
+}
+
+/// What storage reported over a fuzzing run's histories.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskReports {
+    pub starts_refused: u64,
+    pub torn_tails_cut: u64,
+    pub writes_failed: u64,
 }
 
 impl FuzzReport {
+    /// Counts a history's disk faults and storage reports.
+    fn count_disk_events(&mut self, history: &History) {
+        let injected = history.ops.iter().any(|op| {
+            matches!(
+                op.fun,
+                Fun::Disk {
+                    event: DiskEvent::Injected { .. },
+                    ..
+                }
+            )
+        });
+        self.cases_with_disk_faults += u64::from(injected);
+        for op in &history.ops {
+            let Fun::Disk { event, .. } = &op.fun else {
+                continue;
+            };
+            match event {
+                DiskEvent::Injected { fault, .. } => {
+                    *self.disk_faults.entry(*fault).or_default() += 1;
+                }
+                DiskEvent::Refused { .. } => self.disk_reports.starts_refused += 1,
+                DiskEvent::Recovered {
+                    truncated_bytes, ..
+                } if *truncated_bytes > 0 => self.disk_reports.torn_tails_cut += 1,
+                DiskEvent::WriteFailed { .. } => self.disk_reports.writes_failed += 1,
+                _ => {}
+            }
+        }
+    }
+
     pub fn failure(&self, kind: AnomalyKind) -> Option<&Failure> {
         self.failures.iter().find(|f| f.kind == kind)
     }
@@ -177,7 +222,12 @@ pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
-    let strategy = case_for(config.clone(), options.plan_len.clone());
+    // With disk faults (`options.run.disk_faults`), plans draw them among the faults.
+    let strategy = if options.run.disk_faults {
+        case_with_disk_faults(config.clone(), options.plan_len.clone()).boxed()
+    } else {
+        case_for(config.clone(), options.plan_len.clone()).boxed()
+    };
     let bar = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new(options.cases);
         bar.set_style(
@@ -203,6 +253,7 @@ pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport
         let (history, verdict) = run_case(&case, &options.run)?;
         report.cases_run += 1;
         report.operations += history.operation_count() as u64;
+        report.count_disk_events(&history);
         let mut stop = false;
         for kind in verdict.kinds() {
             *report.cases_with.entry(kind).or_default() += 1;
@@ -416,6 +467,25 @@ pub fn render_summary(report: &FuzzReport) -> String {
         "{} cases ({} operations) in {:.1}s, {:.0} cases/s",
         report.cases_run, report.operations, report.seconds, per_second
     );
+    if !report.disk_faults.is_empty() {
+        let faults: Vec<String> = report
+            .disk_faults
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.name()))
+            .collect();
+        let r = &report.disk_reports;
+        let _ = writeln!(
+            s,
+            "disk faults injected: {} in {} cases ({}); storage reported {} refused starts, {} \
+             torn tails cut, {} failed writes",
+            report.disk_faults.values().sum::<u64>(),
+            report.cases_with_disk_faults,
+            faults.join(", "),
+            r.starts_refused,
+            r.torn_tails_cut,
+            r.writes_failed
+        );
+    }
     let _ = writeln!(
         s,
         "\n{:<22} {:>7}  {:>7}  timeline",

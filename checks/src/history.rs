@@ -66,6 +66,109 @@ pub enum Fun {
         leader: Option<u8>,
         records: Vec<Read>,
     },
+    /// A disk fault injected into a broker's storage, or what that storage reported
+    /// (`--disk-faults`).
+    Disk { broker: u8, event: DiskEvent },
+}
+
+/// The disk faults a history injects (see `insync::disk::faults` for what each stands for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskFault {
+    TornWrite,
+    LostFsync,
+    BitFlip,
+    MissingFile,
+    DiskFull,
+}
+
+impl DiskFault {
+    /// `torn-write`, `lost-fsync`, `bit-flip`, `missing-file`, `disk-full`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskFault::TornWrite => "torn-write",
+            DiskFault::LostFsync => "lost-fsync",
+            DiskFault::BitFlip => "bit-flip",
+            DiskFault::MissingFile => "missing-file",
+            DiskFault::DiskFull => "disk-full",
+        }
+    }
+
+    /// What storage must report after this fault, in the words of [`DiskEvent`].
+    pub fn expected_report(self) -> &'static str {
+        match self {
+            DiskFault::TornWrite => "a recovery that cuts a torn tail (or refuses to start)",
+            DiskFault::LostFsync | DiskFault::BitFlip | DiskFault::MissingFile => {
+                "a refused start (corruption)"
+            }
+            DiskFault::DiskFull => "a failed write (or none attempted while the disk was full)",
+        }
+    }
+
+    /// Whether `report`, the next thing the broker's storage said after this fault, reports it.
+    pub fn is_reported_by(self, report: &DiskEvent) -> bool {
+        match (self, report) {
+            (DiskFault::DiskFull, DiskEvent::WriteFailed { .. }) => true,
+            (DiskFault::DiskFull, DiskEvent::SpaceFreed { writes_refused }) => *writes_refused == 0,
+            (DiskFault::DiskFull, _) => false,
+            (_, DiskEvent::Refused { .. }) => true,
+            (
+                DiskFault::TornWrite,
+                DiskEvent::Recovered {
+                    truncated_bytes, ..
+                },
+            ) => *truncated_bytes > 0,
+            _ => false,
+        }
+    }
+}
+
+/// One disk event of a broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+pub enum DiskEvent {
+    /// The nemesis damaged the broker's files (it was down) or filled its disk (running).
+    Injected { fault: DiskFault, what: String },
+    /// The broker started on its files; recovery cut `truncated_bytes` of a torn tail.
+    Recovered {
+        truncated_bytes: u64,
+        reason: Option<String>,
+    },
+    /// Storage refused to start the broker: damaged (it stays down, fail-stop).
+    Refused { reason: String },
+    /// A save failed: the storage takes no more writes and the broker stopped.
+    WriteFailed { reason: String },
+    /// The disk has space again; `writes_refused` writes failed while it was full.
+    SpaceFreed { writes_refused: u64 },
+}
+
+impl fmt::Display for DiskEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskEvent::Injected { what, .. } => f.write_str(what),
+            DiskEvent::Recovered {
+                truncated_bytes: 0, ..
+            } => write!(f, "recovered its files intact"),
+            DiskEvent::Recovered {
+                truncated_bytes,
+                reason,
+            } => write!(
+                f,
+                "recovered, cutting a {truncated_bytes}-byte torn tail ({})",
+                reason.as_deref().unwrap_or("no reason given")
+            ),
+            DiskEvent::Refused { reason } => write!(f, "start refused: {reason}"),
+            DiskEvent::WriteFailed { reason } => {
+                write!(f, "write failed, broker stopped: {reason}")
+            }
+            DiskEvent::SpaceFreed { writes_refused } => {
+                write!(
+                    f,
+                    "disk space freed ({writes_refused} writes refused while full)"
+                )
+            }
+        }
+    }
 }
 
 /// One entry of a history.
@@ -164,6 +267,7 @@ impl Op {
             Fun::Commit { offset: Some(o) } => format!("commit (committed offset {o})"),
             Fun::Commit { offset: None } => "commit".to_string(),
             Fun::Nemesis { what } => what.clone(),
+            Fun::Disk { broker, event } => format!("disk of broker {broker}: {event}"),
             Fun::FinalRead { leader, records } => match leader {
                 Some(b) => format!("final read of broker {b}: {}", render_reads(records)),
                 None => format!("final read: no leader {}", render_reads(records)),

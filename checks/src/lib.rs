@@ -11,6 +11,7 @@
 //! - [`timeline`]: a history drawn as a Jepsen-style timeline, one self-contained HTML page.
 
 pub mod checker;
+pub mod disks;
 pub mod fuzz;
 pub mod history;
 pub mod plan;

@@ -66,6 +66,50 @@ pub enum Step {
     },
     CrashConsumer,
     RestartConsumer,
+    /// Disk faults (`--disk-faults`; the runner then keeps brokers' state in files). They
+    /// all hit one broker per history, the first one they hit (the damaged broker), so that
+    /// every acknowledged record keeps an undamaged replica at rf=3, min.insync.replicas=2
+    /// (unless the ISR had shrunk to the damaged broker alone when the high watermark passed
+    /// the record, as `--hw-rule isr` allows).
+    /// The file faults hit the damaged broker while it is down (before any is, the broker
+    /// down longest); see `insync::disk::faults` for what each stands for.
+    ///
+    /// A save interrupted before its fsync: `written` picks how much of the next batch
+    /// reached the disk.
+    TornWrite {
+        written: u32,
+    },
+    /// The segment's last batch never reached the disk, though its fsync returned success.
+    LostFsync,
+    /// One bit flipped at rest on one side of the high-watermark checkpoint; `at` picks the
+    /// batch, byte and bit.
+    BitFlip {
+        region: FlipRegion,
+        at: u32,
+    },
+    /// A file of the broker's is gone.
+    MissingFile {
+        file: DamagedFile,
+    },
+    /// The damaged broker's disk fills up while it runs (before any is damaged, the
+    /// leader's): its next write fails with ENOSPC.
+    DiskFull,
+}
+
+/// Which side of the high-watermark checkpoint a [`Step::BitFlip`] lands on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlipRegion {
+    BelowRecoveryPoint,
+    AboveRecoveryPoint,
+}
+
+/// Which file a [`Step::MissingFile`] removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DamagedFile {
+    Segment,
+    State,
 }
 
 /// Client bits of [`Step::Partition`].
@@ -79,6 +123,18 @@ impl Step {
         !matches!(
             self,
             Step::Send | Step::Poll | Step::Commit | Step::Pause { .. }
+        )
+    }
+
+    /// Whether this step damages a broker's storage (the runner then keeps state in files).
+    pub fn is_disk_fault(&self) -> bool {
+        matches!(
+            self,
+            Step::TornWrite { .. }
+                | Step::LostFsync
+                | Step::BitFlip { .. }
+                | Step::MissingFile { .. }
+                | Step::DiskFull
         )
     }
 }
@@ -108,6 +164,26 @@ impl fmt::Display for Step {
             Step::SlowFollower { rank, ms } => write!(f, "slow follower #{rank} by {ms}ms"),
             Step::CrashConsumer => write!(f, "crash the consumer"),
             Step::RestartConsumer => write!(f, "restart the consumer"),
+            Step::TornWrite { written } => write!(f, "torn write on a down broker ({written})"),
+            Step::LostFsync => write!(f, "lost fsync on a down broker"),
+            Step::BitFlip { region, at } => {
+                let side = match region {
+                    FlipRegion::BelowRecoveryPoint => "below",
+                    FlipRegion::AboveRecoveryPoint => "above",
+                };
+                write!(
+                    f,
+                    "bit flip {side} the recovery point on a down broker ({at})"
+                )
+            }
+            Step::MissingFile { file } => {
+                let file = match file {
+                    DamagedFile::Segment => "segment",
+                    DamagedFile::State => "state file",
+                };
+                write!(f, "missing {file} on a down broker")
+            }
+            Step::DiskFull => write!(f, "fill a running broker's disk"),
         }
     }
 }
@@ -116,6 +192,13 @@ impl fmt::Display for Step {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Whether any step is a disk fault.
+    pub fn has_disk_faults(&self) -> bool {
+        self.steps.iter().any(Step::is_disk_fault)
+    }
 }
 
 impl fmt::Display for Plan {

@@ -7,7 +7,9 @@
 //!   is the oldest undelivered message of its connection, or the ones before it were lost
 //!   (partitions and drops lose messages, never reorder them);
 //! - a timer that fired was armed by the replayed actor and not cancelled since;
-//! - a restart starts from the storage the replayed actor saved last.
+//! - a restart starts from the storage the replayed actor saved last;
+//! - a step whose save failed (the runtime traces `SaveFailed` next) changes nothing but the
+//!   crash that follows.
 //!
 //! The replayed actors run the same handlers on the same inputs, so a step the model does not
 //! allow means the engine's hosting (runtime, network, storage) does something the model does
@@ -101,6 +103,15 @@ pub fn conform(
         replicas.push(replica);
     }
 
+    // Whether the step traced at `index` had its save fail: then the engine released none of
+    // its commands (write-ahead), and the actor's next traced event says so.
+    let save_failed = |index: usize| {
+        let actor = trace.events[index].actor;
+        trace.events[index + 1..]
+            .iter()
+            .find(|e| e.actor == actor)
+            .is_some_and(|e| matches!(e.kind, TraceKind::SaveFailed))
+    };
     for (index, event) in trace.events.iter().enumerate() {
         let i = usize::from(event.actor);
         let fail = |why: String| Nonconformance {
@@ -146,7 +157,9 @@ pub fn conform(
                 let mut out = Out::new();
                 actor.on_msg(event.actor, &mut cow, *src, msg.clone(), &mut out);
                 replica.state = Some(cow.into_owned());
-                apply(event.actor, out, replica, &mut in_flight);
+                if !save_failed(index) {
+                    apply(event.actor, out, replica, &mut in_flight);
+                }
             }
             TraceKind::TimerFired { timer } => {
                 report.timers += 1;
@@ -160,9 +173,11 @@ pub fn conform(
                 let mut out = Out::new();
                 actor.on_timeout(event.actor, &mut cow, timer, &mut out);
                 replica.state = Some(cow.into_owned());
-                apply(event.actor, out, replica, &mut in_flight);
+                if !save_failed(index) {
+                    apply(event.actor, out, replica, &mut in_flight);
+                }
             }
-            TraceKind::Crashed => {
+            TraceKind::Crashed | TraceKind::SaveFailed => {
                 report.crashes += 1;
                 replica.state = None;
                 replica.armed.clear();
@@ -175,7 +190,9 @@ pub fn conform(
                 let mut out = Out::new();
                 let saved = replica.saved.clone();
                 replica.state = Some(actor.on_start(event.actor, &saved, &mut out));
-                apply(event.actor, out, replica, &mut in_flight);
+                if !save_failed(index) {
+                    apply(event.actor, out, replica, &mut in_flight);
+                }
             }
             TraceKind::RandomChosen { .. } => {
                 return Err(fail("the model's actors make no random choices".into()));
@@ -206,6 +223,7 @@ pub fn render_trace(
             TraceKind::TimerFired { timer } => format!("timer {timer:?} fires"),
             TraceKind::RandomChosen { key, .. } => format!("random choice {key}"),
             TraceKind::Crashed => "crashes".to_string(),
+            TraceKind::SaveFailed => "crashes: the step's save failed".to_string(),
             TraceKind::Restarted => "restarts from its storage".to_string(),
         };
         let _ = writeln!(

@@ -11,11 +11,21 @@
 //! no answer within the client's patience). Faults are recorded as the nemesis's operations.
 //! At the end every fault is healed, every broker and the consumer restarted, and the
 //! consumer drained; then the final leader's log is read as the last operation.
+//!
+//! With disk faults (`RunOptions::disk_faults`, or a plan that holds any) the brokers keep
+//! their state in files ([`crate::disks`]), the nemesis damages a down broker's files or fills
+//! a running broker's disk, and what each broker's storage reports (a recovery, a refused
+//! start, a failed write) goes into the history next to the faults, for the checker to match.
+//! A broker whose storage refuses to start stays down for the rest of the history (the
+//! engine fail-stops on damaged storage; rejoining as a broker that lost data is not
+//! modelled).
 
-use crate::history::{Fun, History, OpType, Process, Read};
-use crate::plan::{Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
+use crate::disks::BrokerDisks;
+use crate::history::{DiskEvent, DiskFault, Fun, History, OpType, Process, Read};
+use crate::plan::{DamagedFile, FlipRegion, Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
+use insync::disk::faults;
 use insync::runtime::{
-    ActorTraceLog, MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend,
+    ActorTraceLog, MemoryStorage, Route, Runtime, RuntimeConfig, RuntimeError, StorageBackend,
 };
 use insync_model::config::NetworkKind;
 use insync_model::msg::Msg;
@@ -24,7 +34,8 @@ use insync_model::producer::Outcome;
 use insync_model::types::{BrokerId, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -48,6 +59,12 @@ pub struct RunOptions {
     pub trace: bool,
     /// Most records in one produce request / fetch response.
     pub batch_records: usize,
+    /// Keep brokers' state in files (temporary directories), as disk faults need; on by
+    /// itself for a plan that holds a disk fault.
+    pub disk_faults: bool,
+    /// With disk faults: how often a broker's state file is rewritten in the steady state
+    /// (zero: at every save; see [`crate::disks`]).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for RunOptions {
@@ -58,6 +75,8 @@ impl Default for RunOptions {
             drain_max: Duration::from_secs(60),
             trace: false,
             batch_records: 4,
+            disk_faults: false,
+            checkpoint_interval: Duration::ZERO,
         }
     }
 }
@@ -212,6 +231,12 @@ struct Harness {
     delay_ms: u64,
     slow_ms: BTreeMap<BrokerId, u64>,
     options: RunOptions,
+    /// The brokers' files, with disk faults.
+    disks: Option<Arc<BrokerDisks>>,
+    /// Brokers whose storage refused to start them: down for good.
+    dead: BTreeSet<BrokerId>,
+    /// The one broker disk faults hit in this history, once one has.
+    damaged: Option<BrokerId>,
 }
 
 async fn run_async(
@@ -226,7 +251,18 @@ async fn run_async(
         anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
     }
     let (app, actors) = engine_actors(&insync, &options);
-    let store: Arc<dyn StorageBackend<NodeStorage>> = Arc::new(MemoryStorage::new());
+    let disks = if options.disk_faults || plan.has_disk_faults() {
+        Some(Arc::new(BrokerDisks::new(
+            topology.replicas,
+            options.checkpoint_interval,
+        )?))
+    } else {
+        None
+    };
+    let store: Arc<dyn StorageBackend<NodeStorage>> = match &disks {
+        Some(disks) => Arc::clone(disks) as Arc<dyn StorageBackend<NodeStorage>>,
+        None => Arc::new(MemoryStorage::new()),
+    };
     let mut runtime_config = RuntimeConfig::with_seed(options.seed);
     if options.trace {
         runtime_config = runtime_config.traced();
@@ -286,6 +322,9 @@ async fn run_async(
         delay_ms: 0,
         slow_ms: BTreeMap::new(),
         options,
+        disks,
+        dead: BTreeSet::new(),
+        damaged: None,
     };
     let mut steps_run = 0;
     for step in &plan.steps {
@@ -297,6 +336,7 @@ async fn run_async(
     h.drain().await;
     let trace = h.runtime.take_trace();
     h.runtime.shutdown().await;
+    h.record_disk_events();
     listener.abort();
     let r = lock(&recorder);
     Ok(RunOutcome {
@@ -340,31 +380,144 @@ impl Harness {
         self.down.contains(&b)
     }
 
+    /// Brokers down, for good or for now, and those whose disk is full (about to stop).
+    fn out_of_service(&self) -> usize {
+        let full = self.disks.as_ref().map_or(0, |disks| {
+            self.topology
+                .brokers()
+                .filter(|b| disks.faults(b.0).is_full())
+                .count()
+        });
+        self.down.len() + self.dead.len() + full
+    }
+
     async fn crash(&mut self, b: BrokerId, why: &str) -> bool {
         // Keep one broker up: with none, nothing in the history can be judged.
-        if self.is_down(b) || self.down.len() + 1 >= self.topology.replicas {
+        if self.is_down(b)
+            || self.dead.contains(&b)
+            || self.out_of_service() + 1 >= self.topology.replicas
+        {
             return false;
         }
-        self.runtime.crash(self.topology.broker(b)).await;
+        if !self.runtime.crash(self.topology.broker(b)).await {
+            return false;
+        }
         self.down.push_back(b);
         self.nemesis(format!("crash broker {}{why}", b.0));
+        if let Some(disks) = self.disks.clone() {
+            disks.close(b.0);
+            self.maybe_free_space(b);
+        }
         true
     }
 
     async fn restart(&mut self, b: BrokerId) -> bool {
-        let restarted = matches!(
-            self.runtime.restart(self.topology.broker(b)).await,
-            Ok(true)
-        );
+        let result = self.runtime.restart(self.topology.broker(b)).await;
         self.down.retain(|&d| d != b);
-        if restarted {
-            self.nemesis(format!("restart broker {}", b.0));
-        }
+        let restarted = match result {
+            Ok(restarted) => {
+                if restarted {
+                    self.nemesis(format!("restart broker {}", b.0));
+                }
+                restarted
+            }
+            Err(RuntimeError::Storage { error, .. }) if self.disks.is_some() => {
+                self.dead.insert(b);
+                self.nemesis(format!(
+                    "restart broker {}: refused, it stays down ({error})",
+                    b.0
+                ));
+                true
+            }
+            Err(_) => false,
+        };
+        self.record_disk_events();
         restarted
+    }
+
+    /// Puts what the brokers' storage reported into the history (a recovery only if it cut
+    /// something, or is the damaged broker's), and takes a broker whose storage failed out of
+    /// service.
+    fn record_disk_events(&mut self) {
+        let Some(disks) = self.disks.clone() else {
+            return;
+        };
+        for (broker, event) in disks.take_events() {
+            let b = BrokerId(broker);
+            let quiet = matches!(
+                event,
+                DiskEvent::Recovered {
+                    truncated_bytes: 0,
+                    ..
+                }
+            ) && self.damaged != Some(b);
+            let failed = matches!(event, DiskEvent::WriteFailed { .. });
+            if !quiet {
+                self.disk_event(b, event);
+            }
+            if failed {
+                // The broker stopped itself (its storage fail-stopped).
+                if !self.is_down(b) {
+                    self.down.push_back(b);
+                }
+                self.maybe_free_space(b);
+            }
+        }
+    }
+
+    fn disk_event(&self, b: BrokerId, event: DiskEvent) {
+        lock(&self.recorder).push(
+            Process::Nemesis,
+            OpType::Info,
+            Fun::Disk { broker: b.0, event },
+        );
+    }
+
+    /// A full disk gets its space back (the broker stopped, or the history ends).
+    fn maybe_free_space(&mut self, b: BrokerId) {
+        let Some(disks) = self.disks.clone() else {
+            return;
+        };
+        if disks.faults(b.0).is_full() {
+            let writes_refused = disks.faults(b.0).free();
+            self.disk_event(b, DiskEvent::SpaceFreed { writes_refused });
+        }
+    }
+
+    /// Damages the files of the damaged broker while it is down (before any is damaged, the
+    /// broker down longest) with `edit`; false if there is none, or the fault does not apply.
+    fn damage(
+        &mut self,
+        fault: DiskFault,
+        edit: impl FnOnce(&Path, usize) -> std::io::Result<Option<String>>,
+    ) -> bool {
+        let Some(disks) = self.disks.clone() else {
+            return false;
+        };
+        let target = match self.damaged {
+            Some(d) => self.is_down(d).then_some(d),
+            None => self.down.front().copied(),
+        };
+        let Some(b) = target else {
+            return false;
+        };
+        match edit(&disks.dir(b.0), b.index()) {
+            Ok(Some(what)) => {
+                self.damaged = Some(b);
+                self.disk_event(b, DiskEvent::Injected { fault, what });
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                self.nemesis(format!("damaging broker {}'s files failed: {e}", b.0));
+                false
+            }
+        }
     }
 
     /// Runs one step if its precondition holds; returns whether it ran.
     async fn apply(&mut self, step: &Step) -> bool {
+        self.record_disk_events();
         let network = self.runtime.network();
         match *step {
             Step::Send => {
@@ -568,6 +721,60 @@ impl Harness {
                 self.consumer_down = false;
                 self.nemesis("restart the consumer".into());
             }
+            Step::TornWrite { written } => {
+                return self.damage(DiskFault::TornWrite, |dir, actor| {
+                    faults::tear_tail(dir, actor, written)
+                });
+            }
+            Step::LostFsync => {
+                return self.damage(DiskFault::LostFsync, faults::lose_last_batch);
+            }
+            Step::BitFlip { region, at } => {
+                let region = match region {
+                    FlipRegion::BelowRecoveryPoint => faults::FlipRegion::BelowRecoveryPoint,
+                    FlipRegion::AboveRecoveryPoint => faults::FlipRegion::AboveRecoveryPoint,
+                };
+                return self.damage(DiskFault::BitFlip, |dir, actor| {
+                    faults::flip_bit(dir, actor, region, at)
+                });
+            }
+            Step::MissingFile { file } => {
+                let which = match file {
+                    DamagedFile::Segment => faults::DamagedFile::Segment,
+                    DamagedFile::State => faults::DamagedFile::State,
+                };
+                return self.damage(DiskFault::MissingFile, |dir, actor| {
+                    faults::remove_file(dir, actor, which)
+                });
+            }
+            Step::DiskFull => {
+                let Some(disks) = self.disks.clone() else {
+                    return false;
+                };
+                let target = match self.damaged {
+                    Some(d) => Some(d),
+                    None => self.leader().await,
+                };
+                let Some(b) = target else {
+                    return false;
+                };
+                if self.is_down(b)
+                    || self.dead.contains(&b)
+                    || disks.faults(b.0).is_full()
+                    || self.out_of_service() + 1 >= self.topology.replicas
+                {
+                    return false;
+                }
+                disks.faults(b.0).fill();
+                self.damaged = Some(b);
+                self.disk_event(
+                    b,
+                    DiskEvent::Injected {
+                        fault: DiskFault::DiskFull,
+                        what: "disk full: its next write fails with ENOSPC".into(),
+                    },
+                );
+            }
         }
         true
     }
@@ -620,6 +827,10 @@ impl Harness {
         }
         self.delay_ms = 0;
         self.partitioned = false;
+        self.record_disk_events();
+        for b in self.topology.brokers() {
+            self.maybe_free_space(b);
+        }
         let down: Vec<BrokerId> = self.down.iter().copied().collect();
         for b in down {
             self.restart(b).await;
@@ -637,6 +848,7 @@ impl Harness {
         let mut settled_final = None;
         while Instant::now() < deadline {
             self.sleep(step).await;
+            self.record_disk_events();
             self.poll(true);
             if !lock(&self.recorder).pending.is_empty() {
                 continue;

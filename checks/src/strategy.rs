@@ -7,7 +7,7 @@
 //! Shrinking removes steps and lowers numbers; the runner's preconditions keep any shrunk plan
 //! meaningful.
 
-use crate::plan::{Plan, Step};
+use crate::plan::{DamagedFile, FlipRegion, Plan, Step};
 use insync_model::config::{Acks, Config, HwRule};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -39,6 +39,41 @@ pub fn fault() -> impl Strategy<Value = Step> {
         3 => (0u8..4, 1u64..1500).prop_map(|(rank, ms)| Step::SlowFollower { rank, ms }),
         1 => Just(Step::CrashConsumer),
         1 => Just(Step::RestartConsumer),
+    ]
+}
+
+/// Disk faults, each on the broker the runner picks (see [`Step::TornWrite`]).
+pub fn disk_fault() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0u32..3000).prop_map(|written| Step::TornWrite { written }),
+        2 => Just(Step::LostFsync),
+        2 => (prop::bool::ANY, 0u32..100_000).prop_map(|(below, at)| Step::BitFlip {
+            region: if below {
+                FlipRegion::BelowRecoveryPoint
+            } else {
+                FlipRegion::AboveRecoveryPoint
+            },
+            at,
+        }),
+        1 => prop::bool::ANY.prop_map(|segment| Step::MissingFile {
+            file: if segment { DamagedFile::Segment } else { DamagedFile::State },
+        }),
+        2 => Just(Step::DiskFull),
+    ]
+}
+
+/// One step of a plan with disk faults among the faults; crashes and restarts a little more
+/// often, so that disk faults find a broker down.
+pub fn step_with_disk_faults() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        30 => Just(Step::Send),
+        10 => Just(Step::Poll),
+        3 => Just(Step::Commit),
+        16 => pause(),
+        24 => fault(),
+        4 => Just(Step::CrashLeader),
+        2 => (0u8..4).prop_map(|rank| Step::CrashFollower { rank }),
+        10 => disk_fault(),
     ]
 }
 
@@ -98,6 +133,18 @@ pub fn case_for(config: Config, len: std::ops::Range<usize>) -> impl Strategy<Va
     (plan(len), 0u64..1_000).prop_map(move |(plan, seed)| Case {
         config: config.clone(),
         plan,
+        seed,
+    })
+}
+
+/// Cases for a fixed configuration, with disk faults.
+pub fn case_with_disk_faults(
+    config: Config,
+    len: std::ops::Range<usize>,
+) -> impl Strategy<Value = Case> {
+    (vec(step_with_disk_faults(), len), 0u64..1_000).prop_map(move |(steps, seed)| Case {
+        config: config.clone(),
+        plan: Plan { steps },
         seed,
     })
 }

@@ -163,7 +163,12 @@ fn bars(history: &History) -> Vec<Bar> {
                 let invoke = consumer.take();
                 bars.push(client(invoke, op, outcome));
             }
-            (Fun::Nemesis { what }, _) => {
+            (Fun::Nemesis { .. } | Fun::Disk { .. }, _) => {
+                let what = match &op.fun {
+                    Fun::Nemesis { what } => what.clone(),
+                    _ => op.describe(),
+                };
+                let what = &what;
                 let (starts, ends) = fault_effect(what);
                 for key in &ends {
                     let ended: Vec<String> = faults

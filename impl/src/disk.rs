@@ -30,9 +30,11 @@
 //! older (Kafka's is too; the broker learns the current one from the leader or the ISR), and
 //! the "segment holds fewer records than recorded" check covers the records up to the last
 //! checkpoint, not the last save: a segment that lost whole fsynced batches after it is
-//! recovered as shorter. Checksums still catch every damaged batch. `meta.json` also lists the actors
-//! that have saved here, so that a missing state file or segment is seen as the loss it is,
-//! never mistaken for a first start.
+//! recovered as shorter, with no error: `insync fuzz --disk-faults --checkpoint-interval-ms
+//! 5000` shows such a broker, kept as the last ISR member, leading without an acknowledged
+//! record (`checks/tests/disk_faults.rs`). Checksums still catch every damaged batch before the
+//! last one. `meta.json` also lists the actors that have saved here, so that a missing state
+//! file or segment is seen as the loss it is, never mistaken for a first start.
 //!
 //! # Recovery
 //!
@@ -54,6 +56,15 @@
 //! A failed write or fsync is not retried: after a failed fsync the page cache cannot be
 //! trusted to reach the disk. The storage refuses every later save and load, and reports the
 //! failure on [`DiskStorage::failures`], which the engine turns into the process's exit.
+//!
+//! # Injected faults
+//!
+//! [`faults`] damages a stopped node's files the way disks and file systems do (torn writes,
+//! lost fsyncs, bit flips, missing files) and fills a running node's disk (ENOSPC), for the
+//! generated histories (`insync fuzz --disk-faults`) and the tests. Production never sets
+//! [`DiskStorage::with_faults`].
+
+pub mod faults;
 
 use insync_model::broker::BrokerStorage;
 use insync_model::log::Log;
@@ -295,6 +306,8 @@ pub struct DiskStorage {
     fail_syncs: std::sync::atomic::AtomicBool,
     #[cfg(test)]
     fail_segment_syncs: std::sync::atomic::AtomicBool,
+    /// Injected faults ([`faults`]); `None` outside tests and the fuzzer.
+    faults: Option<Arc<faults::DiskFaults>>,
 }
 
 /// A lock whose holder panicked is still usable: every write either completed or fail-stopped
@@ -493,7 +506,14 @@ impl DiskStorage {
             fail_syncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             fail_segment_syncs: std::sync::atomic::AtomicBool::new(false),
+            faults: None,
         })
+    }
+
+    /// Lets `faults` fail this storage's writes (tests and the fuzzer only).
+    pub fn with_faults(mut self, faults: Arc<faults::DiskFaults>) -> DiskStorage {
+        self.faults = Some(faults);
+        self
     }
 
     /// Rewrites a broker's state file at most every `interval` in the steady state (zero:
@@ -819,6 +839,11 @@ impl DiskStorage {
                 .file
                 .seek(SeekFrom::Start(segment.len_bytes))
                 .map_err(io(&segment.path))?;
+            if let Some(faults) = &self.faults {
+                faults
+                    .before_write(&mut segment.file, &frame)
+                    .map_err(io(&segment.path))?;
+            }
             segment.file.write_all(&frame).map_err(io(&segment.path))?;
             segment.batches.push((from, segment.len_bytes));
             segment.len_bytes += frame.len() as u64;
@@ -851,6 +876,11 @@ impl DiskStorage {
         #[cfg(test)]
         self.state_writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(faults) = &self.faults {
+            faults
+                .before_write(&mut std::io::sink(), &[])
+                .map_err(io(&path))?;
+        }
         write_atomically(&path, &frame)
     }
 }

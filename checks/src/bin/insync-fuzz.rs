@@ -74,6 +74,17 @@ struct FuzzArgs {
     /// Print the shrunk timeline of each anomaly found.
     #[arg(long)]
     show: bool,
+    /// Add disk faults to the plans (torn writes, lost fsyncs, bit flips, missing files, a
+    /// full disk) on one broker per history; brokers keep their state in files (temporary
+    /// directories), and a fault their storage does not report is `undetected-corruption`.
+    #[arg(long)]
+    disk_faults: bool,
+    /// With --disk-faults: rewrite a broker's state file (its high-watermark checkpoint and
+    /// the record count recovery must find) at most this often, in wall-clock milliseconds;
+    /// 0 (the default) rewrites it at every save, so that it vouches for every fsynced batch.
+    /// Production's interval is 5000: then a lost or damaged final batch may go unreported.
+    #[arg(long, default_value_t = 0, requires = "disk_faults")]
+    checkpoint_interval_ms: u64,
 }
 
 /// Most cases one run takes: beyond this, use several seeds.
@@ -142,6 +153,11 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
         out_dir: Some(args.out.clone()),
         shrink_runs_max: args.shrink_runs,
         progress: true,
+        run: RunOptions {
+            disk_faults: args.disk_faults,
+            checkpoint_interval: Duration::from_millis(args.checkpoint_interval_ms),
+            ..RunOptions::default()
+        },
         ..FuzzOptions::default()
     };
     let report = fuzz(&config, &options)?;

@@ -264,7 +264,7 @@ where
                     %error,
                     "saving storage failed; crashing the actor before its messages leave"
                 );
-                self.trace(TraceKind::Crashed);
+                self.trace(TraceKind::SaveFailed);
                 return Err(Crashed);
             }
         }

@@ -443,7 +443,7 @@ async fn a_failed_save_keeps_the_steps_messages_in_and_crashes_the_actor() {
         .map(|e| e.kind)
         .collect();
     assert!(
-        matches!(kinds.last(), Some(TraceKind::Crashed)),
+        matches!(kinds.last(), Some(TraceKind::SaveFailed)),
         "{kinds:?}"
     );
     assert_eq!(runtime.restart(id(0)).await, Ok(true));

@@ -23,6 +23,10 @@ pub enum TraceKind<M, T, R> {
     RandomChosen { key: String, random: R },
     /// The actor's volatile state and timers were dropped.
     Crashed,
+    /// The save of the step just traced failed: none of that step's commands took effect (no
+    /// message left, no timer was set, storage holds the save before), and the actor crashed
+    /// as [`TraceKind::Crashed`] says.
+    SaveFailed,
     /// `on_start` was called again with the storage last saved.
     Restarted,
 }
