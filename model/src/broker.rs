@@ -347,6 +347,8 @@ impl Broker {
             | Msg::ConsumerFetchResponse { .. }
             | Msg::Metadata
             | Msg::MetadataResponse { .. }
+            | Msg::InitProducerId { .. }
+            | Msg::InitProducerIdResponse { .. }
             | Msg::AlterPartition { .. }
             | Msg::Register { .. }
             | Msg::Heartbeat { .. }

@@ -34,7 +34,7 @@
 use crate::config::RestartedBroker;
 use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
-use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, REPLICAS_MAX};
+use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, ProducerId, REPLICAS_MAX};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 
@@ -77,7 +77,21 @@ pub struct ControllerState {
     pub incarnations: [u32; REPLICAS_MAX],
     /// Elections that found no in-sync replica and picked another (for traces).
     pub unclean_elections: u32,
+    /// The next producer id `InitProducerId` hands out (KIP-98). Saved with the rest of a
+    /// durable controller's state before the answer leaves, so a restarted controller never
+    /// hands out an id twice. It starts at [`FIRST_ALLOCATED_PRODUCER_ID`], above the fixed ids
+    /// of the topology's own producers.
+    ///
+    /// The model checker never sends `InitProducerId`: its producers keep their fixed ids
+    /// (`1..=producers`). That cannot change a verdict: the idempotence rule only needs each
+    /// producer's id to be unique, and fixed distinct ids are unique; this field then stays at
+    /// its initial value in every state, so it adds no states (the pinned counts hold).
+    pub next_producer_id: u32,
 }
+
+/// The first producer id the controller allocates: ids below it are the topology's own
+/// producers' (at most a few), so an allocated id never collides with one.
+pub const FIRST_ALLOCATED_PRODUCER_ID: u32 = 1 << 16;
 
 type O = Out<Node>;
 
@@ -104,6 +118,7 @@ impl Controller {
                 fenced: BrokerSet::EMPTY,
                 incarnations: [0; REPLICAS_MAX],
                 unclean_elections: 0,
+                next_producer_id: FIRST_ALLOCATED_PRODUCER_ID,
             },
         };
         if self.durable {
@@ -138,6 +153,13 @@ impl Controller {
                     leader_epoch: state.partition.leader_epoch,
                 },
             ),
+            // KIP-98: a fresh id per request; the state changed, so `on_msg` saves it before
+            // the answer leaves (the runtime writes a step's save before its messages).
+            Msg::InitProducerId { request } => {
+                let producer = ProducerId(state.next_producer_id);
+                state.next_producer_id = state.next_producer_id.saturating_add(1);
+                o.send(src, Msg::InitProducerIdResponse { request, producer });
+            }
             Msg::AlterPartition {
                 leader_epoch,
                 partition_epoch,
