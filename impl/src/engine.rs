@@ -224,7 +224,11 @@ impl Cluster {
         let mut actors = engine_actors(&insync, &options);
         if addrs.is_some() {
             // Each client of a shared cluster is a new producer to the brokers, as Kafka's
-            // InitProducerId makes it: its sequence numbers start again at 0.
+            // InitProducerId makes it: its sequence numbers start again at 0. The Kafka
+            // listener asks the controller for ids (`Msg::InitProducerId`); a connected
+            // client cannot yet, since the transport carries only the layout's actors, so it
+            // draws one at random here (a collision with another client is unlikely, not
+            // ruled out).
             let fresh = rand::random::<u32>().max(2) & !0xff;
             for actor in &mut actors {
                 if let Node::Producer(p) = actor {

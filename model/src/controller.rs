@@ -1070,6 +1070,51 @@ mod tests {
         );
     }
 
+    /// KIP-98: every InitProducerId gets an id no one had, above the topology's own, and a
+    /// durable controller saves the counter in the step that hands the id out, so a restart
+    /// from what it saved never hands it out again.
+    #[test]
+    fn producer_ids_are_allocated_once_and_survive_a_restart() {
+        let c = Controller {
+            durable: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let mut ask = |state: &mut ControllerState, request: u32| {
+            let mut o = O::new();
+            c.on_msg(
+                state,
+                Id::from(7),
+                Msg::InitProducerId {
+                    request: crate::msg::RequestId(request),
+                },
+                &mut o,
+            );
+            let saved = o.iter().find_map(|m| match m {
+                Command::Save(NodeStorage::Controller(s)) => Some(s.clone()),
+                _ => None,
+            });
+            let id = o.iter().find_map(|m| match m {
+                Command::Send(
+                    dst,
+                    Msg::InitProducerIdResponse {
+                        request: r,
+                        producer,
+                    },
+                ) if *dst == Id::from(7) && r.0 == request => Some(*producer),
+                _ => None,
+            });
+            (id.expect("an answer to the asker"), saved.expect("a save"))
+        };
+        let (first, _) = ask(&mut state, 1);
+        let (second, saved) = ask(&mut state, 2);
+        assert_eq!(first, ProducerId(FIRST_ALLOCATED_PRODUCER_ID));
+        assert_ne!(first, second);
+        let mut restarted = c.on_start(Some(&saved), &mut O::new());
+        let (third, _) = ask(&mut restarted, 3);
+        assert!(third != first && third != second, "never handed out twice");
+    }
+
     /// KIP-966 with RF 3 and min.insync 2.
     #[test]
     fn elr_collects_who_left_a_too_small_isr_and_empties_at_min_insync() {
