@@ -1080,7 +1080,7 @@ mod tests {
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
-        let mut ask = |state: &mut ControllerState, request: u32| {
+        let ask = |state: &mut ControllerState, request: u32| {
             let mut o = O::new();
             c.on_msg(
                 state,
