@@ -298,19 +298,40 @@ async fn kafka_requests_become_the_models_messages_and_back() {
         .await;
     assert_eq!(produced(&bad_acks).0, 21, "INVALID_REQUIRED_ACKS");
 
+    // acks=0: the broker appends and Kafka sends no response, so the next answer on the
+    // connection is the next request's.
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(7)
+        .with_correlation_id(1000)
+        .encode(&mut frame, ProduceRequest::header_version(7))
+        .expect("header encodes");
+    produce(0, batch(-1, -1, &["f"]))
+        .encode(&mut frame, 7)
+        .expect("request encodes");
+    leader_conn.send_frame(&frame).await;
+    // A batch over message.max.bytes (1 MiB and a record's overhead) but within a frame:
+    // the model's leader refuses it.
+    let big = "x".repeat(1024 * 1024 + 64);
+    let too_large: ProduceResponse = leader_conn
+        .call(&produce(1, batch(-1, -1, &[big.as_str()])), 7)
+        .await;
+    assert_eq!(produced(&too_large).0, 10, "MESSAGE_TOO_LARGE");
+
     // Fetch: committed records only, as RecordBatch v2; KIP-320 fencing by epoch.
     let mut values = Vec::new();
     for _ in 0..50 {
         let answer: FetchResponse = leader_conn.call(&fetch(0, epoch), 11).await;
         let (code, hw, got) = fetched(&answer);
         assert_eq!(code, 0);
-        if hw == 5 && got.len() == 5 {
+        if hw == 6 && got.len() == 6 {
             values = got;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let expected: Vec<(i64, String)> = ["a", "b", "c", "d", "e"]
+    let expected: Vec<(i64, String)> = ["a", "b", "c", "d", "e", "f"]
         .iter()
         .enumerate()
         .map(|(i, v)| (i as i64, v.to_string()))
@@ -323,8 +344,8 @@ async fn kafka_requests_become_the_models_messages_and_back() {
     let past_end: FetchResponse = leader_conn.call(&fetch(100, epoch), 11).await;
     assert_eq!(fetched(&past_end).0, 1, "OFFSET_OUT_OF_RANGE");
     // Nothing committed past the end within max_wait_ms: an empty answer, no error.
-    let at_end: FetchResponse = leader_conn.call(&fetch(5, epoch), 11).await;
-    assert_eq!(fetched(&at_end), (0, 5, vec![]));
+    let at_end: FetchResponse = leader_conn.call(&fetch(6, epoch), 11).await;
+    assert_eq!(fetched(&at_end), (0, 6, vec![]));
 
     // ListOffsets: earliest 0, latest the high watermark.
     let list = |timestamp| {
@@ -342,7 +363,7 @@ async fn kafka_requests_become_the_models_messages_and_back() {
     let earliest: ListOffsetsResponse = leader_conn.call(&list(-2), 5).await;
     let latest: ListOffsetsResponse = leader_conn.call(&list(-1), 5).await;
     assert_eq!(earliest.topics[0].partitions[0].offset, 0);
-    assert_eq!(latest.topics[0].partitions[0].offset, 5);
+    assert_eq!(latest.topics[0].partitions[0].offset, 6);
     let from_follower: ListOffsetsResponse = any.call(&list(-1), 5).await;
     assert_eq!(from_follower.topics[0].partitions[0].error_code, 6);
 
@@ -370,7 +391,7 @@ async fn kafka_requests_become_the_models_messages_and_back() {
         let mut c = Client::connect(listeners.addrs[new_leader.0 as usize]).await;
         let answer: FetchResponse = c.call(&fetch(0, new_leader.1), 11).await;
         let (code, _, got) = fetched(&answer);
-        if code == 0 && got.len() == 5 {
+        if code == 0 && got.len() == 6 {
             served = got;
             break;
         }
