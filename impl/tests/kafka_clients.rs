@@ -173,3 +173,53 @@ fn kafka_python_round_trip_committed_offsets_and_unsupported_versions() {
         assert_eq!(verdict["ok"], true, "{case}: {verdict}");
     }
 }
+
+#[test]
+fn idempotent_librdkafka_loses_and_duplicates_nothing_when_the_leader_is_cut_off() {
+    if !clients_available("idempotent (partition)") {
+        return;
+    }
+    // The cut-off leader still takes the client's requests but cannot commit them; a new
+    // leader is elected; librdkafka retries there, and the model's sequence check appends
+    // each record once.
+    let served = serve(30, "partition");
+    let verdict = client(
+        "idempotent",
+        &served.bootstrap,
+        &["--records", "10000", "--seconds", "20"],
+    );
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["acknowledged"], 10000, "{verdict}");
+    let report = report(served);
+    assert_eq!(report["idempotent_duplicates"], 0, "{report}");
+}
+
+/// Needs no Python: `--kafka-listen` and `--duration` are checked before anything starts.
+#[test]
+fn kafka_listen_flags_are_checked() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--kafka-listen", "nope"], "is not HOST:PORT"),
+        (
+            &["--kafka-listen", "127.0.0.1:1,127.0.0.1:2"],
+            "has 2 addresses for 3 brokers",
+        ),
+        (
+            &["--kafka-listen", "127.0.0.1:0", "--duration", "0"],
+            "--duration (0) must be between 1 and 86400",
+        ),
+        (
+            &["--kafka-listen", "127.0.0.1:0", "--connect"],
+            "serves an in-process cluster",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_insync"))
+            .arg("run")
+            .args(*args)
+            .output()
+            .expect("insync runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
