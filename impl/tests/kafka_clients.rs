@@ -223,3 +223,58 @@ fn kafka_listen_flags_are_checked() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+/// Needs no Python. Array counts far past what the frame holds: kafka-protocol reserves
+/// memory by them before it reads the elements (the known gap in `impl/src/kafka/mod.rs`).
+/// The `insync` binary's allocator (mimalloc) reserves such a block as address space only,
+/// so the request is refused when its elements run out and the process goes on; a build with
+/// the system allocator aborts on the same frame (seen in a test binary), which is why this
+/// runs against the binary.
+#[test]
+fn the_binary_survives_array_counts_past_the_frame() {
+    use std::io::{Read, Write};
+    let served = serve(30, "");
+    let addr = served
+        .bootstrap
+        .split(',')
+        .next()
+        .expect("an address")
+        .to_string();
+    let frames: Vec<Vec<u8>> = vec![
+        // Metadata v4, 2^31 - 1 topics.
+        [
+            &[0, 3, 0, 4, 0, 0, 0, 1, 0xff, 0xff][..],
+            &[0x7f, 0xff, 0xff, 0xff, 0],
+        ]
+        .concat(),
+        // Metadata v9 (flexible), 2^32 - 2 topics.
+        [
+            &[0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0][..],
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+        ]
+        .concat(),
+    ];
+    for frame in frames {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connects");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout set");
+        s.write_all(&(frame.len() as i32).to_be_bytes())
+            .expect("writes");
+        s.write_all(&frame).expect("writes");
+        let mut buf = [0u8; 4];
+        assert!(matches!(s.read(&mut buf), Ok(0)), "closed after {frame:?}");
+    }
+    // Still serving: ApiVersions v0 is answered.
+    let mut s = std::net::TcpStream::connect(&addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout set");
+    let request = [0u8, 18, 0, 0, 0, 0, 0, 9, 0xff, 0xff];
+    s.write_all(&(request.len() as i32).to_be_bytes())
+        .expect("writes");
+    s.write_all(&request).expect("writes");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("an answer");
+    let mut answer = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut answer).expect("an answer");
+    assert_eq!(&answer[..6], &[0, 0, 0, 9, 0, 0], "correlation 9, no error");
+}

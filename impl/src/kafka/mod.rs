@@ -31,8 +31,12 @@
 //!
 //! Known gap: `kafka-protocol` 0.18 reserves memory by the element count of each array on the
 //! wire before it reads the elements. The frame cap bounds the bytes, not the count, so a
-//! crafted request can ask for an allocation that fails, and Rust aborts on that. Record
-//! batches are walked first ([`batch::check_batch`]); the request arrays are not.
+//! crafted request can ask for a block of hundreds of gigabytes. The `insync` binary's
+//! allocator (mimalloc) reserves it as address space only and the request is refused when its
+//! elements run out (`tests/kafka_clients.rs`, `the_binary_survives_array_counts_past_the_frame`,
+//! on this machine); under the system allocator the same frame fails the allocation, and Rust
+//! aborts. Record batches are walked before decoding ([`batch::check_batch`]); the request
+//! arrays are not.
 
 pub mod batch;
 
