@@ -484,6 +484,25 @@ async fn bad_requests_get_kafkas_answers_and_never_bring_the_listener_down() {
         }
     }
 
+    // At most CONNECTIONS_MAX connections per broker: one more is closed at once; a place
+    // freed is taken again. (First, let the connections closed above be noticed.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut open = Vec::new();
+    // The connection of the KIP-511 check above is still open: it holds one place.
+    for i in 1..insync::kafka::CONNECTIONS_MAX {
+        let mut c = Client::connect(addr).await;
+        c.send_frame(&[0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]).await;
+        assert!(c.read_frame().await.is_some(), "connection {i} is served");
+        open.push(c);
+    }
+    let mut extra = Client::connect(addr).await;
+    extra
+        .send_frame(&[0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .await;
+    assert!(extra.read_frame().await.is_none(), "over the cap: closed");
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
     // The listener still serves.
     let mut c = Client::connect(addr).await;
     let versions: ApiVersionsResponse = c.call(&ApiVersionsRequest::default(), 0).await;

@@ -22,6 +22,9 @@
 //! - An unknown API key, an API not in the table, or an unsupported version of one (except
 //!   ApiVersions) closes the connection, as Kafka's `SocketServer` does for a request it
 //!   cannot parse. So does a malformed request or a frame over [`FRAME_BYTES_MAX`].
+//! - Each broker's listener serves at most [`CONNECTIONS_MAX`] connections and closes more at
+//!   once; a connection with no whole request for [`IDLE_TIMEOUT`] is closed (Kafka's
+//!   `max.connections` and `connections.max.idle.ms`).
 //! - A connection to a broker that is down is closed (a crashed broker's socket is gone),
 //!   and a request its actor cannot take closes it too; clients reconnect and ask for
 //!   metadata, as they do when a Kafka broker dies.
@@ -75,6 +78,13 @@ pub const WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// How often a waiting request looks whether its broker is still up.
 const LIVENESS_POLL: Duration = Duration::from_millis(100);
+
+/// Most client connections one broker's listener serves at once; more are closed at once.
+pub const CONNECTIONS_MAX: usize = 256;
+
+/// A connection on which no whole request arrives for this long is closed (Kafka's
+/// `connections.max.idle.ms` is 10 minutes).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Most consumer groups the offset store keeps.
 pub const GROUPS_MAX: usize = 1024;
@@ -292,6 +302,7 @@ pub async fn listen(
 }
 
 async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListener) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -301,6 +312,14 @@ async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListene
                 continue;
             }
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(
+                broker = broker.0,
+                %peer,
+                "kafka listener at {CONNECTIONS_MAX} connections; closing a new one"
+            );
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let mut conn = Connection {
             endpoint: shared.cluster.endpoint(),
@@ -309,6 +328,7 @@ async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListene
             next_request: 0,
         };
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(why) = conn.serve(stream).await {
                 tracing::debug!(broker = broker.0, %peer, "kafka connection closed: {why}");
             }
@@ -348,21 +368,30 @@ impl Connection {
 
     async fn serve(&mut self, mut stream: TcpStream) -> Result<(), Close> {
         loop {
-            let mut len = [0u8; 4];
-            if stream.read_exact(&mut len).await.is_err() {
-                return Ok(()); // the client hung up
-            }
-            let len = i32::from_be_bytes(len);
-            if len < 0 || len as usize > FRAME_BYTES_MAX {
-                return Err(format!(
-                    "a frame of {len} bytes (at most {FRAME_BYTES_MAX})"
-                ));
-            }
-            let mut frame = vec![0u8; len as usize];
-            stream
-                .read_exact(&mut frame)
-                .await
-                .map_err(|e| format!("reading a frame: {e}"))?;
+            let read = async {
+                let mut len = [0u8; 4];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return Ok(None); // the client hung up
+                }
+                let len = i32::from_be_bytes(len);
+                if len < 0 || len as usize > FRAME_BYTES_MAX {
+                    return Err(format!(
+                        "a frame of {len} bytes (at most {FRAME_BYTES_MAX})"
+                    ));
+                }
+                let mut frame = vec![0u8; len as usize];
+                stream
+                    .read_exact(&mut frame)
+                    .await
+                    .map_err(|e| format!("reading a frame: {e}"))?;
+                Ok(Some(frame))
+            };
+            let frame = match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(why)) => return Err(why),
+                Err(_) => return Err(format!("no whole request for {IDLE_TIMEOUT:?}")),
+            };
             if !self.running(self.broker_id()) {
                 return Err(format!("broker {} is down", self.broker.0));
             }
