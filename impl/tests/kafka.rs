@@ -510,3 +510,49 @@ async fn bad_requests_get_kafkas_answers_and_never_bring_the_listener_down() {
     drop(listeners);
     cluster.shutdown().await;
 }
+
+/// min.insync.replicas through the listener: with both followers down the controller's ISR
+/// shrinks to the leader, and the leader refuses acks=all (NOT_ENOUGH_REPLICAS) while it
+/// still takes acks=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_below_min_insync_gets_not_enough_replicas() {
+    let (cluster, listeners) = cluster().await;
+    let mut leader = Client::connect(listeners.addrs[0]).await;
+    let ok: ProduceResponse = leader.call(&produce(-1, batch(-1, -1, &["a"])), 7).await;
+    assert_eq!(produced(&ok), (0, 0));
+    cluster.crash(BrokerId(1)).await;
+    cluster.crash(BrokerId(2)).await;
+    let mut code = 0;
+    for _ in 0..100 {
+        let answer: ProduceResponse = leader
+            .call(&produce(-1, batch(-1, -1, &["b"])).with_timeout_ms(500), 7)
+            .await;
+        code = produced(&answer).0;
+        if code == 19 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        code, 19,
+        "NOT_ENOUGH_REPLICAS once the ISR is the leader alone"
+    );
+    let metadata: MetadataResponse = leader
+        .call(
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(topic())),
+            ])),
+            9,
+        )
+        .await;
+    let isr: Vec<i32> = metadata.topics[0].partitions[0]
+        .isr_nodes
+        .iter()
+        .map(|b| b.0)
+        .collect();
+    assert_eq!(isr, vec![0]);
+    let one: ProduceResponse = leader.call(&produce(1, batch(-1, -1, &["c"])), 7).await;
+    assert_eq!(produced(&one).0, 0, "acks=1 is still taken");
+    drop(listeners);
+    cluster.shutdown().await;
+}
