@@ -155,10 +155,14 @@ impl Controller {
             ),
             // KIP-98: a fresh id per request; the state changed, so `on_msg` saves it before
             // the answer leaves (the runtime writes a step's save before its messages).
+            // Once the ids run out (after 2^32 - 2^16 of them) nothing is answered and the
+            // asker times out: never an id twice.
             Msg::InitProducerId { request } => {
-                let producer = ProducerId(state.next_producer_id);
-                state.next_producer_id = state.next_producer_id.saturating_add(1);
-                o.send(src, Msg::InitProducerIdResponse { request, producer });
+                if let Some(next) = state.next_producer_id.checked_add(1) {
+                    let producer = ProducerId(state.next_producer_id);
+                    state.next_producer_id = next;
+                    o.send(src, Msg::InitProducerIdResponse { request, producer });
+                }
             }
             Msg::AlterPartition {
                 leader_epoch,
