@@ -169,9 +169,21 @@ pub struct RunArgs {
     pub connect: bool,
     /// Run on one thread with a paused clock that jumps to the next timer (as the history
     /// runner of `insync fuzz` does): the same flags and --seed give the same outcome every
-    /// time, and rates and latencies are in virtual time. In-memory logs only.
-    #[arg(long, conflicts_with_all = ["connect", "data_dir"])]
+    /// time, and rates and latencies are in virtual time. In-memory logs only; not with
+    /// external clients (--kafka-listen), whose waits would let the clock jump.
+    #[arg(long, conflicts_with_all = ["connect", "data_dir", "kafka_listen"])]
     pub virtual_clock: bool,
+    /// Serve Kafka clients instead of running the built-in workload: broker i listens on
+    /// this address's port + i (port 0: free ports), or give one address per broker,
+    /// comma-separated. The cluster stays up for --duration seconds under --faults.
+    #[arg(long)]
+    pub kafka_listen: Option<String>,
+    /// The Kafka listener's one topic (one partition, 0).
+    #[arg(long, default_value = "insync")]
+    pub kafka_topic: String,
+    /// With --kafka-listen: seconds the cluster serves (faults spread evenly over them).
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -599,6 +611,9 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         .validate()
         .context("INVALID_CONFIG")?;
     init_logging("warn");
+    if let Some(listen) = &args.kafka_listen {
+        return serve_kafka(args, config, listen, producers);
+    }
     let connect = if args.connect {
         if args.data_dir.is_some() {
             bail!("INVALID_CONFIG: --data-dir stores an in-process cluster's logs; with --connect the brokers keep theirs (`insync broker --data-dir`); drop --data-dir");
@@ -644,6 +659,51 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         print!("{}", crate::run::render(&report));
     }
     Ok(run_exit_code(&report))
+}
+
+/// `insync run --kafka-listen`: an in-process cluster serving Kafka clients for `--duration`.
+fn serve_kafka(
+    args: &RunArgs,
+    config: insync_model::ValidConfig,
+    listen: &str,
+    producers: usize,
+) -> anyhow::Result<u8> {
+    if args.connect {
+        bail!("INVALID_CONFIG: --kafka-listen serves an in-process cluster; drop --connect");
+    }
+    if args.duration == 0 || args.duration > 24 * 3600 {
+        bail!(
+            "INVALID_CONFIG: --duration ({}) must be between 1 and 86400 seconds",
+            args.duration
+        );
+    }
+    let listen = crate::kafka::KafkaOptions::parse_listen(listen, config.replicas)?;
+    let options = crate::run::KafkaServeOptions {
+        kafka: crate::kafka::KafkaOptions {
+            listen,
+            topic: args.kafka_topic.clone(),
+        },
+        duration: std::time::Duration::from_secs(args.duration),
+        faults: args.faults.clone(),
+        fault_duration: crate::run::RunOptions::default().fault_duration,
+        engine: crate::engine::EngineOptions {
+            seed: args.seed,
+            data_dir: args.data_dir.clone(),
+            producers,
+            ..crate::engine::EngineOptions::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    let report = runtime.block_on(crate::run::serve_kafka(config, options))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", crate::run::render_kafka(&report));
+    }
+    Ok(0)
 }
 
 /// `insync run`'s verdict as an exit code: 1 if an acknowledged record was lost; 3 if no

@@ -123,7 +123,6 @@ impl StorageBackend<NodeStorage> for DiskStorage {
     }
 }
 
-/// Waiting senders, by record index.
 /// Waiting senders, by producer and record index.
 type Pending = Arc<Mutex<HashMap<(usize, u32), oneshot::Sender<(Outcome, Instant)>>>>;
 
@@ -142,6 +141,50 @@ pub struct Cluster {
     delivered: Arc<Delivered>,
     /// The data directory's storage, when there is one.
     disk: Option<Arc<DiskStorage>>,
+    /// Outside parties with ids of their own (the Kafka listener's connections).
+    endpoints: Arc<Endpoints>,
+}
+
+/// Outside parties that talk to the actors under ids of their own, as a client connection
+/// talks to a broker: what an actor sends to such an id reaches that endpoint's mailbox. Ids
+/// are never reused, so a late answer meant for a closed endpoint is dropped, never misread.
+struct Endpoints {
+    next: std::sync::atomic::AtomicUsize,
+    routes: Mutex<HashMap<Id, tokio::sync::mpsc::UnboundedSender<(Id, Msg)>>>,
+}
+
+impl Endpoints {
+    /// Hands `msg` to endpoint `dst`'s mailbox; gives it back if `dst` is no endpoint.
+    fn route(&self, dst: Id, src: Id, msg: Msg) -> Option<Msg> {
+        let routes = self.routes.lock().expect("endpoints lock");
+        match routes.get(&dst) {
+            Some(tx) => {
+                // A closed endpoint's mail is dropped, as a closed socket's would be.
+                let _ = tx.send((src, msg));
+                None
+            }
+            None => Some(msg),
+        }
+    }
+}
+
+/// One outside party's id and mailbox (see [`Cluster::endpoint`]). Its mailbox is unbounded
+/// but holds only answers to what the endpoint itself asked, one per request (the owner asks
+/// one thing at a time), and the endpoint's id is forgotten when it is dropped.
+pub struct Endpoint {
+    pub id: Id,
+    pub mail: tokio::sync::mpsc::UnboundedReceiver<(Id, Msg)>,
+    endpoints: Arc<Endpoints>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.endpoints
+            .routes
+            .lock()
+            .expect("endpoints lock")
+            .remove(&self.id);
+    }
 }
 
 /// Records the consumer handed over and the application has not polled yet. The task that
@@ -183,7 +226,11 @@ impl Cluster {
         let mut actors = engine_actors(&insync, &options);
         if addrs.is_some() {
             // Each client of a shared cluster is a new producer to the brokers, as Kafka's
-            // InitProducerId makes it: its sequence numbers start again at 0.
+            // InitProducerId makes it: its sequence numbers start again at 0. The Kafka
+            // listener asks the controller for ids (`Msg::InitProducerId`); a connected
+            // client cannot yet, since the transport carries only the layout's actors, so it
+            // draws one at random here (a collision with another client is unlikely, not
+            // ruled out).
             let fresh = rand::random::<u32>().max(2) & !0xff;
             for actor in &mut actors {
                 if let Node::Producer(p) = actor {
@@ -224,9 +271,17 @@ impl Cluster {
             .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
         let pending_for_app = Arc::clone(&pending);
         let transport_for_outbox = transport.clone();
+        let endpoints = Arc::new(Endpoints {
+            next: std::sync::atomic::AtomicUsize::new(usize::from(app) + 1),
+            routes: Mutex::new(HashMap::new()),
+        });
+        let endpoints_for_outbox = Arc::clone(&endpoints);
         tokio::spawn(async move {
             while let Some((src, dst, msg)) = outbox.recv().await {
                 if dst != app {
+                    let Some(msg) = endpoints_for_outbox.route(dst, src, msg) else {
+                        continue;
+                    };
                     if let Some(transport) = &transport_for_outbox {
                         transport.forward(src, dst, msg);
                     }
@@ -272,7 +327,29 @@ impl Cluster {
             pending,
             delivered,
             disk,
+            endpoints,
         })
+    }
+
+    /// A new outside party: an id no actor and no earlier endpoint has, and the mailbox of
+    /// what actors send to it. Send as it with [`Runtime::send_from`].
+    pub fn endpoint(&self) -> Endpoint {
+        let id = Id::from(
+            self.endpoints
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        let (tx, mail) = tokio::sync::mpsc::unbounded_channel();
+        self.endpoints
+            .routes
+            .lock()
+            .expect("endpoints lock")
+            .insert(id, tx);
+        Endpoint {
+            id,
+            mail,
+            endpoints: Arc::clone(&self.endpoints),
+        }
     }
 
     /// Why the data directory's storage stopped taking writes, if it did (a failed write or

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod disk;
 pub mod engine;
 pub mod explore;
+pub mod kafka;
 pub mod run;
 pub mod runtime;
 pub mod simulate;

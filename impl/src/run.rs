@@ -462,6 +462,147 @@ async fn restart_later(cluster: &Cluster, b: BrokerId, after: Duration) -> bool 
     cluster.restart(b).await
 }
 
+/// `insync run --kafka-listen`: how to serve Kafka clients.
+#[derive(Clone, Debug)]
+pub struct KafkaServeOptions {
+    pub kafka: crate::kafka::KafkaOptions,
+    pub duration: Duration,
+    pub faults: Vec<Fault>,
+    pub fault_duration: Duration,
+    pub engine: EngineOptions,
+}
+
+/// What the cluster looked like when `--duration` was over. External clients judge their
+/// own deliveries; this is what the brokers can say.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KafkaServeReport {
+    pub config: insync_model::Config,
+    pub listen: Vec<String>,
+    pub topic: String,
+    pub seconds: f64,
+    pub faults: Vec<String>,
+    /// The controller's leader at the end, and its epoch.
+    pub leader: Option<u8>,
+    pub leader_epoch: u32,
+    /// The leader's log end offset and high watermark at the end.
+    pub log_end_offset: u64,
+    pub high_watermark: u64,
+    /// Records from idempotent producers whose (producer id, sequence) the leader's log holds
+    /// more than once (KIP-98 says never).
+    pub idempotent_duplicates: u64,
+    /// Distinct producer ids in the leader's log.
+    pub producer_ids: u64,
+}
+
+/// Starts an in-process cluster with a Kafka listener per broker, injects `faults` evenly
+/// over `duration`, and reports the brokers' final state. The listeners' addresses are
+/// printed on stderr as soon as they are bound (`kafka listeners: ADDR,ADDR,...`), so a
+/// script can wait for that line.
+pub async fn serve_kafka(
+    config: ValidConfig,
+    options: KafkaServeOptions,
+) -> anyhow::Result<KafkaServeReport> {
+    let cluster = Arc::new(Cluster::start(config.clone(), options.engine.clone()).await?);
+    let listeners = crate::kafka::listen(Arc::clone(&cluster), options.kafka.clone()).await?;
+    let listen: Vec<String> = listeners.addrs.iter().map(|a| a.to_string()).collect();
+    eprintln!("kafka listeners: {}", listen.join(","));
+    let start = Instant::now();
+    // The engine's own consumer reads the log too; what it hands over is dropped here.
+    let drain = {
+        let cluster = Arc::clone(&cluster);
+        tokio::spawn(async move {
+            loop {
+                cluster.poll(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let mut injected = Vec::new();
+    let mut restarts = Vec::new();
+    let n = options.faults.len() as u32;
+    for (i, fault) in options.faults.iter().enumerate() {
+        let at = options.duration * (i as u32 + 1) / (n + 1);
+        tokio::time::sleep_until(start + at).await;
+        let what = inject(&cluster, *fault, options.fault_duration, &mut restarts).await;
+        eprintln!("fault at {:.1}s: {what}", start.elapsed().as_secs_f64());
+        injected.push(what);
+    }
+    tokio::time::sleep_until(start + options.duration).await;
+    drain.abort();
+    let (leader, leader_epoch) = cluster
+        .runtime()
+        .inspect(cluster.topology().controller(), |s| {
+            s.as_controller()
+                .map(|c| (c.partition.leader, c.partition.leader_epoch))
+        })
+        .await
+        .flatten()
+        .unwrap_or((None, insync_model::types::Epoch(0)));
+    let mut report = KafkaServeReport {
+        config: config.clone().into_inner(),
+        listen,
+        topic: options.kafka.topic.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+        faults: injected,
+        leader: leader.map(|b| b.0),
+        leader_epoch: leader_epoch.0,
+        ..KafkaServeReport::default()
+    };
+    if let Some(b) = leader {
+        let view = cluster
+            .runtime()
+            .inspect(cluster.topology().broker(b), |s| {
+                s.as_broker().map(|b| (b.log.clone(), b.high_watermark))
+            })
+            .await
+            .flatten();
+        if let Some((log, hw)) = view {
+            report.log_end_offset = log.log_end_offset().0;
+            report.high_watermark = hw.0;
+            let mut seen: HashMap<(u32, u32), u32> = HashMap::new();
+            for offset in 0..log.log_end_offset().as_usize() {
+                if let Some((pid, seq)) =
+                    log.get(Offset::from_usize(offset)).and_then(|r| r.producer)
+                {
+                    *seen.entry((pid.0, seq.0)).or_default() += 1;
+                }
+            }
+            report.idempotent_duplicates =
+                seen.values().map(|&n| u64::from(n.saturating_sub(1))).sum();
+            let pids: std::collections::HashSet<u32> = seen.keys().map(|k| k.0).collect();
+            report.producer_ids = pids.len() as u64;
+        }
+    }
+    drop(listeners);
+    cluster.shutdown().await;
+    Ok(report)
+}
+
+/// The human report of [`serve_kafka`].
+pub fn render_kafka(report: &KafkaServeReport) -> String {
+    format!(
+        "configuration: {}\nkafka listeners: {} (topic {:?}, partition 0)\nserved {:.1} s, faults: {}\n\
+         leader at the end: {} (epoch {}), log end offset {}, high watermark {}\n\
+         idempotent producers in the log: {}, records held twice by (producer id, sequence): {}\n",
+        report.config.summary(),
+        report.listen.join(","),
+        report.topic,
+        report.seconds,
+        if report.faults.is_empty() {
+            "none".to_string()
+        } else {
+            report.faults.join(", ")
+        },
+        report
+            .leader
+            .map_or("none".to_string(), |b| format!("broker {b}")),
+        report.leader_epoch,
+        report.log_end_offset,
+        report.high_watermark,
+        report.producer_ids,
+        report.idempotent_duplicates,
+    )
+}
+
 /// The human report.
 pub fn render(report: &RunReport) -> String {
     let mut s = String::new();

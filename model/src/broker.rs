@@ -347,6 +347,8 @@ impl Broker {
             | Msg::ConsumerFetchResponse { .. }
             | Msg::Metadata
             | Msg::MetadataResponse { .. }
+            | Msg::InitProducerId { .. }
+            | Msg::InitProducerIdResponse { .. }
             | Msg::AlterPartition { .. }
             | Msg::Register { .. }
             | Msg::Heartbeat { .. }
@@ -1212,6 +1214,10 @@ impl Broker {
             return;
         };
         if offset >= state.high_watermark {
+            // A consumer waits on one fetch at a time (Kafka serves a connection's requests
+            // in order): a newer fetch replaces the one it held, so what is parked is bounded
+            // by the consumers, however often an idle one asks again.
+            leader.parked_consumers.retain(|(c, _)| *c != consumer);
             leader.parked_consumers.push((consumer, offset));
             return;
         }

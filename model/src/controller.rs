@@ -34,7 +34,7 @@
 use crate::config::RestartedBroker;
 use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
-use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, REPLICAS_MAX};
+use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, ProducerId, REPLICAS_MAX};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 
@@ -77,7 +77,21 @@ pub struct ControllerState {
     pub incarnations: [u32; REPLICAS_MAX],
     /// Elections that found no in-sync replica and picked another (for traces).
     pub unclean_elections: u32,
+    /// The next producer id `InitProducerId` hands out (KIP-98). Saved with the rest of a
+    /// durable controller's state before the answer leaves, so a restarted controller never
+    /// hands out an id twice. It starts at [`FIRST_ALLOCATED_PRODUCER_ID`], above the fixed ids
+    /// of the topology's own producers.
+    ///
+    /// The model checker never sends `InitProducerId`: its producers keep their fixed ids
+    /// (`1..=producers`). That cannot change a verdict: the idempotence rule only needs each
+    /// producer's id to be unique, and fixed distinct ids are unique; this field then stays at
+    /// its initial value in every state, so it adds no states (the pinned counts hold).
+    pub next_producer_id: u32,
 }
+
+/// The first producer id the controller allocates: ids below it are the topology's own
+/// producers' (at most a few), so an allocated id never collides with one.
+pub const FIRST_ALLOCATED_PRODUCER_ID: u32 = 1 << 16;
 
 type O = Out<Node>;
 
@@ -104,6 +118,7 @@ impl Controller {
                 fenced: BrokerSet::EMPTY,
                 incarnations: [0; REPLICAS_MAX],
                 unclean_elections: 0,
+                next_producer_id: FIRST_ALLOCATED_PRODUCER_ID,
             },
         };
         if self.durable {
@@ -138,6 +153,17 @@ impl Controller {
                     leader_epoch: state.partition.leader_epoch,
                 },
             ),
+            // KIP-98: a fresh id per request; the state changed, so `on_msg` saves it before
+            // the answer leaves (the runtime writes a step's save before its messages).
+            // Once the ids run out (after 2^32 - 2^16 of them) nothing is answered and the
+            // asker times out: never an id twice.
+            Msg::InitProducerId { request } => {
+                if let Some(next) = state.next_producer_id.checked_add(1) {
+                    let producer = ProducerId(state.next_producer_id);
+                    state.next_producer_id = next;
+                    o.send(src, Msg::InitProducerIdResponse { request, producer });
+                }
+            }
             Msg::AlterPartition {
                 leader_epoch,
                 partition_epoch,
@@ -1046,6 +1072,51 @@ mod tests {
                 leader_epoch: Epoch(2)
             })
         );
+    }
+
+    /// KIP-98: every InitProducerId gets an id no one had, above the topology's own, and a
+    /// durable controller saves the counter in the step that hands the id out, so a restart
+    /// from what it saved never hands it out again.
+    #[test]
+    fn producer_ids_are_allocated_once_and_survive_a_restart() {
+        let c = Controller {
+            durable: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let ask = |state: &mut ControllerState, request: u32| {
+            let mut o = O::new();
+            c.on_msg(
+                state,
+                Id::from(7),
+                Msg::InitProducerId {
+                    request: crate::msg::RequestId(request),
+                },
+                &mut o,
+            );
+            let saved = o.iter().find_map(|m| match m {
+                Command::Save(NodeStorage::Controller(s)) => Some(s.clone()),
+                _ => None,
+            });
+            let id = o.iter().find_map(|m| match m {
+                Command::Send(
+                    dst,
+                    Msg::InitProducerIdResponse {
+                        request: r,
+                        producer,
+                    },
+                ) if *dst == Id::from(7) && r.0 == request => Some(*producer),
+                _ => None,
+            });
+            (id.expect("an answer to the asker"), saved.expect("a save"))
+        };
+        let (first, _) = ask(&mut state, 1);
+        let (second, saved) = ask(&mut state, 2);
+        assert_eq!(first, ProducerId(FIRST_ALLOCATED_PRODUCER_ID));
+        assert_ne!(first, second);
+        let mut restarted = c.on_start(Some(&saved), &mut O::new());
+        let (third, _) = ask(&mut restarted, 3);
+        assert!(third != first && third != second, "never handed out twice");
     }
 
     /// KIP-966 with RF 3 and min.insync 2.

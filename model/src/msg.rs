@@ -201,6 +201,20 @@ pub enum Msg {
         leader_epoch: Epoch,
     },
 
+    // ---- clients <-> controller (producer ids)
+    /// KIP-98 `InitProducerId`: a client asks the cluster for a producer id of its own. Ids are
+    /// allocated by the controller, never chosen by a client, so two clients never share one.
+    /// The engine only (its Kafka listener, and clients of a multi-process cluster); the
+    /// model's producers keep the fixed ids the topology gives them (see
+    /// [`crate::controller::ControllerState::next_producer_id`]).
+    InitProducerId {
+        request: RequestId,
+    },
+    InitProducerIdResponse {
+        request: RequestId,
+        producer: ProducerId,
+    },
+
     // ---- leader <-> controller
     /// KIP-497: the leader asks to change the ISR, as a compare-and-set on `partition_epoch`.
     AlterPartition {

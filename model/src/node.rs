@@ -360,6 +360,8 @@ impl Insync {
         actors.extend((0..t.producers).map(|i| {
             Node::Producer(Producer {
                 topology: t,
+                // Fixed ids, not `InitProducerId`'s: they are distinct, which is all the
+                // idempotence rule needs (see `ControllerState::next_producer_id`).
                 producer_id: ProducerId(1 + i as u32),
                 acks: c.acks,
                 // The model's producer sends its records from the start; the engine's takes them

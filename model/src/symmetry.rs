@@ -558,6 +558,7 @@ impl Rewrite<Id> for ControllerState {
             fenced: set(self.fenced, plan),
             incarnations: per_broker(&self.incarnations, plan),
             unclean_elections: self.unclean_elections,
+            next_producer_id: self.next_producer_id,
         }
     }
 }

@@ -172,6 +172,10 @@ pub fn format_msg(msg: &Msg) -> String {
         } => format!("SendResult #{first}+{count} {}", describe_outcome(outcome)),
         Msg::Delivered { records } => format!("Delivered {} records", records.len()),
         Msg::Commit { offset } => format!("Commit offset {offset}"),
+        Msg::InitProducerId { request } => format!("InitProducerId #{}", request.0),
+        Msg::InitProducerIdResponse { request, producer } => {
+            format!("InitProducerIdResponse #{} pid={}", request.0, producer.0)
+        }
     }
 }
 
