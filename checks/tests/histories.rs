@@ -352,6 +352,27 @@ fn a_slow_metadata_answer_is_not_asked_for_twice() {
     assert!(requests >= 2, "both clients looked for the new leader");
 }
 
+/// A crash lands after the actor's `on_start` ran, as every actor of the model starts in its
+/// initial state: the consumer crashed before its task was first polled used to lose its first
+/// fetch, and the trace then showed a fetch the model's consumer never sent (found by the
+/// disk-fault conformance test; seed 526, the one found, and four others).
+#[test]
+fn an_actor_crashed_at_once_has_started_first() {
+    use insync_checks::fuzz::conform_case;
+    for seed in [526, 0, 1, 2, 3] {
+        let case = Case {
+            config: recommended(),
+            plan: Plan {
+                steps: vec![Step::CrashConsumer, Step::Send],
+            },
+            seed,
+        };
+        conform_case(&case, &RunOptions::default())
+            .expect("the run completes")
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
+
 #[test]
 fn a_recorded_engine_trace_conforms_to_the_model() {
     use insync_checks::fuzz::conform_case;

@@ -58,6 +58,8 @@ pub(crate) struct TaskSetup<A: Actor> {
     pub(crate) tracer: Option<Arc<ActorTracer<A>>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) rng_seed: u64,
+    /// Told once `on_start` ran and its messages left (dropped if it never does).
+    pub(crate) started: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The actor stopped (its save failed); its step's messages did not leave.
@@ -127,6 +129,7 @@ where
         tracer,
         mut shutdown,
         rng_seed,
+        mut started,
     } = setup;
     let _detach = DetachOnDrop {
         router: Arc::clone(&router),
@@ -155,6 +158,9 @@ where
     drop(storage);
     if task.apply(out).await.is_err() {
         return;
+    }
+    if let Some(started) = started.take() {
+        let _ = started.send(());
     }
     loop {
         let event = tokio::select! {

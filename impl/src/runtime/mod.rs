@@ -149,7 +149,7 @@ pub struct Runtime<A: Actor> {
     actors: Vec<Arc<A>>,
     /// Per actor: the task of its current incarnation. The async lock
     /// serializes crash/restart/shutdown of one actor.
-    lifecycle: Vec<tokio::sync::Mutex<Option<JoinHandle<()>>>>,
+    lifecycle: Vec<tokio::sync::Mutex<Option<Incarnation>>>,
     router: Arc<Router<A>>,
     backend: Arc<dyn StorageBackend<A::Storage>>,
     tracer: Option<Arc<ActorTracer<A>>>,
@@ -235,8 +235,9 @@ where
         index: usize,
         storage: Option<A::Storage>,
         restarted: bool,
-    ) -> JoinHandle<()> {
+    ) -> Incarnation {
         let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
+        let (started_tx, started) = tokio::sync::oneshot::channel();
         let incarnation = self.router.attach(index, tx);
         let setup = TaskSetup {
             id: Id::from(index),
@@ -250,8 +251,12 @@ where
             tracer: self.tracer.clone(),
             shutdown: self.shutdown_rx.clone(),
             rng_seed: derive_seed(self.seed, index as u64, incarnation),
+            started: Some(started_tx),
         };
-        self.tokio.spawn(actor_task::run(setup))
+        Incarnation {
+            handle: self.tokio.spawn(actor_task::run(setup)),
+            started: Some(started),
+        }
     }
 
     pub fn actor_count(&self) -> usize {
@@ -284,11 +289,18 @@ where
         let Some(incarnation) = self.router.running_incarnation(index) else {
             return false;
         };
+        // A crash lands after `on_start`, whose messages have left: the model's actors all
+        // start in its initial state, so an incarnation that never ran `on_start` (its task
+        // not yet polled) would be a behaviour the checker never explores (`insync fuzz`'s
+        // trace conformance found it: a consumer crashed at once lost its first fetch).
+        if let Some(started) = task.as_mut().and_then(|t| t.started.take()) {
+            let _ = started.await;
+        }
         // Detach first: nothing new reaches the dying incarnation.
         self.router.detach(index, incarnation);
-        if let Some(handle) = task.take() {
-            handle.abort();
-            reap(id, handle).await;
+        if let Some(old) = task.take() {
+            old.handle.abort();
+            reap(id, old.handle).await;
         }
         if let Some(tracer) = &self.tracer {
             tracer.record(id, TraceKind::Crashed);
@@ -317,8 +329,8 @@ where
         // An incarnation that crashed itself (failed save, panic) may still be
         // unwinding; make sure it is gone before its successor starts.
         if let Some(old) = task.take() {
-            old.abort();
-            reap(id, old).await;
+            old.handle.abort();
+            reap(id, old.handle).await;
         }
         let storage = if self.backend.is_blocking() {
             let backend = Arc::clone(&self.backend);
@@ -398,12 +410,19 @@ where
     pub async fn shutdown(&self) {
         self.shutdown_tx.send_replace(true);
         for (index, lifecycle) in self.lifecycle.iter().enumerate() {
-            if let Some(handle) = lifecycle.lock().await.take() {
-                reap(Id::from(index), handle).await;
+            if let Some(old) = lifecycle.lock().await.take() {
+                reap(Id::from(index), old.handle).await;
             }
         }
         self.router.drain_in_flight().await;
     }
+}
+
+/// One running incarnation of an actor: its task, and the signal that its `on_start` ran and
+/// its messages left (taken by the first crash, which waits for it).
+struct Incarnation {
+    handle: JoinHandle<()>,
+    started: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Waits for an actor task to end, reporting a panic (a cancelled task is the
