@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stock Kafka clients against `insync run --kafka-listen`.
 
-    python3 clients/kafka_clients.py CASE BOOTSTRAP [--records N] [--seconds S]
+    python3 clients/kafka_clients.py CASE BOOTSTRAP [--records N] [--seconds S] [--history FILE]
 
 BOOTSTRAP is the listener list `insync run` prints on stderr (`kafka listeners: ...`).
 Each case prints one JSON object (its verdict) as the last line of stdout and exits 0 when
@@ -18,6 +18,11 @@ Cases:
   commit       confluent-kafka consumer, enable.auto.commit=false, assign(): reads, commits,
                closes; a new consumer of the same group resumes at the committed offset.
   unsupported  a raw ApiVersions v99 request gets UNSUPPORTED_VERSION (35) in a v0 answer.
+
+With --history FILE, idempotent and acks1 also write what the clients saw as a history in
+the format `insync fuzz` writes (send i is value i+1: invoked, then acknowledged at its offset
+or indeterminate with librdkafka's error; the read back is a consumer poll and the final read),
+which `insync fuzz check FILE` judges with the Jepsen-named checker.
 """
 
 import json
@@ -35,7 +40,8 @@ def verdict(result):
 
 
 def read_back(bootstrap, expected_offsets, deadline_s=30.0, group="reader"):
-    """Reads partition 0 from offset 0 until `expected_offsets` is reached; returns values."""
+    """Reads partition 0 from offset 0 until `expected_offsets` is reached; returns
+    (offset, value) pairs."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({
@@ -52,7 +58,7 @@ def read_back(bootstrap, expected_offsets, deadline_s=30.0, group="reader"):
         m = c.poll(0.5)
         if m is None or m.error():
             continue
-        values.append(m.value())
+        values.append((m.offset(), m.value()))
         last = m.offset()
     c.close()
     return values
@@ -71,21 +77,30 @@ def produce_confluent(bootstrap, records, seconds, idempotent):
     }
     p = Producer(config)
     acked, failed = {}, {}
+    start = time.time()
+    # (ms since start, what, send index, offset or error), in the order the client saw them.
+    events = []
+
+    def ms():
+        return int((time.time() - start) * 1000)
 
     def on_delivery(err, msg):
         key = msg.value()
+        index = int(key.split(b"-")[-1])
         if err is None:
             acked[key] = msg.offset()
+            events.append((ms(), "ok", index, msg.offset()))
         else:
             failed[key] = str(err)
+            events.append((ms(), "info", index, str(err)))
 
     run = "%x" % int(time.time() * 1000)
-    start = time.time()
     for i in range(records):
         value = ("%s-%07d" % (run, i)).encode()
         while True:
             try:
                 p.produce(TOPIC, value=value, partition=0, on_delivery=on_delivery)
+                events.append((ms(), "invoke", i, None))
                 break
             except BufferError:
                 p.poll(0.05)
@@ -95,14 +110,19 @@ def produce_confluent(bootstrap, records, seconds, idempotent):
         if ahead > 0:
             time.sleep(ahead)
     remaining = p.flush(60)
+    produce_confluent.events = events
+    produce_confluent.start = start
     return run, acked, failed, remaining
 
 
 def judge(bootstrap, run, acked, failed, remaining, records):
     ends = [o for o in acked.values() if o >= 0]
     expected = max(ends) + 1 if ends else 0
-    values = read_back(bootstrap, expected)
-    ours = [v for v in values if v.startswith(run.encode() + b"-")]
+    read = read_back(bootstrap, expected)
+    ours_at = [(o, v) for o, v in read if v.startswith(run.encode() + b"-")]
+    ours = [v for _, v in ours_at]
+    if HISTORY_FILE:
+        write_history(HISTORY_FILE, ours_at)
     counts = {}
     for v in ours:
         counts[v] = counts.get(v, 0) + 1
@@ -119,6 +139,40 @@ def judge(bootstrap, run, acked, failed, remaining, records):
         "duplicated": duplicated,
         "failure_examples": list(failed.values())[:3],
     }
+
+
+HISTORY_FILE = None
+
+
+def write_history(path, read):
+    """The producer's sends and the read back, as a history `insync fuzz check` judges.
+
+    A delivery error is indeterminate (`info`): librdkafka reports a timeout or a retriable
+    error after its retries without knowing whether an attempt was appended. A send with no
+    delivery report (still queued at the end) has no completion, which is indeterminate too.
+    """
+    ops = []
+
+    def op(at_ms, process, kind, fun):
+        fun = dict(fun)
+        fun.update(index=len(ops), at_ms=at_ms, process=process, type=kind)
+        ops.append(fun)
+
+    for at_ms, what, index, detail in produce_confluent.events:
+        value = index + 1
+        if what == "invoke":
+            op(at_ms, "producer", "invoke", {"f": "send", "value": value, "offset": None, "error": None})
+        elif what == "ok":
+            op(at_ms, "producer", "ok", {"f": "send", "value": value, "offset": detail, "error": None})
+        else:
+            op(at_ms, "producer", "info", {"f": "send", "value": value, "offset": None, "error": detail})
+    records = [{"offset": o, "value": int(v.split(b"-")[-1]) + 1} for o, v in read]
+    end_ms = int((time.time() - produce_confluent.start) * 1000)
+    op(end_ms, "consumer", "invoke", {"f": "poll", "records": []})
+    op(end_ms, "consumer", "ok", {"f": "poll", "records": records})
+    op(end_ms, "final", "info", {"f": "final-read", "leader": None, "records": records})
+    with open(path, "w") as f:
+        json.dump({"ops": ops}, f)
 
 
 def case_idempotent(bootstrap, records, seconds):
@@ -228,6 +282,8 @@ def main(argv):
     case, bootstrap = argv[1], argv[2]
     records = int(argv[argv.index("--records") + 1]) if "--records" in argv else 10000
     seconds = float(argv[argv.index("--seconds") + 1]) if "--seconds" in argv else 20.0
+    global HISTORY_FILE
+    HISTORY_FILE = argv[argv.index("--history") + 1] if "--history" in argv else None
     try:
         if case in ("idempotent", "acks1", "commit"):
             import confluent_kafka  # noqa: F401

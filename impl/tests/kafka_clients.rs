@@ -99,6 +99,48 @@ fn client(case: &str, bootstrap: &str, extra: &[&str]) -> serde_json::Value {
     verdict
 }
 
+/// The Jepsen-named checker's verdict on a history the script recorded (`--history`), through
+/// `insync fuzz check` (the `insync-fuzz` program next to `insync`); `None` where that program
+/// is not built (`cargo test -p insync` alone), with a note.
+fn judge(history: &std::path::Path) -> Option<serde_json::Value> {
+    let fuzz = std::path::Path::new(env!("CARGO_BIN_EXE_insync")).with_file_name("insync-fuzz");
+    if !fuzz.exists() {
+        eprintln!(
+            "SKIPPED the history check: no {} (cargo test --workspace builds it)",
+            fuzz.display()
+        );
+        return None;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_insync"))
+        .args(["fuzz", "check", "--json"])
+        .arg(history)
+        .output()
+        .expect("insync fuzz check runs");
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "insync fuzz check: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let anomalies = verdict["anomalies"].as_array().expect("anomalies").len();
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(anomalies > 0)),
+        "{verdict}"
+    );
+    Some(verdict)
+}
+
+/// How many anomalies of `kind` a verdict names.
+fn count(verdict: &serde_json::Value, kind: &str) -> usize {
+    verdict["anomalies"]
+        .as_array()
+        .expect("anomalies")
+        .iter()
+        .filter(|a| a["kind"] == kind)
+        .count()
+}
+
 /// The served cluster's own report (`--json`), once `--duration` is over.
 fn report(mut served: Served) -> serde_json::Value {
     let mut stdout = served.child.stdout.take().expect("stdout piped");
@@ -152,14 +194,33 @@ fn acks_1_through_a_leader_crash_reports_what_it_lost() {
         return;
     }
     let served = serve(30, "crash-leader");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let history = dir.path().join("acks1.json");
     let verdict = client(
         "acks1",
         &served.bootstrap,
-        &["--records", "10000", "--seconds", "20"],
+        &[
+            "--records",
+            "10000",
+            "--seconds",
+            "20",
+            "--history",
+            history.to_str().expect("a UTF-8 path"),
+        ],
     );
     // Kafka allows acks=1 to lose acknowledged records when the leader dies; the case only
     // reports them (see the README's table).
     assert_eq!(verdict["ok"], true, "{verdict}");
+    // The Jepsen-named checker, on what the client saw, counts the same losses.
+    if let Some(judged) = judge(&history) {
+        assert_eq!(judged["acknowledged"], verdict["acknowledged"], "{judged}");
+        assert_eq!(
+            count(&judged, "lost-write") as u64,
+            verdict["lost"].as_u64().expect("lost"),
+            "{judged}"
+        );
+        assert_eq!(count(&judged, "duplicate"), 0, "{judged}");
+    }
 }
 
 #[test]
@@ -183,13 +244,27 @@ fn idempotent_librdkafka_loses_and_duplicates_nothing_when_the_leader_is_cut_off
     // leader is elected; librdkafka retries there, and the model's sequence check appends
     // each record once.
     let served = serve(30, "partition");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let history = dir.path().join("idempotent.json");
     let verdict = client(
         "idempotent",
         &served.bootstrap,
-        &["--records", "10000", "--seconds", "20"],
+        &[
+            "--records",
+            "10000",
+            "--seconds",
+            "20",
+            "--history",
+            history.to_str().expect("a UTF-8 path"),
+        ],
     );
     assert_eq!(verdict["ok"], true, "{verdict}");
     assert_eq!(verdict["acknowledged"], 10000, "{verdict}");
+    // The Jepsen-named checker finds no anomaly in what librdkafka saw.
+    if let Some(judged) = judge(&history) {
+        assert_eq!(judged["anomalies"], serde_json::json!([]), "{judged}");
+        assert_eq!(judged["acknowledged"], 10000, "{judged}");
+    }
     let report = report(served);
     assert_eq!(report["idempotent_duplicates"], 0, "{report}");
 }

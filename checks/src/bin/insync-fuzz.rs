@@ -27,6 +27,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Judge a history recorded elsewhere (JSON, the format `insync fuzz` writes; e.g. what
+    /// `clients/kafka_clients.py --history FILE` records of real Kafka clients) with the
+    /// Jepsen-named checker. Exit 0 without anomalies, 1 with.
+    Check {
+        /// The history.
+        file: PathBuf,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a saved case (a `.case.json` written by a fuzzing run) again, check it, and replay
     /// the engine's trace through the model's actors (trace conformance).
     Replay {
@@ -108,6 +118,7 @@ fn main() -> ExitCode {
             });
             run_replay(&file, times, window, html.as_deref())
         }
+        Some(Command::Check { file, json }) => run_check(&file, json),
         None => run_fuzz(&cli.fuzz),
     };
     match result {
@@ -179,6 +190,37 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(if report.cases_with.is_empty() { 0 } else { 1 })
+}
+
+fn run_check(file: &std::path::Path, json: bool) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let history: insync_checks::history::History = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a history (a JSON object with `ops`, as `insync fuzz` writes): {e}",
+            file.display()
+        )
+    })?;
+    let verdict = insync_checks::checker::check(&history);
+    if json {
+        println!("{}", serde_json::to_string(&verdict)?);
+    } else {
+        println!(
+            "{} operations: {} acknowledged, {} failed, {} indeterminate, {} read",
+            history.operation_count(),
+            verdict.acknowledged,
+            verdict.failed,
+            verdict.indeterminate,
+            verdict.read
+        );
+        if verdict.is_valid() {
+            println!("no anomaly");
+        }
+        for a in &verdict.anomalies {
+            println!("  {a}");
+        }
+    }
+    Ok(u8::from(!verdict.is_valid()))
 }
 
 fn run_replay(
