@@ -829,113 +829,55 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
 /// order of `--help`): `insync check $(config_flags(c))` checks exactly `c`. Scenario files
 /// (`model/testdata`) write their configuration this way, so it can be pasted into a shell.
 pub fn config_flags(config: &Config) -> Vec<String> {
-    fn value<T: serde::Serialize>(v: &T) -> String {
-        match serde_json::to_value(v) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(_) => unreachable!("configuration values serialise"),
-        }
+    /// How a field is written: `--flag VALUE`; `--flag` when true (a switch); `--flag` when
+    /// false (`--no-consumer`); `--flag` or `--flag false` (an optional boolean).
+    enum Kind {
+        Value,
+        Switch,
+        Negated,
+        Bool,
     }
-    let d = Config::default();
+    use Kind::*;
+    const FIELDS: [(&str, &str, Kind); 22] = [
+        ("replicas", "replicas", Value),
+        ("min_insync", "min-insync", Value),
+        ("acks", "acks", Value),
+        ("unclean_election", "unclean-election", Switch),
+        ("truncation", "truncation", Value),
+        ("restarted_broker", "restarted-broker", Value),
+        ("elr", "elr", Bool),
+        ("hw_rule", "hw-rule", Value),
+        ("flush", "flush", Value),
+        ("records", "records", Value),
+        ("crashes", "crashes", Value),
+        ("retries", "retries", Value),
+        ("idempotence", "idempotence", Bool),
+        ("max_in_flight", "max-in-flight", Value),
+        ("network", "network", Value),
+        ("consumer_commit", "consumer-commit", Value),
+        ("elections", "elections", Value),
+        ("isr_changes", "isr-changes", Value),
+        ("consumer", "no-consumer", Negated),
+        ("reductions", "no-reductions", Negated),
+        ("without_guard", "without-guard", Value),
+        // Not a flag: `insync check` always sends one record per request.
+        ("batch_records", "", Value),
+    ];
+    let json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
+    let (given, defaults) = (json(config), json(&Config::default()));
     let mut flags = Vec::new();
-    let mut flag = |name: &str, differs: bool, v: String| {
-        if differs {
-            flags.push(format!("--{name}"));
-            if !v.is_empty() {
-                flags.push(v);
-            }
+    for (field, flag, kind) in FIELDS {
+        let value = &given[field];
+        if flag.is_empty() || *value == defaults[field] || value.is_null() {
+            continue;
         }
-    };
-    flag(
-        "replicas",
-        config.replicas != d.replicas,
-        config.replicas.to_string(),
-    );
-    flag(
-        "min-insync",
-        config.min_insync != d.min_insync,
-        config.min_insync.to_string(),
-    );
-    flag("acks", config.acks != d.acks, value(&config.acks));
-    flag("unclean-election", config.unclean_election, String::new());
-    flag(
-        "truncation",
-        config.truncation != d.truncation,
-        value(&config.truncation),
-    );
-    flag(
-        "restarted-broker",
-        config.restarted_broker != d.restarted_broker,
-        value(&config.restarted_broker),
-    );
-    flag(
-        "elr",
-        config.elr != d.elr,
-        if config.elr {
-            String::new()
-        } else {
-            "false".into()
-        },
-    );
-    flag(
-        "hw-rule",
-        config.hw_rule != d.hw_rule,
-        value(&config.hw_rule),
-    );
-    flag("flush", config.flush != d.flush, value(&config.flush));
-    flag(
-        "records",
-        config.records != d.records,
-        config.records.to_string(),
-    );
-    flag(
-        "crashes",
-        config.crashes != d.crashes,
-        config.crashes.to_string(),
-    );
-    flag(
-        "retries",
-        config.retries != d.retries,
-        config.retries.to_string(),
-    );
-    flag(
-        "idempotence",
-        config.idempotence != d.idempotence,
-        if config.idempotence {
-            String::new()
-        } else {
-            "false".into()
-        },
-    );
-    flag(
-        "max-in-flight",
-        config.max_in_flight != d.max_in_flight,
-        config.max_in_flight.to_string(),
-    );
-    flag(
-        "network",
-        config.network != d.network,
-        value(&config.network),
-    );
-    flag(
-        "consumer-commit",
-        config.consumer_commit != d.consumer_commit,
-        value(&config.consumer_commit),
-    );
-    flag(
-        "elections",
-        config.elections != d.elections,
-        config.elections.to_string(),
-    );
-    flag(
-        "isr-changes",
-        config.isr_changes != d.isr_changes,
-        config.isr_changes.to_string(),
-    );
-    flag("no-consumer", !config.consumer, String::new());
-    flag("no-reductions", !config.reductions, String::new());
-    if let Some(guard) = config.without_guard {
-        flag("without-guard", true, value(&guard));
+        flags.push(format!("--{flag}"));
+        match (kind, value) {
+            (Value, serde_json::Value::String(s)) => flags.push(s.clone()),
+            (Value, other) => flags.push(other.to_string()),
+            (Bool, serde_json::Value::Bool(false)) => flags.push("false".into()),
+            (Switch | Negated | Bool, _) => {}
+        }
     }
     flags
 }

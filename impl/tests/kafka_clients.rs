@@ -131,6 +131,20 @@ fn judge(history: &std::path::Path) -> Option<serde_json::Value> {
     Some(verdict)
 }
 
+/// Runs `case` with 10,000 records paced over 20 s and `--history`: the script's verdict, and
+/// the checker's on the history it wrote.
+fn paced_with_history(
+    case: &str,
+    bootstrap: &str,
+) -> (serde_json::Value, Option<serde_json::Value>) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let history = dir.path().join(format!("{case}.json"));
+    let path = history.to_str().expect("a UTF-8 path");
+    let args = ["--records", "10000", "--seconds", "20", "--history", path];
+    let verdict = client(case, bootstrap, &args);
+    (verdict, judge(&history))
+}
+
 /// How many anomalies of `kind` a verdict names.
 fn count(verdict: &serde_json::Value, kind: &str) -> usize {
     verdict["anomalies"]
@@ -194,25 +208,12 @@ fn acks_1_through_a_leader_crash_reports_what_it_lost() {
         return;
     }
     let served = serve(30, "crash-leader");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let history = dir.path().join("acks1.json");
-    let verdict = client(
-        "acks1",
-        &served.bootstrap,
-        &[
-            "--records",
-            "10000",
-            "--seconds",
-            "20",
-            "--history",
-            history.to_str().expect("a UTF-8 path"),
-        ],
-    );
+    let (verdict, judged) = paced_with_history("acks1", &served.bootstrap);
     // Kafka allows acks=1 to lose acknowledged records when the leader dies; the case only
     // reports them (see the README's table).
     assert_eq!(verdict["ok"], true, "{verdict}");
     // The Jepsen-named checker, on what the client saw, counts the same losses.
-    if let Some(judged) = judge(&history) {
+    if let Some(judged) = judged {
         assert_eq!(judged["acknowledged"], verdict["acknowledged"], "{judged}");
         assert_eq!(
             count(&judged, "lost-write") as u64,
@@ -244,24 +245,11 @@ fn idempotent_librdkafka_loses_and_duplicates_nothing_when_the_leader_is_cut_off
     // leader is elected; librdkafka retries there, and the model's sequence check appends
     // each record once.
     let served = serve(30, "partition");
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let history = dir.path().join("idempotent.json");
-    let verdict = client(
-        "idempotent",
-        &served.bootstrap,
-        &[
-            "--records",
-            "10000",
-            "--seconds",
-            "20",
-            "--history",
-            history.to_str().expect("a UTF-8 path"),
-        ],
-    );
+    let (verdict, judged) = paced_with_history("idempotent", &served.bootstrap);
     assert_eq!(verdict["ok"], true, "{verdict}");
     assert_eq!(verdict["acknowledged"], 10000, "{verdict}");
     // The Jepsen-named checker finds no anomaly in what librdkafka saw.
-    if let Some(judged) = judge(&history) {
+    if let Some(judged) = judged {
         assert_eq!(judged["anomalies"], serde_json::json!([]), "{judged}");
         assert_eq!(judged["acknowledged"], 10000, "{judged}");
     }

@@ -80,6 +80,43 @@ fn a_file_the_model_does_not_reproduce_fails_with_the_enabled_steps() {
 }
 
 #[test]
+fn config_flags_give_back_a_configuration_with_every_field_changed() {
+    use insync_model::config::*;
+    let d = Config::default();
+    let changed = Config {
+        replicas: 4,
+        min_insync: 3,
+        acks: Acks::One,
+        unclean_election: !d.unclean_election,
+        truncation: Truncation::Kip279,
+        hw_rule: HwRule::MinIsr,
+        flush: Flush::Async,
+        restarted_broker: RestartedBroker::KeepsIsr,
+        elr: !d.elr,
+        records: 3,
+        crashes: 2,
+        retries: 4,
+        idempotence: !d.idempotence,
+        max_in_flight: 3,
+        network: NetworkKind::Lossy,
+        consumer_commit: ConsumerCommit::Manual,
+        elections: 3,
+        isr_changes: 2,
+        consumer: !d.consumer,
+        batch_records: d.batch_records,
+        reductions: !d.reductions,
+        without_guard: Some(Guard::MaximalIsr),
+    };
+    let file = ScenarioFile {
+        flags: config_flags(&changed),
+        lines: Vec::new(),
+    };
+    assert_eq!(file.config(), Ok(changed), "{:?}", file.flags);
+    // And back to the defaults' flags: none.
+    assert!(config_flags(&d).is_empty());
+}
+
+#[test]
 fn config_flags_give_back_every_catalogue_configuration() {
     for s in catalogue() {
         let flags = config_flags(&s.config);
