@@ -560,10 +560,13 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
 
 /// Most records one `insync run` sends.
 pub const RUN_RECORDS_MAX: u64 = 100_000_000;
-/// Largest record `insync run` sends: what Kafka's default `message.max.bytes` takes
-/// ([`insync_model::limits::SizeLimits::KAFKA`]).
-pub const RECORD_BYTES_MAX: usize = insync_model::limits::SizeLimits::KAFKA.message_bytes_max
-    - insync_model::limits::RECORD_OVERHEAD_BYTES;
+/// Largest record `insync run` sends: 1 MiB, which Kafka's default `message.max.bytes`
+/// ([`insync_model::limits::SizeLimits::KAFKA`]) takes with a record's overhead.
+pub const RECORD_BYTES_MAX: usize = 1024 * 1024;
+const _: () = assert!(
+    RECORD_BYTES_MAX + insync_model::limits::RECORD_OVERHEAD_BYTES
+        <= insync_model::limits::SizeLimits::KAFKA.message_bytes_max
+);
 /// Most payload bytes one in-process run holds (every replica keeps the whole log in memory).
 pub const RUN_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 

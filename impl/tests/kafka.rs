@@ -311,7 +311,7 @@ async fn kafka_requests_become_the_models_messages_and_back() {
         .encode(&mut frame, 7)
         .expect("request encodes");
     leader_conn.send_frame(&frame).await;
-    // A batch over message.max.bytes (1 MiB and a record's overhead) but within a frame:
+    // A batch over message.max.bytes (1,048,588 bytes) but within a frame:
     // the model's leader refuses it.
     let big = "x".repeat(1024 * 1024 + 64);
     let too_large: ProduceResponse = leader_conn

@@ -257,6 +257,31 @@ fn idempotent_librdkafka_loses_and_duplicates_nothing_when_the_leader_is_cut_off
     assert_eq!(report["idempotent_duplicates"], 0, "{report}");
 }
 
+/// librdkafka's default batches (`batch.size` 1,000,000 encoded bytes) fit Kafka's default
+/// `message.max.bytes`: none is refused. With a record counted at 16 bytes beyond its value,
+/// `clients/bench_producer.py` saw 27,246 and then 199,804 of 200,000 records refused with
+/// `MESSAGE_TOO_LARGE`.
+#[test]
+fn librdkafka_default_batches_are_not_refused_as_too_large() {
+    if !clients_available("bench") {
+        return;
+    }
+    let served = serve(30, "");
+    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/bench_producer.py");
+    let out = Command::new("python3")
+        .arg(bench)
+        .arg(&served.bootstrap)
+        .args(["--records", "100000", "--idempotence"])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!("bench: {result}");
+    assert_eq!(result["failed"], 0, "{result}");
+    assert_eq!(result["acknowledged"], 100000, "{result}");
+}
+
 /// Needs no Python: `--kafka-listen` and `--duration` are checked before anything starts.
 #[test]
 fn kafka_listen_flags_are_checked() {
