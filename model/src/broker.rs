@@ -2321,16 +2321,17 @@ mod tests {
         );
     }
 
-    /// Byte limits ([`crate::limits`]) with the model's values, 20 bytes each.
+    /// Byte limits ([`crate::limits`]) with the model's values, `per` bytes each.
     #[test]
     fn produces_over_message_max_bytes_are_refused_and_fetches_are_cut_by_bytes() {
+        let per = record_bytes(&Value::Numbered(0));
         let b = broker_with(
             0,
             BrokerConfig {
                 limits: SizeLimits {
-                    message_bytes_max: 60,
-                    replica_fetch_bytes_max: 50,
-                    fetch_bytes_max: 30,
+                    message_bytes_max: 3 * per,
+                    replica_fetch_bytes_max: 2 * per + per / 2,
+                    fetch_bytes_max: per + per / 2,
                 },
                 ..config()
             },
@@ -2383,7 +2384,7 @@ mod tests {
                 })
                 .collect()
         };
-        // A follower gets 2 of the 3 records (40 bytes of a 50-byte limit), then the third.
+        // A follower gets 2 of the 3 records (a limit of two and a half), then the third.
         assert_eq!(
             fetched(&deliver(&b, &mut state, 1, fetch(1, 0, None))),
             vec![2]
