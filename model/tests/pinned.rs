@@ -15,9 +15,10 @@ fn unique_states(config: Config) -> usize {
         .unique_state_count()
 }
 
-#[test]
-fn two_replicas_one_record() {
-    let config = Config {
+/// The pinned configurations' base: 2 replicas, min.insync 1, one record of an idempotent
+/// producer, no crash, no consumer.
+fn base() -> Config {
+    Config {
         replicas: 2,
         min_insync: 1,
         records: 1,
@@ -25,20 +26,19 @@ fn two_replicas_one_record() {
         consumer: false,
         idempotence: true,
         ..Config::default()
-    };
-    assert_eq!(unique_states(config), PINNED_TWO_REPLICAS);
+    }
+}
+
+#[test]
+fn two_replicas_one_record() {
+    assert_eq!(unique_states(base()), PINNED_TWO_REPLICAS);
 }
 
 #[test]
 fn two_replicas_one_record_one_crash() {
     let config = Config {
-        replicas: 2,
-        min_insync: 1,
-        records: 1,
         crashes: 1,
-        consumer: false,
-        idempotence: true,
-        ..Config::default()
+        ..base()
     };
     assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_CRASH);
 }
@@ -56,12 +56,8 @@ const PINNED_TWO_REPLICAS_CRASH: usize = 175180;
 #[test]
 fn two_replicas_one_record_and_a_consumer() {
     let config = Config {
-        replicas: 2,
-        min_insync: 1,
-        records: 1,
-        crashes: 0,
-        idempotence: true,
-        ..Config::default()
+        consumer: true,
+        ..base()
     };
     assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_CONSUMER);
 }
@@ -69,14 +65,8 @@ fn two_replicas_one_record_and_a_consumer() {
 #[test]
 fn two_replicas_one_record_on_a_lossy_network() {
     let config = Config {
-        replicas: 2,
-        min_insync: 1,
-        records: 1,
-        crashes: 0,
-        consumer: false,
-        idempotence: true,
         network: insync_model::config::NetworkKind::Lossy,
-        ..Config::default()
+        ..base()
     };
     assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_LOSSY);
 }
