@@ -14,7 +14,7 @@ use insync_model::broker::Role as BrokerRole;
 use insync_model::node::{InsyncModel, InsyncState};
 use insync_model::producer::Outcome;
 use insync_model::trace::{actor_name, describe_action, describe_envelope, describe_step};
-use stateright::actor::{Id, Network};
+use stateright::actor::Id;
 use stateright::{Expectation, Model, Path, Property};
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
@@ -388,15 +388,15 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
         }
     }
 
-    // The network.
-    // stateright 0.31's `Network::iter_all` never ends on an ordered network (it repeats a
-    // flow's first message), so ordered flows are read here in their order.
-    let mut in_flight: Vec<String> = match &state.network {
-        Network::Ordered(flows) => flows
+    // The network, flow by flow (on the duplicating network, every message sent).
+    let mut in_flight: Vec<String> = if state.network.is_ordered() {
+        state
+            .network
+            .flows()
             .iter()
-            .flat_map(|(&(src, dst), msgs)| {
-                msgs.iter().enumerate().map(move |(n, m)| {
-                    let line = describe_envelope(inner, src, dst, m);
+            .flat_map(|f| {
+                f.msgs().iter().enumerate().map(move |(n, m)| {
+                    let line = describe_envelope(inner, f.src, f.dst, m);
                     if n == 0 {
                         line
                     } else {
@@ -404,11 +404,13 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
                     }
                 })
             })
-            .collect(),
-        network => network
+            .collect()
+    } else {
+        state
+            .network
             .iter_all()
             .map(|env| describe_envelope(inner, env.src, env.dst, env.msg))
-            .collect(),
+            .collect()
     };
     let _ = write!(
         h,
@@ -416,7 +418,7 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
         in_flight.len()
     );
     if !in_flight.is_empty() {
-        if !matches!(state.network, Network::Ordered(_)) {
+        if !state.network.is_ordered() {
             in_flight.sort();
         }
         h.push_str("<ul>");

@@ -22,4 +22,5 @@ pub use config::{Config, ConfigError, ValidConfig};
 pub use node::{Insync, InsyncModel, InsyncState, Node};
 pub mod scenarios;
 pub mod symmetry;
+pub mod system;
 pub mod trace;

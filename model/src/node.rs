@@ -295,8 +295,11 @@ impl StopFlag {
     }
 }
 
-pub type InsyncModel = ActorModel<Node, Insync, ()>;
-pub type InsyncState = stateright::actor::ActorModelState<Node, ()>;
+pub use crate::system::{InsyncModel, SysState as InsyncState};
+
+/// stateright's own `ActorModel` of the same actors (no properties, no bounds): the reference
+/// the checker's [`InsyncModel`] is tested against (`tests/system.rs`).
+pub type ReferenceModel = ActorModel<Node, Insync, ()>;
 
 impl Insync {
     pub fn new(config: ValidConfig) -> Insync {
@@ -391,8 +394,23 @@ impl Insync {
         actors
     }
 
-    /// The `ActorModel` for this configuration, with every property and the bounds.
+    /// The model checker's model of this configuration, with every property and the bounds.
     pub fn into_model(self) -> InsyncModel {
+        let ordered = self.config.network != NetworkKind::Duplicating;
+        let lossy = self.config.network == NetworkKind::Lossy;
+        let max_crashes = self.config.crashes as usize;
+        let actors = self.actors();
+        let mut model =
+            InsyncModel::new(self, actors, ordered, lossy, max_crashes, within_boundary);
+        for p in crate::properties::all() {
+            model = model.property(p.expectation, p.name, p.condition);
+        }
+        model
+    }
+
+    /// stateright's `ActorModel` of the same actors and network, without properties or
+    /// bounds: what [`InsyncModel`] must step exactly like.
+    pub fn into_reference_model(self) -> ReferenceModel {
         let network = match self.config.network {
             // Kafka's connections are TCP: per-pair FIFO.
             NetworkKind::Reliable | NetworkKind::Lossy => Network::new_ordered([]),
@@ -405,23 +423,18 @@ impl Insync {
         };
         let max_crashes = self.config.crashes as usize;
         let actors = self.actors();
-        let mut model = ActorModel::new(self, ())
+        ActorModel::new(self, ())
             .actors(actors)
             .init_network(network)
             .lossy_network(lossy)
             .max_crashes(max_crashes)
-            .within_boundary(within_boundary);
-        for p in crate::properties::all() {
-            model = model.property(p.expectation, p.name, p.condition);
-        }
-        model
     }
 }
 
 /// The bounds of a check: elections, ISR changes, crashes; and only brokers and the consumer
 /// crash (the controller abstracts a replicated quorum; the producer's outcomes are the
 /// application's record of what was acknowledged).
-fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
+pub fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
     if cfg.stop.is_raised() {
         return false;
     }

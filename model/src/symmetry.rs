@@ -47,9 +47,10 @@ use crate::config::ValidConfig;
 use crate::controller::ControllerState;
 use crate::msg::{Msg, PartitionState, Timer};
 use crate::node::{InsyncState, NodeState, NodeStorage};
+use crate::system::Net;
 use crate::types::{BrokerId, BrokerSet, REPLICAS_MAX};
 use ahash::AHasher;
-use stateright::actor::{Id, Network, Timers};
+use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -108,55 +109,55 @@ impl Renaming {
         }
         let slot = |i: usize| if i < n { from[i] } else { i };
         let count = state.actor_states.len();
-        InsyncState {
-            actor_states: (0..count)
-                .map(|i| {
-                    let s = &state.actor_states[slot(i)];
-                    match &**s {
-                        NodeState::Broker(_) | NodeState::Controller(_) => {
-                            Arc::new(s.as_ref().rewrite(&plan))
-                        }
-                        NodeState::Producer(p) if p.leader.is_some() => {
-                            Arc::new(s.as_ref().rewrite(&plan))
-                        }
-                        NodeState::Consumer(c) if c.leader.is_some() => {
-                            Arc::new(s.as_ref().rewrite(&plan))
-                        }
-                        _ => Arc::clone(s),
+        let actor_states = (0..count)
+            .map(|i| {
+                let s = &state.actor_states[slot(i)];
+                match &**s {
+                    NodeState::Broker(_) | NodeState::Controller(_) => {
+                        Arc::new(s.as_ref().rewrite(&plan))
                     }
-                })
-                .collect(),
-            network: state.network.rewrite(&plan),
-            // Only the controller's timers name brokers.
-            timers_set: (0..count)
-                .map(|i| {
-                    if i == n {
-                        rename_timers(&state.timers_set[i], &plan)
-                    } else {
-                        state.timers_set[slot(i)].clone()
+                    NodeState::Producer(p) if p.leader.is_some() => {
+                        Arc::new(s.as_ref().rewrite(&plan))
                     }
-                })
-                .collect(),
-            random_choices: (0..count)
-                .map(|i| state.random_choices[slot(i)].clone())
-                .collect(),
-            crashed: (0..count).map(|i| state.crashed[slot(i)]).collect(),
-            history: (),
-            actor_storages: (0..count)
+                    NodeState::Consumer(c) if c.leader.is_some() => {
+                        Arc::new(s.as_ref().rewrite(&plan))
+                    }
+                    _ => Arc::clone(s),
+                }
+            })
+            .collect();
+        let network = Net::build(
+            state.network.is_ordered(),
+            state
+                .network
+                .iter_all()
+                .map(|e| e.to_cloned_msg().rewrite(&plan)),
+            state.network.last_delivered().map(|e| e.rewrite(&plan)),
+        );
+        // A broker's timers move with it; only the controller's timers name brokers.
+        let timers = state
+            .timers
+            .iter()
+            .map(|(i, t)| {
+                if *i == n {
+                    (*i, t.rewrite(&plan))
+                } else if *i < n {
+                    (self.to[*i] as usize, t.clone())
+                } else {
+                    (*i, t.clone())
+                }
+            })
+            .collect();
+        InsyncState::new(
+            actor_states,
+            (0..count).map(|i| state.crashed[slot(i)]).collect(),
+            (0..count)
                 .map(|i| state.actor_storages[slot(i)].rewrite(&plan))
                 .collect(),
-        }
+            timers,
+            network,
+        )
     }
-}
-
-/// stateright's own `Rewrite` for `Timers` keeps the timers as they are; the controller's
-/// name brokers.
-fn rename_timers(timers: &Timers<Timer>, plan: &RewritePlan<Id, Renaming>) -> Timers<Timer> {
-    let mut out = Timers::new();
-    for t in timers.iter() {
-        out.set(t.rewrite(plan));
-    }
-    out
 }
 
 /// Whether the reduction is used for `config`: only when it is sound (see the module
@@ -228,8 +229,8 @@ fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
         _ => None,
     };
     // The controller's timers that concern each broker.
-    if let Some(timers) = state.timers_set.get(n) {
-        for t in timers.iter() {
+    {
+        for t in state.timers_of(n) {
             for (b, mention) in timer_mentions(t) {
                 parts[b.index()][0] = parts[b.index()][0].wrapping_add(hash_of(&mention));
             }
@@ -267,31 +268,17 @@ fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
             parts[dst][2] = parts[dst][2].wrapping_add(hash_of(&(1u8, kind(n, src), body)));
         }
     };
-    match &state.network {
-        Network::Ordered(map) => {
-            for ((src, dst), msgs) in map {
-                flow(usize::from(*src), usize::from(*dst), &mut msgs.iter());
-            }
+    if state.network.is_ordered() {
+        for f in state.network.flows() {
+            flow(usize::from(f.src), usize::from(f.dst), &mut f.msgs().iter());
         }
-        Network::UnorderedDuplicating(set, _) => {
-            for e in set.iter() {
-                flow(
-                    usize::from(e.src),
-                    usize::from(e.dst),
-                    &mut std::iter::once(&e.msg),
-                );
-            }
-        }
-        Network::UnorderedNonDuplicating(map) => {
-            for (e, count) in map.iter() {
-                for _ in 0..*count {
-                    flow(
-                        usize::from(e.src),
-                        usize::from(e.dst),
-                        &mut std::iter::once(&e.msg),
-                    );
-                }
-            }
+    } else {
+        for e in state.network.iter_all() {
+            flow(
+                usize::from(e.src),
+                usize::from(e.dst),
+                &mut std::iter::once(e.msg),
+            );
         }
     }
     let mut keys = [0u64; REPLICAS_MAX];
@@ -302,8 +289,8 @@ fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
             own_summary(s, &mut h);
         }
         state.actor_storages[b].hash(&mut h);
-        let own_timers = state.timers_set[b]
-            .iter()
+        let own_timers = state
+            .timers_of(b)
             .fold(0u64, |acc, t| acc.wrapping_add(hash_of(t)));
         own_timers.hash(&mut h);
         if let Some(c) = controller {

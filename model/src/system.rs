@@ -1,0 +1,620 @@
+//! The checker's system state and its `stateright::Model`: the cluster's actors, the network
+//! between them, their timers and their disks, stepped the way stateright's `ActorModel` steps
+//! them, with a state that is cheap to copy and to fingerprint.
+//!
+//! Why not `ActorModel` itself: it copies and rehashes the whole system for every successor it
+//! generates. A profile of the checker put 23% of the time in copying states, 22% in dropping
+//! them and 14% in hashing them (BENCHMARKS.md, "What limits the checker"). Here a successor
+//! shares everything its step did not touch with its parent (actor states, disks and network
+//! flows sit behind `Arc`s), and each part carries its own hash, computed once when the part
+//! changes, so fingerprinting a state combines a few words instead of walking every log and
+//! message.
+//!
+//! The semantics are `ActorModel`'s (stateright 0.31, `actor/model.rs`), step for step:
+//! the same actions in the same order (drops, deliveries, timeouts, crashes, recoveries), a
+//! delivery only at the head of a per-pair FIFO flow (or any message of the duplicating
+//! network, which keeps it and remembers the last one delivered), a timer that fires is
+//! disarmed first, a crash disarms every timer of the actor, a recovery reruns `on_start` with
+//! what the actor saved, and at most `max_crashes` actors are down at once. The test
+//! `tests/system.rs` walks both models side by side over every reachable state of several
+//! configurations and checks that each state has the same actions and the same successors.
+
+use crate::msg::{Msg, Timer};
+use crate::node::{Insync, Node, NodeState, NodeStorage};
+use stateright::actor::{Actor, ActorModelAction, Command, Envelope, Id, Out};
+use stateright::{Expectation, Model, Property};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// A step of the system: stateright's own action type, so traces, the Explorer and recorded
+/// paths read the same as before.
+pub type Action = ActorModelAction<Msg, Timer, ()>;
+
+/// A fixed-seed hasher for the parts' own hashes: the same in every run and on every thread,
+/// so a part's hash is a function of its value alone.
+fn part_hash<T: Hash + ?Sized>(t: &T) -> u64 {
+    ahash::RandomState::with_seeds(0x696e, 0x7379, 0x6e63, 0x21).hash_one(t)
+}
+
+/// One per-pair FIFO connection with the messages in it, oldest first. Never empty in a
+/// state (an emptied flow is removed, as `ActorModel` removes it).
+#[derive(Clone)]
+pub struct Flow {
+    pub src: Id,
+    pub dst: Id,
+    msgs: Arc<VecDeque<Msg>>,
+    /// `part_hash` of `msgs`.
+    hash: u64,
+}
+
+impl Flow {
+    /// The messages, oldest first.
+    pub fn msgs(&self) -> &VecDeque<Msg> {
+        &self.msgs
+    }
+
+    fn new(src: Id, dst: Id, msgs: VecDeque<Msg>) -> Flow {
+        let hash = part_hash(&msgs);
+        Flow {
+            src,
+            dst,
+            msgs: Arc::new(msgs),
+            hash,
+        }
+    }
+
+    fn edit(&mut self, f: impl FnOnce(&mut VecDeque<Msg>)) {
+        f(Arc::make_mut(&mut self.msgs));
+        self.hash = part_hash(&*self.msgs);
+    }
+}
+
+impl PartialEq for Flow {
+    fn eq(&self, other: &Flow) -> bool {
+        self.src == other.src
+            && self.dst == other.dst
+            && self.hash == other.hash
+            && (Arc::ptr_eq(&self.msgs, &other.msgs) || self.msgs == other.msgs)
+    }
+}
+impl Eq for Flow {}
+
+impl fmt::Debug for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{:?}→{:?} {:?}", self.src, self.dst, self.msgs)
+    }
+}
+
+/// The network: Kafka's TCP connections (per-pair FIFO, `reliable` and `lossy`), or the
+/// `duplicating` network, which may deliver any message sent, any number of times.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Net {
+    /// Flows sorted by `(src, dst)`, none empty.
+    Ordered(Vec<Flow>),
+    /// Every envelope ever sent (a delivery keeps it), and the last one delivered (so that a
+    /// delivery that changes nothing else still makes a new state, as in `ActorModel`).
+    Duplicating {
+        sent: Arc<BTreeSet<Envelope<Msg>>>,
+        last: Option<Envelope<Msg>>,
+    },
+}
+
+impl Net {
+    pub fn is_ordered(&self) -> bool {
+        matches!(self, Net::Ordered(_))
+    }
+
+    /// Every message in flight with its flow, flow by flow, oldest first (on the duplicating
+    /// network, every envelope sent).
+    pub fn iter_all(&self) -> Box<dyn Iterator<Item = Envelope<&Msg>> + '_> {
+        match self {
+            Net::Ordered(flows) => Box::new(flows.iter().flat_map(|f| {
+                f.msgs.iter().map(move |msg| Envelope {
+                    src: f.src,
+                    dst: f.dst,
+                    msg,
+                })
+            })),
+            Net::Duplicating { sent, .. } => Box::new(sent.iter().map(|e| Envelope {
+                src: e.src,
+                dst: e.dst,
+                msg: &e.msg,
+            })),
+        }
+    }
+
+    /// What may be delivered next: the head of each flow, or any envelope sent. In
+    /// `Envelope` order (source, destination, message), which is the order of the actions.
+    pub fn iter_deliverable(&self) -> Box<dyn Iterator<Item = Envelope<&Msg>> + '_> {
+        match self {
+            Net::Ordered(flows) => Box::new(flows.iter().map(|f| Envelope {
+                src: f.src,
+                dst: f.dst,
+                msg: f.msgs.front().expect("a flow is never empty"),
+            })),
+            Net::Duplicating { .. } => self.iter_all(),
+        }
+    }
+
+    /// The flows, oldest message first (empty for the duplicating network).
+    pub fn flows(&self) -> &[Flow] {
+        match self {
+            Net::Ordered(flows) => flows,
+            Net::Duplicating { .. } => &[],
+        }
+    }
+
+    /// Messages in flight.
+    pub fn len(&self) -> usize {
+        match self {
+            Net::Ordered(flows) => flows.iter().map(|f| f.msgs.len()).sum(),
+            Net::Duplicating { sent, .. } => sent.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn send(&mut self, env: Envelope<Msg>) {
+        match self {
+            Net::Ordered(flows) => {
+                match flows.binary_search_by(|f| (f.src, f.dst).cmp(&(env.src, env.dst))) {
+                    Ok(i) => flows[i].edit(|m| m.push_back(env.msg)),
+                    Err(i) => {
+                        flows.insert(i, Flow::new(env.src, env.dst, VecDeque::from([env.msg])))
+                    }
+                }
+            }
+            Net::Duplicating { sent, .. } => {
+                if !sent.contains(&env) {
+                    Arc::make_mut(sent).insert(env);
+                }
+            }
+        }
+    }
+
+    /// Takes `env` out of its flow (the first equal message), as a delivery on an ordered
+    /// network or a loss does; on the duplicating network a delivery keeps it.
+    fn take(&mut self, env: &Envelope<Msg>, delivered: bool) {
+        match self {
+            Net::Ordered(flows) => {
+                let i = flows
+                    .binary_search_by(|f| (f.src, f.dst).cmp(&(env.src, env.dst)))
+                    .expect("a message taken from the network is in its flow");
+                if flows[i].msgs.len() == 1 {
+                    flows.remove(i);
+                } else {
+                    flows[i].edit(|m| {
+                        let at = m
+                            .iter()
+                            .position(|x| x == &env.msg)
+                            .expect("a message taken from the network is in its flow");
+                        m.remove(at);
+                    });
+                }
+            }
+            Net::Duplicating { sent, last } => {
+                if delivered {
+                    *last = Some(env.clone());
+                } else {
+                    Arc::make_mut(sent).remove(env);
+                }
+            }
+        }
+    }
+
+    /// A network holding `envelopes` (each flow's in order): per-pair FIFO if `ordered`, else
+    /// duplicating with `last` the envelope delivered last.
+    pub fn build(
+        ordered: bool,
+        envelopes: impl IntoIterator<Item = Envelope<Msg>>,
+        last: Option<Envelope<Msg>>,
+    ) -> Net {
+        let mut net = if ordered {
+            Net::Ordered(Vec::new())
+        } else {
+            Net::Duplicating {
+                sent: Arc::default(),
+                last,
+            }
+        };
+        for e in envelopes {
+            net.send(e);
+        }
+        net
+    }
+
+    /// The last envelope delivered on the duplicating network.
+    pub fn last_delivered(&self) -> Option<&Envelope<Msg>> {
+        match self {
+            Net::Duplicating { last, .. } => last.as_ref(),
+            Net::Ordered(_) => None,
+        }
+    }
+}
+
+impl Hash for Net {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            Net::Ordered(flows) => {
+                h.write_usize(flows.len());
+                for f in flows {
+                    h.write_usize(usize::from(f.src));
+                    h.write_usize(usize::from(f.dst));
+                    h.write_u64(f.hash);
+                }
+            }
+            Net::Duplicating { sent, last } => {
+                sent.hash(h);
+                last.hash(h);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Net {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Net::Ordered(flows) => f.debug_list().entries(flows).finish(),
+            Net::Duplicating { sent, last } => f
+                .debug_struct("Duplicating")
+                .field("sent", sent)
+                .field("last", last)
+                .finish(),
+        }
+    }
+}
+
+/// A snapshot of the whole system, as the checker sees it.
+///
+/// The public fields are for reading. Whoever builds or edits a state outside this module
+/// calls [`SysState::rehash`] afterwards: the per-part hashes are what fingerprints are made
+/// of (`tests/system.rs` checks that the checker's states always carry fresh ones).
+#[derive(Clone)]
+pub struct SysState {
+    /// Each actor's state, by id. A crashed actor's last state stays visible here (as in
+    /// `ActorModel`); what survives the crash is in `actor_storages`.
+    pub actor_states: Vec<Arc<NodeState>>,
+    pub crashed: Vec<bool>,
+    /// What each actor last saved.
+    pub actor_storages: Vec<Option<NodeStorage>>,
+    /// Armed timers as `(actor, timer)`, sorted, each at most once.
+    pub timers: Vec<(usize, Timer)>,
+    pub network: Net,
+    /// `part_hash` of each actor state and of each storage.
+    actor_hashes: Vec<u64>,
+    storage_hashes: Vec<u64>,
+}
+
+impl SysState {
+    /// A state from its parts (the hashes are computed here).
+    pub fn new(
+        actor_states: Vec<Arc<NodeState>>,
+        crashed: Vec<bool>,
+        actor_storages: Vec<Option<NodeStorage>>,
+        timers: Vec<(usize, Timer)>,
+        network: Net,
+    ) -> SysState {
+        let mut s = SysState {
+            actor_states,
+            crashed,
+            actor_storages,
+            timers,
+            network,
+            actor_hashes: Vec::new(),
+            storage_hashes: Vec::new(),
+        };
+        s.timers.sort();
+        s.timers.dedup();
+        s.rehash();
+        s
+    }
+
+    /// Recomputes every part's hash after the public fields were edited.
+    pub fn rehash(&mut self) {
+        self.actor_hashes = self.actor_states.iter().map(|s| part_hash(&**s)).collect();
+        self.storage_hashes = self.actor_storages.iter().map(part_hash).collect();
+        if let Net::Ordered(flows) = &mut self.network {
+            for f in flows {
+                f.hash = part_hash(&*f.msgs);
+            }
+        }
+    }
+
+    /// Whether every cached hash matches its part (for tests).
+    pub fn hashes_are_fresh(&self) -> bool {
+        let mut fresh = self.clone();
+        fresh.rehash();
+        fresh.actor_hashes == self.actor_hashes
+            && fresh.storage_hashes == self.storage_hashes
+            && fresh.network.flows().iter().map(|f| f.hash).eq(self
+                .network
+                .flows()
+                .iter()
+                .map(|f| f.hash))
+    }
+
+    /// The timers armed for actor `i`, in order.
+    pub fn timers_of(&self, i: usize) -> impl Iterator<Item = &Timer> {
+        self.timers
+            .iter()
+            .filter(move |(a, _)| *a == i)
+            .map(|(_, t)| t)
+    }
+
+    fn set_actor(&mut self, i: usize, state: NodeState) {
+        self.actor_hashes[i] = part_hash(&state);
+        self.actor_states[i] = Arc::new(state);
+    }
+
+    fn set_timer(&mut self, i: usize, timer: Timer) {
+        let key = (i, timer);
+        if let Err(at) = self.timers.binary_search(&key) {
+            self.timers.insert(at, key);
+        }
+    }
+
+    fn cancel_timer(&mut self, i: usize, timer: &Timer) {
+        if let Some(at) = self.timers.iter().position(|(a, t)| *a == i && t == timer) {
+            self.timers.remove(at);
+        }
+    }
+
+    /// Applies what an actor's handler asked for: sends, timers, saves.
+    fn apply(&mut self, id: Id, out: Out<Node>) {
+        let i = usize::from(id);
+        for c in out {
+            match c {
+                Command::Send(dst, msg) => self.network.send(Envelope { src: id, dst, msg }),
+                Command::SetTimer(timer, _) => self.set_timer(i, timer),
+                Command::CancelTimer(timer) => self.cancel_timer(i, &timer),
+                Command::Save(storage) => {
+                    self.storage_hashes[i] = part_hash(&Some(&storage));
+                    self.actor_storages[i] = Some(storage);
+                }
+                // `Node::Random` is `()`: no actor chooses at random.
+                Command::ChooseRandom(..) => {}
+            }
+        }
+    }
+}
+
+impl PartialEq for SysState {
+    fn eq(&self, other: &SysState) -> bool {
+        self.actor_hashes == other.actor_hashes
+            && self.storage_hashes == other.storage_hashes
+            && self.crashed == other.crashed
+            && self.timers == other.timers
+            && self.network == other.network
+            && self
+                .actor_states
+                .iter()
+                .zip(&other.actor_states)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
+            && self.actor_storages == other.actor_storages
+    }
+}
+impl Eq for SysState {}
+
+/// Fingerprints combine the parts' own hashes: equal states have equal parts, so equal
+/// hashes.
+impl Hash for SysState {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        for x in &self.actor_hashes {
+            h.write_u64(*x);
+        }
+        for x in &self.storage_hashes {
+            h.write_u64(*x);
+        }
+        for c in &self.crashed {
+            h.write_u8(u8::from(*c));
+        }
+        self.timers.hash(h);
+        self.network.hash(h);
+    }
+}
+
+impl fmt::Debug for SysState {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("SysState")
+            .field("actor_states", &self.actor_states)
+            .field("crashed", &self.crashed)
+            .field("timers", &self.timers)
+            .field("network", &self.network)
+            .field("storages", &self.actor_storages)
+            .finish()
+    }
+}
+
+/// A property of the model, as stateright takes it.
+pub type Condition = fn(&InsyncModel, &SysState) -> bool;
+
+/// The model checker's model of one configuration: the actors, the network kind, the crash
+/// bound and the properties.
+pub struct InsyncModel {
+    pub cfg: Insync,
+    pub actors: Vec<Node>,
+    ordered: bool,
+    lossy: bool,
+    max_crashes: usize,
+    properties: Vec<Property<InsyncModel>>,
+    within_boundary: fn(&Insync, &SysState) -> bool,
+}
+
+impl InsyncModel {
+    pub fn new(
+        cfg: Insync,
+        actors: Vec<Node>,
+        ordered: bool,
+        lossy: bool,
+        max_crashes: usize,
+        within_boundary: fn(&Insync, &SysState) -> bool,
+    ) -> InsyncModel {
+        InsyncModel {
+            cfg,
+            actors,
+            ordered,
+            lossy,
+            max_crashes,
+            properties: Vec::new(),
+            within_boundary,
+        }
+    }
+
+    pub fn property(
+        mut self,
+        expectation: Expectation,
+        name: &'static str,
+        condition: Condition,
+    ) -> Self {
+        self.properties.push(Property {
+            expectation,
+            name,
+            condition,
+        });
+        self
+    }
+
+    fn deliver(&self, last: &SysState, src: Id, id: Id, msg: Msg) -> Option<SysState> {
+        let i = usize::from(id);
+        if i >= self.actors.len() || last.crashed[i] {
+            return None;
+        }
+        let mut state = Cow::Borrowed(&*last.actor_states[i]);
+        let mut out = Out::new();
+        self.actors[i].on_msg(id, &mut state, src, msg.clone(), &mut out);
+        // `ActorModel` prunes a delivery that changed nothing only on unordered networks.
+        if !self.ordered && matches!(state, Cow::Borrowed(_)) && out.is_empty() {
+            return None;
+        }
+        let mut next = last.clone();
+        next.network.take(&Envelope { src, dst: id, msg }, true);
+        if let Cow::Owned(s) = state {
+            next.set_actor(i, s);
+        }
+        next.apply(id, out);
+        Some(next)
+    }
+}
+
+impl Model for InsyncModel {
+    type State = SysState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<SysState> {
+        let n = self.actors.len();
+        let network = Net::build(self.ordered, [], None);
+        let mut state = SysState {
+            actor_states: Vec::with_capacity(n),
+            crashed: vec![false; n],
+            actor_storages: vec![None; n],
+            timers: Vec::new(),
+            network,
+            actor_hashes: Vec::with_capacity(n),
+            storage_hashes: vec![part_hash(&None::<&NodeStorage>); n],
+        };
+        for (i, actor) in self.actors.iter().enumerate() {
+            let id = Id::from(i);
+            let mut out = Out::new();
+            let s = actor.on_start(id, &None, &mut out);
+            state.actor_hashes.push(part_hash(&s));
+            state.actor_states.push(Arc::new(s));
+            state.apply(id, out);
+        }
+        vec![state]
+    }
+
+    /// `ActorModel`'s actions, in its order: drops, deliveries, timeouts, crashes,
+    /// recoveries, each sorted by actor and then by content.
+    fn actions(&self, state: &SysState, actions: &mut Vec<Action>) {
+        if self.lossy {
+            for e in state.network.iter_deliverable() {
+                actions.push(ActorModelAction::Drop(e.to_cloned_msg()));
+            }
+        }
+        for e in state.network.iter_deliverable() {
+            if usize::from(e.dst) < self.actors.len() {
+                actions.push(ActorModelAction::Deliver {
+                    src: e.src,
+                    dst: e.dst,
+                    msg: e.msg.clone(),
+                });
+            }
+        }
+        for (i, t) in &state.timers {
+            actions.push(ActorModelAction::Timeout(Id::from(*i), t.clone()));
+        }
+        let down = state.crashed.iter().filter(|c| **c).count();
+        if down < self.max_crashes {
+            for (i, _) in state.crashed.iter().enumerate().filter(|(_, c)| !**c) {
+                actions.push(ActorModelAction::Crash(Id::from(i)));
+            }
+        }
+        for (i, _) in state.crashed.iter().enumerate().filter(|(_, c)| **c) {
+            actions.push(ActorModelAction::Recover(Id::from(i)));
+        }
+    }
+
+    fn next_state(&self, last: &SysState, action: Action) -> Option<SysState> {
+        match action {
+            ActorModelAction::Drop(env) => {
+                let mut next = last.clone();
+                next.network.take(&env, false);
+                Some(next)
+            }
+            ActorModelAction::Deliver { src, dst, msg } => self.deliver(last, src, dst, msg),
+            ActorModelAction::Timeout(id, timer) => {
+                let i = usize::from(id);
+                let mut state = Cow::Borrowed(&*last.actor_states[i]);
+                let mut out = Out::new();
+                self.actors[i].on_timeout(id, &mut state, &timer, &mut out);
+                if stateright::actor::is_no_op_with_timer(&state, &out, &timer) {
+                    return None;
+                }
+                let mut next = last.clone();
+                next.cancel_timer(i, &timer);
+                if let Cow::Owned(s) = state {
+                    next.set_actor(i, s);
+                }
+                next.apply(id, out);
+                Some(next)
+            }
+            ActorModelAction::Crash(id) => {
+                let i = usize::from(id);
+                let mut next = last.clone();
+                next.timers.retain(|(a, _)| *a != i);
+                next.crashed[i] = true;
+                Some(next)
+            }
+            ActorModelAction::Recover(id) => {
+                let i = usize::from(id);
+                assert!(last.crashed[i], "only a crashed actor recovers");
+                let mut out = Out::new();
+                let s = self.actors[i].on_start(id, &last.actor_storages[i], &mut out);
+                let mut next = last.clone();
+                next.set_actor(i, s);
+                next.crashed[i] = false;
+                next.apply(id, out);
+                Some(next)
+            }
+            // `Node::Random` is `()`: no actor offers a random choice.
+            ActorModelAction::SelectRandom { .. } => None,
+        }
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        format!("{action:?}")
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.properties.clone()
+    }
+
+    fn within_boundary(&self, state: &SysState) -> bool {
+        (self.within_boundary)(&self.cfg, state)
+    }
+}
