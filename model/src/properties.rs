@@ -343,7 +343,7 @@ fn held_somewhere(
     t.brokers().any(|b| {
         let i = usize::from(t.broker(b));
         let log = if state.crashed[i] {
-            match &state.actor_storages[i] {
+            match state.actor_storages[i].as_deref() {
                 Some(NodeStorage::Broker(s)) => &s.log,
                 _ => return false,
             }
@@ -367,7 +367,7 @@ fn value_held_somewhere(
     t.brokers().any(|b| {
         let i = usize::from(t.broker(b));
         let log = if state.crashed[i] {
-            match &state.actor_storages[i] {
+            match state.actor_storages[i].as_deref() {
                 Some(NodeStorage::Broker(s)) => &s.log,
                 _ => return false,
             }
@@ -644,12 +644,12 @@ mod tests {
     fn crash(state: &mut InsyncState, b: u8, disk: Log) {
         let i = usize::from(b);
         state.crashed[i] = true;
-        state.actor_storages[i] = Some(NodeStorage::Broker(BrokerStorage {
+        state.actor_storages[i] = Some(std::sync::Arc::new(NodeStorage::Broker(BrokerStorage {
             incarnation: 0,
             log: disk,
             high_watermark: Offset::ZERO,
             committed_ghost: Log::new(),
-        }));
+        })));
     }
 
     fn make_follower(state: &mut InsyncState, b: u8) {

@@ -109,7 +109,7 @@ impl Renaming {
         }
         let slot = |i: usize| if i < n { from[i] } else { i };
         let count = state.actor_states.len();
-        let actor_states = (0..count)
+        let actor_states: Vec<Arc<NodeState>> = (0..count)
             .map(|i| {
                 let s = &state.actor_states[slot(i)];
                 match &**s {
@@ -135,10 +135,11 @@ impl Renaming {
             state.network.last_delivered().map(|e| e.rewrite(&plan)),
         );
         // A broker's timers move with it; only the controller's timers name brokers.
-        let timers = state
+        let timers: Vec<(usize, Timer)> = state
             .timers
             .iter()
             .map(|(i, t)| {
+                let i = &usize::from(*i);
                 if *i == n {
                     (*i, t.rewrite(&plan))
                 } else if *i < n {
@@ -150,10 +151,12 @@ impl Renaming {
             .collect();
         InsyncState::new(
             actor_states,
-            (0..count).map(|i| state.crashed[slot(i)]).collect(),
-            (0..count)
-                .map(|i| state.actor_storages[slot(i)].rewrite(&plan))
-                .collect(),
+            (0..count).map(|i| state.crashed[slot(i)]),
+            (0..count).map(|i| {
+                state.actor_storages[slot(i)]
+                    .as_deref()
+                    .map(|s| s.rewrite(&plan))
+            }),
             timers,
             network,
         )

@@ -21,6 +21,7 @@
 
 use crate::msg::{Msg, Timer};
 use crate::node::{Insync, Node, NodeState, NodeStorage};
+use smallvec::SmallVec;
 use stateright::actor::{Actor, ActorModelAction, Command, Envelope, Id, Out};
 use stateright::{Expectation, Model, Property};
 use std::borrow::Cow;
@@ -28,6 +29,10 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+
+/// Per-actor columns of a state, inline up to eight actors (five brokers, the controller and
+/// two clients), so copying a state allocates nothing for them.
+pub type PerActor<T> = SmallVec<[T; 8]>;
 
 /// A step of the system: stateright's own action type, so traces, the Explorer and recorded
 /// paths read the same as before.
@@ -93,7 +98,7 @@ impl fmt::Debug for Flow {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Net {
     /// Flows sorted by `(src, dst)`, none empty.
-    Ordered(Vec<Flow>),
+    Ordered(SmallVec<[Flow; 8]>),
     /// Every envelope ever sent (a delivery keeps it), and the last one delivered (so that a
     /// delivery that changes nothing else still makes a new state, as in `ActorModel`).
     Duplicating {
@@ -215,7 +220,7 @@ impl Net {
         last: Option<Envelope<Msg>>,
     ) -> Net {
         let mut net = if ordered {
-            Net::Ordered(Vec::new())
+            Net::Ordered(SmallVec::new())
         } else {
             Net::Duplicating {
                 sent: Arc::default(),
@@ -278,35 +283,41 @@ impl fmt::Debug for Net {
 pub struct SysState {
     /// Each actor's state, by id. A crashed actor's last state stays visible here (as in
     /// `ActorModel`); what survives the crash is in `actor_storages`.
-    pub actor_states: Vec<Arc<NodeState>>,
-    pub crashed: Vec<bool>,
+    pub actor_states: PerActor<Arc<NodeState>>,
+    pub crashed: PerActor<bool>,
     /// What each actor last saved.
-    pub actor_storages: Vec<Option<NodeStorage>>,
+    pub actor_storages: PerActor<Option<Arc<NodeStorage>>>,
     /// Armed timers as `(actor, timer)`, sorted, each at most once.
-    pub timers: Vec<(usize, Timer)>,
+    pub timers: SmallVec<[(u8, Timer); 8]>,
     pub network: Net,
     /// `part_hash` of each actor state and of each storage.
-    actor_hashes: Vec<u64>,
-    storage_hashes: Vec<u64>,
+    actor_hashes: PerActor<u64>,
+    storage_hashes: PerActor<u64>,
 }
 
 impl SysState {
     /// A state from its parts (the hashes are computed here).
     pub fn new(
-        actor_states: Vec<Arc<NodeState>>,
-        crashed: Vec<bool>,
-        actor_storages: Vec<Option<NodeStorage>>,
-        timers: Vec<(usize, Timer)>,
+        actor_states: impl IntoIterator<Item = Arc<NodeState>>,
+        crashed: impl IntoIterator<Item = bool>,
+        actor_storages: impl IntoIterator<Item = Option<NodeStorage>>,
+        timers: impl IntoIterator<Item = (usize, Timer)>,
         network: Net,
     ) -> SysState {
         let mut s = SysState {
-            actor_states,
-            crashed,
-            actor_storages,
-            timers,
+            actor_states: actor_states.into_iter().collect(),
+            crashed: crashed.into_iter().collect(),
+            actor_storages: actor_storages
+                .into_iter()
+                .map(|s| s.map(Arc::new))
+                .collect(),
+            timers: timers
+                .into_iter()
+                .map(|(i, t)| (actor_index(i), t))
+                .collect(),
             network,
-            actor_hashes: Vec::new(),
-            storage_hashes: Vec::new(),
+            actor_hashes: PerActor::new(),
+            storage_hashes: PerActor::new(),
         };
         s.timers.sort();
         s.timers.dedup();
@@ -342,7 +353,7 @@ impl SysState {
     pub fn timers_of(&self, i: usize) -> impl Iterator<Item = &Timer> {
         self.timers
             .iter()
-            .filter(move |(a, _)| *a == i)
+            .filter(move |(a, _)| usize::from(*a) == i)
             .map(|(_, t)| t)
     }
 
@@ -352,14 +363,18 @@ impl SysState {
     }
 
     fn set_timer(&mut self, i: usize, timer: Timer) {
-        let key = (i, timer);
+        let key = (actor_index(i), timer);
         if let Err(at) = self.timers.binary_search(&key) {
             self.timers.insert(at, key);
         }
     }
 
     fn cancel_timer(&mut self, i: usize, timer: &Timer) {
-        if let Some(at) = self.timers.iter().position(|(a, t)| *a == i && t == timer) {
+        if let Some(at) = self
+            .timers
+            .iter()
+            .position(|(a, t)| usize::from(*a) == i && t == timer)
+        {
             self.timers.remove(at);
         }
     }
@@ -374,7 +389,7 @@ impl SysState {
                 Command::CancelTimer(timer) => self.cancel_timer(i, &timer),
                 Command::Save(storage) => {
                     self.storage_hashes[i] = part_hash(&Some(&storage));
-                    self.actor_storages[i] = Some(storage);
+                    self.actor_storages[i] = Some(Arc::new(storage));
                 }
                 // `Node::Random` is `()`: no actor chooses at random.
                 Command::ChooseRandom(..) => {}
@@ -428,6 +443,11 @@ impl fmt::Debug for SysState {
             .field("storages", &self.actor_storages)
             .finish()
     }
+}
+
+/// An actor's id as a timer's owner (a model has at most a few actors).
+fn actor_index(i: usize) -> u8 {
+    u8::try_from(i).expect("at most 255 actors")
 }
 
 /// A property of the model, as stateright takes it.
@@ -509,13 +529,13 @@ impl Model for InsyncModel {
         let n = self.actors.len();
         let network = Net::build(self.ordered, [], None);
         let mut state = SysState {
-            actor_states: Vec::with_capacity(n),
-            crashed: vec![false; n],
-            actor_storages: vec![None; n],
-            timers: Vec::new(),
+            actor_states: PerActor::new(),
+            crashed: smallvec::smallvec![false; n],
+            actor_storages: smallvec::smallvec![None; n],
+            timers: SmallVec::new(),
             network,
-            actor_hashes: Vec::with_capacity(n),
-            storage_hashes: vec![part_hash(&None::<&NodeStorage>); n],
+            actor_hashes: PerActor::new(),
+            storage_hashes: smallvec::smallvec![part_hash(&None::<&NodeStorage>); n],
         };
         for (i, actor) in self.actors.iter().enumerate() {
             let id = Id::from(i);
@@ -546,7 +566,10 @@ impl Model for InsyncModel {
             }
         }
         for (i, t) in &state.timers {
-            actions.push(ActorModelAction::Timeout(Id::from(*i), t.clone()));
+            actions.push(ActorModelAction::Timeout(
+                Id::from(usize::from(*i)),
+                t.clone(),
+            ));
         }
         let down = state.crashed.iter().filter(|c| **c).count();
         if down < self.max_crashes {
@@ -586,7 +609,7 @@ impl Model for InsyncModel {
             ActorModelAction::Crash(id) => {
                 let i = usize::from(id);
                 let mut next = last.clone();
-                next.timers.retain(|(a, _)| *a != i);
+                next.timers.retain(|(a, _)| usize::from(*a) != i);
                 next.crashed[i] = true;
                 Some(next)
             }
@@ -594,7 +617,8 @@ impl Model for InsyncModel {
                 let i = usize::from(id);
                 assert!(last.crashed[i], "only a crashed actor recovers");
                 let mut out = Out::new();
-                let s = self.actors[i].on_start(id, &last.actor_storages[i], &mut out);
+                let storage = last.actor_storages[i].as_deref().cloned();
+                let s = self.actors[i].on_start(id, &storage, &mut out);
                 let mut next = last.clone();
                 next.set_actor(i, s);
                 next.crashed[i] = false;

@@ -425,7 +425,7 @@ pub fn describe_state(model: &InsyncModel, state: &InsyncState) -> Vec<String> {
         // A crashed broker's memory is gone (stateright still shows its last state): what
         // it has is its disk, which is what a restart recovers and what properties read.
         if state.crashed[i] {
-            match &state.actor_storages[i] {
+            match state.actor_storages[i].as_deref() {
                 Some(crate::node::NodeStorage::Broker(disk)) => lines.push(format!(
                     "{b}: crashed, on disk log={} hw={}",
                     disk.log, disk.high_watermark

@@ -17,7 +17,7 @@ use std::hash::{Hash, Hasher};
 
 /// The same system state in the checker's representation.
 fn convert(s: &ActorModelState<Node, ()>) -> InsyncState {
-    let timers = s
+    let timers: Vec<(usize, insync_model::msg::Timer)> = s
         .timers_set
         .iter()
         .enumerate()
