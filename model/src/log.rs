@@ -1,5 +1,7 @@
 //! The partition log, as a persistent vector: cloning a broker's state (the checker does it at
-//! every step) and saving the log to storage share structure instead of copying records.
+//! every step) and saving the log to storage share structure instead of copying records. The
+//! log keeps a digest of its records, extended at each append, so that hashing a log (the
+//! checker fingerprints every state it generates) costs two words, not a walk of the records.
 //!
 //! Records are appended with non-decreasing leader epochs (a leader appends only in its own
 //! epoch, and epochs only grow), so the leader-epoch cache of KIP-101 is derived by binary search
@@ -9,10 +11,59 @@ use crate::types::{Epoch, Offset, Record};
 use rpds::VectorSync;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(from = "LogRecords", into = "LogRecords")]
 pub struct Log {
     records: VectorSync<Record>,
+    /// A function of the records alone (see [`extend_digest`]): equal logs have equal digests.
+    digest: u64,
+}
+
+/// What a log is written as: its records (the digest is computed again on reading).
+#[derive(Serialize, Deserialize)]
+struct LogRecords {
+    records: VectorSync<Record>,
+}
+
+impl From<LogRecords> for Log {
+    fn from(r: LogRecords) -> Log {
+        let mut log = Log {
+            records: r.records,
+            digest: 0,
+        };
+        log.digest = log.records.iter().fold(0, extend_digest);
+        log
+    }
+}
+
+impl From<Log> for LogRecords {
+    fn from(log: Log) -> LogRecords {
+        LogRecords {
+            records: log.records,
+        }
+    }
+}
+
+/// The digest of a log extended by one record: a fixed-seed hash of the previous digest and
+/// the record, so a log's digest depends on its records and their order only.
+fn extend_digest(digest: u64, record: &Record) -> u64 {
+    ahash::RandomState::with_seeds(0x6c6f, 0x67, 0x6469, 0x6765).hash_one((digest, record))
+}
+
+impl PartialEq for Log {
+    fn eq(&self, other: &Log) -> bool {
+        self.digest == other.digest && self.records == other.records
+    }
+}
+impl Eq for Log {}
+
+impl Hash for Log {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_usize(self.records.len());
+        h.write_u64(self.digest);
+    }
 }
 
 impl Log {
@@ -42,14 +93,21 @@ impl Log {
                 last.leader_epoch
             );
         }
+        self.digest = extend_digest(self.digest, &record);
         self.records.push_back_mut(record);
     }
 
     /// Drops every record at or after `offset`.
     pub fn truncate(&mut self, offset: Offset) {
+        if self.records.len() <= offset.as_usize() {
+            return;
+        }
         while self.records.len() > offset.as_usize() {
             self.records.drop_last_mut();
         }
+        // Truncations are rare (a new leader's followers, a restart): computing the digest of
+        // the prefix again keeps appends at one hash each.
+        self.digest = self.records.iter().fold(0, extend_digest);
     }
 
     /// Records in `[from, to)`, clamped to the log.

@@ -53,7 +53,6 @@ use ahash::AHasher;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
 
 /// A renaming of broker ids: broker `b` becomes `to[b]`. Other actors keep their ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,21 +108,24 @@ impl Renaming {
         }
         let slot = |i: usize| if i < n { from[i] } else { i };
         let count = state.actor_states.len();
-        let actor_states: Vec<Arc<NodeState>> = (0..count)
+        let from: Vec<usize> = (0..count).map(slot).collect();
+        // Brokers, the controller and clients that know a leader name brokers: they are
+        // renamed. A broker's disk names none and only moves; the controller's is renamed.
+        let states = (0..count)
             .map(|i| {
-                let s = &state.actor_states[slot(i)];
-                match &**s {
-                    NodeState::Broker(_) | NodeState::Controller(_) => {
-                        Arc::new(s.as_ref().rewrite(&plan))
-                    }
-                    NodeState::Producer(p) if p.leader.is_some() => {
-                        Arc::new(s.as_ref().rewrite(&plan))
-                    }
-                    NodeState::Consumer(c) if c.leader.is_some() => {
-                        Arc::new(s.as_ref().rewrite(&plan))
-                    }
-                    _ => Arc::clone(s),
+                let s = &*state.actor_states[from[i]];
+                match s {
+                    NodeState::Broker(_) | NodeState::Controller(_) => Some(s.rewrite(&plan)),
+                    NodeState::Producer(p) if p.leader.is_some() => Some(s.rewrite(&plan)),
+                    NodeState::Consumer(c) if c.leader.is_some() => Some(s.rewrite(&plan)),
+                    _ => None,
                 }
+            })
+            .collect();
+        let storages = (0..count)
+            .map(|i| match state.actor_storages[from[i]].as_deref() {
+                Some(s @ NodeStorage::Controller(_)) => Some(s.rewrite(&plan)),
+                _ => None,
             })
             .collect();
         let network = Net::build(
@@ -135,31 +137,17 @@ impl Renaming {
             state.network.last_delivered().map(|e| e.rewrite(&plan)),
         );
         // A broker's timers move with it; only the controller's timers name brokers.
-        let timers: Vec<(usize, Timer)> = state
-            .timers
-            .iter()
-            .map(|(i, t)| {
-                let i = &usize::from(*i);
-                if *i == n {
-                    (*i, t.rewrite(&plan))
-                } else if *i < n {
-                    (self.to[*i] as usize, t.clone())
-                } else {
-                    (*i, t.clone())
-                }
-            })
-            .collect();
-        InsyncState::new(
-            actor_states,
-            (0..count).map(|i| state.crashed[slot(i)]),
-            (0..count).map(|i| {
-                state.actor_storages[slot(i)]
-                    .as_deref()
-                    .map(|s| s.rewrite(&plan))
-            }),
-            timers,
-            network,
-        )
+        let timers = state.timers.iter().map(|(i, t)| {
+            let i = usize::from(*i);
+            if i == n {
+                (i, t.rewrite(&plan))
+            } else if i < n {
+                (self.to[i] as usize, t.clone())
+            } else {
+                (i, t.clone())
+            }
+        });
+        state.permuted(&from, states, storages, timers, network)
     }
 }
 

@@ -219,18 +219,25 @@ impl Net {
         envelopes: impl IntoIterator<Item = Envelope<Msg>>,
         last: Option<Envelope<Msg>>,
     ) -> Net {
-        let mut net = if ordered {
-            Net::Ordered(SmallVec::new())
-        } else {
-            Net::Duplicating {
-                sent: Arc::default(),
+        if !ordered {
+            return Net::Duplicating {
+                sent: Arc::new(envelopes.into_iter().collect()),
                 last,
-            }
-        };
-        for e in envelopes {
-            net.send(e);
+            };
         }
-        net
+        // Group by flow (a stable sort keeps each flow's order), then hash each flow once.
+        let mut all: Vec<Envelope<Msg>> = envelopes.into_iter().collect();
+        all.sort_by_key(|e| (e.src, e.dst));
+        let mut flows: SmallVec<[Flow; 8]> = SmallVec::new();
+        let mut msgs = VecDeque::new();
+        let mut iter = all.into_iter().peekable();
+        while let Some(e) = iter.next() {
+            msgs.push_back(e.msg);
+            if iter.peek().is_none_or(|n| (n.src, n.dst) != (e.src, e.dst)) {
+                flows.push(Flow::new(e.src, e.dst, std::mem::take(&mut msgs)));
+            }
+        }
+        Net::Ordered(flows)
     }
 
     /// The last envelope delivered on the duplicating network.
@@ -325,6 +332,59 @@ impl SysState {
         s
     }
 
+    /// `self` with its actors moved to new slots (`from[i]` is the actor whose parts slot `i`
+    /// gets) and with the given parts replaced: `renamed_states[i]` and `renamed_storages[i]`
+    /// (when `Some`) are slot `i`'s new state and disk; the others are moved as they are, with
+    /// their hashes. For renaming brokers (`symmetry.rs`), where most parts only move.
+    pub fn permuted(
+        &self,
+        from: &[usize],
+        mut renamed_states: Vec<Option<NodeState>>,
+        mut renamed_storages: Vec<Option<NodeStorage>>,
+        timers: impl IntoIterator<Item = (usize, Timer)>,
+        network: Net,
+    ) -> SysState {
+        let n = self.actor_states.len();
+        let mut next = SysState {
+            actor_states: PerActor::new(),
+            crashed: PerActor::new(),
+            actor_storages: PerActor::new(),
+            timers: timers
+                .into_iter()
+                .map(|(i, t)| (actor_index(i), t))
+                .collect(),
+            network,
+            actor_hashes: PerActor::new(),
+            storage_hashes: PerActor::new(),
+        };
+        next.timers.sort();
+        for i in 0..n {
+            let j = from[i];
+            match renamed_states[i].take() {
+                Some(s) => {
+                    next.actor_hashes.push(part_hash(&s));
+                    next.actor_states.push(Arc::new(s));
+                }
+                None => {
+                    next.actor_hashes.push(self.actor_hashes[j]);
+                    next.actor_states.push(Arc::clone(&self.actor_states[j]));
+                }
+            }
+            match renamed_storages[i].take() {
+                Some(s) => {
+                    next.storage_hashes.push(part_hash(&Some(&s)));
+                    next.actor_storages.push(Some(Arc::new(s)));
+                }
+                None => {
+                    next.storage_hashes.push(self.storage_hashes[j]);
+                    next.actor_storages.push(self.actor_storages[j].clone());
+                }
+            }
+            next.crashed.push(self.crashed[j]);
+        }
+        next
+    }
+
     /// Recomputes every part's hash after the public fields were edited.
     pub fn rehash(&mut self) {
         self.actor_hashes = self.actor_states.iter().map(|s| part_hash(&**s)).collect();
@@ -370,11 +430,8 @@ impl SysState {
     }
 
     fn cancel_timer(&mut self, i: usize, timer: &Timer) {
-        if let Some(at) = self
-            .timers
-            .iter()
-            .position(|(a, t)| usize::from(*a) == i && t == timer)
-        {
+        let key = (actor_index(i), timer.clone());
+        if let Ok(at) = self.timers.binary_search(&key) {
             self.timers.remove(at);
         }
     }
