@@ -18,6 +18,8 @@ Cases:
   commit       confluent-kafka consumer, enable.auto.commit=false, assign(): reads, commits,
                closes; a new consumer of the same group resumes at the committed offset.
   unsupported  a raw ApiVersions v99 request gets UNSUPPORTED_VERSION (35) in a v0 answer.
+  leader       prints the partition's leader as Metadata names it ({"leader": ID}), once
+               there is one (a test kills that broker's process).
 
 With --history FILE, idempotent and acks1 also write what the clients saw as a history in
 the format `insync fuzz` writes (send i is value i+1: invoked, then acknowledged at its offset
@@ -275,6 +277,21 @@ def case_unsupported(bootstrap):
              "ok": correlation == 7 and error == 35})
 
 
+def case_leader(bootstrap):
+    """The partition's leader, as Metadata names it (waits up to 20 s for one)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap})
+    deadline = time.time() + 20
+    leader = -1
+    while leader < 0 and time.time() < deadline:
+        try:
+            leader = p.list_topics(TOPIC, timeout=5).topics[TOPIC].partitions[0].leader
+        except Exception:  # not answered yet: the cluster is starting
+            time.sleep(0.2)
+    verdict({"case": "leader", "leader": leader, "ok": leader >= 0})
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -285,7 +302,7 @@ def main(argv):
     global HISTORY_FILE
     HISTORY_FILE = argv[argv.index("--history") + 1] if "--history" in argv else None
     try:
-        if case in ("idempotent", "acks1", "commit"):
+        if case in ("idempotent", "acks1", "commit", "leader"):
             import confluent_kafka  # noqa: F401
         if case == "roundtrip":
             import kafka  # noqa: F401
@@ -302,6 +319,8 @@ def main(argv):
         case_commit(bootstrap)
     elif case == "unsupported":
         case_unsupported(bootstrap)
+    elif case == "leader":
+        case_leader(bootstrap)
     else:
         print("unknown case %r" % case, file=sys.stderr)
         return 2

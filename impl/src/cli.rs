@@ -134,6 +134,14 @@ pub struct BrokerArgs {
     pub id: u8,
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Serve Kafka clients too. Every broker process gets the same value: one address (broker
+    /// i listens on its port + i) or one per broker, comma-separated; this broker listens on
+    /// its own, and Metadata names the others' as given (so no port 0).
+    #[arg(long)]
+    pub kafka_listen: Option<String>,
+    /// The Kafka listener's one topic (one partition, 0).
+    #[arg(long, default_value = "insync", requires = "kafka_listen")]
+    pub kafka_topic: String,
 }
 
 #[derive(Args, Debug)]
@@ -452,9 +460,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Format(args) => run_format(&args),
         Command::Broker(args) => {
             let served = crate::engine::Served::Broker(insync_model::types::BrokerId(args.id));
-            run_server(&args.serve, served)
+            let kafka = args
+                .kafka_listen
+                .as_deref()
+                .map(|listen| (listen, &*args.kafka_topic));
+            run_server(&args.serve, served, kafka)
         }
-        Command::Controller(args) => run_server(&args, crate::engine::Served::Controller),
+        Command::Controller(args) => run_server(&args, crate::engine::Served::Controller, None),
         Command::Merge(args) => run_merge(&args),
         Command::External(args) => run_external(&args),
     }
@@ -525,7 +537,13 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result<u8> {
+/// `insync broker` and `insync controller`; `kafka` is a broker's `--kafka-listen` and
+/// `--kafka-topic`.
+fn run_server(
+    args: &ServeArgs,
+    served: crate::engine::Served,
+    kafka: Option<(&str, &str)>,
+) -> anyhow::Result<u8> {
     init_logging("info");
     let command = match served {
         crate::engine::Served::Broker(_) => "broker",
@@ -551,11 +569,18 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
         producers: checked_producers(args.producers)?,
         ..crate::engine::EngineOptions::default()
     };
+    let kafka = match kafka {
+        Some((listen, topic)) => Some(crate::kafka::KafkaOptions {
+            listen: crate::kafka::KafkaOptions::parse_listen(listen, config.replicas)?,
+            topic: topic.to_string(),
+        }),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting tokio")?;
-    match runtime.block_on(crate::engine::serve(config, options, served, addrs))? {}
+    match runtime.block_on(crate::engine::serve(config, options, served, addrs, kafka))? {}
 }
 
 /// Most records one `insync run` sends.

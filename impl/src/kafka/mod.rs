@@ -43,7 +43,7 @@
 
 pub mod batch;
 
-use crate::engine::{Cluster, Endpoint};
+use crate::engine::{Cluster, Endpoint, Host};
 use crate::runtime::Route;
 use bytes::{BufMut, Bytes, BytesMut};
 use insync_model::config::Acks;
@@ -88,6 +88,16 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Most consumer groups the offset store keeps.
 pub const GROUPS_MAX: usize = 1024;
+
+/// The longest a broker process's Metadata waits for the controller's answer.
+pub const METADATA_WAIT: Duration = Duration::from_secs(2);
+
+/// The partition as a Metadata response gives it.
+struct Partition {
+    leader: Option<BrokerId>,
+    leader_epoch: Epoch,
+    isr: Vec<BrokerId>,
+}
 
 /// Kafka's error codes the listener answers with (Kafka's `Errors` class).
 mod code {
@@ -230,9 +240,9 @@ impl OffsetStore {
     }
 }
 
-/// What every listener of a cluster shares.
+/// What every listener of a process shares.
 struct Shared {
-    cluster: Arc<Cluster>,
+    host: Host,
     topic: String,
     /// Broker `i`'s listener address, as Metadata advertises it.
     addrs: Vec<SocketAddr>,
@@ -241,7 +251,8 @@ struct Shared {
 
 /// The running listeners; dropping it stops them (open connections end with the runtime).
 pub struct KafkaListeners {
-    /// Broker `i`'s bound address.
+    /// Broker `i`'s address: bound here for the brokers this process hosts, as given for the
+    /// others.
     pub addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -259,10 +270,21 @@ pub async fn listen(
     cluster: Arc<Cluster>,
     options: KafkaOptions,
 ) -> anyhow::Result<KafkaListeners> {
-    let topology = cluster.topology();
     if cluster.is_remote() {
-        anyhow::bail!("INVALID_CONFIG: the Kafka listener serves an in-process cluster only");
+        anyhow::bail!(
+            "INVALID_CONFIG: the Kafka listener of `insync run` serves an in-process cluster \
+             only; give `insync broker` --kafka-listen instead"
+        );
     }
+    listen_on(cluster.host(), options).await
+}
+
+/// Binds a listener for each broker `host` runs (every broker of an in-process cluster, or
+/// the one broker of an `insync broker` process) and serves Kafka clients. `options.listen`
+/// names every broker's address, as Metadata advertises them: a process that does not host
+/// every broker needs them as fixed ports, since it cannot learn where another process bound.
+pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<KafkaListeners> {
+    let topology = host.topology();
     if options.listen.len() != topology.replicas {
         anyhow::bail!(
             "INVALID_CONFIG: {} Kafka listener addresses for {} brokers",
@@ -273,29 +295,40 @@ pub async fn listen(
     if options.topic.is_empty() || options.topic.len() > 249 {
         anyhow::bail!("INVALID_CONFIG: a Kafka topic name has 1 to 249 characters");
     }
+    let hosted: Vec<BrokerId> = topology
+        .brokers()
+        .filter(|&b| host.hosts(topology.broker(b)))
+        .collect();
+    if hosted.len() < topology.replicas {
+        if let Some(zero) = options.listen.iter().find(|a| a.port() == 0) {
+            anyhow::bail!(
+                "INVALID_CONFIG: --kafka-listen {zero} has port 0, but every broker process \
+                 advertises the others' Kafka addresses as given; give fixed ports, the same \
+                 list to every broker"
+            );
+        }
+    }
+    let mut addrs = options.listen.clone();
     let mut listeners = Vec::new();
-    for addr in &options.listen {
+    for &b in &hosted {
+        let addr = options.listen[b.index()];
         let l = TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} for Kafka clients: {e}; is the port in use?")
         })?;
-        listeners.push(l);
+        addrs[b.index()] = l.local_addr()?;
+        listeners.push((b, l));
     }
-    let addrs: Vec<SocketAddr> = listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<Result<_, _>>()?;
     let shared = Arc::new(Shared {
-        cluster,
+        host,
         topic: options.topic,
         addrs: addrs.clone(),
         offsets: OffsetStore::default(),
     });
     let tasks = listeners
         .into_iter()
-        .enumerate()
-        .map(|(i, l)| {
+        .map(|(b, l)| {
             let shared = Arc::clone(&shared);
-            tokio::spawn(accept_loop(shared, BrokerId(i as u8), l))
+            tokio::spawn(accept_loop(shared, b, l))
         })
         .collect();
     Ok(KafkaListeners { addrs, tasks })
@@ -321,8 +354,17 @@ async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListene
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let Some(endpoint) = shared.host.endpoint() else {
+            tracing::warn!(
+                broker = broker.0,
+                %peer,
+                "this process has used up its endpoint ids; closing a new Kafka connection \
+                 (restart the process)"
+            );
+            continue;
+        };
         let mut conn = Connection {
-            endpoint: shared.cluster.endpoint(),
+            endpoint,
             shared: Arc::clone(&shared),
             broker,
             next_request: 0,
@@ -359,11 +401,11 @@ struct Connection {
 
 impl Connection {
     fn broker_id(&self) -> Id {
-        self.shared.cluster.topology().broker(self.broker)
+        self.shared.host.topology().broker(self.broker)
     }
 
     fn running(&self, id: Id) -> bool {
-        self.shared.cluster.runtime().is_running(id)
+        self.shared.host.runtime().is_running(id)
     }
 
     async fn serve(&mut self, mut stream: TcpStream) -> Result<(), Close> {
@@ -487,13 +529,16 @@ impl Connection {
         wait: Duration,
         accept: impl Fn(Id, &Msg) -> bool,
     ) -> Result<Option<Msg>, Close> {
-        let runtime = self.shared.cluster.runtime();
+        let runtime = self.shared.host.runtime();
         if !runtime
             .send_from(self.endpoint.id, to, msg, Route::Direct)
             .await
         {
             return Err(format!("actor {} took no request (down?)", usize::from(to)));
         }
+        // An actor of another process cannot be watched from here: its deadline alone ends
+        // the wait.
+        let watched = self.shared.host.hosts(to);
         let deadline = tokio::time::Instant::now() + wait.min(WAIT_MAX);
         loop {
             let poll = (tokio::time::Instant::now() + LIVENESS_POLL).min(deadline);
@@ -505,7 +550,7 @@ impl Connection {
                 }
                 Ok(None) => return Err("the engine stopped".into()),
                 Err(_) => {
-                    if !self.shared.cluster.runtime().is_running(to) {
+                    if watched && !self.shared.host.runtime().is_running(to) {
                         return Err(format!("actor {} went down", usize::from(to)));
                     }
                     if tokio::time::Instant::now() >= deadline {
@@ -531,22 +576,71 @@ impl Connection {
 
     // ------------------------------------------------------------------ metadata
 
+    /// The partition as the controller has it. In-process it is read from the controller's
+    /// state, ISR included. A broker process asks the controller (`Msg::Metadata`, over the
+    /// cluster's connections), which answers the leader and its epoch; the ISR is then the
+    /// one this broker holds if it leads in that epoch, else (unknown here) every replica.
+    /// No answer within [`METADATA_WAIT`] is a partition without a leader, which clients
+    /// retry.
+    async fn partition(&mut self) -> Result<Partition, Close> {
+        let host = self.shared.host.clone();
+        let topology = host.topology();
+        let controller = topology.controller();
+        if host.hosts(controller) {
+            let p = host
+                .runtime()
+                .inspect(controller, |s| s.as_controller().map(|c| c.partition))
+                .await
+                .flatten()
+                .ok_or("the controller is down")?;
+            return Ok(Partition {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.iter().collect(),
+            });
+        }
+        let answer = self
+            .ask(controller, Msg::Metadata, METADATA_WAIT, |src, m| {
+                src == controller && matches!(m, Msg::MetadataResponse { .. })
+            })
+            .await?;
+        let Some(Msg::MetadataResponse {
+            leader,
+            leader_epoch,
+        }) = answer
+        else {
+            return Ok(Partition {
+                leader: None,
+                leader_epoch: Epoch(0),
+                isr: Vec::new(),
+            });
+        };
+        let held = host
+            .runtime()
+            .inspect(self.broker_id(), move |s| {
+                s.as_broker().and_then(|b| {
+                    b.leader_state()
+                        .filter(|_| b.leader_epoch == leader_epoch)
+                        .map(|l| l.isr.iter().collect::<Vec<_>>())
+                })
+            })
+            .await
+            .flatten();
+        Ok(Partition {
+            leader,
+            leader_epoch,
+            isr: held.unwrap_or_else(|| topology.brokers().collect()),
+        })
+    }
+
     /// The controller's view of the partition (KIP-320 leader epochs from Metadata v7).
     async fn metadata(
         &mut self,
         request: MetadataRequest,
         version: i16,
     ) -> Result<MetadataResponse, Close> {
-        let cluster = &self.shared.cluster;
-        let topology = cluster.topology();
-        let partition = cluster
-            .runtime()
-            .inspect(topology.controller(), |s| {
-                s.as_controller().map(|c| c.partition)
-            })
-            .await
-            .flatten()
-            .ok_or("the controller is down")?;
+        let topology = self.shared.host.topology();
+        let partition = self.partition().await?;
         let brokers = self
             .shared
             .addrs
@@ -628,7 +722,7 @@ impl Connection {
                 .with_producer_epoch(-1));
         }
         let request_id = self.next_request();
-        let controller = self.shared.cluster.topology().controller();
+        let controller = self.shared.host.topology().controller();
         let answer = self
             .ask(
                 controller,
@@ -724,7 +818,7 @@ impl Connection {
             records: batch.records.into(),
         };
         if acks == Acks::Zero {
-            let runtime = self.shared.cluster.runtime();
+            let runtime = self.shared.host.runtime();
             if !runtime
                 .send_from(self.endpoint.id, broker, msg, Route::Direct)
                 .await
@@ -753,7 +847,7 @@ impl Connection {
     /// The broker's epoch and high watermark, read between two of its steps.
     async fn broker_view(&self) -> Result<(bool, Epoch, Offset), Close> {
         self.shared
-            .cluster
+            .host
             .runtime()
             .inspect(self.broker_id(), |s| {
                 s.as_broker()
