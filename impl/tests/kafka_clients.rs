@@ -236,6 +236,22 @@ fn kafka_python_round_trip_committed_offsets_and_unsupported_versions() {
     }
 }
 
+/// `subscribe()` with both clients: JoinGroup, SyncGroup and Heartbeat for a group of one
+/// member; the consumer reads, commits, closes (LeaveGroup), and a second consumer of the
+/// group resumes at the committed offset.
+#[test]
+fn subscribed_consumers_of_both_clients_resume_from_their_groups_commit() {
+    if !clients_available("subscribe") {
+        return;
+    }
+    let served = serve(60, "");
+    for case in ["subscribe-librdkafka", "subscribe-kafka-python"] {
+        let verdict = client(case, &served.bootstrap, &[]);
+        assert_eq!(verdict["ok"], true, "{case}: {verdict}");
+        assert_eq!(verdict["resumed_at"], 40, "{case}: {verdict}");
+    }
+}
+
 #[test]
 fn idempotent_librdkafka_loses_and_duplicates_nothing_when_the_leader_is_cut_off() {
     if !clients_available("idempotent (partition)") {

@@ -1,7 +1,10 @@
 //! Kafka's wire protocol in front of the engine's brokers, so stock Kafka clients (librdkafka,
 //! kafka-python, the Java client) produce to and consume from the model's actors.
 //!
-//! One listener per broker of an in-process [`Cluster`]. It translates, and decides nothing:
+//! One listener per broker: every broker of an in-process [`Cluster`] (`insync run
+//! --kafka-listen`), or the one broker of an `insync broker --kafka-listen` process, which
+//! reaches the controller process over the cluster's connections ([`Host`]). It translates,
+//! and decides nothing:
 //! a Kafka request becomes the model's message to that broker's actor (or the controller's),
 //! and the actor's answer becomes the Kafka response. The broker's produce and fetch rules,
 //! the idempotent producer's sequence check and the controller's producer ids are the model's
@@ -10,13 +13,14 @@
 //! | Kafka API (versions served) | Becomes |
 //! |---|---|
 //! | ApiVersions (0-3) | answered here: the table below. An unsupported version gets `UNSUPPORTED_VERSION` in a v0 response listing what is served (KIP-511), as Kafka does. |
-//! | Metadata (0-12) | the controller's partition state (leader, leader epoch, ISR; KIP-320 epochs from v7) read from the controller actor; every broker as a node. |
+//! | Metadata (0-12) | the controller's partition state (leader, leader epoch, ISR; KIP-320 epochs from v7) read from the controller actor in-process; in a broker process `Msg::Metadata` to the controller (leader and epoch; the ISR is this broker's own if it leads, else every replica); every broker as a node, at the addresses `--kafka-listen` lists. |
 //! | InitProducerId (0-4) | `Msg::InitProducerId` to the controller, which allocates the id (KIP-98) and saves it before answering. Epoch 0: every call gets a new id (which KIP-360's bump allows a client to take). |
 //! | Produce (3-9) | `Msg::Produce` to the broker, with `acks`, and the batch's producer id and sequence numbers (KIP-98); the answer's error is Kafka's code. `acks=0` gets no response, as in Kafka. |
 //! | Fetch (4-12) | `Msg::ConsumerFetch` with the request's `current_leader_epoch` (KIP-320, v9+), so the broker fences it; records below the high watermark only, as RecordBatch v2. No fetch sessions (KIP-227: session id 0 in every answer). |
 //! | ListOffsets (1-7) | read from the broker's state: earliest 0, latest the high watermark; fenced by `current_leader_epoch` (KIP-320, v4+). |
-//! | FindCoordinator (0-3) | the broker asked. |
-//! | OffsetCommit (2-8), OffsetFetch (1-7) | the engine's offset store ([`OffsetStore`]). |
+//! | FindCoordinator (0-3) | the broker asked: its process keeps the groups and their offsets (in a cluster of processes, each broker process its own). |
+//! | OffsetCommit (2-8), OffsetFetch (1-7) | the engine's offset store ([`OffsetStore`]); a commit with a generation must come from the group's member in it. |
+//! | JoinGroup (0-9), SyncGroup (0-5), Heartbeat (0-4), LeaveGroup (0-5) | the listener's coordinator of one-member groups ([`group`]): a second member is refused with `GROUP_MAX_SIZE_REACHED`. |
 //!
 //! What Kafka does that this listener copies rather than decides:
 //! - An unknown API key, an API not in the table, or an unsupported version of one (except
@@ -42,6 +46,7 @@
 //! arrays are not.
 
 pub mod batch;
+pub mod group;
 
 use crate::engine::{Cluster, Endpoint, Host};
 use crate::runtime::Route;
@@ -51,12 +56,15 @@ use insync_model::msg::{ErrorCode, Msg, RequestId};
 use insync_model::types::{BrokerId, Epoch, Offset};
 use kafka_protocol::messages::{
     api_versions_response::ApiVersion, fetch_response, find_coordinator_response,
-    list_offsets_response, metadata_response, offset_commit_response, offset_fetch_response,
-    produce_response, ApiKey, ApiVersionsResponse, BrokerId as KafkaBrokerId, FetchRequest,
-    FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    join_group_response, leave_group_response, list_offsets_response, metadata_response,
+    offset_commit_response, offset_fetch_response, produce_response, ApiKey, ApiVersionsResponse,
+    BrokerId as KafkaBrokerId, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest,
+    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use stateright::actor::Id;
@@ -154,6 +162,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 3),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
 ];
 
 fn supported(key: ApiKey, version: i16) -> bool {
@@ -247,6 +259,7 @@ struct Shared {
     /// Broker `i`'s listener address, as Metadata advertises it.
     addrs: Vec<SocketAddr>,
     offsets: OffsetStore,
+    groups: group::Groups,
 }
 
 /// The running listeners; dropping it stops them (open connections end with the runtime).
@@ -323,6 +336,7 @@ pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<Kafk
         topic: options.topic,
         addrs: addrs.clone(),
         offsets: OffsetStore::default(),
+        groups: group::Groups::default(),
     });
     let tasks = listeners
         .into_iter()
@@ -514,6 +528,23 @@ impl Connection {
             ApiKey::OffsetFetch => {
                 let request = decode::<OffsetFetchRequest>(&mut frame, version)?;
                 encode(&self.offset_fetch(request), version)?
+            }
+            ApiKey::JoinGroup => {
+                let request = decode::<JoinGroupRequest>(&mut frame, version)?;
+                let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+                encode(&self.join_group(request, client_id), version)?
+            }
+            ApiKey::SyncGroup => {
+                let request = decode::<SyncGroupRequest>(&mut frame, version)?;
+                encode(&self.sync_group(request), version)?
+            }
+            ApiKey::Heartbeat => {
+                let request = decode::<HeartbeatRequest>(&mut frame, version)?;
+                encode(&self.heartbeat(request), version)?
+            }
+            ApiKey::LeaveGroup => {
+                let request = decode::<LeaveGroupRequest>(&mut frame, version)?;
+                encode(&self.leave_group(request, version), version)?
             }
             other => return Err(format!("{other:?} is not served")),
         };
@@ -1047,8 +1078,116 @@ impl Connection {
             .with_coordinators(coordinators)
     }
 
+    // ------------------------------------------------------------------ group membership
+
+    /// JoinGroup: the coordinator of one-member groups ([`group`]) answers at once (a new
+    /// member gets its id in the same answer; KIP-394's second round trip is not asked for).
+    fn join_group(&self, request: JoinGroupRequest, client_id: &str) -> JoinGroupResponse {
+        let join = group::Join {
+            group: request.group_id.0.as_str(),
+            member_id: request.member_id.as_str(),
+            client_id,
+            protocol_type: request.protocol_type.as_str(),
+            protocols: request
+                .protocols
+                .iter()
+                .map(|p| (p.name.as_str().to_string(), p.metadata.clone()))
+                .collect(),
+            session: Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+        };
+        match self.shared.groups.join(join, std::time::Instant::now()) {
+            Ok(joined) => {
+                let member = StrBytes::from_string(joined.member_id);
+                JoinGroupResponse::default()
+                    .with_generation_id(joined.generation)
+                    .with_protocol_type(Some(StrBytes::from_string(joined.protocol_type)))
+                    .with_protocol_name(Some(StrBytes::from_string(joined.protocol)))
+                    .with_leader(member.clone())
+                    .with_member_id(member.clone())
+                    .with_members(vec![join_group_response::JoinGroupResponseMember::default(
+                    )
+                    .with_member_id(member)
+                    .with_group_instance_id(request.group_instance_id)
+                    .with_metadata(joined.metadata)])
+            }
+            Err(error) => JoinGroupResponse::default()
+                .with_error_code(error)
+                .with_generation_id(-1)
+                .with_member_id(request.member_id),
+        }
+    }
+
+    fn sync_group(&self, request: SyncGroupRequest) -> SyncGroupResponse {
+        let assignments: Vec<(String, Bytes)> = request
+            .assignments
+            .iter()
+            .map(|a| (a.member_id.as_str().to_string(), a.assignment.clone()))
+            .collect();
+        match self.shared.groups.sync(
+            request.group_id.0.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+            &assignments,
+            std::time::Instant::now(),
+        ) {
+            Ok((assignment, protocol_type, protocol)) => SyncGroupResponse::default()
+                .with_protocol_type(Some(StrBytes::from_string(protocol_type)))
+                .with_protocol_name(Some(StrBytes::from_string(protocol)))
+                .with_assignment(assignment),
+            Err(error) => SyncGroupResponse::default().with_error_code(error),
+        }
+    }
+
+    fn heartbeat(&self, request: HeartbeatRequest) -> HeartbeatResponse {
+        let answer = self.shared.groups.heartbeat(
+            request.group_id.0.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+            std::time::Instant::now(),
+        );
+        HeartbeatResponse::default().with_error_code(answer.err().unwrap_or(code::NONE))
+    }
+
+    /// LeaveGroup: one member (before v3) or a list of them, each answered.
+    fn leave_group(&self, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+        let group = request.group_id.0.as_str();
+        let leave = |id: &str| {
+            self.shared
+                .groups
+                .leave(group, id)
+                .err()
+                .unwrap_or(code::NONE)
+        };
+        if version < 3 {
+            return LeaveGroupResponse::default()
+                .with_error_code(leave(request.member_id.as_str()));
+        }
+        let members = request
+            .members
+            .into_iter()
+            .map(|m| {
+                leave_group_response::MemberResponse::default()
+                    .with_error_code(leave(m.member_id.as_str()))
+                    .with_member_id(m.member_id)
+                    .with_group_instance_id(m.group_instance_id)
+            })
+            .collect();
+        LeaveGroupResponse::default().with_members(members)
+    }
+
     fn offset_commit(&self, request: OffsetCommitRequest) -> OffsetCommitResponse {
         let group = request.group_id.0.as_str().to_string();
+        // A member's commit in a generation it is not (or no longer) in is refused.
+        let fenced = self
+            .shared
+            .groups
+            .may_commit(
+                &group,
+                request.generation_id_or_member_epoch,
+                request.member_id.as_str(),
+                std::time::Instant::now(),
+            )
+            .err();
         let topics = request
             .topics
             .into_iter()
@@ -1060,6 +1199,8 @@ impl Connection {
                     .map(|p| {
                         let error = if !ours || p.partition_index != 0 {
                             code::UNKNOWN_TOPIC_OR_PARTITION
+                        } else if let Some(error) = fenced {
+                            error
                         } else if self.shared.offsets.commit(&group, p.committed_offset) {
                             code::NONE
                         } else {
