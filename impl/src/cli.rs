@@ -496,6 +496,21 @@ fn run_external(args: &[String]) -> anyhow::Result<u8> {
     Ok(status.code().map_or(2, |c| u8::try_from(c).unwrap_or(2)))
 }
 
+/// Writes a command's output to stdout. A reader that went away (`insync ... | head`, EPIPE)
+/// ends the output quietly instead of a panic; the command's exit code stays its verdict.
+fn write_out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("insync: writing the output: {e}");
+        }
+    }
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the default level.
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -529,10 +544,10 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
     let dir = args.data_dir.display();
     match DiskStorage::format(&args.data_dir, &identity)? {
-        Formatted::Created => println!("formatted {dir} for {identity}"),
-        Formatted::AlreadyFormatted => {
-            println!("{dir} is already formatted for {identity}; nothing changed")
-        }
+        Formatted::Created => write_out(&format!("formatted {dir} for {identity}\n")),
+        Formatted::AlreadyFormatted => write_out(&format!(
+            "{dir} is already formatted for {identity}; nothing changed\n"
+        )),
     }
     Ok(0)
 }
@@ -682,9 +697,9 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     .context("starting tokio")?;
     let report = runtime.block_on(crate::run::run(config, options))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        print!("{}", crate::run::render(&report));
+        write_out(&crate::run::render(&report));
     }
     Ok(run_exit_code(&report))
 }
@@ -727,9 +742,9 @@ fn serve_kafka(
         .context("starting tokio")?;
     let report = runtime.block_on(crate::run::serve_kafka(config, options))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        print!("{}", crate::run::render_kafka(&report));
+        write_out(&crate::run::render_kafka(&report));
     }
     Ok(0)
 }
@@ -838,9 +853,9 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
         None => check(&config, &options),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        print!("{}", render_human(&report));
+        write_out(&render_human(&report));
     }
     if args.explore {
         std::io::Write::flush(&mut std::io::stdout())?;
@@ -925,9 +940,9 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
     }
     let merged = crate::simulate::merge(reports).map_err(anyhow::Error::msg)?;
     if args.json {
-        println!("{}", serde_json::to_string(&merged)?);
+        write_out(&format!("{}\n", serde_json::to_string(&merged)?));
     } else {
-        print!("{}", render_human(&merged));
+        write_out(&render_human(&merged));
     }
     Ok(merged.exit_code())
 }
@@ -995,9 +1010,9 @@ fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
                 serde_json::json!({"scenario": s.name, "about": s.about, "as_expected": m, "report": r})
             })
             .collect();
-        println!("{}", serde_json::to_string(&out)?);
+        write_out(&format!("{}\n", serde_json::to_string(&out)?));
     } else {
-        print!("{}", render_matrix(&names, &rows));
+        write_out(&render_matrix(&names, &rows));
     }
     Ok(if all_match { 0 } else { 1 })
 }
