@@ -147,7 +147,12 @@ pub struct Cluster {
 
 /// Outside parties that talk to the actors under ids of their own, as a client connection
 /// talks to a broker: what an actor sends to such an id reaches that endpoint's mailbox. Ids
-/// are never reused, so a late answer meant for a closed endpoint is dropped, never misread.
+/// are never reused within a process, so a late answer meant for a closed endpoint is
+/// dropped, never misread. A restarted broker process numbers its endpoints from the start
+/// of its block again, so a controller's answer to the previous process may reach a new
+/// endpoint: an `InitProducerIdResponse` carrying the same request number would hand it an
+/// id allocated for a client that never received it (still an id no one else holds), a
+/// `MetadataResponse` a view a moment old.
 struct Endpoints {
     next: std::sync::atomic::AtomicUsize,
     /// The first id past this process's endpoint ids (see [`crate::tcp::endpoint_ids`]).
