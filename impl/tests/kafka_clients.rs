@@ -537,3 +537,26 @@ fn a_broker_process_refuses_a_kafka_port_0() {
     assert!(stderr.contains("has port 0"), "{stderr}");
     assert!(stderr.contains("give fixed ports"), "{stderr}");
 }
+
+/// `subscribe()` against a cluster of processes: each broker process keeps its own groups and
+/// offsets, so FindCoordinator names the partition's leader from any of them, and the others
+/// answer group requests with NOT_COORDINATOR; both clients' second consumer finds the first's
+/// commit. (With "the broker asked" as coordinator, kafka-python's second consumer asked
+/// another process and started over at 0.)
+#[test]
+fn subscribed_consumers_against_broker_processes_meet_at_one_coordinator() {
+    if !clients_available("subscribe (processes)") {
+        return;
+    }
+    let cluster = Processes::start();
+    cluster.leader();
+    for case in [
+        "subscribe-librdkafka",
+        "subscribe-kafka-python",
+        "subscribe-librdkafka",
+    ] {
+        let verdict = client(case, &cluster.bootstrap, &[]);
+        assert_eq!(verdict["ok"], true, "{case}: {verdict}");
+        assert_eq!(verdict["committed_seen_by_second"], 40, "{case}: {verdict}");
+    }
+}

@@ -18,7 +18,7 @@
 //! | Produce (3-9) | `Msg::Produce` to the broker, with `acks`, and the batch's producer id and sequence numbers (KIP-98); the answer's error is Kafka's code. `acks=0` gets no response, as in Kafka. |
 //! | Fetch (4-12) | `Msg::ConsumerFetch` with the request's `current_leader_epoch` (KIP-320, v9+), so the broker fences it; records below the high watermark only, as RecordBatch v2. No fetch sessions (KIP-227: session id 0 in every answer). |
 //! | ListOffsets (1-7) | read from the broker's state: earliest 0, latest the high watermark; fenced by `current_leader_epoch` (KIP-320, v4+). |
-//! | FindCoordinator (0-3) | the broker asked: its process keeps the groups and their offsets (in a cluster of processes, each broker process its own). |
+//! | FindCoordinator (0-3) | in-process the broker asked (the listeners share one store); in a cluster of processes, where each broker process keeps its own groups and offsets, the partition's leader, and a broker that does not lead answers group requests `NOT_COORDINATOR`. |
 //! | OffsetCommit (2-8), OffsetFetch (1-7) | the engine's offset store ([`OffsetStore`]); a commit with a generation must come from the group's member in it. |
 //! | JoinGroup (0-9), SyncGroup (0-5), Heartbeat (0-4), LeaveGroup (0-5) | the listener's coordinator of one-member groups ([`group`]): a second member is refused with `GROUP_MAX_SIZE_REACHED`. |
 //!
@@ -118,6 +118,7 @@ mod code {
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -260,6 +261,11 @@ struct Shared {
     addrs: Vec<SocketAddr>,
     offsets: OffsetStore,
     groups: group::Groups,
+    /// Whether the groups' coordinator is the partition's leader: in a cluster of processes,
+    /// where each process keeps its own groups and offsets, so that a group's clients all
+    /// meet in one process. An in-process cluster's listeners share one store, and every
+    /// broker coordinates.
+    coordinator_is_leader: bool,
 }
 
 /// The running listeners; dropping it stops them (open connections end with the runtime).
@@ -337,6 +343,7 @@ pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<Kafk
         addrs: addrs.clone(),
         offsets: OffsetStore::default(),
         groups: group::Groups::default(),
+        coordinator_is_leader: hosted.len() < topology.replicas,
     });
     let tasks = listeners
         .into_iter()
@@ -519,32 +526,57 @@ impl Connection {
             }
             ApiKey::FindCoordinator => {
                 let request = decode::<FindCoordinatorRequest>(&mut frame, version)?;
-                encode(&self.find_coordinator(request), version)?
+                encode(&self.find_coordinator(request).await?, version)?
             }
             ApiKey::OffsetCommit => {
                 let request = decode::<OffsetCommitRequest>(&mut frame, version)?;
-                encode(&self.offset_commit(request), version)?
+                let coordinating = self.coordinates().await?;
+                encode(&self.offset_commit(request, coordinating), version)?
             }
             ApiKey::OffsetFetch => {
                 let request = decode::<OffsetFetchRequest>(&mut frame, version)?;
-                encode(&self.offset_fetch(request), version)?
+                let coordinating = self.coordinates().await?;
+                encode(&self.offset_fetch(request, coordinating), version)?
             }
             ApiKey::JoinGroup => {
                 let request = decode::<JoinGroupRequest>(&mut frame, version)?;
                 let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
-                encode(&self.join_group(request, client_id), version)?
+                let response = if self.coordinates().await? {
+                    self.join_group(request, client_id)
+                } else {
+                    JoinGroupResponse::default()
+                        .with_error_code(code::NOT_COORDINATOR)
+                        .with_generation_id(-1)
+                        .with_member_id(request.member_id)
+                };
+                encode(&response, version)?
             }
             ApiKey::SyncGroup => {
                 let request = decode::<SyncGroupRequest>(&mut frame, version)?;
-                encode(&self.sync_group(request), version)?
+                let response = if self.coordinates().await? {
+                    self.sync_group(request)
+                } else {
+                    SyncGroupResponse::default().with_error_code(code::NOT_COORDINATOR)
+                };
+                encode(&response, version)?
             }
             ApiKey::Heartbeat => {
                 let request = decode::<HeartbeatRequest>(&mut frame, version)?;
-                encode(&self.heartbeat(request), version)?
+                let response = if self.coordinates().await? {
+                    self.heartbeat(request)
+                } else {
+                    HeartbeatResponse::default().with_error_code(code::NOT_COORDINATOR)
+                };
+                encode(&response, version)?
             }
             ApiKey::LeaveGroup => {
                 let request = decode::<LeaveGroupRequest>(&mut frame, version)?;
-                encode(&self.leave_group(request, version), version)?
+                let response = if self.coordinates().await? {
+                    self.leave_group(request, version)
+                } else {
+                    LeaveGroupResponse::default().with_error_code(code::NOT_COORDINATOR)
+                };
+                encode(&response, version)?
             }
             other => return Err(format!("{other:?} is not served")),
         };
@@ -1048,15 +1080,44 @@ impl Connection {
 
     // ------------------------------------------------------------------ groups
 
-    /// Every broker coordinates every group: the store is the engine's, not a broker's.
-    fn find_coordinator(&self, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-        let me = self.shared.addrs[self.broker.index()];
-        let host = StrBytes::from_string(me.ip().to_string());
-        let group = request.key_type == 0;
-        let error = if group {
-            code::NONE
+    /// Whether this broker coordinates groups now (see [`Shared::coordinator_is_leader`]):
+    /// in a cluster of processes, while it leads.
+    async fn coordinates(&self) -> Result<bool, Close> {
+        if !self.shared.coordinator_is_leader {
+            return Ok(true);
+        }
+        Ok(self.broker_view().await?.0)
+    }
+
+    /// The coordinator of every group: in-process the broker asked (the store is the
+    /// engine's, not a broker's); in a cluster of processes the partition's leader as the
+    /// controller names it (Kafka's coordinator is the leader of the group's
+    /// `__consumer_offsets` partition; here the one partition stands in for it), and
+    /// `COORDINATOR_NOT_AVAILABLE` while there is none.
+    async fn find_coordinator(
+        &mut self,
+        request: FindCoordinatorRequest,
+    ) -> Result<FindCoordinatorResponse, Close> {
+        let coordinator = if self.shared.coordinator_is_leader {
+            self.partition().await?.leader
         } else {
-            code::COORDINATOR_NOT_AVAILABLE
+            Some(self.broker)
+        };
+        let error = match coordinator {
+            _ if request.key_type != 0 => code::COORDINATOR_NOT_AVAILABLE,
+            Some(_) => code::NONE,
+            None => code::COORDINATOR_NOT_AVAILABLE,
+        };
+        let (node, host, port) = match coordinator {
+            Some(b) if error == code::NONE => {
+                let addr = self.shared.addrs[b.index()];
+                (
+                    i32::from(b.0),
+                    StrBytes::from_string(addr.ip().to_string()),
+                    i32::from(addr.port()),
+                )
+            }
+            _ => (-1, StrBytes::new(), -1),
         };
         let coordinators = request
             .coordinator_keys
@@ -1064,18 +1125,18 @@ impl Connection {
             .map(|key| {
                 find_coordinator_response::Coordinator::default()
                     .with_key(key)
-                    .with_node_id(KafkaBrokerId(i32::from(self.broker.0)))
+                    .with_node_id(KafkaBrokerId(node))
                     .with_host(host.clone())
-                    .with_port(i32::from(me.port()))
+                    .with_port(port)
                     .with_error_code(error)
             })
             .collect();
-        FindCoordinatorResponse::default()
+        Ok(FindCoordinatorResponse::default()
             .with_error_code(error)
-            .with_node_id(KafkaBrokerId(i32::from(self.broker.0)))
+            .with_node_id(KafkaBrokerId(node))
             .with_host(host)
-            .with_port(i32::from(me.port()))
-            .with_coordinators(coordinators)
+            .with_port(port)
+            .with_coordinators(coordinators))
     }
 
     // ------------------------------------------------------------------ group membership
@@ -1175,19 +1236,26 @@ impl Connection {
         LeaveGroupResponse::default().with_members(members)
     }
 
-    fn offset_commit(&self, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    fn offset_commit(
+        &self,
+        request: OffsetCommitRequest,
+        coordinating: bool,
+    ) -> OffsetCommitResponse {
         let group = request.group_id.0.as_str().to_string();
         // A member's commit in a generation it is not (or no longer) in is refused.
-        let fenced = self
-            .shared
-            .groups
-            .may_commit(
-                &group,
-                request.generation_id_or_member_epoch,
-                request.member_id.as_str(),
-                std::time::Instant::now(),
-            )
-            .err();
+        let fenced = if coordinating {
+            self.shared
+                .groups
+                .may_commit(
+                    &group,
+                    request.generation_id_or_member_epoch,
+                    request.member_id.as_str(),
+                    std::time::Instant::now(),
+                )
+                .err()
+        } else {
+            Some(code::NOT_COORDINATOR)
+        };
         let topics = request
             .topics
             .into_iter()
@@ -1219,7 +1287,7 @@ impl Connection {
         OffsetCommitResponse::default().with_topics(topics)
     }
 
-    fn offset_fetch(&self, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    fn offset_fetch(&self, request: OffsetFetchRequest, coordinating: bool) -> OffsetFetchResponse {
         let committed = self
             .shared
             .offsets
@@ -1244,7 +1312,10 @@ impl Connection {
                             .with_partition_index(i)
                             .with_committed_leader_epoch(-1)
                             .with_metadata(Some(StrBytes::new()));
-                        if ours && i == 0 {
+                        if !coordinating {
+                            p.with_committed_offset(-1)
+                                .with_error_code(code::NOT_COORDINATOR)
+                        } else if ours && i == 0 {
                             p.with_committed_offset(committed)
                         } else {
                             p.with_committed_offset(-1)
@@ -1257,7 +1328,14 @@ impl Connection {
                     .with_partitions(partitions)
             })
             .collect();
-        OffsetFetchResponse::default().with_topics(topics)
+        let error = if coordinating {
+            code::NONE
+        } else {
+            code::NOT_COORDINATOR
+        };
+        OffsetFetchResponse::default()
+            .with_error_code(error)
+            .with_topics(topics)
     }
 }
 
