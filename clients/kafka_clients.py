@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Stock Kafka clients against `insync run --kafka-listen`.
+"""Stock Kafka clients against `insync run --kafka-listen` or `insync broker --kafka-listen`.
 
     python3 clients/kafka_clients.py CASE BOOTSTRAP [--records N] [--seconds S] [--history FILE]
 
-BOOTSTRAP is the listener list `insync run` prints on stderr (`kafka listeners: ...`).
+BOOTSTRAP is the listener list `insync run` prints on stderr (`kafka listeners: ...`), or
+the `--kafka-listen` list every `insync broker` of a cluster of processes was given.
 Each case prints one JSON object (its verdict) as the last line of stdout and exits 0 when
 the verdict is what the case expects (`ok`), 1 when not, 2 when a client module is missing.
 
@@ -339,8 +340,11 @@ def case_subscribe(bootstrap, client):
     p.flush(30)
     group = "sub-%s-%x" % (client, int(time.time() * 1000))
     life = subscribe_librdkafka if client == "librdkafka" else subscribe_kafka_python
-    first_read, first_committed, committed_at = life(bootstrap, group, 40)
-    resumed_at, committed_seen, _ = life(bootstrap, group, 10)
+    try:
+        first_read, first_committed, committed_at = life(bootstrap, group, 40)
+        resumed_at, committed_seen, _ = life(bootstrap, group, 10)
+    except Exception as e:  # the client gave up (a refused join, a commit it could not make)
+        verdict({"case": "subscribe-" + client, "group": group, "error": repr(e), "ok": False})
     verdict({
         "case": "subscribe-" + client, "group": group,
         "first_read_at": first_read, "committed_before_first": first_committed,
