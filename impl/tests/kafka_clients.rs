@@ -1,5 +1,7 @@
 //! Stock Kafka clients (librdkafka through confluent-kafka, kafka-python) against
-//! `insync run --kafka-listen`, under the fault schedule of `--faults`. Each case runs
+//! `insync run --kafka-listen`, under the fault schedule of `--faults`, and against a cluster
+//! of processes (`insync controller`, three `insync broker --kafka-listen`), where the test
+//! kills the leader's process itself. Each case runs
 //! `clients/kafka_clients.py` and reads its JSON verdict. Without python3 or the client
 //! modules (`pip install confluent-kafka==2.16.1 kafka-python==3.0.12`) a case prints
 //! SKIPPED and passes; `.ci/run` installs them.
