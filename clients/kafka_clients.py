@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Stock Kafka clients against `insync run --kafka-listen`.
+"""Stock Kafka clients against `insync run --kafka-listen` or `insync broker --kafka-listen`.
 
     python3 clients/kafka_clients.py CASE BOOTSTRAP [--records N] [--seconds S] [--history FILE]
 
-BOOTSTRAP is the listener list `insync run` prints on stderr (`kafka listeners: ...`).
+BOOTSTRAP is the listener list `insync run` prints on stderr (`kafka listeners: ...`), or
+the `--kafka-listen` list every `insync broker` of a cluster of processes was given.
 Each case prints one JSON object (its verdict) as the last line of stdout and exits 0 when
 the verdict is what the case expects (`ok`), 1 when not, 2 when a client module is missing.
 
@@ -18,6 +19,12 @@ Cases:
   commit       confluent-kafka consumer, enable.auto.commit=false, assign(): reads, commits,
                closes; a new consumer of the same group resumes at the committed offset.
   unsupported  a raw ApiVersions v99 request gets UNSUPPORTED_VERSION (35) in a v0 answer.
+  subscribe-librdkafka, subscribe-kafka-python
+               that client's consumer subscribe()s (JoinGroup, SyncGroup, Heartbeat) with a
+               new group, reads 40 records from offset 0, commits offset 40, closes
+               (LeaveGroup); a second consumer of the group subscribes and resumes at 40.
+  leader       prints the partition's leader as Metadata names it ({"leader": ID}), once
+               there is one (a test kills that broker's process).
 
 With --history FILE, idempotent and acks1 also write what the clients saw as a history in
 the format `insync fuzz` writes (send i is value i+1: invoked, then acknowledged at its offset
@@ -275,6 +282,94 @@ def case_unsupported(bootstrap):
              "ok": correlation == 7 and error == 35})
 
 
+def subscribe_librdkafka(bootstrap, group, records):
+    """One consumer's life with librdkafka: subscribe, read `records` records, commit what it
+    read, close (LeaveGroup). Returns (first offset read, committed offset fetched before
+    reading, offset committed)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 10000})
+    c.subscribe([TOPIC])
+    read = []
+    deadline = time.time() + 30
+    while len(read) < records and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            read.append(m.offset())
+    committed_before = c.committed([TopicPartition(TOPIC, 0)], timeout=10)[0].offset
+    committed_at = read[-1] + 1 if read else -1
+    if read:
+        c.commit(offsets=[TopicPartition(TOPIC, 0, committed_at)], asynchronous=False)
+    c.close()
+    return (read[0] if read else None), committed_before, committed_at
+
+
+def subscribe_kafka_python(bootstrap, group, records):
+    """subscribe_librdkafka with kafka-python's KafkaConsumer."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    tp = TopicPartition(TOPIC, 0)
+    c = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group,
+                      enable_auto_commit=False, auto_offset_reset="earliest",
+                      session_timeout_ms=10000)
+    c.subscribe([TOPIC])
+    read = []
+    deadline = time.time() + 30
+    while len(read) < records and time.time() < deadline:
+        for batch in c.poll(timeout_ms=500, max_records=records - len(read)).values():
+            read.extend(m.offset for m in batch)
+    committed_before = c.committed(tp)
+    committed_at = read[-1] + 1 if read else -1
+    if read:
+        c.commit({tp: OffsetAndMetadata(committed_at, "", -1)})
+    c.close()
+    return (read[0] if read else None), committed_before, committed_at
+
+
+def case_subscribe(bootstrap, client):
+    """Two consumers of one group, one after the other, each subscribe()d: the second resumes
+    where the first committed."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(100):
+        p.produce(TOPIC, value=b"s-%03d" % i, partition=0)
+    p.flush(30)
+    group = "sub-%s-%x" % (client, int(time.time() * 1000))
+    life = subscribe_librdkafka if client == "librdkafka" else subscribe_kafka_python
+    try:
+        first_read, first_committed, committed_at = life(bootstrap, group, 40)
+        resumed_at, committed_seen, _ = life(bootstrap, group, 10)
+    except Exception as e:  # the client gave up (a refused join, a commit it could not make)
+        verdict({"case": "subscribe-" + client, "group": group, "error": repr(e), "ok": False})
+    verdict({
+        "case": "subscribe-" + client, "group": group,
+        "first_read_at": first_read, "committed_before_first": first_committed,
+        "committed_at": committed_at, "committed_seen_by_second": committed_seen,
+        "resumed_at": resumed_at,
+        "ok": (first_read == 0 and committed_at == 40 and committed_seen == 40
+               and resumed_at == 40),
+    })
+
+
+def case_leader(bootstrap):
+    """The partition's leader, as Metadata names it (waits up to 20 s for one)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap})
+    deadline = time.time() + 20
+    leader = -1
+    while leader < 0 and time.time() < deadline:
+        try:
+            leader = p.list_topics(TOPIC, timeout=5).topics[TOPIC].partitions[0].leader
+        except Exception:  # not answered yet: the cluster is starting
+            time.sleep(0.2)
+    verdict({"case": "leader", "leader": leader, "ok": leader >= 0})
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -285,9 +380,9 @@ def main(argv):
     global HISTORY_FILE
     HISTORY_FILE = argv[argv.index("--history") + 1] if "--history" in argv else None
     try:
-        if case in ("idempotent", "acks1", "commit"):
+        if case in ("idempotent", "acks1", "commit", "leader") or case.startswith("subscribe"):
             import confluent_kafka  # noqa: F401
-        if case == "roundtrip":
+        if case in ("roundtrip", "subscribe-kafka-python"):
             import kafka  # noqa: F401
     except ImportError as e:
         print(json.dumps({"case": case, "skipped": str(e)}))
@@ -302,6 +397,12 @@ def main(argv):
         case_commit(bootstrap)
     elif case == "unsupported":
         case_unsupported(bootstrap)
+    elif case == "leader":
+        case_leader(bootstrap)
+    elif case == "subscribe-librdkafka":
+        case_subscribe(bootstrap, "librdkafka")
+    elif case == "subscribe-kafka-python":
+        case_subscribe(bootstrap, "kafka-python")
     else:
         print("unknown case %r" % case, file=sys.stderr)
         return 2

@@ -134,6 +134,14 @@ pub struct BrokerArgs {
     pub id: u8,
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Serve Kafka clients too. Every broker process gets the same value: one address (broker
+    /// i listens on its port + i) or one per broker, comma-separated; this broker listens on
+    /// its own, and Metadata names the others' as given (so no port 0).
+    #[arg(long)]
+    pub kafka_listen: Option<String>,
+    /// The Kafka listener's one topic (one partition, 0).
+    #[arg(long, default_value = "insync", requires = "kafka_listen")]
+    pub kafka_topic: String,
 }
 
 #[derive(Args, Debug)]
@@ -452,9 +460,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Format(args) => run_format(&args),
         Command::Broker(args) => {
             let served = crate::engine::Served::Broker(insync_model::types::BrokerId(args.id));
-            run_server(&args.serve, served)
+            let kafka = args
+                .kafka_listen
+                .as_deref()
+                .map(|listen| (listen, &*args.kafka_topic));
+            run_server(&args.serve, served, kafka)
         }
-        Command::Controller(args) => run_server(&args, crate::engine::Served::Controller),
+        Command::Controller(args) => run_server(&args, crate::engine::Served::Controller, None),
         Command::Merge(args) => run_merge(&args),
         Command::External(args) => run_external(&args),
     }
@@ -482,6 +494,21 @@ fn run_external(args: &[String]) -> anyhow::Result<u8> {
         .status()
         .with_context(|| format!("running {}", path.display()))?;
     Ok(status.code().map_or(2, |c| u8::try_from(c).unwrap_or(2)))
+}
+
+/// Writes a command's output to stdout. A reader that went away (`insync ... | head`, EPIPE)
+/// ends the output quietly instead of a panic; the command's exit code stays its verdict.
+fn write_out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("insync: writing the output: {e}");
+        }
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level.
@@ -517,15 +544,21 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
     let dir = args.data_dir.display();
     match DiskStorage::format(&args.data_dir, &identity)? {
-        Formatted::Created => println!("formatted {dir} for {identity}"),
-        Formatted::AlreadyFormatted => {
-            println!("{dir} is already formatted for {identity}; nothing changed")
-        }
+        Formatted::Created => write_out(&format!("formatted {dir} for {identity}\n")),
+        Formatted::AlreadyFormatted => write_out(&format!(
+            "{dir} is already formatted for {identity}; nothing changed\n"
+        )),
     }
     Ok(0)
 }
 
-fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result<u8> {
+/// `insync broker` and `insync controller`; `kafka` is a broker's `--kafka-listen` and
+/// `--kafka-topic`.
+fn run_server(
+    args: &ServeArgs,
+    served: crate::engine::Served,
+    kafka: Option<(&str, &str)>,
+) -> anyhow::Result<u8> {
     init_logging("info");
     let command = match served {
         crate::engine::Served::Broker(_) => "broker",
@@ -551,11 +584,18 @@ fn run_server(args: &ServeArgs, served: crate::engine::Served) -> anyhow::Result
         producers: checked_producers(args.producers)?,
         ..crate::engine::EngineOptions::default()
     };
+    let kafka = match kafka {
+        Some((listen, topic)) => Some(crate::kafka::KafkaOptions {
+            listen: crate::kafka::KafkaOptions::parse_listen(listen, config.replicas)?,
+            topic: topic.to_string(),
+        }),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting tokio")?;
-    match runtime.block_on(crate::engine::serve(config, options, served, addrs))? {}
+    match runtime.block_on(crate::engine::serve(config, options, served, addrs, kafka))? {}
 }
 
 /// Most records one `insync run` sends.
@@ -657,9 +697,9 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     .context("starting tokio")?;
     let report = runtime.block_on(crate::run::run(config, options))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        print!("{}", crate::run::render(&report));
+        write_out(&crate::run::render(&report));
     }
     Ok(run_exit_code(&report))
 }
@@ -702,9 +742,9 @@ fn serve_kafka(
         .context("starting tokio")?;
     let report = runtime.block_on(crate::run::serve_kafka(config, options))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        print!("{}", crate::run::render_kafka(&report));
+        write_out(&crate::run::render_kafka(&report));
     }
     Ok(0)
 }
@@ -813,9 +853,9 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
         None => check(&config, &options),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        print!("{}", render_human(&report));
+        write_out(&render_human(&report));
     }
     if args.explore {
         std::io::Write::flush(&mut std::io::stdout())?;
@@ -900,9 +940,9 @@ fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
     }
     let merged = crate::simulate::merge(reports).map_err(anyhow::Error::msg)?;
     if args.json {
-        println!("{}", serde_json::to_string(&merged)?);
+        write_out(&format!("{}\n", serde_json::to_string(&merged)?));
     } else {
-        print!("{}", render_human(&merged));
+        write_out(&render_human(&merged));
     }
     Ok(merged.exit_code())
 }
@@ -970,9 +1010,9 @@ fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
                 serde_json::json!({"scenario": s.name, "about": s.about, "as_expected": m, "report": r})
             })
             .collect();
-        println!("{}", serde_json::to_string(&out)?);
+        write_out(&format!("{}\n", serde_json::to_string(&out)?));
     } else {
-        print!("{}", render_matrix(&names, &rows));
+        write_out(&render_matrix(&names, &rows));
     }
     Ok(if all_match { 0 } else { 1 })
 }

@@ -147,13 +147,46 @@ pub struct Cluster {
 
 /// Outside parties that talk to the actors under ids of their own, as a client connection
 /// talks to a broker: what an actor sends to such an id reaches that endpoint's mailbox. Ids
-/// are never reused, so a late answer meant for a closed endpoint is dropped, never misread.
+/// are never reused within a process, so a late answer meant for a closed endpoint is
+/// dropped, never misread. A restarted broker process numbers its endpoints from the start
+/// of its block again, so a controller's answer to the previous process may reach a new
+/// endpoint: an `InitProducerIdResponse` carrying the same request number would hand it an
+/// id allocated for a client that never received it (still an id no one else holds), a
+/// `MetadataResponse` a view a moment old.
 struct Endpoints {
     next: std::sync::atomic::AtomicUsize,
+    /// The first id past this process's endpoint ids (see [`crate::tcp::endpoint_ids`]).
+    end: usize,
     routes: Mutex<HashMap<Id, tokio::sync::mpsc::UnboundedSender<(Id, Msg)>>>,
 }
 
 impl Endpoints {
+    fn new(ids: std::ops::Range<usize>) -> Arc<Endpoints> {
+        Arc::new(Endpoints {
+            next: std::sync::atomic::AtomicUsize::new(ids.start),
+            end: ids.end,
+            routes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A new endpoint; `None` once this process has used up its ids (16,777,216 of them).
+    fn endpoint(self: &Arc<Self>) -> Option<Endpoint> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if id >= self.end {
+            self.next
+                .store(self.end, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+        let id = Id::from(id);
+        let (tx, mail) = tokio::sync::mpsc::unbounded_channel();
+        self.routes.lock().expect("endpoints lock").insert(id, tx);
+        Some(Endpoint {
+            id,
+            mail,
+            endpoints: Arc::clone(self),
+        })
+    }
+
     /// Hands `msg` to endpoint `dst`'s mailbox; gives it back if `dst` is no endpoint.
     fn route(&self, dst: Id, src: Id, msg: Msg) -> Option<Msg> {
         let routes = self.routes.lock().expect("endpoints lock");
@@ -184,6 +217,39 @@ impl Drop for Endpoint {
             .lock()
             .expect("endpoints lock")
             .remove(&self.id);
+    }
+}
+
+/// The actors one process hosts and its endpoints: what a Kafka listener talks through,
+/// whether the process is an in-process cluster ([`Cluster::host`]) or one broker of a
+/// cluster of processes ([`serve`]).
+#[derive(Clone)]
+pub struct Host {
+    runtime: Arc<Runtime<Node>>,
+    topology: Topology,
+    endpoints: Arc<Endpoints>,
+    /// The actor indices this process runs; messages to others cross the network.
+    hosted: Arc<[usize]>,
+}
+
+impl Host {
+    pub fn runtime(&self) -> &Runtime<Node> {
+        &self.runtime
+    }
+
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+
+    /// Whether actor `id` runs in this process (else it is another process's, reached over
+    /// TCP, and its state cannot be read here).
+    pub fn hosts(&self, id: Id) -> bool {
+        self.hosted.contains(&usize::from(id))
+    }
+
+    /// See [`Cluster::endpoint`].
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.endpoints.endpoint()
     }
 }
 
@@ -271,10 +337,7 @@ impl Cluster {
             .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
         let pending_for_app = Arc::clone(&pending);
         let transport_for_outbox = transport.clone();
-        let endpoints = Arc::new(Endpoints {
-            next: std::sync::atomic::AtomicUsize::new(usize::from(app) + 1),
-            routes: Mutex::new(HashMap::new()),
-        });
+        let endpoints = Endpoints::new(usize::from(app) + 1..crate::tcp::ENDPOINT_BLOCK);
         let endpoints_for_outbox = Arc::clone(&endpoints);
         tokio::spawn(async move {
             while let Some((src, dst, msg)) = outbox.recv().await {
@@ -332,23 +395,25 @@ impl Cluster {
     }
 
     /// A new outside party: an id no actor and no earlier endpoint has, and the mailbox of
-    /// what actors send to it. Send as it with [`Runtime::send_from`].
-    pub fn endpoint(&self) -> Endpoint {
-        let id = Id::from(
-            self.endpoints
-                .next
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        );
-        let (tx, mail) = tokio::sync::mpsc::unbounded_channel();
-        self.endpoints
-            .routes
-            .lock()
-            .expect("endpoints lock")
-            .insert(id, tx);
-        Endpoint {
-            id,
-            mail,
+    /// what actors send to it. Send as it with [`Runtime::send_from`]. `None` once the
+    /// process has used up its endpoint ids.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.endpoints.endpoint()
+    }
+
+    /// What a Kafka listener needs of this cluster: every actor is hosted here, unless the
+    /// cluster is connected to other processes (then none of the brokers is).
+    pub fn host(&self) -> Host {
+        let hosted = if self.is_remote() {
+            Vec::new()
+        } else {
+            (0..self.topology.actor_count()).collect()
+        };
+        Host {
+            runtime: Arc::clone(&self.runtime),
+            topology: self.topology,
             endpoints: Arc::clone(&self.endpoints),
+            hosted: hosted.into(),
         }
     }
 
@@ -649,11 +714,16 @@ pub enum Served {
 /// for this node by `insync format`, and locked while it runs), a broker killed and started
 /// again recovers what it had flushed; damaged storage refuses the start, and a failed write
 /// or fsync ends the process (fail-stop) rather than serve from an untrusted page cache.
+///
+/// With `kafka` (a broker only), the broker also serves Kafka clients on its own address of
+/// `kafka.listen` ([`crate::kafka`]); its listener asks the controller, over the cluster's
+/// connections, for producer ids and the partition's leader.
 pub async fn serve(
     config: ValidConfig,
     options: EngineOptions,
     served: Served,
     addrs: ClusterAddrs,
+    kafka: Option<crate::kafka::KafkaOptions>,
 ) -> anyhow::Result<std::convert::Infallible> {
     let config_text = config_text(&config, &options)?;
     check_limits(&options.limits)?;
@@ -711,12 +781,31 @@ pub async fn serve(
     let mut outbox = runtime
         .outbox()
         .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
+    let endpoints = Endpoints::new(crate::tcp::endpoint_ids(index));
+    let _kafka = match kafka {
+        None => None,
+        Some(kafka) => {
+            let host = Host {
+                runtime: Arc::clone(&runtime),
+                topology,
+                endpoints: Arc::clone(&endpoints),
+                hosted: vec![index].into(),
+            };
+            let listeners = crate::kafka::listen_on(host, kafka).await?;
+            tracing::info!(kafka = ?listeners.addrs, "serving Kafka clients");
+            Some(listeners)
+        }
+    };
     let failed = storage_failed(disk.as_deref());
     tokio::pin!(failed);
     loop {
         tokio::select! {
             next = outbox.recv() => match next {
-                Some((src, dst, msg)) => transport.forward(src, dst, msg),
+                Some((src, dst, msg)) => {
+                    if let Some(msg) = endpoints.route(dst, src, msg) {
+                        transport.forward(src, dst, msg);
+                    }
+                }
                 None => anyhow::bail!("the runtime stopped"),
             },
             reason = &mut failed => anyhow::bail!(

@@ -21,6 +21,11 @@
 //! frames; a frame's buffer grows as its bytes arrive, up to [`crate::wire::FRAME_BYTES_MAX`];
 //! a peer may claim only the cluster's actor indices, and the reply routes its connection
 //! added leave with it. What a refused peer sent is logged truncated.
+//!
+//! Besides its actors, a server process may host endpoints (its Kafka listener's
+//! connections) that ask the controller for producer ids and metadata: their ids lie in the
+//! block of the actor the process hosts ([`endpoint_ids`]), a peer may send as an endpoint
+//! of an actor it proved to host, and answers to an endpoint go to that actor's process.
 
 use crate::auth::{Claim, Role, Secret};
 use crate::runtime::{Route, Runtime};
@@ -110,6 +115,24 @@ impl ClusterAddrs {
             None
         }
     }
+}
+
+/// Ids for outside parties of one process (a Kafka listener's client connections, see
+/// [`crate::engine::Endpoint`]) come in blocks of this many, one block per hosted actor, so
+/// that any process can tell which process an endpoint id belongs to and route an answer
+/// there. An in-process cluster numbers its endpoints below the first block.
+pub const ENDPOINT_BLOCK: usize = 1 << 24;
+
+/// The endpoint ids of the process that hosts actor `host`: the block after
+/// `host` blocks (block 0 holds the actors and an in-process cluster's endpoints).
+pub fn endpoint_ids(host: usize) -> std::ops::Range<usize> {
+    (host + 1) * ENDPOINT_BLOCK..(host + 2) * ENDPOINT_BLOCK
+}
+
+/// The actor whose process an endpoint id belongs to; `None` for actors' own ids (and an
+/// in-process cluster's endpoints).
+pub fn endpoint_host(id: usize) -> Option<usize> {
+    (id >= ENDPOINT_BLOCK).then(|| id / ENDPOINT_BLOCK - 1)
 }
 
 /// What this process says and proves in a handshake.
@@ -360,11 +383,15 @@ impl Transport {
             dst: usize::from(dst),
             msg,
         };
+        // An endpoint is reached through the process hosting its actor.
         let tx = self
             .links
             .get(&envelope.dst)
             .cloned()
-            .or_else(|| lock(&self.local.clients).get(&envelope.dst).cloned());
+            .or_else(|| lock(&self.local.clients).get(&envelope.dst).cloned())
+            .or_else(|| {
+                endpoint_host(envelope.dst).and_then(|host| self.links.get(&host).cloned())
+            });
         match tx {
             Some(tx) => {
                 if tx.try_send(envelope).is_err() {
@@ -608,7 +635,11 @@ async fn serve_connection(
             Ok(None) => return,
             Err(e) => return report_read_error(peer, e),
         };
-        if !local.greeting.hosts.contains(&envelope.dst) || !peer_hosts.contains(&envelope.src) {
+        // An actor or an endpoint of its process, on either side.
+        let of = |hosts: &[usize], id: usize| {
+            hosts.contains(&id) || endpoint_host(id).is_some_and(|host| hosts.contains(&host))
+        };
+        if !of(&local.greeting.hosts, envelope.dst) || !of(&peer_hosts, envelope.src) {
             tracing::error!(
                 %peer,
                 src = envelope.src,
@@ -653,6 +684,19 @@ mod tests {
     }
 
     const SECRET: &str = "correct horse battery staple";
+
+    #[test]
+    fn an_endpoint_id_names_the_process_of_its_actor() {
+        for host in [0, 3, 70] {
+            let ids = endpoint_ids(host);
+            assert_eq!(endpoint_host(ids.start), Some(host));
+            assert_eq!(endpoint_host(ids.end - 1), Some(host));
+            assert_eq!(endpoint_host(ids.end), Some(host + 1));
+        }
+        // Actors, and an in-process cluster's endpoints, belong to no other process.
+        assert_eq!(endpoint_host(0), None);
+        assert_eq!(endpoint_host(ENDPOINT_BLOCK - 1), None);
+    }
 
     /// A writer that keeps a copy of everything written through it.
     struct Tee<W> {

@@ -750,3 +750,33 @@ fn durations_take_units_and_bad_ones_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
+
+/// A reader that went away (`insync run | head`, or here a pipe closed before anything is
+/// written) ends the output quietly: no panic, and the exit code is still the verdict.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_insync"))
+        .args(["run", "--records", "2000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("insync starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("insync ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// The model's record count (the checker's bound) is not shown as the engine's workload.
+#[test]
+fn the_engine_report_does_not_show_the_models_record_count() {
+    let out = insync(&["run", "--records", "2000"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let configuration = text.lines().next().unwrap_or_default();
+    assert!(
+        configuration.starts_with("configuration: ") && !configuration.contains("records="),
+        "{text}"
+    );
+    assert!(text.contains("workload: 2000 records"), "{text}");
+}

@@ -556,3 +556,140 @@ async fn acks_all_below_min_insync_gets_not_enough_replicas() {
     drop(listeners);
     cluster.shutdown().await;
 }
+
+/// Consumer-group membership for one member (`impl/src/kafka/group.rs`), over the wire: a
+/// member joins and is its group's leader, syncs its own assignment, heartbeats, commits in
+/// its generation; a second member is refused with GROUP_MAX_SIZE_REACHED; a stale
+/// generation is fenced; after LeaveGroup the next member takes the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_groups_join_sync_heartbeat_commit_and_leave() {
+    use kafka_protocol::messages::{
+        join_group_request, leave_group_request, offset_commit_request, sync_group_request,
+        GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
+        SyncGroupRequest,
+    };
+    let (cluster, listeners) = cluster().await;
+    let mut client = Client::connect(listeners.addrs[1]).await;
+    let group = GroupId(StrBytes::from_static_str("g"));
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"subscription"))])
+    };
+    for version in [1, 5, 9] {
+        let joined = client.call(&join(""), version).await;
+        assert_eq!(joined.error_code, 0, "v{version}: {joined:?}");
+        let me = joined.member_id.clone();
+        assert_eq!(joined.leader, me, "the only member leads");
+        assert_eq!(joined.members.len(), 1);
+        assert_eq!(
+            joined.members[0].metadata,
+            Bytes::from_static(b"subscription")
+        );
+        let generation = joined.generation_id;
+
+        // Another consumer of the group, on another connection: refused.
+        let mut other = Client::connect(listeners.addrs[2]).await;
+        let refused = other.call(&join(""), version).await;
+        assert_eq!(
+            refused.error_code, 81,
+            "GROUP_MAX_SIZE_REACHED: {refused:?}"
+        );
+
+        let synced = client
+            .call(
+                &SyncGroupRequest::default()
+                    .with_group_id(group.clone())
+                    .with_generation_id(generation)
+                    .with_member_id(me.clone())
+                    .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                    .with_protocol_name(Some(StrBytes::from_static_str("range")))
+                    .with_assignments(vec![
+                        sync_group_request::SyncGroupRequestAssignment::default()
+                            .with_member_id(me.clone())
+                            .with_assignment(Bytes::from_static(b"partition 0")),
+                    ]),
+                3,
+            )
+            .await;
+        assert_eq!(synced.error_code, 0);
+        assert_eq!(synced.assignment, Bytes::from_static(b"partition 0"));
+        let beat = |generation: i32| {
+            HeartbeatRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(generation)
+                .with_member_id(me.clone())
+        };
+        assert_eq!(client.call(&beat(generation), 3).await.error_code, 0);
+        assert_eq!(
+            client.call(&beat(generation - 1), 3).await.error_code,
+            22,
+            "ILLEGAL_GENERATION"
+        );
+        let commit = |generation: i32| {
+            OffsetCommitRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id_or_member_epoch(generation)
+                .with_member_id(me.clone())
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(topic())
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(7),
+                        ]),
+                ])
+        };
+        let committed = client.call(&commit(generation), 7).await;
+        assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+        let stale = client.call(&commit(generation - 1), 7).await;
+        assert_eq!(stale.topics[0].partitions[0].error_code, 22);
+
+        let leave = if version < 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_member_id(me.clone())
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(me.clone())
+                ])
+        };
+        let version = version.min(5);
+        let left = client.call(&leave, version).await;
+        let error = left
+            .members
+            .first()
+            .map_or(left.error_code, |m| m.error_code);
+        assert_eq!(error, 0, "{left:?}");
+        // Gone: its heartbeat is no longer known, and the next member may join.
+        assert_eq!(
+            client.call(&beat(generation), 3).await.error_code,
+            25,
+            "UNKNOWN_MEMBER_ID"
+        );
+    }
+    // ApiVersions advertises the four APIs.
+    let versions: ApiVersionsResponse = client.call(&ApiVersionsRequest::default(), 3).await;
+    for key in [
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+    ] {
+        assert!(
+            versions.api_keys.iter().any(|v| v.api_key == key as i16),
+            "{key:?} advertised"
+        );
+    }
+    cluster.shutdown().await;
+}

@@ -1,5 +1,7 @@
 //! Stock Kafka clients (librdkafka through confluent-kafka, kafka-python) against
-//! `insync run --kafka-listen`, under the fault schedule of `--faults`. Each case runs
+//! `insync run --kafka-listen`, under the fault schedule of `--faults`, and against a cluster
+//! of processes (`insync controller`, three `insync broker --kafka-listen`), where the test
+//! kills the leader's process itself. Each case runs
 //! `clients/kafka_clients.py` and reads its JSON verdict. Without python3 or the client
 //! modules (`pip install confluent-kafka==2.16.1 kafka-python==3.0.12`) a case prints
 //! SKIPPED and passes; `.ci/run` installs them.
@@ -236,6 +238,22 @@ fn kafka_python_round_trip_committed_offsets_and_unsupported_versions() {
     }
 }
 
+/// `subscribe()` with both clients: JoinGroup, SyncGroup and Heartbeat for a group of one
+/// member; the consumer reads, commits, closes (LeaveGroup), and a second consumer of the
+/// group resumes at the committed offset.
+#[test]
+fn subscribed_consumers_of_both_clients_resume_from_their_groups_commit() {
+    if !clients_available("subscribe") {
+        return;
+    }
+    let served = serve(60, "");
+    for case in ["subscribe-librdkafka", "subscribe-kafka-python"] {
+        let verdict = client(case, &served.bootstrap, &[]);
+        assert_eq!(verdict["ok"], true, "{case}: {verdict}");
+        assert_eq!(verdict["resumed_at"], 40, "{case}: {verdict}");
+    }
+}
+
 #[test]
 fn idempotent_librdkafka_loses_and_duplicates_nothing_when_the_leader_is_cut_off() {
     if !clients_available("idempotent (partition)") {
@@ -365,4 +383,182 @@ fn the_binary_survives_array_counts_past_the_frame() {
     let mut answer = vec![0u8; i32::from_be_bytes(len) as usize];
     s.read_exact(&mut answer).expect("an answer");
     assert_eq!(&answer[..6], &[0, 0, 0, 9, 0, 0], "correlation 9, no error");
+}
+
+/// Addresses free on loopback now (bound together, so all different, and released).
+fn free_addrs(n: usize) -> Vec<String> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").to_string())
+        .collect()
+}
+
+/// A cluster of processes: `insync controller` and three `insync broker`s with segment
+/// files, each broker with a Kafka listener. Killed when dropped.
+struct Processes {
+    brokers: Vec<Option<Child>>,
+    controller: Child,
+    bootstrap: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self
+            .brokers
+            .iter_mut()
+            .flatten()
+            .chain([&mut self.controller])
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Processes {
+    fn start() -> Processes {
+        const CLUSTER_ID: &str = "kafka-test";
+        let addrs = free_addrs(7);
+        let layout = [
+            "--brokers".to_string(),
+            addrs[..3].join(","),
+            "--controller".into(),
+            addrs[3].clone(),
+            "--idempotence".into(),
+        ];
+        let bootstrap = addrs[4..].join(",");
+        let data = tempfile::tempdir().expect("a temporary directory");
+        let spawn = |args: &[String]| {
+            Command::new(env!("CARGO_BIN_EXE_insync"))
+                .args(args)
+                .args(&layout)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("insync starts")
+        };
+        let controller = spawn(&["controller".into()]);
+        let brokers = (0..3)
+            .map(|id| {
+                let dir = data.path().join(format!("broker-{id}"));
+                let formatted = Command::new(env!("CARGO_BIN_EXE_insync"))
+                    .arg("format")
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .args(["--cluster-id", CLUSTER_ID, "--node-id", &id.to_string()])
+                    .output()
+                    .expect("insync format runs");
+                assert!(formatted.status.success(), "{formatted:?}");
+                Some(spawn(&[
+                    "broker".into(),
+                    "--id".into(),
+                    id.to_string(),
+                    "--data-dir".into(),
+                    dir.to_str().expect("a UTF-8 path").into(),
+                    "--cluster-id".into(),
+                    CLUSTER_ID.into(),
+                    "--kafka-listen".into(),
+                    bootstrap.clone(),
+                ]))
+            })
+            .collect();
+        Processes {
+            brokers,
+            controller,
+            bootstrap,
+            _data: data,
+        }
+    }
+
+    /// The leader Metadata names, through the listeners of the brokers still running.
+    fn leader(&self) -> u64 {
+        let verdict = client("leader", &self.bootstrap, &[]);
+        assert_eq!(verdict["ok"], true, "no leader: {verdict}");
+        verdict["leader"].as_u64().expect("a broker id")
+    }
+
+    fn kill(&mut self, broker: usize) {
+        let mut child = self.brokers[broker].take().expect("broker running");
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+    }
+}
+
+/// An unmodified librdkafka producer against a cluster of processes (`insync broker
+/// --kafka-listen`): its producer id comes from the controller process, over the cluster's
+/// connections; the leader's process is killed with SIGKILL while records go out; librdkafka
+/// finds the new leader through Metadata and retries there, and the model's sequence check
+/// appends each record once.
+#[test]
+fn idempotent_librdkafka_against_broker_processes_survives_a_killed_leader() {
+    if !clients_available("idempotent (processes)") {
+        return;
+    }
+    let mut cluster = Processes::start();
+    let first = cluster.leader();
+    let producer = Command::new("python3")
+        .arg(script())
+        .args(["idempotent", &cluster.bootstrap])
+        .args(["--records", "3000", "--seconds", "8"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.kill(first as usize);
+    let out = producer.wait_with_output().expect("the client ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdict: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON verdict ({e}): {stdout}"));
+    eprintln!("idempotent (processes): {verdict}");
+    assert_eq!(verdict["acknowledged"], 3000, "{verdict}");
+    assert_eq!(verdict["read"], 3000, "{verdict}");
+    assert_eq!(verdict["lost"], 0, "{verdict}");
+    assert_eq!(verdict["duplicated"], 0, "{verdict}");
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    // The kill moved the leadership: the run's second part went to another process.
+    let second = cluster.leader();
+    assert_ne!(second, first, "the leader is still the killed broker");
+}
+
+/// Needs no Python: a broker process cannot advertise another process's port 0.
+#[test]
+fn a_broker_process_refuses_a_kafka_port_0() {
+    let addrs = free_addrs(4);
+    let out = Command::new(env!("CARGO_BIN_EXE_insync"))
+        .args(["broker", "--id", "0", "--brokers", &addrs[..3].join(",")])
+        .args(["--controller", &addrs[3], "--kafka-listen", "127.0.0.1:0"])
+        .output()
+        .expect("insync runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has port 0"), "{stderr}");
+    assert!(stderr.contains("give fixed ports"), "{stderr}");
+}
+
+/// `subscribe()` against a cluster of processes: each broker process keeps its own groups and
+/// offsets, so FindCoordinator names the partition's leader from any of them, and the others
+/// answer group requests with NOT_COORDINATOR; both clients' second consumer finds the first's
+/// commit. (With "the broker asked" as coordinator, kafka-python's second consumer asked
+/// another process and started over at 0.)
+#[test]
+fn subscribed_consumers_against_broker_processes_meet_at_one_coordinator() {
+    if !clients_available("subscribe (processes)") {
+        return;
+    }
+    let cluster = Processes::start();
+    cluster.leader();
+    for case in [
+        "subscribe-librdkafka",
+        "subscribe-kafka-python",
+        "subscribe-librdkafka",
+    ] {
+        let verdict = client(case, &cluster.bootstrap, &[]);
+        assert_eq!(verdict["ok"], true, "{case}: {verdict}");
+        assert_eq!(verdict["committed_seen_by_second"], 40, "{case}: {verdict}");
+    }
 }

@@ -1,7 +1,10 @@
 //! Kafka's wire protocol in front of the engine's brokers, so stock Kafka clients (librdkafka,
 //! kafka-python, the Java client) produce to and consume from the model's actors.
 //!
-//! One listener per broker of an in-process [`Cluster`]. It translates, and decides nothing:
+//! One listener per broker: every broker of an in-process [`Cluster`] (`insync run
+//! --kafka-listen`), or the one broker of an `insync broker --kafka-listen` process, which
+//! reaches the controller process over the cluster's connections ([`Host`]). It translates,
+//! and decides nothing:
 //! a Kafka request becomes the model's message to that broker's actor (or the controller's),
 //! and the actor's answer becomes the Kafka response. The broker's produce and fetch rules,
 //! the idempotent producer's sequence check and the controller's producer ids are the model's
@@ -10,13 +13,14 @@
 //! | Kafka API (versions served) | Becomes |
 //! |---|---|
 //! | ApiVersions (0-3) | answered here: the table below. An unsupported version gets `UNSUPPORTED_VERSION` in a v0 response listing what is served (KIP-511), as Kafka does. |
-//! | Metadata (0-12) | the controller's partition state (leader, leader epoch, ISR; KIP-320 epochs from v7) read from the controller actor; every broker as a node. |
+//! | Metadata (0-12) | the controller's partition state (leader, leader epoch, ISR; KIP-320 epochs from v7) read from the controller actor in-process; in a broker process `Msg::Metadata` to the controller (leader and epoch; the ISR is this broker's own if it leads, else every replica); every broker as a node, at the addresses `--kafka-listen` lists. |
 //! | InitProducerId (0-4) | `Msg::InitProducerId` to the controller, which allocates the id (KIP-98) and saves it before answering. Epoch 0: every call gets a new id (which KIP-360's bump allows a client to take). |
 //! | Produce (3-9) | `Msg::Produce` to the broker, with `acks`, and the batch's producer id and sequence numbers (KIP-98); the answer's error is Kafka's code. `acks=0` gets no response, as in Kafka. |
 //! | Fetch (4-12) | `Msg::ConsumerFetch` with the request's `current_leader_epoch` (KIP-320, v9+), so the broker fences it; records below the high watermark only, as RecordBatch v2. No fetch sessions (KIP-227: session id 0 in every answer). |
 //! | ListOffsets (1-7) | read from the broker's state: earliest 0, latest the high watermark; fenced by `current_leader_epoch` (KIP-320, v4+). |
-//! | FindCoordinator (0-3) | the broker asked. |
-//! | OffsetCommit (2-8), OffsetFetch (1-7) | the engine's offset store ([`OffsetStore`]). |
+//! | FindCoordinator (0-3) | in-process the broker asked (the listeners share one store); in a cluster of processes, where each broker process keeps its own groups and offsets, the partition's leader, and a broker that does not lead answers group requests `NOT_COORDINATOR`. |
+//! | OffsetCommit (2-8), OffsetFetch (1-7) | the engine's offset store ([`OffsetStore`]); a commit with a generation must come from the group's member in it. |
+//! | JoinGroup (0-9), SyncGroup (0-5), Heartbeat (0-4), LeaveGroup (0-5) | the listener's coordinator of one-member groups ([`group`]): a second member is refused with `GROUP_MAX_SIZE_REACHED`. |
 //!
 //! What Kafka does that this listener copies rather than decides:
 //! - An unknown API key, an API not in the table, or an unsupported version of one (except
@@ -42,8 +46,9 @@
 //! arrays are not.
 
 pub mod batch;
+pub mod group;
 
-use crate::engine::{Cluster, Endpoint};
+use crate::engine::{Cluster, Endpoint, Host};
 use crate::runtime::Route;
 use bytes::{BufMut, Bytes, BytesMut};
 use insync_model::config::Acks;
@@ -51,12 +56,15 @@ use insync_model::msg::{ErrorCode, Msg, RequestId};
 use insync_model::types::{BrokerId, Epoch, Offset};
 use kafka_protocol::messages::{
     api_versions_response::ApiVersion, fetch_response, find_coordinator_response,
-    list_offsets_response, metadata_response, offset_commit_response, offset_fetch_response,
-    produce_response, ApiKey, ApiVersionsResponse, BrokerId as KafkaBrokerId, FetchRequest,
-    FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    join_group_response, leave_group_response, list_offsets_response, metadata_response,
+    offset_commit_response, offset_fetch_response, produce_response, ApiKey, ApiVersionsResponse,
+    BrokerId as KafkaBrokerId, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, InitProducerIdRequest,
+    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use stateright::actor::Id;
@@ -89,6 +97,16 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Most consumer groups the offset store keeps.
 pub const GROUPS_MAX: usize = 1024;
 
+/// The longest a broker process's Metadata waits for the controller's answer.
+pub const METADATA_WAIT: Duration = Duration::from_secs(2);
+
+/// The partition as a Metadata response gives it.
+struct Partition {
+    leader: Option<BrokerId>,
+    leader_epoch: Epoch,
+    isr: Vec<BrokerId>,
+}
+
 /// Kafka's error codes the listener answers with (Kafka's `Errors` class).
 mod code {
     pub const NONE: i16 = 0;
@@ -100,6 +118,7 @@ mod code {
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
@@ -144,6 +163,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 0, 3),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
 ];
 
 fn supported(key: ApiKey, version: i16) -> bool {
@@ -230,18 +253,25 @@ impl OffsetStore {
     }
 }
 
-/// What every listener of a cluster shares.
+/// What every listener of a process shares.
 struct Shared {
-    cluster: Arc<Cluster>,
+    host: Host,
     topic: String,
     /// Broker `i`'s listener address, as Metadata advertises it.
     addrs: Vec<SocketAddr>,
     offsets: OffsetStore,
+    groups: group::Groups,
+    /// Whether the groups' coordinator is the partition's leader: in a cluster of processes,
+    /// where each process keeps its own groups and offsets, so that a group's clients all
+    /// meet in one process. An in-process cluster's listeners share one store, and every
+    /// broker coordinates.
+    coordinator_is_leader: bool,
 }
 
 /// The running listeners; dropping it stops them (open connections end with the runtime).
 pub struct KafkaListeners {
-    /// Broker `i`'s bound address.
+    /// Broker `i`'s address: bound here for the brokers this process hosts, as given for the
+    /// others.
     pub addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -259,10 +289,21 @@ pub async fn listen(
     cluster: Arc<Cluster>,
     options: KafkaOptions,
 ) -> anyhow::Result<KafkaListeners> {
-    let topology = cluster.topology();
     if cluster.is_remote() {
-        anyhow::bail!("INVALID_CONFIG: the Kafka listener serves an in-process cluster only");
+        anyhow::bail!(
+            "INVALID_CONFIG: the Kafka listener of `insync run` serves an in-process cluster \
+             only; give `insync broker` --kafka-listen instead"
+        );
     }
+    listen_on(cluster.host(), options).await
+}
+
+/// Binds a listener for each broker `host` runs (every broker of an in-process cluster, or
+/// the one broker of an `insync broker` process) and serves Kafka clients. `options.listen`
+/// names every broker's address, as Metadata advertises them: a process that does not host
+/// every broker needs them as fixed ports, since it cannot learn where another process bound.
+pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<KafkaListeners> {
+    let topology = host.topology();
     if options.listen.len() != topology.replicas {
         anyhow::bail!(
             "INVALID_CONFIG: {} Kafka listener addresses for {} brokers",
@@ -273,29 +314,42 @@ pub async fn listen(
     if options.topic.is_empty() || options.topic.len() > 249 {
         anyhow::bail!("INVALID_CONFIG: a Kafka topic name has 1 to 249 characters");
     }
+    let hosted: Vec<BrokerId> = topology
+        .brokers()
+        .filter(|&b| host.hosts(topology.broker(b)))
+        .collect();
+    if hosted.len() < topology.replicas {
+        if let Some(zero) = options.listen.iter().find(|a| a.port() == 0) {
+            anyhow::bail!(
+                "INVALID_CONFIG: --kafka-listen {zero} has port 0, but every broker process \
+                 advertises the others' Kafka addresses as given; give fixed ports, the same \
+                 list to every broker"
+            );
+        }
+    }
+    let mut addrs = options.listen.clone();
     let mut listeners = Vec::new();
-    for addr in &options.listen {
+    for &b in &hosted {
+        let addr = options.listen[b.index()];
         let l = TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {addr} for Kafka clients: {e}; is the port in use?")
         })?;
-        listeners.push(l);
+        addrs[b.index()] = l.local_addr()?;
+        listeners.push((b, l));
     }
-    let addrs: Vec<SocketAddr> = listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<Result<_, _>>()?;
     let shared = Arc::new(Shared {
-        cluster,
+        host,
         topic: options.topic,
         addrs: addrs.clone(),
         offsets: OffsetStore::default(),
+        groups: group::Groups::default(),
+        coordinator_is_leader: hosted.len() < topology.replicas,
     });
     let tasks = listeners
         .into_iter()
-        .enumerate()
-        .map(|(i, l)| {
+        .map(|(b, l)| {
             let shared = Arc::clone(&shared);
-            tokio::spawn(accept_loop(shared, BrokerId(i as u8), l))
+            tokio::spawn(accept_loop(shared, b, l))
         })
         .collect();
     Ok(KafkaListeners { addrs, tasks })
@@ -321,8 +375,17 @@ async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListene
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let Some(endpoint) = shared.host.endpoint() else {
+            tracing::warn!(
+                broker = broker.0,
+                %peer,
+                "this process has used up its endpoint ids; closing a new Kafka connection \
+                 (restart the process)"
+            );
+            continue;
+        };
         let mut conn = Connection {
-            endpoint: shared.cluster.endpoint(),
+            endpoint,
             shared: Arc::clone(&shared),
             broker,
             next_request: 0,
@@ -359,11 +422,11 @@ struct Connection {
 
 impl Connection {
     fn broker_id(&self) -> Id {
-        self.shared.cluster.topology().broker(self.broker)
+        self.shared.host.topology().broker(self.broker)
     }
 
     fn running(&self, id: Id) -> bool {
-        self.shared.cluster.runtime().is_running(id)
+        self.shared.host.runtime().is_running(id)
     }
 
     async fn serve(&mut self, mut stream: TcpStream) -> Result<(), Close> {
@@ -463,15 +526,57 @@ impl Connection {
             }
             ApiKey::FindCoordinator => {
                 let request = decode::<FindCoordinatorRequest>(&mut frame, version)?;
-                encode(&self.find_coordinator(request), version)?
+                encode(&self.find_coordinator(request).await?, version)?
             }
             ApiKey::OffsetCommit => {
                 let request = decode::<OffsetCommitRequest>(&mut frame, version)?;
-                encode(&self.offset_commit(request), version)?
+                let coordinating = self.coordinates().await?;
+                encode(&self.offset_commit(request, coordinating), version)?
             }
             ApiKey::OffsetFetch => {
                 let request = decode::<OffsetFetchRequest>(&mut frame, version)?;
-                encode(&self.offset_fetch(request), version)?
+                let coordinating = self.coordinates().await?;
+                encode(&self.offset_fetch(request, coordinating), version)?
+            }
+            ApiKey::JoinGroup => {
+                let request = decode::<JoinGroupRequest>(&mut frame, version)?;
+                let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+                let response = if self.coordinates().await? {
+                    self.join_group(request, client_id)
+                } else {
+                    JoinGroupResponse::default()
+                        .with_error_code(code::NOT_COORDINATOR)
+                        .with_generation_id(-1)
+                        .with_member_id(request.member_id)
+                };
+                encode(&response, version)?
+            }
+            ApiKey::SyncGroup => {
+                let request = decode::<SyncGroupRequest>(&mut frame, version)?;
+                let response = if self.coordinates().await? {
+                    self.sync_group(request)
+                } else {
+                    SyncGroupResponse::default().with_error_code(code::NOT_COORDINATOR)
+                };
+                encode(&response, version)?
+            }
+            ApiKey::Heartbeat => {
+                let request = decode::<HeartbeatRequest>(&mut frame, version)?;
+                let response = if self.coordinates().await? {
+                    self.heartbeat(request)
+                } else {
+                    HeartbeatResponse::default().with_error_code(code::NOT_COORDINATOR)
+                };
+                encode(&response, version)?
+            }
+            ApiKey::LeaveGroup => {
+                let request = decode::<LeaveGroupRequest>(&mut frame, version)?;
+                let response = if self.coordinates().await? {
+                    self.leave_group(request, version)
+                } else {
+                    LeaveGroupResponse::default().with_error_code(code::NOT_COORDINATOR)
+                };
+                encode(&response, version)?
             }
             other => return Err(format!("{other:?} is not served")),
         };
@@ -487,13 +592,16 @@ impl Connection {
         wait: Duration,
         accept: impl Fn(Id, &Msg) -> bool,
     ) -> Result<Option<Msg>, Close> {
-        let runtime = self.shared.cluster.runtime();
+        let runtime = self.shared.host.runtime();
         if !runtime
             .send_from(self.endpoint.id, to, msg, Route::Direct)
             .await
         {
             return Err(format!("actor {} took no request (down?)", usize::from(to)));
         }
+        // An actor of another process cannot be watched from here: its deadline alone ends
+        // the wait.
+        let watched = self.shared.host.hosts(to);
         let deadline = tokio::time::Instant::now() + wait.min(WAIT_MAX);
         loop {
             let poll = (tokio::time::Instant::now() + LIVENESS_POLL).min(deadline);
@@ -505,7 +613,7 @@ impl Connection {
                 }
                 Ok(None) => return Err("the engine stopped".into()),
                 Err(_) => {
-                    if !self.shared.cluster.runtime().is_running(to) {
+                    if watched && !self.shared.host.runtime().is_running(to) {
                         return Err(format!("actor {} went down", usize::from(to)));
                     }
                     if tokio::time::Instant::now() >= deadline {
@@ -531,22 +639,71 @@ impl Connection {
 
     // ------------------------------------------------------------------ metadata
 
+    /// The partition as the controller has it. In-process it is read from the controller's
+    /// state, ISR included. A broker process asks the controller (`Msg::Metadata`, over the
+    /// cluster's connections), which answers the leader and its epoch; the ISR is then the
+    /// one this broker holds if it leads in that epoch, else (unknown here) every replica.
+    /// No answer within [`METADATA_WAIT`] is a partition without a leader, which clients
+    /// retry.
+    async fn partition(&mut self) -> Result<Partition, Close> {
+        let host = self.shared.host.clone();
+        let topology = host.topology();
+        let controller = topology.controller();
+        if host.hosts(controller) {
+            let p = host
+                .runtime()
+                .inspect(controller, |s| s.as_controller().map(|c| c.partition))
+                .await
+                .flatten()
+                .ok_or("the controller is down")?;
+            return Ok(Partition {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.iter().collect(),
+            });
+        }
+        let answer = self
+            .ask(controller, Msg::Metadata, METADATA_WAIT, |src, m| {
+                src == controller && matches!(m, Msg::MetadataResponse { .. })
+            })
+            .await?;
+        let Some(Msg::MetadataResponse {
+            leader,
+            leader_epoch,
+        }) = answer
+        else {
+            return Ok(Partition {
+                leader: None,
+                leader_epoch: Epoch(0),
+                isr: Vec::new(),
+            });
+        };
+        let held = host
+            .runtime()
+            .inspect(self.broker_id(), move |s| {
+                s.as_broker().and_then(|b| {
+                    b.leader_state()
+                        .filter(|_| b.leader_epoch == leader_epoch)
+                        .map(|l| l.isr.iter().collect::<Vec<_>>())
+                })
+            })
+            .await
+            .flatten();
+        Ok(Partition {
+            leader,
+            leader_epoch,
+            isr: held.unwrap_or_else(|| topology.brokers().collect()),
+        })
+    }
+
     /// The controller's view of the partition (KIP-320 leader epochs from Metadata v7).
     async fn metadata(
         &mut self,
         request: MetadataRequest,
         version: i16,
     ) -> Result<MetadataResponse, Close> {
-        let cluster = &self.shared.cluster;
-        let topology = cluster.topology();
-        let partition = cluster
-            .runtime()
-            .inspect(topology.controller(), |s| {
-                s.as_controller().map(|c| c.partition)
-            })
-            .await
-            .flatten()
-            .ok_or("the controller is down")?;
+        let topology = self.shared.host.topology();
+        let partition = self.partition().await?;
         let brokers = self
             .shared
             .addrs
@@ -628,7 +785,7 @@ impl Connection {
                 .with_producer_epoch(-1));
         }
         let request_id = self.next_request();
-        let controller = self.shared.cluster.topology().controller();
+        let controller = self.shared.host.topology().controller();
         let answer = self
             .ask(
                 controller,
@@ -724,7 +881,7 @@ impl Connection {
             records: batch.records.into(),
         };
         if acks == Acks::Zero {
-            let runtime = self.shared.cluster.runtime();
+            let runtime = self.shared.host.runtime();
             if !runtime
                 .send_from(self.endpoint.id, broker, msg, Route::Direct)
                 .await
@@ -753,7 +910,7 @@ impl Connection {
     /// The broker's epoch and high watermark, read between two of its steps.
     async fn broker_view(&self) -> Result<(bool, Epoch, Offset), Close> {
         self.shared
-            .cluster
+            .host
             .runtime()
             .inspect(self.broker_id(), |s| {
                 s.as_broker()
@@ -923,15 +1080,44 @@ impl Connection {
 
     // ------------------------------------------------------------------ groups
 
-    /// Every broker coordinates every group: the store is the engine's, not a broker's.
-    fn find_coordinator(&self, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-        let me = self.shared.addrs[self.broker.index()];
-        let host = StrBytes::from_string(me.ip().to_string());
-        let group = request.key_type == 0;
-        let error = if group {
-            code::NONE
+    /// Whether this broker coordinates groups now (see [`Shared::coordinator_is_leader`]):
+    /// in a cluster of processes, while it leads.
+    async fn coordinates(&self) -> Result<bool, Close> {
+        if !self.shared.coordinator_is_leader {
+            return Ok(true);
+        }
+        Ok(self.broker_view().await?.0)
+    }
+
+    /// The coordinator of every group: in-process the broker asked (the store is the
+    /// engine's, not a broker's); in a cluster of processes the partition's leader as the
+    /// controller names it (Kafka's coordinator is the leader of the group's
+    /// `__consumer_offsets` partition; here the one partition stands in for it), and
+    /// `COORDINATOR_NOT_AVAILABLE` while there is none.
+    async fn find_coordinator(
+        &mut self,
+        request: FindCoordinatorRequest,
+    ) -> Result<FindCoordinatorResponse, Close> {
+        let coordinator = if self.shared.coordinator_is_leader {
+            self.partition().await?.leader
         } else {
-            code::COORDINATOR_NOT_AVAILABLE
+            Some(self.broker)
+        };
+        let error = match coordinator {
+            _ if request.key_type != 0 => code::COORDINATOR_NOT_AVAILABLE,
+            Some(_) => code::NONE,
+            None => code::COORDINATOR_NOT_AVAILABLE,
+        };
+        let (node, host, port) = match coordinator {
+            Some(b) if error == code::NONE => {
+                let addr = self.shared.addrs[b.index()];
+                (
+                    i32::from(b.0),
+                    StrBytes::from_string(addr.ip().to_string()),
+                    i32::from(addr.port()),
+                )
+            }
+            _ => (-1, StrBytes::new(), -1),
         };
         let coordinators = request
             .coordinator_keys
@@ -939,22 +1125,137 @@ impl Connection {
             .map(|key| {
                 find_coordinator_response::Coordinator::default()
                     .with_key(key)
-                    .with_node_id(KafkaBrokerId(i32::from(self.broker.0)))
+                    .with_node_id(KafkaBrokerId(node))
                     .with_host(host.clone())
-                    .with_port(i32::from(me.port()))
+                    .with_port(port)
                     .with_error_code(error)
             })
             .collect();
-        FindCoordinatorResponse::default()
+        Ok(FindCoordinatorResponse::default()
             .with_error_code(error)
-            .with_node_id(KafkaBrokerId(i32::from(self.broker.0)))
+            .with_node_id(KafkaBrokerId(node))
             .with_host(host)
-            .with_port(i32::from(me.port()))
-            .with_coordinators(coordinators)
+            .with_port(port)
+            .with_coordinators(coordinators))
     }
 
-    fn offset_commit(&self, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    // ------------------------------------------------------------------ group membership
+
+    /// JoinGroup: the coordinator of one-member groups ([`group`]) answers at once (a new
+    /// member gets its id in the same answer; KIP-394's second round trip is not asked for).
+    fn join_group(&self, request: JoinGroupRequest, client_id: &str) -> JoinGroupResponse {
+        let join = group::Join {
+            group: request.group_id.0.as_str(),
+            member_id: request.member_id.as_str(),
+            client_id,
+            protocol_type: request.protocol_type.as_str(),
+            protocols: request
+                .protocols
+                .iter()
+                .map(|p| (p.name.as_str().to_string(), p.metadata.clone()))
+                .collect(),
+            session: Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+        };
+        match self.shared.groups.join(join, std::time::Instant::now()) {
+            Ok(joined) => {
+                let member = StrBytes::from_string(joined.member_id);
+                JoinGroupResponse::default()
+                    .with_generation_id(joined.generation)
+                    .with_protocol_type(Some(StrBytes::from_string(joined.protocol_type)))
+                    .with_protocol_name(Some(StrBytes::from_string(joined.protocol)))
+                    .with_leader(member.clone())
+                    .with_member_id(member.clone())
+                    .with_members(vec![join_group_response::JoinGroupResponseMember::default(
+                    )
+                    .with_member_id(member)
+                    .with_group_instance_id(request.group_instance_id)
+                    .with_metadata(joined.metadata)])
+            }
+            Err(error) => JoinGroupResponse::default()
+                .with_error_code(error)
+                .with_generation_id(-1)
+                .with_member_id(request.member_id),
+        }
+    }
+
+    fn sync_group(&self, request: SyncGroupRequest) -> SyncGroupResponse {
+        let assignments: Vec<(String, Bytes)> = request
+            .assignments
+            .iter()
+            .map(|a| (a.member_id.as_str().to_string(), a.assignment.clone()))
+            .collect();
+        match self.shared.groups.sync(
+            request.group_id.0.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+            &assignments,
+            std::time::Instant::now(),
+        ) {
+            Ok((assignment, protocol_type, protocol)) => SyncGroupResponse::default()
+                .with_protocol_type(Some(StrBytes::from_string(protocol_type)))
+                .with_protocol_name(Some(StrBytes::from_string(protocol)))
+                .with_assignment(assignment),
+            Err(error) => SyncGroupResponse::default().with_error_code(error),
+        }
+    }
+
+    fn heartbeat(&self, request: HeartbeatRequest) -> HeartbeatResponse {
+        let answer = self.shared.groups.heartbeat(
+            request.group_id.0.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+            std::time::Instant::now(),
+        );
+        HeartbeatResponse::default().with_error_code(answer.err().unwrap_or(code::NONE))
+    }
+
+    /// LeaveGroup: one member (before v3) or a list of them, each answered.
+    fn leave_group(&self, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+        let group = request.group_id.0.as_str();
+        let leave = |id: &str| {
+            self.shared
+                .groups
+                .leave(group, id)
+                .err()
+                .unwrap_or(code::NONE)
+        };
+        if version < 3 {
+            return LeaveGroupResponse::default()
+                .with_error_code(leave(request.member_id.as_str()));
+        }
+        let members = request
+            .members
+            .into_iter()
+            .map(|m| {
+                leave_group_response::MemberResponse::default()
+                    .with_error_code(leave(m.member_id.as_str()))
+                    .with_member_id(m.member_id)
+                    .with_group_instance_id(m.group_instance_id)
+            })
+            .collect();
+        LeaveGroupResponse::default().with_members(members)
+    }
+
+    fn offset_commit(
+        &self,
+        request: OffsetCommitRequest,
+        coordinating: bool,
+    ) -> OffsetCommitResponse {
         let group = request.group_id.0.as_str().to_string();
+        // A member's commit in a generation it is not (or no longer) in is refused.
+        let fenced = if coordinating {
+            self.shared
+                .groups
+                .may_commit(
+                    &group,
+                    request.generation_id_or_member_epoch,
+                    request.member_id.as_str(),
+                    std::time::Instant::now(),
+                )
+                .err()
+        } else {
+            Some(code::NOT_COORDINATOR)
+        };
         let topics = request
             .topics
             .into_iter()
@@ -966,6 +1267,8 @@ impl Connection {
                     .map(|p| {
                         let error = if !ours || p.partition_index != 0 {
                             code::UNKNOWN_TOPIC_OR_PARTITION
+                        } else if let Some(error) = fenced {
+                            error
                         } else if self.shared.offsets.commit(&group, p.committed_offset) {
                             code::NONE
                         } else {
@@ -984,7 +1287,7 @@ impl Connection {
         OffsetCommitResponse::default().with_topics(topics)
     }
 
-    fn offset_fetch(&self, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    fn offset_fetch(&self, request: OffsetFetchRequest, coordinating: bool) -> OffsetFetchResponse {
         let committed = self
             .shared
             .offsets
@@ -1009,7 +1312,10 @@ impl Connection {
                             .with_partition_index(i)
                             .with_committed_leader_epoch(-1)
                             .with_metadata(Some(StrBytes::new()));
-                        if ours && i == 0 {
+                        if !coordinating {
+                            p.with_committed_offset(-1)
+                                .with_error_code(code::NOT_COORDINATOR)
+                        } else if ours && i == 0 {
                             p.with_committed_offset(committed)
                         } else {
                             p.with_committed_offset(-1)
@@ -1022,7 +1328,14 @@ impl Connection {
                     .with_partitions(partitions)
             })
             .collect();
-        OffsetFetchResponse::default().with_topics(topics)
+        let error = if coordinating {
+            code::NONE
+        } else {
+            code::NOT_COORDINATOR
+        };
+        OffsetFetchResponse::default()
+            .with_error_code(error)
+            .with_topics(topics)
     }
 }
 
