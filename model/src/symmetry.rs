@@ -128,14 +128,20 @@ impl Renaming {
                 _ => None,
             })
             .collect();
-        let network = Net::build(
-            state.network.is_ordered(),
+        let network = if state.network.is_ordered() {
             state
                 .network
-                .iter_all()
-                .map(|e| e.to_cloned_msg().rewrite(&plan)),
-            state.network.last_delivered().map(|e| e.rewrite(&plan)),
-        );
+                .renamed_flows(|id| plan.rewrite(id), |m: &Msg| m.rewrite(&plan))
+        } else {
+            Net::build(
+                false,
+                state
+                    .network
+                    .iter_all()
+                    .map(|e| e.to_cloned_msg().rewrite(&plan)),
+                state.network.last_delivered().map(|e| e.rewrite(&plan)),
+            )
+        };
         // A broker's timers move with it; only the controller's timers name brokers.
         let timers = state.timers.iter().map(|(i, t)| {
             let i = usize::from(*i);

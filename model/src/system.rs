@@ -240,6 +240,18 @@ impl Net {
         Net::Ordered(flows)
     }
 
+    /// An ordered network with every flow's ends and messages renamed (a bijection on ids, so
+    /// no two flows meet): each flow is rebuilt once, and the flows sorted again.
+    pub fn renamed_flows(&self, id: impl Fn(&Id) -> Id, msg: impl Fn(&Msg) -> Msg) -> Net {
+        let mut flows: SmallVec<[Flow; 8]> = self
+            .flows()
+            .iter()
+            .map(|f| Flow::new(id(&f.src), id(&f.dst), f.msgs.iter().map(&msg).collect()))
+            .collect();
+        flows.sort_unstable_by_key(|f| (f.src, f.dst));
+        Net::Ordered(flows)
+    }
+
     /// The last envelope delivered on the duplicating network.
     pub fn last_delivered(&self) -> Option<&Envelope<Msg>> {
         match self {
