@@ -26,7 +26,7 @@
 //! a reader fetches that batch; insync's recovery reads every batch, so [`flip_bit`] damages
 //! both sides of the checkpoint to show that it does.
 
-use super::{frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES};
+use super::{decode_broker_meta, frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES};
 use insync_model::types::{Epoch, Offset, Record, Value};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -152,7 +152,30 @@ fn checkpoint(dir: &Path, actor: usize) -> Option<BrokerMeta> {
     if !is_broker {
         return None;
     }
-    bincode::deserialize(&bytes).ok()
+    decode_broker_meta(&bytes).ok()
+}
+
+/// What a fault did to a node's files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// One line: the fault, the file, the bytes.
+    pub what: String,
+    /// The first record offset whose batch the fault damaged or removed (a lost fsync, a bit
+    /// flip), for matching against what recovery vouched for ([`super::Recovery`]); `None`
+    /// for damage that is not to a batch.
+    pub first_offset: Option<Offset>,
+}
+
+impl Damage {
+    fn new(what: String, first_offset: Option<Offset>) -> Option<Damage> {
+        Some(Damage { what, first_offset })
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
 }
 
 /// A torn write: appends the first bytes of a batch that would have followed the segment's
@@ -162,7 +185,7 @@ fn checkpoint(dir: &Path, actor: usize) -> Option<BrokerMeta> {
 /// of zeros (2: blocks allocated, never written). A torn tail already there is replaced (one
 /// save is in flight at a crash; two torn tails one after the other could even add up to a
 /// whole batch). Recovery must cut exactly these bytes.
-pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Option<String>> {
+pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Option<Damage>> {
     let path = segment_path(dir, actor);
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -219,15 +242,17 @@ pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Opti
     file.seek(SeekFrom::Start(good_end as u64))?;
     file.write_all(&tail)?;
     file.sync_all()?;
-    Ok(Some(format!(
-        "torn write: {how} after byte {good_end} of {}",
-        file_name(&path)
-    )))
+    Ok(Damage::new(
+        format!("torn write: {how} after byte {good_end} of {}", file_name(&path)),
+        None,
+    ))
 }
 
 /// A lost fsync: the segment's last batch is gone although its fsync returned success (the
-/// file is cut back to where that batch began).
-pub fn lose_last_batch(dir: &Path, actor: usize) -> std::io::Result<Option<String>> {
+/// file is cut back to where that batch began). A torn tail after it (a later write cut
+/// short) stays, moved down to where the batch began, as that later write would have left it:
+/// both faults remain for recovery to find.
+pub fn lose_last_batch(dir: &Path, actor: usize) -> std::io::Result<Option<Damage>> {
     let path = segment_path(dir, actor);
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -235,16 +260,21 @@ pub fn lose_last_batch(dir: &Path, actor: usize) -> std::io::Result<Option<Strin
     let Some(last) = frames(&bytes).pop() else {
         return Ok(None);
     };
-    let file = OpenOptions::new().write(true).open(&path)?;
-    file.set_len(last.pos as u64)?;
-    file.sync_all()?;
-    let records = last.batch.map_or(0, |b| b.records.len());
-    Ok(Some(format!(
-        "lost fsync: the last batch ({records} records, bytes {}..{}) of {} never reached the disk",
-        last.pos,
-        last.pos + last.len,
-        file_name(&path)
-    )))
+    let mut kept = bytes[..last.pos].to_vec();
+    kept.extend_from_slice(&bytes[last.pos + last.len..]);
+    fs::write(&path, &kept)?;
+    OpenOptions::new().write(true).open(&path)?.sync_all()?;
+    let records = last.batch.as_ref().map_or(0, |b| b.records.len());
+    Ok(Damage::new(
+        format!(
+            "lost fsync: the last batch ({records} records, bytes {}..{}) of {} never reached \
+             the disk",
+            last.pos,
+            last.pos + last.len,
+            file_name(&path)
+        ),
+        last.batch.map(|b| b.base_offset),
+    ))
 }
 
 /// A bit flip at rest in a batch on the `region` side of the high-watermark checkpoint; `at`
@@ -254,7 +284,7 @@ pub fn flip_bit(
     actor: usize,
     region: FlipRegion,
     at: u32,
-) -> std::io::Result<Option<String>> {
+) -> std::io::Result<Option<Damage>> {
     let path = segment_path(dir, actor);
     let Some(mut bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -282,16 +312,20 @@ pub fn flip_bit(
     bytes[byte] ^= 1 << bit;
     fs::write(&path, &bytes)?;
     OpenOptions::new().write(true).open(&path)?.sync_all()?;
-    Ok(Some(format!(
-        "bit flip: bit {bit} of byte {byte} of {} (batch at byte {}, {} the recovery point {})",
-        file_name(&path),
-        frame.pos,
-        match region {
-            FlipRegion::BelowRecoveryPoint => "below",
-            FlipRegion::AboveRecoveryPoint => "at or above",
-        },
-        recovery_point
-    )))
+    Ok(Damage::new(
+        format!(
+            "bit flip: bit {bit} of byte {byte} of {} (batch at byte {}, {} the recovery point \
+             {})",
+            file_name(&path),
+            frame.pos,
+            match region {
+                FlipRegion::BelowRecoveryPoint => "below",
+                FlipRegion::AboveRecoveryPoint => "at or above",
+            },
+            recovery_point
+        ),
+        frame.batch.as_ref().map(|b| b.base_offset),
+    ))
 }
 
 /// A missing file: removes the actor's segment or state file.
@@ -299,13 +333,16 @@ pub fn remove_file(
     dir: &Path,
     actor: usize,
     which: DamagedFile,
-) -> std::io::Result<Option<String>> {
+) -> std::io::Result<Option<Damage>> {
     let path = match which {
         DamagedFile::Segment => segment_path(dir, actor),
         DamagedFile::State => state_path(dir, actor),
     };
     match fs::remove_file(&path) {
-        Ok(()) => Ok(Some(format!("missing file: {} removed", file_name(&path)))),
+        Ok(()) => Ok(Damage::new(
+            format!("missing file: {} removed", file_name(&path)),
+            None,
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
