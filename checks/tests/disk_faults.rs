@@ -9,7 +9,7 @@
 //! histories.
 
 use insync_checks::checker::{check, AnomalyKind};
-use insync_checks::fuzz::{fuzz, run_case, FuzzOptions};
+use insync_checks::fuzz::{fuzz, load, replay, run_case, FuzzOptions, SavedStorage};
 use insync_checks::history::{DiskEvent, DiskFault, Fun, History, OpType, Process};
 use insync_checks::plan::{DamagedFile, FlipRegion, Plan, Step};
 use insync_checks::runner::RunOptions;
@@ -120,6 +120,7 @@ fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_ow
         "{}",
         shown(&report)
     );
+    saved_cases_replay_with_their_storage(&report);
 
     let kip_966 = Config {
         elr: true,
@@ -145,6 +146,45 @@ fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_ow
             shown(&report)
         );
     }
+}
+
+/// Each saved case records the storage it ran with (files, the checkpoint interval), and a
+/// replay runs with that, whatever it is given: asked for a state file at every save, it still
+/// shows the anomaly found at the engine's interval, with the same history.
+fn saved_cases_replay_with_their_storage(report: &insync_checks::fuzz::FuzzReport) {
+    assert!(!report.failures.is_empty(), "no saved case to replay");
+    for failure in &report.failures {
+        let path = failure.case_path.as_ref().expect("saved");
+        let saved = load(path).expect("the case loads");
+        assert_eq!(
+            saved.storage,
+            SavedStorage {
+                disk_faults: true,
+                checkpoint_interval_ms: 5000
+            }
+        );
+        let timeline = std::fs::read_to_string(failure.timeline_path.as_ref().expect("saved"))
+            .expect("the timeline");
+        assert!(
+            timeline.contains("--checkpoint-interval-ms 5000"),
+            "{timeline}"
+        );
+        let other = RunOptions {
+            checkpoint_interval: EVERY_SAVE,
+            ..RunOptions::default()
+        };
+        let (history, verdict) = replay(&saved, &other).expect("the replay");
+        assert!(verdict.has(failure.kind), "{history}");
+        assert_eq!(history, failure.history);
+    }
+    // A case saved before the storage was recorded replays as it then ran: memory unless the
+    // plan holds a disk fault, the state file at every save.
+    let path = report.failures[0].case_path.as_ref().expect("saved");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    json.as_object_mut().expect("an object").remove("storage");
+    let older: insync_checks::fuzz::SavedCase = serde_json::from_value(json).expect("loads");
+    assert_eq!(older.storage, SavedStorage::default());
 }
 
 fn case(steps: Vec<Step>) -> Case {
