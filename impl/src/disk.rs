@@ -200,6 +200,7 @@ impl fmt::Display for Identity {
 
 /// What `meta.json` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MetaFile {
     version: u32,
     cluster_id: String,
@@ -208,9 +209,24 @@ struct MetaFile {
     /// exist.
     #[serde(default)]
     saved_actors: BTreeSet<usize>,
+    /// CRC-32 of the other fields as compact JSON ([`MetaFile::crc`]): a flipped bit that
+    /// leaves valid JSON (another node id, a saved actor forgotten) is refused, not believed.
+    /// Written by every save of the file; a file from before it has none and is read as is
+    /// (an unknown field, a misspelt `crc32` among them, is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crc32: Option<u32>,
 }
 
 impl MetaFile {
+    /// The checksum of everything but the checksum.
+    fn crc(&self) -> u32 {
+        let bare = MetaFile {
+            crc32: None,
+            ..self.clone()
+        };
+        crc32fast::hash(&serde_json::to_vec(&bare).unwrap_or_default())
+    }
+
     fn identity(&self) -> Identity {
         Identity {
             cluster_id: self.cluster_id.clone(),
@@ -412,7 +428,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
 
 fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), StorageError> {
     let path = dir.join(META_FILE);
-    let mut text = serde_json::to_string_pretty(meta).map_err(|e| StorageError::Format {
+    let meta = MetaFile {
+        crc32: Some(meta.crc()),
+        ..meta.clone()
+    };
+    let mut text = serde_json::to_string_pretty(&meta).map_err(|e| StorageError::Format {
         path: path.clone(),
         reason: format!("cannot encode: {e}"),
     })?;
@@ -443,12 +463,22 @@ fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
             ),
         });
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| StorageError::Format {
-            path,
-            reason: format!("not a valid {META_FILE}: {e}"),
-        })
+    let meta: MetaFile = serde_json::from_value(value).map_err(|e| StorageError::Format {
+        path: path.clone(),
+        reason: format!("not a valid {META_FILE}: {e}"),
+    })?;
+    match meta.crc32 {
+        Some(crc) if crc != meta.crc() => {
+            let reason = format!(
+                "checksum mismatch (crc32 {crc}, contents {}): the file is damaged; restore it \
+                 from a backup",
+                meta.crc()
+            );
+            tracing::error!(path = %path.display(), "{reason}");
+            Err(corrupt(&path, reason))
+        }
+        _ => Ok(Some(meta)),
+    }
 }
 
 /// The first entry of `dir` other than the lock file and a leftover temporary `meta.json`.
@@ -498,6 +528,7 @@ impl DiskStorage {
                 cluster_id: identity.cluster_id.clone(),
                 node: identity.node.clone(),
                 saved_actors: BTreeSet::new(),
+                crc32: None,
             },
         )?;
         // The directory's own entry in its parent, for a directory format created.

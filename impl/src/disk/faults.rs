@@ -88,13 +88,24 @@ pub enum FlipRegion {
     AboveRecoveryPoint,
 }
 
-/// Which of an actor's files goes missing.
+/// Which of a node's files goes missing or is damaged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DamagedFile {
     /// `actor-N.log`.
     Segment,
-    /// `actor-N.state`.
+    /// `actor-N.state` (a broker's checkpoint, the controller's whole state, a consumer's
+    /// offsets).
     State,
+    /// The directory's `meta.json` (its identity, and the actors that saved here).
+    Meta,
+}
+
+fn path_of(dir: &Path, actor: usize, which: DamagedFile) -> PathBuf {
+    match which {
+        DamagedFile::Segment => segment_path(dir, actor),
+        DamagedFile::State => state_path(dir, actor),
+        DamagedFile::Meta => dir.join(super::META_FILE),
+    }
 }
 
 fn segment_path(dir: &Path, actor: usize) -> PathBuf {
@@ -334,10 +345,7 @@ pub fn remove_file(
     actor: usize,
     which: DamagedFile,
 ) -> std::io::Result<Option<Damage>> {
-    let path = match which {
-        DamagedFile::Segment => segment_path(dir, actor),
-        DamagedFile::State => state_path(dir, actor),
-    };
+    let path = path_of(dir, actor, which);
     match fs::remove_file(&path) {
         Ok(()) => Ok(Damage::new(
             format!("missing file: {} removed", file_name(&path)),
@@ -346,6 +354,37 @@ pub fn remove_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A bit flipped at rest anywhere in one of a node's whole files (a state file or
+/// `meta.json`; a segment's batches are [`flip_bit`]'s); `at` picks the byte and the bit.
+pub fn flip_file_bit(
+    dir: &Path,
+    actor: usize,
+    which: DamagedFile,
+    at: u32,
+) -> std::io::Result<Option<Damage>> {
+    let path = path_of(dir, actor, which);
+    let Some(mut bytes) = read_optional(&path)? else {
+        return Ok(None);
+    };
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let at = at as usize;
+    let byte = (at.wrapping_mul(2_654_435_761) >> 7) % bytes.len();
+    let bit = at % 8;
+    bytes[byte] ^= 1 << bit;
+    fs::write(&path, &bytes)?;
+    OpenOptions::new().write(true).open(&path)?.sync_all()?;
+    Ok(Damage::new(
+        format!(
+            "bit flip: bit {bit} of byte {byte} of {} ({} bytes)",
+            file_name(&path),
+            bytes.len()
+        ),
+        None,
+    ))
 }
 
 fn file_name(path: &Path) -> String {
@@ -542,6 +581,97 @@ mod tests {
             assert!(reason.contains("missing"), "{reason}");
             assert!(remove_file(dir.path(), 0, which).expect("io").is_none());
         }
+    }
+
+    fn controller_state() -> NodeStorage {
+        use insync_model::controller::{Controller, ControllerState, FIRST_ALLOCATED_PRODUCER_ID};
+        use insync_model::types::{BrokerSet, REPLICAS_MAX};
+        NodeStorage::Controller(ControllerState {
+            partition: Controller::initial_partition(3),
+            fenced: BrokerSet::single(insync_model::types::BrokerId(1)),
+            incarnations: [7; REPLICAS_MAX],
+            unclean_elections: 0,
+            next_producer_id: FIRST_ALLOCATED_PRODUCER_ID + 5,
+        })
+    }
+
+    /// The controller's state (what `insync controller --data-dir` saves after every step),
+    /// a broker's state file and `meta.json`, each with every one of its bits flipped in turn,
+    /// then removed, then cut short.
+    /// Expected: the next open or load refuses every one of them (a checksum, or what
+    /// `meta.json` records); none is read as a state that merely differs. Without the
+    /// checksum in `meta.json`, flips that keep it valid JSON (a saved actor, the node id,
+    /// the cluster id) would be believed or misreported as another node's directory.
+    #[test]
+    fn every_bit_flip_missing_file_or_short_file_of_the_controllers_state_and_meta_json_is_refused(
+    ) {
+        const CONTROLLER: usize = 3;
+        let dir = tempfile::tempdir().expect("tempdir");
+        saved(dir.path(), 2);
+        let store = open(dir.path());
+        store
+            .save(CONTROLLER, &controller_state())
+            .expect("save the controller");
+        drop(store);
+        let refused = |actor: usize| -> Result<(), String> {
+            let store = DiskStorage::open(
+                dir.path(),
+                &Identity::new("faults", StorageNode::InProcess).expect("id"),
+                OpenMode::Formatted,
+            );
+            match store.map(|s| s.load(actor)) {
+                Err(_) | Ok(Err(_)) => Ok(()),
+                Ok(Ok(loaded)) => Err(format!("loaded {loaded:?}")),
+            }
+        };
+        assert!(refused(CONTROLLER).is_err(), "the intact state loads");
+        assert!(refused(0).is_err(), "the intact broker loads");
+        for (which, actor) in [
+            (DamagedFile::State, CONTROLLER),
+            (DamagedFile::State, 0),
+            (DamagedFile::Meta, CONTROLLER),
+            (DamagedFile::Meta, 0),
+        ] {
+            let path = path_of(dir.path(), actor, which);
+            let pristine = fs::read(&path).expect("read");
+            for byte in 0..pristine.len() {
+                for bit in 0..8 {
+                    let mut bytes = pristine.clone();
+                    bytes[byte] ^= 1 << bit;
+                    fs::write(&path, &bytes).expect("write");
+                    if let Err(loaded) = refused(actor) {
+                        panic!(
+                            "bit {bit} of byte {byte} of {} flipped, and actor {actor} {loaded}",
+                            path.display()
+                        );
+                    }
+                }
+            }
+            // Cut anywhere but in trailing whitespace (a JSON file's final newline).
+            let end = pristine.len()
+                - pristine
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+            for len in 0..end {
+                fs::write(&path, &pristine[..len]).expect("write");
+                assert!(refused(actor).is_ok(), "{} cut to {len}", path.display());
+            }
+            fs::write(&path, &pristine).expect("restore");
+            remove_file(dir.path(), actor, which)
+                .expect("io")
+                .expect("applies");
+            assert!(refused(actor).is_ok(), "{} removed", path.display());
+            fs::write(&path, &pristine).expect("restore");
+            assert!(refused(actor).is_err(), "restored");
+        }
+        // The fault helper flips a bit the same way, and says where.
+        let damage = flip_file_bit(dir.path(), CONTROLLER, DamagedFile::State, 12)
+            .expect("io")
+            .expect("applies");
+        assert!(damage.what.contains("actor-3.state"), "{damage}");
+        assert!(refused(CONTROLLER).is_ok());
     }
 
     #[test]
