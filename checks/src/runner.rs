@@ -124,6 +124,14 @@ pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
     (app, actors)
 }
 
+fn damaged_file(file: DamagedFile) -> faults::DamagedFile {
+    match file {
+        DamagedFile::Segment => faults::DamagedFile::Segment,
+        DamagedFile::State => faults::DamagedFile::State,
+        DamagedFile::Meta => faults::DamagedFile::Meta,
+    }
+}
+
 /// Values travel as 8 little-endian bytes.
 fn encode(value: u64) -> Value {
     Value::Bytes(value.to_le_bytes().to_vec().into())
@@ -746,12 +754,15 @@ impl Harness {
                 });
             }
             Step::MissingFile { file } => {
-                let which = match file {
-                    DamagedFile::Segment => faults::DamagedFile::Segment,
-                    DamagedFile::State => faults::DamagedFile::State,
-                };
+                let which = damaged_file(file);
                 return self.damage(DiskFault::MissingFile, |dir, actor| {
                     faults::remove_file(dir, actor, which)
+                });
+            }
+            Step::FileBitFlip { file, at } => {
+                let which = damaged_file(file);
+                return self.damage(DiskFault::BitFlip, |dir, actor| {
+                    faults::flip_file_bit(dir, actor, which, at)
                 });
             }
             Step::DiskFull => {

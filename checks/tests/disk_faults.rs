@@ -120,7 +120,6 @@ fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_ow
         "{}",
         shown(&report)
     );
-    saved_cases_replay_with_their_storage(&report);
 
     let kip_966 = Config {
         elr: true,
@@ -148,38 +147,81 @@ fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_ow
     }
 }
 
-/// Each saved case records the storage it ran with (files, the checkpoint interval), and a
-/// replay runs with that, whatever it is given: asked for a state file at every save, it still
-/// shows the anomaly found at the engine's interval, with the same history.
-fn saved_cases_replay_with_their_storage(report: &insync_checks::fuzz::FuzzReport) {
-    assert!(!report.failures.is_empty(), "no saved case to replay");
-    for failure in &report.failures {
-        let path = failure.case_path.as_ref().expect("saved");
-        let saved = load(path).expect("the case loads");
-        assert_eq!(
-            saved.storage,
-            SavedStorage {
-                disk_faults: true,
-                checkpoint_interval_ms: 5000
-            }
-        );
-        let timeline = std::fs::read_to_string(failure.timeline_path.as_ref().expect("saved"))
-            .expect("the timeline");
-        assert!(
-            timeline.contains("--checkpoint-interval-ms 5000"),
-            "{timeline}"
-        );
-        let other = RunOptions {
-            checkpoint_interval: EVERY_SAVE,
-            ..RunOptions::default()
-        };
-        let (history, verdict) = replay(&saved, &other).expect("the replay");
-        assert!(verdict.has(failure.kind), "{history}");
-        assert_eq!(history, failure.history);
+/// The shrunk case of the last-replica-standing loss at the engine's checkpoint interval.
+fn last_replica_standing_case(config: Config) -> Case {
+    Case {
+        config,
+        plan: Plan {
+            steps: vec![
+                Step::Partition {
+                    followers: 3,
+                    clients: insync_checks::plan::APPLICATION_BIT,
+                },
+                Step::Send,
+                Step::Pause { ms: 2 },
+                Step::CrashFollower { rank: 0 },
+                Step::LostFsync,
+                Step::Pause { ms: 2100 },
+            ],
+        },
+        seed: 759,
     }
-    // A case saved before the storage was recorded replays as it then ran: memory unless the
-    // plan holds a disk fault, the state file at every save.
-    let path = report.failures[0].case_path.as_ref().expect("saved");
+}
+
+/// Setup: a fuzzing run with disk faults at the engine's checkpoint interval (acks=1, so that
+/// it finds a lost write within a few cases), and the saved case of the last-replica-standing
+/// loss, which shows only at that interval.
+/// Expected: the saved case records the storage it ran with (files, 5000 ms), its timeline
+/// says so, and a replay runs with it whatever it is given: asked for a state file at every
+/// save, the last-replica-standing case still loses its write. A case file from before the
+/// storage was recorded loads with the then defaults (memory unless the plan holds a disk
+/// fault, a state file at every save).
+#[test]
+fn a_saved_case_replays_with_the_storage_it_was_found_with() {
+    let mut options = disk_fuzz_options(
+        insync::disk::HW_CHECKPOINT_INTERVAL,
+        "insync-fuzz-disk-faults-saved",
+    );
+    options.cases = 300;
+    options.stop_at = Some(AnomalyKind::LostWrite);
+    let acks_1 = Config {
+        acks: insync_model::config::Acks::One,
+        idempotence: false,
+        ..recommended()
+    };
+    let report = fuzz(&acks_1, &options).expect("the fuzzing run completes");
+    let failure = report
+        .failure(AnomalyKind::LostWrite)
+        .expect("acks=1 loses a write");
+    let path = failure.case_path.as_ref().expect("saved");
+    let saved = load(path).expect("the case loads");
+    let recorded = SavedStorage {
+        disk_faults: true,
+        checkpoint_interval_ms: 5000,
+    };
+    assert_eq!(saved.storage, recorded);
+    let timeline = std::fs::read_to_string(failure.timeline_path.as_ref().expect("saved"))
+        .expect("the timeline");
+    assert!(
+        timeline.contains("--disk-faults --checkpoint-interval-ms 5000"),
+        "{timeline}"
+    );
+    let every_save = RunOptions {
+        checkpoint_interval: EVERY_SAVE,
+        ..RunOptions::default()
+    };
+    let (history, verdict) = replay(&saved, &every_save).expect("the replay");
+    assert!(verdict.has(AnomalyKind::LostWrite), "{history}");
+    assert_eq!(history, failure.history);
+
+    let standing = insync_checks::fuzz::SavedCase {
+        case: last_replica_standing_case(recommended()),
+        anomaly: AnomalyKind::LostWrite.name().into(),
+        ..saved.clone()
+    };
+    let (history, verdict) = replay(&standing, &every_save).expect("the replay");
+    assert!(verdict.has(AnomalyKind::LostWrite), "{history}");
+
     let mut json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
     json.as_object_mut().expect("an object").remove("storage");
@@ -361,12 +403,28 @@ fn a_bit_flip_above_the_recovery_point_refuses_the_start() {
 
 #[test]
 fn a_missing_file_refuses_the_start() {
-    for file in [DamagedFile::Segment, DamagedFile::State] {
+    for file in [DamagedFile::Segment, DamagedFile::State, DamagedFile::Meta] {
         let (history, report) = report_after(
             damaged_while_down(Step::CrashFollower { rank: 1 }, Step::MissingFile { file }),
             DiskFault::MissingFile,
         );
         assert_refused(&history, &report);
+    }
+}
+
+/// A bit flipped in a broker's state file or in its directory's `meta.json` (at the engine's
+/// checkpoint interval: the checksums do not depend on it).
+#[test]
+fn a_bit_flip_in_the_state_file_or_meta_json_refuses_the_start() {
+    for file in [DamagedFile::State, DamagedFile::Meta] {
+        for at in [0, 7, 1000, 99_999] {
+            let (history, report) = report_after_with(
+                damaged_while_down(Step::CrashFollower { rank: 1 }, Step::FileBitFlip { file, at }),
+                DiskFault::BitFlip,
+                insync::disk::HW_CHECKPOINT_INTERVAL,
+            );
+            assert_refused(&history, &report);
+        }
     }
 }
 
@@ -492,23 +550,7 @@ fn the_checker_names_an_unreported_disk_fault() {
 #[test]
 fn a_lost_fsync_past_the_last_checkpoint_is_reported_and_its_loss_is_kafkas_last_replica_standing(
 ) {
-    let case = |config: Config| Case {
-        config,
-        plan: Plan {
-            steps: vec![
-                Step::Partition {
-                    followers: 3,
-                    clients: insync_checks::plan::APPLICATION_BIT,
-                },
-                Step::Send,
-                Step::Pause { ms: 2 },
-                Step::CrashFollower { rank: 0 },
-                Step::LostFsync,
-                Step::Pause { ms: 2100 },
-            ],
-        },
-        seed: 759,
-    };
+    let case = last_replica_standing_case;
     let production = RunOptions {
         checkpoint_interval: insync::disk::HW_CHECKPOINT_INTERVAL,
         ..RunOptions::default()
