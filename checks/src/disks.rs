@@ -67,6 +67,15 @@ impl BrokerDisks {
             builder.tempdir()
         }
         .map_err(|e| anyhow::anyhow!("creating the brokers' data directories: {e}"))?;
+        // Formatted once, as `insync format` does before a broker's first start: a start then
+        // opens its directory as `insync broker` does, and refuses one left without its
+        // `meta.json` (an emptied directory is never taken for a new broker).
+        for broker in 0..brokers {
+            let dir = root.path().join(format!("broker-{broker}"));
+            DiskStorage::format(&dir, &identity(broker as u8)).map_err(|e| {
+                anyhow::anyhow!("formatting broker {broker}'s data directory: {e}")
+            })?;
+        }
         Ok(BrokerDisks {
             root,
             open: (0..brokers).map(|_| Mutex::new(None)).collect(),
@@ -109,14 +118,16 @@ impl BrokerDisks {
     }
 
     fn open_storage(&self, broker: u8) -> Result<DiskStorage, DiskError> {
-        let identity = Identity::new(CLUSTER_ID, StorageNode::Broker(broker))
-            .expect("a valid constant cluster id");
         Ok(
-            DiskStorage::open(self.dir(broker), &identity, OpenMode::FormatIfEmpty)?
+            DiskStorage::open(self.dir(broker), &identity(broker), OpenMode::Formatted)?
                 .with_checkpoint_interval(self.checkpoint_interval)
                 .with_faults(Arc::clone(&self.faults[usize::from(broker)])),
         )
     }
+}
+
+fn identity(broker: u8) -> Identity {
+    Identity::new(CLUSTER_ID, StorageNode::Broker(broker)).expect("a valid constant cluster id")
 }
 
 fn runtime_error(e: &DiskError) -> StorageError {

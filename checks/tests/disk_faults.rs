@@ -412,6 +412,42 @@ fn a_missing_file_refuses_the_start() {
     }
 }
 
+/// Found by the fuzzer once `meta.json` could go missing (case 6522 of seed 0, shrunk): every
+/// file of the down leader removed, an emptied data directory. The runner opened directories
+/// as `insync run` does, formatting an empty one, so the broker came back as a new, empty one
+/// and nothing was reported; it now opens them as `insync broker` does (formatted once by
+/// `insync format`), and the start is refused.
+#[test]
+fn an_emptied_data_directory_refuses_the_start() {
+    let mut steps = three_sends();
+    steps.extend([
+        Step::CrashLeader,
+        Step::MissingFile {
+            file: DamagedFile::Meta,
+        },
+        Step::MissingFile {
+            file: DamagedFile::Segment,
+        },
+        Step::MissingFile {
+            file: DamagedFile::State,
+        },
+        Step::RestartBroker,
+    ]);
+    steps.extend(three_sends());
+    let (history, verdict) = run_case(&case(steps), &RunOptions::default()).expect("the run");
+    assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
+    assert!(
+        history.ops.iter().any(|op| matches!(
+            &op.fun,
+            Fun::Disk {
+                event: DiskEvent::Refused { reason },
+                ..
+            } if reason.contains("not a formatted data directory")
+        )),
+        "{history}"
+    );
+}
+
 /// A bit flipped in a broker's state file or in its directory's `meta.json` (at the engine's
 /// checkpoint interval: the checksums do not depend on it).
 #[test]

@@ -29,12 +29,23 @@
 //! append. What the file holds is then a lower bound: a recovered high watermark may be
 //! older (Kafka's is too; the broker learns the current one from the leader or the ISR), and
 //! the "segment holds fewer records than recorded" check covers the records up to the last
-//! checkpoint, not the last save: a segment that lost whole fsynced batches after it is
-//! recovered as shorter, with no error: `insync fuzz --disk-faults --checkpoint-interval-ms
-//! 5000` shows such a broker, kept as the last ISR member, leading without an acknowledged
-//! record (`checks/tests/disk_faults.rs`). Checksums still catch every damaged batch before the
-//! last one. `meta.json` also lists the actors that have saved here, so that a missing state
-//! file or segment is seen as the loss it is, never mistaken for a first start.
+//! checkpoint, not the last save. A batch saved after the checkpoint that the disk then lost
+//! (an fsync that lied) or damaged (its final batch, cut as torn) cannot be told from one
+//! never written. So after an unclean shutdown recovery vouches only for what the checkpoint
+//! recorded, and reports everything after it as unverified ([`Recovery::unverified_from`], a
+//! WARN line with the file, offset and byte): the fault is reported, not silent, and the broker
+//! restarts as a new incarnation after an unclean shutdown. With `--elr` (KIP-966) the
+//! controller takes it out of the ISR and the ELR, so it leads again only after catching up;
+//! without, as in Kafka before KIP-966, the last ISR member may come back without what it
+//! lost and lead (`insync fuzz --disk-faults` names that loss; `checks/tests/disk_faults.rs`).
+//!
+//! A state file vouches for every save when it is written at every save (interval zero, two
+//! more fsyncs and a rename per save) or by a clean shutdown ([`DiskStorage::close_cleanly`],
+//! Kafka's clean-shutdown marker): recovery then refuses a segment shorter than it. The first
+//! save after loading such a file rewrites it, since it no longer vouches once outrun.
+//! Checksums still catch every damaged batch before the last one. `meta.json` also lists the
+//! actors that have saved here, so that a missing state file or segment is seen as the loss it
+//! is, never mistaken for a first start; it carries a CRC-32 of its fields.
 //!
 //! # Recovery
 //!
