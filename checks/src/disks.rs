@@ -72,9 +72,8 @@ impl BrokerDisks {
         // `meta.json` (an emptied directory is never taken for a new broker).
         for broker in 0..brokers {
             let dir = root.path().join(format!("broker-{broker}"));
-            DiskStorage::format(&dir, &identity(broker as u8)).map_err(|e| {
-                anyhow::anyhow!("formatting broker {broker}'s data directory: {e}")
-            })?;
+            DiskStorage::format(&dir, &identity(broker as u8))
+                .map_err(|e| anyhow::anyhow!("formatting broker {broker}'s data directory: {e}"))?;
         }
         Ok(BrokerDisks {
             root,

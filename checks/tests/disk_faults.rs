@@ -90,8 +90,7 @@ fn the_recommended_configuration_loses_nothing_and_reports_every_disk_fault() {
 /// record may stay unseen while the partition is offline: KIP-966 keeps it offline rather
 /// than elect a broker that lost data).
 #[test]
-fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_own_loss_remains()
-{
+fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_own_loss_remains() {
     let production = insync::disk::HW_CHECKPOINT_INTERVAL;
     let report = fuzz(
         &recommended(),
@@ -455,7 +454,10 @@ fn a_bit_flip_in_the_state_file_or_meta_json_refuses_the_start() {
     for file in [DamagedFile::State, DamagedFile::Meta] {
         for at in [0, 7, 1000, 99_999] {
             let (history, report) = report_after_with(
-                damaged_while_down(Step::CrashFollower { rank: 1 }, Step::FileBitFlip { file, at }),
+                damaged_while_down(
+                    Step::CrashFollower { rank: 1 },
+                    Step::FileBitFlip { file, at },
+                ),
                 DiskFault::BitFlip,
                 insync::disk::HW_CHECKPOINT_INTERVAL,
             );
@@ -584,8 +586,8 @@ fn the_checker_names_an_unreported_disk_fault() {
 /// restarted broker leaves the ISR and the ELR and the record is not lost. With the state file
 /// at every save, broker 1's start is refused and nothing is lost.
 #[test]
-fn a_lost_fsync_past_the_last_checkpoint_is_reported_and_its_loss_is_kafkas_last_replica_standing(
-) {
+fn a_lost_fsync_past_the_last_checkpoint_is_reported_and_its_loss_is_kafkas_last_replica_standing()
+{
     let case = last_replica_standing_case;
     let production = RunOptions {
         checkpoint_interval: insync::disk::HW_CHECKPOINT_INTERVAL,

@@ -793,8 +793,7 @@ impl DiskStorage {
         // A state file that vouches for the last save must not outlive the next one: the
         // first save after this load rewrites it (a clean shutdown's would otherwise go on
         // vouching, until the interval passed, for records saved after it).
-        files.checkpoint =
-            (!meta.vouches_for_last_save).then(|| (meta.clone(), Instant::now()));
+        files.checkpoint = (!meta.vouches_for_last_save).then(|| (meta.clone(), Instant::now()));
         files.last_saved = Some(BrokerMeta {
             high_watermark,
             log_end_offset: log.log_end_offset(),
@@ -1469,7 +1468,10 @@ mod tests {
         save_three(dir.path(), false);
         let damage = lose_last(dir.path());
         assert_eq!(damage.first_offset, Some(Offset(2)));
-        let (storage, recovery) = production(dir.path()).load(0).expect("load").expect("saved");
+        let (storage, recovery) = production(dir.path())
+            .load(0)
+            .expect("load")
+            .expect("saved");
         assert_eq!(log_of(&storage).log_end_offset(), Offset(2));
         assert_eq!(recovery.unverified_from, Some(Offset(1)));
         assert_eq!(recovery.truncated_bytes, 0);
@@ -1491,7 +1493,10 @@ mod tests {
         log.append(record(4, 1));
         store.save(0, &broker(&log, 0)).expect("save");
         drop(store);
-        let (_, recovery) = production(dir.path()).load(0).expect("load").expect("saved");
+        let (_, recovery) = production(dir.path())
+            .load(0)
+            .expect("load")
+            .expect("saved");
         assert_eq!(recovery.unverified_from, Some(Offset(4)));
 
         // A state file of the older form (no vouching flag) decodes, and vouches for nothing
@@ -1514,7 +1519,10 @@ mod tests {
             .write_side_file(0, &(true, bincode_bytes(&older).expect("encode")))
             .expect("write");
         drop(store);
-        let (storage, recovery) = production(dir.path()).load(0).expect("load").expect("saved");
+        let (storage, recovery) = production(dir.path())
+            .load(0)
+            .expect("load")
+            .expect("saved");
         assert_eq!(log_of(&storage).log_end_offset(), Offset(3));
         assert_eq!(recovery.unverified_from, Some(Offset(3)));
     }

@@ -245,8 +245,10 @@ fn run_replay(
     let saved = load(file)?;
     let code = replay_and_conform(&saved, times, file, html)?;
     if let Some(window) = trace_window {
-        let (config, _, outcome) =
-            insync_checks::fuzz::traced_run(&saved.case, &saved.run_options(&RunOptions::default()))?;
+        let (config, _, outcome) = insync_checks::fuzz::traced_run(
+            &saved.case,
+            &saved.run_options(&RunOptions::default()),
+        )?;
         if let Some(trace) = &outcome.trace {
             println!("\nengine trace (virtual time, actor, what it handled):");
             print!(

@@ -26,7 +26,9 @@
 //! a reader fetches that batch; insync's recovery reads every batch, so [`flip_bit`] damages
 //! both sides of the checkpoint to show that it does.
 
-use super::{decode_broker_meta, frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES};
+use super::{
+    decode_broker_meta, frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES,
+};
 use insync_model::types::{Epoch, Offset, Record, Value};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -254,7 +256,10 @@ pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Opti
     file.write_all(&tail)?;
     file.sync_all()?;
     Ok(Damage::new(
-        format!("torn write: {how} after byte {good_end} of {}", file_name(&path)),
+        format!(
+            "torn write: {how} after byte {good_end} of {}",
+            file_name(&path)
+        ),
         None,
     ))
 }
@@ -603,8 +608,8 @@ mod tests {
     /// checksum in `meta.json`, flips that keep it valid JSON (a saved actor, the node id,
     /// the cluster id) would be believed or misreported as another node's directory.
     #[test]
-    fn every_bit_flip_missing_file_or_short_file_of_the_controllers_state_and_meta_json_is_refused(
-    ) {
+    fn every_bit_flip_missing_file_or_short_file_of_the_controllers_state_and_meta_json_is_refused()
+    {
         const CONTROLLER: usize = 3;
         let dir = tempfile::tempdir().expect("tempdir");
         saved(dir.path(), 2);
