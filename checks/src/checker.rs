@@ -97,6 +97,23 @@ impl fmt::Display for Anomaly {
     }
 }
 
+/// What a `lost-write` says when a broker restarted without the record after an unclean
+/// shutdown, its storage reporting that offset as unverified: the loss Kafka has too before
+/// KIP-966, when the last ISR member comes back from a power loss without what it had
+/// acknowledged and leads (the model's matrix row `async-flush-last-replica`). With
+/// `--elr --hw-rule min-isr` the controller takes such a broker out of the ISR and the ELR.
+pub const LAST_REPLICA_STANDING: &str = "the last-replica-standing loss Kafka also has without \
+     KIP-966 (--elr --hw-rule min-isr prevents it)";
+
+impl Anomaly {
+    /// A `lost-write`, or what follows from a record gone (`read-uncommitted`,
+    /// `nonmonotonic-poll`, an `unseen` the final leader does not hold), after an unclean
+    /// restart of a broker that came back without that offset (see [`LAST_REPLICA_STANDING`]).
+    pub fn is_last_replica_standing_loss(&self) -> bool {
+        self.about.contains(LAST_REPLICA_STANDING)
+    }
+}
+
 /// The checker's verdict on a history.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -169,6 +186,24 @@ struct Facts {
     last: Option<(usize, Vec<Read>)>,
     /// Committed offsets the consumer reported.
     commits: Vec<(usize, u64)>,
+    /// Recoveries after an unclean shutdown that vouched for less than the broker saved:
+    /// (operation, broker, unverified from, log end).
+    unverified: Vec<(usize, u8, u64, u64)>,
+}
+
+impl Facts {
+    /// Why a record acknowledged at `offset` may be gone in a way Kafka allows too: a broker
+    /// came back without it from an unclean shutdown, its storage unable to vouch for it.
+    fn unclean_restart_without(&self, offset: u64) -> Option<String> {
+        let &(op, broker, from, end) = self
+            .unverified
+            .iter()
+            .find(|&&(_, _, from, end)| from <= offset && end <= offset)?;
+        Some(format!(
+            "; broker {broker} restarted after an unclean shutdown without it (op {op}: log end \
+             {end}, unverified from offset {from} on): {LAST_REPLICA_STANDING}"
+        ))
+    }
 }
 
 fn facts(history: &History) -> Facts {
@@ -176,8 +211,18 @@ fn facts(history: &History) -> Facts {
     let mut consumer = Vec::new();
     let mut last = None;
     let mut commits = Vec::new();
+    let mut unverified = Vec::new();
     for op in &history.ops {
         match &op.fun {
+            Fun::Disk {
+                broker,
+                event:
+                    DiskEvent::Recovered {
+                        unverified_from: Some(from),
+                        log_end_offset: Some(end),
+                        ..
+                    },
+            } => unverified.push((op.index, *broker, *from, *end)),
             Fun::Send { value, offset, .. } => {
                 let seen = sends.entry(*value).or_default();
                 match op.op_type {
@@ -207,6 +252,7 @@ fn facts(history: &History) -> Facts {
         consumer,
         last,
         commits,
+        unverified,
     }
 }
 
@@ -269,7 +315,12 @@ fn check_disk(history: &History, found: &mut Found) {
     for op in &history.ops {
         let Fun::Disk {
             broker,
-            event: DiskEvent::Injected { fault, what },
+            event:
+                DiskEvent::Injected {
+                    fault,
+                    what,
+                    first_offset,
+                },
         } = &op.fun
         else {
             continue;
@@ -283,7 +334,7 @@ fn check_disk(history: &History, found: &mut Found) {
                 _ => None,
             });
         match report {
-            Some((_, event)) if fault.is_reported_by(event) => {}
+            Some((_, event)) if fault.is_reported_by(*first_offset, event) => {}
             Some((at, event)) => found.add(
                 AnomalyKind::UndetectedCorruption,
                 format!(
@@ -349,26 +400,30 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                 let vanished = final_values
                     .as_ref()
                     .and(facts.consumer.iter().find(|r| r.read.value == value));
+                let why = || facts.unclean_restart_without(offset).unwrap_or_default();
                 match (held, later, vanished) {
                     (false, Some(r), _) => found.add(
                         AnomalyKind::LostWrite,
                         format!(
-                            "send {value} was acknowledged at offset {offset}, but is gone while offset {} holds {}",
-                            r.read.offset, r.read.value
+                            "send {value} was acknowledged at offset {offset}, but is gone while offset {} holds {}{}",
+                            r.read.offset, r.read.value, why()
                         ),
                         [send.ops(), vec![r.op]].concat(),
                     ),
                     (false, None, Some(r)) => found.add(
                         AnomalyKind::LostWrite,
                         format!(
-                            "send {value} was acknowledged at offset {offset} and read, but the final leader does not hold it"
+                            "send {value} was acknowledged at offset {offset} and read, but the final leader does not hold it{}",
+                            why()
                         ),
                         [send.ops(), vec![r.op], facts.last.iter().map(|(op, _)| *op).collect()].concat(),
                     ),
                     _ if !consumer_values.contains(&value) => found.add(
                         AnomalyKind::Unseen,
                         format!(
-                            "send {value} was acknowledged at offset {offset}, but the consumer never read it"
+                            "send {value} was acknowledged at offset {offset}, but the consumer never read it{}",
+                            // Gone from a final leader, not just unread while none leads.
+                            if held || final_values.is_none() { String::new() } else { why() }
                         ),
                         send.ops(),
                     ),
@@ -469,8 +524,12 @@ fn check_polls(facts: &Facts, found: &mut Found) {
             Some(p) if r.read.offset <= p.read.offset => found.add(
                 AnomalyKind::NonmonotonicPoll,
                 format!(
-                    "the consumer read offset {} after offset {}",
-                    r.read.offset, p.read.offset
+                    "the consumer read offset {} after offset {}{}",
+                    r.read.offset,
+                    p.read.offset,
+                    facts
+                        .unclean_restart_without(p.read.offset)
+                        .unwrap_or_default()
                 ),
                 vec![p.op, r.op],
             ),
@@ -524,8 +583,12 @@ fn check_uncommitted(facts: &Facts, found: &mut Found) {
             found.add(
                 AnomalyKind::ReadUncommitted,
                 format!(
-                    "the consumer read {} at offset {}, but the final leader {now}",
-                    r.read.value, r.read.offset
+                    "the consumer read {} at offset {}, but the final leader {now}{}",
+                    r.read.value,
+                    r.read.offset,
+                    facts
+                        .unclean_restart_without(r.read.offset)
+                        .unwrap_or_default()
                 ),
                 vec![r.op, *final_op],
             );

@@ -8,14 +8,16 @@
 //! runner can damage its files while it is down. The controller and the clients keep their
 //! state in memory (they take no disk faults).
 //!
-//! By default the state file is written at every save that changes it (checkpoint interval
-//! zero), so that it vouches for every batch the segment fsynced: a lost fsync or a flipped
-//! bit in the final batch is then told from a torn write. With a longer interval (production's
-//! is 5 s, `--checkpoint-interval-ms 5000`) a final batch lost or damaged since the last
-//! checkpoint is cut as if torn, or not seen at all (as Kafka's log recovery would not), and
-//! the checker says so; see `insync::disk`'s "Checkpoints". The interval is wall-clock time,
-//! and a history on the paused clock takes milliseconds of it: with 5 s, the state file is
-//! written only at a broker's first save, its restarts and its truncations.
+//! By default the state file is rewritten at most every 5 s, as the engine's is
+//! (`--checkpoint-interval-ms 5000`): after a crash, recovery cannot tell a final batch lost
+//! or damaged since the last checkpoint from one never written, and reports everything past
+//! the checkpoint as unverified (`insync::disk::Recovery::unverified_from`), which the checker
+//! takes as the report of a lost fsync or a bit flip in that range. With interval zero the
+//! state file is written at every save that changes it, so that it vouches for every batch the
+//! segment fsynced: such a fault then refuses the start. The interval is wall-clock time, and
+//! a history on the paused clock takes milliseconds of it: with 5 s, the state file is written
+//! only at a broker's first save, its restarts and its truncations (the worst case for what
+//! goes unverified).
 //!
 //! Every load of a broker and every failed save is kept as a [`DiskEvent`] for the runner to
 //! put in the history, where the checker matches each injected fault with what the storage
@@ -65,6 +67,14 @@ impl BrokerDisks {
             builder.tempdir()
         }
         .map_err(|e| anyhow::anyhow!("creating the brokers' data directories: {e}"))?;
+        // Formatted once, as `insync format` does before a broker's first start: a start then
+        // opens its directory as `insync broker` does, and refuses one left without its
+        // `meta.json` (an emptied directory is never taken for a new broker).
+        for broker in 0..brokers {
+            let dir = root.path().join(format!("broker-{broker}"));
+            DiskStorage::format(&dir, &identity(broker as u8))
+                .map_err(|e| anyhow::anyhow!("formatting broker {broker}'s data directory: {e}"))?;
+        }
         Ok(BrokerDisks {
             root,
             open: (0..brokers).map(|_| Mutex::new(None)).collect(),
@@ -107,14 +117,16 @@ impl BrokerDisks {
     }
 
     fn open_storage(&self, broker: u8) -> Result<DiskStorage, DiskError> {
-        let identity = Identity::new(CLUSTER_ID, StorageNode::Broker(broker))
-            .expect("a valid constant cluster id");
         Ok(
-            DiskStorage::open(self.dir(broker), &identity, OpenMode::FormatIfEmpty)?
+            DiskStorage::open(self.dir(broker), &identity(broker), OpenMode::Formatted)?
                 .with_checkpoint_interval(self.checkpoint_interval)
                 .with_faults(Arc::clone(&self.faults[usize::from(broker)])),
         )
     }
+}
+
+fn identity(broker: u8) -> Identity {
+    Identity::new(CLUSTER_ID, StorageNode::Broker(broker)).expect("a valid constant cluster id")
 }
 
 fn runtime_error(e: &DiskError) -> StorageError {
@@ -175,6 +187,8 @@ impl StorageBackend<NodeStorage> for BrokerDisks {
                 DiskEvent::Recovered {
                     truncated_bytes: recovery.truncated_bytes,
                     reason: recovery.reason,
+                    unverified_from: recovery.unverified_from.map(|o| o.0),
+                    log_end_offset: Some(recovery.records as u64),
                 },
             );
             storage

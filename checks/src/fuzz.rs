@@ -69,6 +69,8 @@ pub struct Failure {
     pub timeline_path: Option<PathBuf>,
     /// The case to replay, when saved.
     pub case_path: Option<PathBuf>,
+    /// The brokers' storage in the run that found it.
+    pub storage: SavedStorage,
 }
 
 /// What a fuzzing run found.
@@ -88,6 +90,11 @@ pub struct FuzzReport {
     /// What the damaged brokers' storage reported: starts refused as corruption, torn tails
     /// cut, writes failed.
     pub disk_reports: DiskReports,
+    /// Cases that showed any anomaly.
+    pub cases_with_anomalies: u64,
+    /// Of those, cases whose every anomaly is the last-replica-standing loss Kafka has too, or
+    /// follows from it ([`crate::checker::LAST_REPLICA_STANDING`]).
+    pub cases_last_replica_standing: u64,
 }
 
 /// What storage reported over a fuzzing run's histories.
@@ -96,6 +103,9 @@ pub struct DiskReports {
     pub starts_refused: u64,
     pub torn_tails_cut: u64,
     pub writes_failed: u64,
+    /// Recoveries of the damaged broker after an unclean shutdown that reported records past
+    /// the last periodic checkpoint as unverified.
+    pub unverified_tails: u64,
 }
 
 impl FuzzReport {
@@ -125,6 +135,13 @@ impl FuzzReport {
                 } if *truncated_bytes > 0 => self.disk_reports.torn_tails_cut += 1,
                 DiskEvent::WriteFailed { .. } => self.disk_reports.writes_failed += 1,
                 _ => {}
+            }
+            if let DiskEvent::Recovered {
+                unverified_from: Some(_),
+                ..
+            } = event
+            {
+                self.disk_reports.unverified_tails += 1;
             }
         }
     }
@@ -254,6 +271,16 @@ pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport
         report.cases_run += 1;
         report.operations += history.operation_count() as u64;
         report.count_disk_events(&history);
+        if !verdict.is_valid() {
+            report.cases_with_anomalies += 1;
+            if verdict
+                .anomalies
+                .iter()
+                .all(|a| a.is_last_replica_standing_loss())
+            {
+                report.cases_last_replica_standing += 1;
+            }
+        }
         let mut stop = false;
         for kind in verdict.kinds() {
             *report.cases_with.entry(kind).or_default() += 1;
@@ -349,6 +376,7 @@ fn shrink(
         shrink_runs: runs,
         timeline_path: None,
         case_path: None,
+        storage: SavedStorage::of(&options.run),
     })
 }
 
@@ -359,6 +387,44 @@ pub struct SavedCase {
     pub case: Case,
     pub run_seed: u64,
     pub case_index: u64,
+    /// How the brokers kept their state in the run that found it, so that a replay runs the
+    /// same way (a case saved before this was recorded ran with the then defaults: memory
+    /// unless the plan holds a disk fault, a state file at every save).
+    #[serde(default)]
+    pub storage: SavedStorage,
+}
+
+/// The run options a saved case must replay with: what decides what a broker's storage
+/// recovers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedStorage {
+    /// `--disk-faults`: brokers keep their state in files.
+    pub disk_faults: bool,
+    /// `--checkpoint-interval-ms`.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl SavedStorage {
+    pub fn of(options: &RunOptions) -> SavedStorage {
+        SavedStorage {
+            disk_faults: options.disk_faults,
+            checkpoint_interval_ms: u64::try_from(options.checkpoint_interval.as_millis())
+                .unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl SavedCase {
+    /// `options` with the storage settings the case was found with.
+    pub fn run_options(&self, options: &RunOptions) -> RunOptions {
+        RunOptions {
+            disk_faults: self.storage.disk_faults,
+            checkpoint_interval: std::time::Duration::from_millis(
+                self.storage.checkpoint_interval_ms,
+            ),
+            ..options.clone()
+        }
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -379,6 +445,7 @@ fn save(dir: &Path, mut failure: Failure, options: &FuzzOptions) -> anyhow::Resu
         case: failure.shrunk.clone(),
         run_seed: options.seed,
         case_index: failure.case_index,
+        storage: SavedStorage::of(&options.run),
     };
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
@@ -421,6 +488,13 @@ pub fn timeline(failure: &Failure, case_path: Option<&Path>, run_seed: u64) -> S
         "found in case {} of `insync fuzz --seed {run_seed}`; engine seed {}",
         failure.case_index, case.seed
     );
+    if failure.storage.disk_faults {
+        let _ = writeln!(
+            s,
+            "storage: files, --disk-faults --checkpoint-interval-ms {}",
+            failure.storage.checkpoint_interval_ms
+        );
+    }
     let _ = writeln!(
         s,
         "plan: {} steps, shrunk from {} in {} runs",
@@ -453,9 +527,9 @@ pub fn load(path: &Path) -> anyhow::Result<SavedCase> {
         .map_err(|e| anyhow::anyhow!("{} is not a saved case: {e}", path.display()))
 }
 
-/// Runs a saved case again.
+/// Runs a saved case again, with its storage settings over `options`.
 pub fn replay(saved: &SavedCase, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
-    run_case(&saved.case, options)
+    run_case(&saved.case, &saved.run_options(options))
 }
 
 /// The summary table: one row per anomaly, the cases that showed it, and the saved timeline.
@@ -477,13 +551,15 @@ pub fn render_summary(report: &FuzzReport) -> String {
         let _ = writeln!(
             s,
             "disk faults injected: {} in {} cases ({}); storage reported {} refused starts, {} \
-             torn tails cut, {} failed writes",
+             torn tails cut, {} failed writes, {} unverified tails (an unclean shutdown after a \
+             periodic checkpoint)",
             report.disk_faults.values().sum::<u64>(),
             report.cases_with_disk_faults,
             faults.join(", "),
             r.starts_refused,
             r.torn_tails_cut,
-            r.writes_failed
+            r.writes_failed,
+            r.unverified_tails
         );
     }
     let _ = writeln!(
@@ -499,6 +575,17 @@ pub fn render_summary(report: &FuzzReport) -> String {
             .and_then(|f| f.timeline_path.as_ref())
             .map_or("-".to_string(), |p| p.display().to_string());
         let _ = writeln!(s, "{:<22} {:>7}  {:>7}  {}", kind.name(), n, steps, path);
+    }
+    if report.cases_last_replica_standing > 0 {
+        let _ = writeln!(
+            s,
+            "\n{} of the {} cases with an anomaly show only {}: a broker came back from an \
+             unclean shutdown without records its storage reported unverified (lost-write, and \
+             the read-uncommitted, nonmonotonic-poll or unseen that follow)",
+            report.cases_last_replica_standing,
+            report.cases_with_anomalies,
+            crate::checker::LAST_REPLICA_STANDING
+        );
     }
     s
 }

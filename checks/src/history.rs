@@ -98,20 +98,32 @@ impl DiskFault {
     pub fn expected_report(self) -> &'static str {
         match self {
             DiskFault::TornWrite => "a recovery that cuts a torn tail (or refuses to start)",
-            DiskFault::LostFsync | DiskFault::BitFlip | DiskFault::MissingFile => {
-                "a refused start (corruption)"
+            DiskFault::LostFsync | DiskFault::BitFlip => {
+                "a refused start (corruption), or a recovery that reports the damaged batch's \
+                 offset as unverified (past a periodic checkpoint, after an unclean shutdown)"
             }
+            DiskFault::MissingFile => "a refused start (corruption)",
             DiskFault::DiskFull => "a failed write (or none attempted while the disk was full)",
         }
     }
 
     /// Whether `report`, the next thing the broker's storage said after this fault, reports it.
-    pub fn is_reported_by(self, report: &DiskEvent) -> bool {
+    /// `first_offset` is the first offset of the batch the fault damaged or removed (see
+    /// [`DiskEvent::Injected`]): a recovery that reports that offset as unverified reports
+    /// the fault (the storage says it cannot vouch for it), one that vouches for it does not.
+    pub fn is_reported_by(self, first_offset: Option<u64>, report: &DiskEvent) -> bool {
         match (self, report) {
             (DiskFault::DiskFull, DiskEvent::WriteFailed { .. }) => true,
             (DiskFault::DiskFull, DiskEvent::SpaceFreed { writes_refused }) => *writes_refused == 0,
             (DiskFault::DiskFull, _) => false,
             (_, DiskEvent::Refused { .. }) => true,
+            (
+                DiskFault::LostFsync | DiskFault::BitFlip,
+                DiskEvent::Recovered {
+                    unverified_from: Some(from),
+                    ..
+                },
+            ) => first_offset.is_some_and(|o| o >= *from),
             (
                 DiskFault::TornWrite,
                 DiskEvent::Recovered {
@@ -128,11 +140,25 @@ impl DiskFault {
 #[serde(rename_all = "kebab-case", tag = "event")]
 pub enum DiskEvent {
     /// The nemesis damaged the broker's files (it was down) or filled its disk (running).
-    Injected { fault: DiskFault, what: String },
-    /// The broker started on its files; recovery cut `truncated_bytes` of a torn tail.
+    /// `first_offset`: the first offset of the batch it damaged or removed (a lost fsync, a
+    /// bit flip).
+    Injected {
+        fault: DiskFault,
+        what: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_offset: Option<u64>,
+    },
+    /// The broker started on its files; recovery cut `truncated_bytes` of a torn tail. After
+    /// an unclean shutdown that followed a periodic checkpoint, `unverified_from` is the offset
+    /// from which on the storage cannot vouch for what it saved (`insync::disk::Recovery`);
+    /// `log_end_offset` is where the recovered log ends.
     Recovered {
         truncated_bytes: u64,
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unverified_from: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_end_offset: Option<u64>,
     },
     /// Storage refused to start the broker: damaged (it stays down, fail-stop).
     Refused { reason: String },
@@ -147,16 +173,31 @@ impl fmt::Display for DiskEvent {
         match self {
             DiskEvent::Injected { what, .. } => f.write_str(what),
             DiskEvent::Recovered {
-                truncated_bytes: 0, ..
-            } => write!(f, "recovered its files intact"),
-            DiskEvent::Recovered {
                 truncated_bytes,
                 reason,
-            } => write!(
-                f,
-                "recovered, cutting a {truncated_bytes}-byte torn tail ({})",
-                reason.as_deref().unwrap_or("no reason given")
-            ),
+                unverified_from,
+                log_end_offset,
+            } => {
+                match truncated_bytes {
+                    0 => write!(f, "recovered its files intact")?,
+                    n => write!(
+                        f,
+                        "recovered, cutting a {n}-byte torn tail ({})",
+                        reason.as_deref().unwrap_or("no reason given")
+                    )?,
+                }
+                if let Some(end) = log_end_offset {
+                    write!(f, ", log end {end}")?;
+                }
+                match unverified_from {
+                    Some(from) => write!(
+                        f,
+                        "; unverified from offset {from} on (an unclean shutdown after a \
+                         periodic checkpoint: a batch saved after it and lost is not seen)"
+                    ),
+                    None => Ok(()),
+                }
+            }
             DiskEvent::Refused { reason } => write!(f, "start refused: {reason}"),
             DiskEvent::WriteFailed { reason } => {
                 write!(f, "write failed, broker stopped: {reason}")

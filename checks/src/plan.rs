@@ -91,6 +91,12 @@ pub enum Step {
     MissingFile {
         file: DamagedFile,
     },
+    /// One bit flipped at rest anywhere in a whole file of the broker's: its state file or its
+    /// directory's `meta.json`; `at` picks the byte and the bit.
+    FileBitFlip {
+        file: DamagedFile,
+        at: u32,
+    },
     /// The damaged broker's disk fills up while it runs (before any is damaged, the
     /// leader's): its next write fails with ENOSPC.
     DiskFull,
@@ -110,6 +116,18 @@ pub enum FlipRegion {
 pub enum DamagedFile {
     Segment,
     State,
+    /// The data directory's `meta.json`.
+    Meta,
+}
+
+impl fmt::Display for DamagedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DamagedFile::Segment => "segment",
+            DamagedFile::State => "state file",
+            DamagedFile::Meta => "meta.json",
+        })
+    }
 }
 
 /// Client bits of [`Step::Partition`].
@@ -134,6 +152,7 @@ impl Step {
                 | Step::LostFsync
                 | Step::BitFlip { .. }
                 | Step::MissingFile { .. }
+                | Step::FileBitFlip { .. }
                 | Step::DiskFull
         )
     }
@@ -176,12 +195,9 @@ impl fmt::Display for Step {
                     "bit flip {side} the recovery point on a down broker ({at})"
                 )
             }
-            Step::MissingFile { file } => {
-                let file = match file {
-                    DamagedFile::Segment => "segment",
-                    DamagedFile::State => "state file",
-                };
-                write!(f, "missing {file} on a down broker")
+            Step::MissingFile { file } => write!(f, "missing {file} on a down broker"),
+            Step::FileBitFlip { file, at } => {
+                write!(f, "bit flip in the {file} of a down broker ({at})")
             }
             Step::DiskFull => write!(f, "fill a running broker's disk"),
         }

@@ -63,7 +63,7 @@ pub struct RunOptions {
     /// itself for a plan that holds a disk fault.
     pub disk_faults: bool,
     /// With disk faults: how often a broker's state file is rewritten in the steady state
-    /// (zero: at every save; see [`crate::disks`]).
+    /// (zero: at every save; see [`crate::disks`]). The engine's own interval by default.
     pub checkpoint_interval: Duration,
 }
 
@@ -76,7 +76,7 @@ impl Default for RunOptions {
             trace: false,
             batch_records: 4,
             disk_faults: false,
-            checkpoint_interval: Duration::ZERO,
+            checkpoint_interval: insync::disk::HW_CHECKPOINT_INTERVAL,
         }
     }
 }
@@ -122,6 +122,14 @@ pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
         }
     }
     (app, actors)
+}
+
+fn damaged_file(file: DamagedFile) -> faults::DamagedFile {
+    match file {
+        DamagedFile::Segment => faults::DamagedFile::Segment,
+        DamagedFile::State => faults::DamagedFile::State,
+        DamagedFile::Meta => faults::DamagedFile::Meta,
+    }
 }
 
 /// Values travel as 8 little-endian bytes.
@@ -489,7 +497,7 @@ impl Harness {
     fn damage(
         &mut self,
         fault: DiskFault,
-        edit: impl FnOnce(&Path, usize) -> std::io::Result<Option<String>>,
+        edit: impl FnOnce(&Path, usize) -> std::io::Result<Option<faults::Damage>>,
     ) -> bool {
         let Some(disks) = self.disks.clone() else {
             return false;
@@ -502,9 +510,16 @@ impl Harness {
             return false;
         };
         match edit(&disks.dir(b.0), b.index()) {
-            Ok(Some(what)) => {
+            Ok(Some(damage)) => {
                 self.damaged = Some(b);
-                self.disk_event(b, DiskEvent::Injected { fault, what });
+                self.disk_event(
+                    b,
+                    DiskEvent::Injected {
+                        fault,
+                        what: damage.what,
+                        first_offset: damage.first_offset.map(|o| o.0),
+                    },
+                );
                 true
             }
             Ok(None) => false,
@@ -739,12 +754,15 @@ impl Harness {
                 });
             }
             Step::MissingFile { file } => {
-                let which = match file {
-                    DamagedFile::Segment => faults::DamagedFile::Segment,
-                    DamagedFile::State => faults::DamagedFile::State,
-                };
+                let which = damaged_file(file);
                 return self.damage(DiskFault::MissingFile, |dir, actor| {
                     faults::remove_file(dir, actor, which)
+                });
+            }
+            Step::FileBitFlip { file, at } => {
+                let which = damaged_file(file);
+                return self.damage(DiskFault::BitFlip, |dir, actor| {
+                    faults::flip_file_bit(dir, actor, which, at)
                 });
             }
             Step::DiskFull => {
@@ -772,6 +790,7 @@ impl Harness {
                     DiskEvent::Injected {
                         fault: DiskFault::DiskFull,
                         what: "disk full: its next write fails with ENOSPC".into(),
+                        first_offset: None,
                     },
                 );
             }

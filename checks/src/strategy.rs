@@ -55,8 +55,15 @@ pub fn disk_fault() -> impl Strategy<Value = Step> {
             },
             at,
         }),
-        1 => prop::bool::ANY.prop_map(|segment| Step::MissingFile {
-            file: if segment { DamagedFile::Segment } else { DamagedFile::State },
+        1 => prop_oneof![
+            Just(DamagedFile::Segment),
+            Just(DamagedFile::State),
+            Just(DamagedFile::Meta)
+        ]
+        .prop_map(|file| Step::MissingFile { file }),
+        1 => (prop::bool::ANY, 0u32..100_000).prop_map(|(state, at)| Step::FileBitFlip {
+            file: if state { DamagedFile::State } else { DamagedFile::Meta },
+            at,
         }),
         2 => Just(Step::DiskFull),
     ]

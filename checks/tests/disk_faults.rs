@@ -9,11 +9,14 @@
 //! histories.
 
 use insync_checks::checker::{check, AnomalyKind};
-use insync_checks::fuzz::{fuzz, run_case, FuzzOptions};
+use insync_checks::fuzz::{fuzz, load, replay, run_case, FuzzOptions, SavedStorage};
 use insync_checks::history::{DiskEvent, DiskFault, Fun, History, OpType, Process};
 use insync_checks::plan::{DamagedFile, FlipRegion, Plan, Step};
 use insync_checks::runner::RunOptions;
 use insync_checks::strategy::{recommended, Case};
+use insync_model::config::HwRule;
+use insync_model::Config;
+use std::time::Duration;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -22,26 +25,32 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+fn disk_fuzz_options(checkpoint_interval: Duration, out: &str) -> FuzzOptions {
+    FuzzOptions {
+        cases: env_or("INSYNC_DISK_CASES", 1000),
+        seed: env_or("INSYNC_SEED", 0),
+        plan_len: 1..41,
+        out_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(out)),
+        shrink_runs_max: 500,
+        run: RunOptions {
+            disk_faults: true,
+            checkpoint_interval,
+            ..RunOptions::default()
+        },
+        ..FuzzOptions::default()
+    }
+}
+
+/// The state file written at every save (two more fsyncs per save than the engine's default).
+const EVERY_SAVE: Duration = Duration::ZERO;
+
 /// Setup: the recommended configuration (rf=3, min.insync.replicas=2, acks=all, idempotence);
-/// plans of up to 40 steps with disk faults among the faults.
+/// plans of up to 40 steps with disk faults among the faults; the state file at every save.
 /// Expected: no anomaly at all (no lost write, no undetected corruption), and every fault kind
 /// injected and every kind of report seen, so that the pass is not vacuous.
 #[test]
 fn the_recommended_configuration_loses_nothing_and_reports_every_disk_fault() {
-    let options = FuzzOptions {
-        cases: env_or("INSYNC_DISK_CASES", 1000),
-        seed: env_or("INSYNC_SEED", 0),
-        plan_len: 1..41,
-        out_dir: Some(
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("insync-fuzz-disk-faults"),
-        ),
-        shrink_runs_max: 500,
-        run: RunOptions {
-            disk_faults: true,
-            ..RunOptions::default()
-        },
-        ..FuzzOptions::default()
-    };
+    let options = disk_fuzz_options(EVERY_SAVE, "insync-fuzz-disk-faults");
     let report = fuzz(&recommended(), &options).expect("the fuzzing run completes");
     let found: Vec<String> = report
         .failures
@@ -68,6 +77,155 @@ fn the_recommended_configuration_loses_nothing_and_reports_every_disk_fault() {
         r.starts_refused > 0 && r.torn_tails_cut > 0 && r.writes_failed > 0,
         "{r:?}"
     );
+    assert_eq!(r.unverified_tails, 0, "every state file vouches");
+}
+
+/// Setup: the same generated histories with the engine's own checkpoint interval (5 s), on
+/// the recommended configuration and with KIP-966 (`--elr --hw-rule min-isr`).
+/// Expected: no undetected corruption on either: every fault is refused, cut, or (a lost or
+/// damaged batch past the last checkpoint) reported as unverified. On the recommended
+/// configuration every other anomaly is the last-replica-standing loss Kafka has without
+/// KIP-966 (a broker back from an unclean shutdown without acknowledged records, left the
+/// last ISR member); with KIP-966 nothing is lost or read that is not kept (an acknowledged
+/// record may stay unseen while the partition is offline: KIP-966 keeps it offline rather
+/// than elect a broker that lost data).
+#[test]
+fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_own_loss_remains() {
+    let production = insync::disk::HW_CHECKPOINT_INTERVAL;
+    let report = fuzz(
+        &recommended(),
+        &disk_fuzz_options(production, "insync-fuzz-disk-faults-5s"),
+    )
+    .expect("the fuzzing run completes");
+    let shown = |report: &insync_checks::fuzz::FuzzReport| {
+        report
+            .failures
+            .iter()
+            .map(|f| insync_checks::fuzz::timeline(f, f.case_path.as_deref(), 0))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    assert!(
+        !report
+            .cases_with
+            .contains_key(&AnomalyKind::UndetectedCorruption),
+        "{}",
+        shown(&report)
+    );
+    assert!(report.disk_reports.unverified_tails > 0, "not vacuous");
+    assert_eq!(
+        report.cases_last_replica_standing,
+        report.cases_with_anomalies,
+        "{}",
+        shown(&report)
+    );
+
+    let kip_966 = Config {
+        elr: true,
+        hw_rule: HwRule::MinIsr,
+        ..recommended()
+    };
+    let report = fuzz(
+        &kip_966,
+        &disk_fuzz_options(production, "insync-fuzz-disk-faults-5s-elr"),
+    )
+    .expect("the fuzzing run completes");
+    let kinds: Vec<AnomalyKind> = report.cases_with.keys().copied().collect();
+    assert!(
+        kinds.iter().all(|k| *k == AnomalyKind::Unseen),
+        "{kinds:?}\n{}",
+        shown(&report)
+    );
+    for f in &report.failures {
+        let last = f.history.ops.last().expect("a final read");
+        assert!(
+            matches!(last.fun, Fun::FinalRead { leader: None, .. }),
+            "unseen with a leader at the end:\n{}",
+            shown(&report)
+        );
+    }
+}
+
+/// The shrunk case of the last-replica-standing loss at the engine's checkpoint interval.
+fn last_replica_standing_case(config: Config) -> Case {
+    Case {
+        config,
+        plan: Plan {
+            steps: vec![
+                Step::Partition {
+                    followers: 3,
+                    clients: insync_checks::plan::APPLICATION_BIT,
+                },
+                Step::Send,
+                Step::Pause { ms: 2 },
+                Step::CrashFollower { rank: 0 },
+                Step::LostFsync,
+                Step::Pause { ms: 2100 },
+            ],
+        },
+        seed: 759,
+    }
+}
+
+/// Setup: a fuzzing run with disk faults at the engine's checkpoint interval (acks=1, so that
+/// it finds a lost write within a few cases), and the saved case of the last-replica-standing
+/// loss, which shows only at that interval.
+/// Expected: the saved case records the storage it ran with (files, 5000 ms), its timeline
+/// says so, and a replay runs with it whatever it is given: asked for a state file at every
+/// save, the last-replica-standing case still loses its write. A case file from before the
+/// storage was recorded loads with the then defaults (memory unless the plan holds a disk
+/// fault, a state file at every save).
+#[test]
+fn a_saved_case_replays_with_the_storage_it_was_found_with() {
+    let mut options = disk_fuzz_options(
+        insync::disk::HW_CHECKPOINT_INTERVAL,
+        "insync-fuzz-disk-faults-saved",
+    );
+    options.cases = 300;
+    options.stop_at = Some(AnomalyKind::LostWrite);
+    let acks_1 = Config {
+        acks: insync_model::config::Acks::One,
+        idempotence: false,
+        ..recommended()
+    };
+    let report = fuzz(&acks_1, &options).expect("the fuzzing run completes");
+    let failure = report
+        .failure(AnomalyKind::LostWrite)
+        .expect("acks=1 loses a write");
+    let path = failure.case_path.as_ref().expect("saved");
+    let saved = load(path).expect("the case loads");
+    let recorded = SavedStorage {
+        disk_faults: true,
+        checkpoint_interval_ms: 5000,
+    };
+    assert_eq!(saved.storage, recorded);
+    let timeline = std::fs::read_to_string(failure.timeline_path.as_ref().expect("saved"))
+        .expect("the timeline");
+    assert!(
+        timeline.contains("--disk-faults --checkpoint-interval-ms 5000"),
+        "{timeline}"
+    );
+    let every_save = RunOptions {
+        checkpoint_interval: EVERY_SAVE,
+        ..RunOptions::default()
+    };
+    let (history, verdict) = replay(&saved, &every_save).expect("the replay");
+    assert!(verdict.has(AnomalyKind::LostWrite), "{history}");
+    assert_eq!(history, failure.history);
+
+    let standing = insync_checks::fuzz::SavedCase {
+        case: last_replica_standing_case(recommended()),
+        anomaly: AnomalyKind::LostWrite.name().into(),
+        ..saved.clone()
+    };
+    let (history, verdict) = replay(&standing, &every_save).expect("the replay");
+    assert!(verdict.has(AnomalyKind::LostWrite), "{history}");
+
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    json.as_object_mut().expect("an object").remove("storage");
+    let older: insync_checks::fuzz::SavedCase = serde_json::from_value(json).expect("loads");
+    assert_eq!(older.storage, SavedStorage::default());
 }
 
 fn case(steps: Vec<Step>) -> Case {
@@ -91,7 +249,20 @@ fn three_sends() -> Vec<Step> {
 /// Runs `steps`, asserts the history holds no anomaly and exactly one injected disk fault of
 /// `fault`, and returns what that broker's storage reported next.
 fn report_after(steps: Vec<Step>, fault: DiskFault) -> (History, DiskEvent) {
-    let (history, verdict) = run_case(&case(steps), &RunOptions::default()).expect("the run");
+    report_after_with(steps, fault, EVERY_SAVE)
+}
+
+/// [`report_after`] with the state file rewritten at most every `checkpoint_interval`.
+fn report_after_with(
+    steps: Vec<Step>,
+    fault: DiskFault,
+    checkpoint_interval: Duration,
+) -> (History, DiskEvent) {
+    let options = RunOptions {
+        checkpoint_interval,
+        ..RunOptions::default()
+    };
+    let (history, verdict) = run_case(&case(steps), &options).expect("the run");
     assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
     let injected: Vec<(usize, u8)> = history
         .ops
@@ -167,6 +338,32 @@ fn a_lost_fsync_refuses_the_start() {
     assert_refused(&history, &report);
 }
 
+/// Setup: the engine's checkpoint interval; a follower's state file was last written at its
+/// first save (offset 0), before the three acknowledged sends.
+/// Steps: the follower crashes, its last batch is lost (the fsync lied), it restarts.
+/// Expected: recovery keeps what the segment holds and reports everything from offset 0 on as
+/// unverified, which covers the lost batch: the fault is reported, not silent (the broker
+/// comes back; with rf=3 the leader still holds the records, and the follower fetches them).
+#[test]
+fn a_lost_fsync_past_the_last_checkpoint_is_reported_unverified() {
+    let (history, report) = report_after_with(
+        damaged_while_down(Step::CrashFollower { rank: 0 }, Step::LostFsync),
+        DiskFault::LostFsync,
+        insync::disk::HW_CHECKPOINT_INTERVAL,
+    );
+    assert!(
+        matches!(
+            report,
+            DiskEvent::Recovered {
+                unverified_from: Some(0),
+                log_end_offset: Some(end),
+                ..
+            } if end < 3
+        ),
+        "{report:?}\n{history}"
+    );
+}
+
 #[test]
 fn a_bit_flip_below_the_recovery_point_refuses_the_start() {
     for at in [0, 7, 1000, 99_999] {
@@ -205,12 +402,67 @@ fn a_bit_flip_above_the_recovery_point_refuses_the_start() {
 
 #[test]
 fn a_missing_file_refuses_the_start() {
-    for file in [DamagedFile::Segment, DamagedFile::State] {
+    for file in [DamagedFile::Segment, DamagedFile::State, DamagedFile::Meta] {
         let (history, report) = report_after(
             damaged_while_down(Step::CrashFollower { rank: 1 }, Step::MissingFile { file }),
             DiskFault::MissingFile,
         );
         assert_refused(&history, &report);
+    }
+}
+
+/// Found by the fuzzer once `meta.json` could go missing (case 6522 of seed 0, shrunk): every
+/// file of the down leader removed, an emptied data directory. The runner opened directories
+/// as `insync run` does, formatting an empty one, so the broker came back as a new, empty one
+/// and nothing was reported; it now opens them as `insync broker` does (formatted once by
+/// `insync format`), and the start is refused.
+#[test]
+fn an_emptied_data_directory_refuses_the_start() {
+    let mut steps = three_sends();
+    steps.extend([
+        Step::CrashLeader,
+        Step::MissingFile {
+            file: DamagedFile::Meta,
+        },
+        Step::MissingFile {
+            file: DamagedFile::Segment,
+        },
+        Step::MissingFile {
+            file: DamagedFile::State,
+        },
+        Step::RestartBroker,
+    ]);
+    steps.extend(three_sends());
+    let (history, verdict) = run_case(&case(steps), &RunOptions::default()).expect("the run");
+    assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
+    assert!(
+        history.ops.iter().any(|op| matches!(
+            &op.fun,
+            Fun::Disk {
+                event: DiskEvent::Refused { reason },
+                ..
+            } if reason.contains("not a formatted data directory")
+        )),
+        "{history}"
+    );
+}
+
+/// A bit flipped in a broker's state file or in its directory's `meta.json` (at the engine's
+/// checkpoint interval: the checksums do not depend on it).
+#[test]
+fn a_bit_flip_in_the_state_file_or_meta_json_refuses_the_start() {
+    for file in [DamagedFile::State, DamagedFile::Meta] {
+        for at in [0, 7, 1000, 99_999] {
+            let (history, report) = report_after_with(
+                damaged_while_down(
+                    Step::CrashFollower { rank: 1 },
+                    Step::FileBitFlip { file, at },
+                ),
+                DiskFault::BitFlip,
+                insync::disk::HW_CHECKPOINT_INTERVAL,
+            );
+            assert_refused(&history, &report);
+        }
     }
 }
 
@@ -240,6 +492,7 @@ fn the_checker_names_an_unreported_disk_fault() {
             disk(DiskEvent::Injected {
                 fault,
                 what: "damage".into(),
+                first_offset: Some(2),
             }),
         );
         if let Some(event) = then {
@@ -250,6 +503,15 @@ fn the_checker_names_an_unreported_disk_fault() {
     let intact = || DiskEvent::Recovered {
         truncated_bytes: 0,
         reason: None,
+        unverified_from: None,
+        log_end_offset: Some(2),
+    };
+    // Past a periodic checkpoint, after an unclean shutdown: unverified from `from` on.
+    let unverified = |from: u64| DiskEvent::Recovered {
+        truncated_bytes: 0,
+        reason: None,
+        unverified_from: Some(from),
+        log_end_offset: Some(2),
     };
     let refused = || DiskEvent::Refused {
         reason: "corrupt".into(),
@@ -257,6 +519,8 @@ fn the_checker_names_an_unreported_disk_fault() {
     let cut = || DiskEvent::Recovered {
         truncated_bytes: 12,
         reason: Some("torn".into()),
+        unverified_from: None,
+        log_end_offset: Some(2),
     };
     for fault in [
         DiskFault::TornWrite,
@@ -276,6 +540,17 @@ fn the_checker_names_an_unreported_disk_fault() {
         assert!(history(fault, Some(refused())).is_valid());
         // A cut tail is a repair, not the report a damaged batch needs.
         assert!(history(fault, Some(cut())).has(AnomalyKind::UndetectedCorruption));
+        // Unverified from past the damaged batch (offset 2) vouches for it: not reported.
+        assert!(history(fault, Some(unverified(3))).has(AnomalyKind::UndetectedCorruption));
+    }
+    // A lost or damaged batch in the range reported unverified is reported; a missing file
+    // or a torn tail (which must be cut) is not.
+    for fault in [DiskFault::LostFsync, DiskFault::BitFlip] {
+        assert!(history(fault, Some(unverified(2))).is_valid());
+        assert!(history(fault, Some(unverified(0))).is_valid());
+    }
+    for fault in [DiskFault::MissingFile, DiskFault::TornWrite] {
+        assert!(history(fault, Some(unverified(0))).has(AnomalyKind::UndetectedCorruption));
     }
     assert!(history(DiskFault::TornWrite, Some(cut())).is_valid());
     assert!(history(DiskFault::TornWrite, Some(refused())).is_valid());
@@ -296,47 +571,70 @@ fn the_checker_names_an_unreported_disk_fault() {
 }
 
 /// Found by `insync fuzz --idempotence --disk-faults --checkpoint-interval-ms 5000` (case 973
-/// of seed 0, shrunk), kept as the evidence of a limit of the production checkpoint interval.
+/// of seed 0, shrunk), when recovery did not yet report what follows a periodic checkpoint.
 ///
 /// Setup: the recommended configuration; the controller cut off from every broker; one send,
 /// acknowledged after every ISR member fetched it; follower 1 crashes, and its fsynced batch
 /// is lost (a lying fsync); 2.1 s later it restarts.
-/// Expected, with the state file rewritten only every 5 s (production): its state file
-/// was written at its first save, before that batch, so recovery finds a shorter segment it
-/// cannot tell from one that never held more ("recovered its files intact"), and the
-/// broker, which the controller kept in the ISR while it could not hear from anyone, later
-/// leads without the acknowledged record: `lost-write`. With the state file rewritten at every
-/// save (the fuzzer's default), the same history refuses broker 1's start and loses nothing.
+/// Expected, with the state file rewritten only every 5 s (the engine's default): its state
+/// file was written at its first save, before that batch, so recovery cannot tell the shorter
+/// segment from one that never held more, and says so: broker 1's records from offset 0 on
+/// are unverified (the fault is reported: no `undetected-corruption`). The controller, which
+/// could hear from no one, kept broker 1 as the last ISR member; it leads without the record:
+/// a `lost-write`, named as the last-replica-standing loss Kafka has without KIP-966 (the
+/// model's `async-flush-last-replica` row). With KIP-966 (`--elr --hw-rule min-isr`) the
+/// restarted broker leaves the ISR and the ELR and the record is not lost. With the state file
+/// at every save, broker 1's start is refused and nothing is lost.
 #[test]
-fn a_lost_fsync_after_the_last_checkpoint_goes_unreported_and_loses_an_acknowledged_write() {
-    let case = Case {
-        config: recommended(),
-        plan: Plan {
-            steps: vec![
-                Step::Partition {
-                    followers: 3,
-                    clients: insync_checks::plan::APPLICATION_BIT,
-                },
-                Step::Send,
-                Step::Pause { ms: 2 },
-                Step::CrashFollower { rank: 0 },
-                Step::LostFsync,
-                Step::Pause { ms: 2100 },
-            ],
-        },
-        seed: 759,
-    };
+fn a_lost_fsync_past_the_last_checkpoint_is_reported_and_its_loss_is_kafkas_last_replica_standing()
+{
+    let case = last_replica_standing_case;
     let production = RunOptions {
         checkpoint_interval: insync::disk::HW_CHECKPOINT_INTERVAL,
         ..RunOptions::default()
     };
-    let (history, verdict) = run_case(&case, &production).expect("the run");
+    let (history, verdict) = run_case(&case(recommended()), &production).expect("the run");
     assert!(
-        verdict.has(AnomalyKind::UndetectedCorruption) && verdict.has(AnomalyKind::LostWrite),
+        !verdict.has(AnomalyKind::UndetectedCorruption) && verdict.has(AnomalyKind::LostWrite),
         "{:?}\n{history}",
         verdict.anomalies
     );
-    let (history, verdict) = run_case(&case, &RunOptions::default()).expect("the run");
+    assert!(
+        verdict
+            .anomalies
+            .iter()
+            .all(|a| a.is_last_replica_standing_loss()),
+        "{:?}\n{history}",
+        verdict.anomalies
+    );
+    assert!(
+        history.ops.iter().any(|op| matches!(
+            &op.fun,
+            Fun::Disk {
+                broker: 1,
+                event: DiskEvent::Recovered {
+                    unverified_from: Some(0),
+                    log_end_offset: Some(0),
+                    ..
+                }
+            }
+        )),
+        "{history}"
+    );
+
+    let kip_966 = Config {
+        elr: true,
+        hw_rule: HwRule::MinIsr,
+        ..recommended()
+    };
+    let (history, verdict) = run_case(&case(kip_966), &production).expect("the run");
+    assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
+
+    let every_save = RunOptions {
+        checkpoint_interval: EVERY_SAVE,
+        ..RunOptions::default()
+    };
+    let (history, verdict) = run_case(&case(recommended()), &every_save).expect("the run");
     assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
     assert!(
         history.ops.iter().any(|op| matches!(
@@ -350,7 +648,7 @@ fn a_lost_fsync_after_the_last_checkpoint_goes_unreported_and_loses_an_acknowled
     );
     if std::env::var("INSYNC_SHOW_TRACE").is_ok() {
         let (config, _, outcome) =
-            insync_checks::fuzz::traced_run(&case, &production).expect("the run");
+            insync_checks::fuzz::traced_run(&case(recommended()), &production).expect("the run");
         let trace = outcome.trace.expect("traced");
         println!(
             "{}",
@@ -384,6 +682,13 @@ fn a_trace_with_disk_faults_conforms_to_the_model() {
 
 /// Generated disk-fault histories conform to the model too: every start is from what the model
 /// saved (a torn tail cut), or refused; every failed save released nothing.
+///
+/// With the state file at every save. At the engine's 5 s interval a broker whose disk lost an
+/// fsynced batch past its last checkpoint restarts with less than it saved (reported as
+/// unverified): the model with `flush=sync` assumes an fsync keeps what it wrote, so that
+/// restart is not one of its steps; the model's `flush=async` rows are where a broker restarts
+/// with a prefix of what it acknowledged (e.g. `async-flush-last-replica`). A replay would
+/// need the trace to carry what the restarted broker loaded to check that step.
 #[test]
 fn generated_disk_fault_traces_conform_to_the_model() {
     use proptest::strategy::{Strategy, ValueTree};
@@ -397,7 +702,11 @@ fn generated_disk_fault_traces_conform_to_the_model() {
     for _ in 0..env_or("INSYNC_CONFORM_CASES", 64) {
         let case = strategy.new_tree(&mut runner).expect("a case").current();
         faulted += usize::from(case.plan.has_disk_faults());
-        let conformance = insync_checks::fuzz::conform_case(&case, &RunOptions::default())
+        let every_save = RunOptions {
+            checkpoint_interval: EVERY_SAVE,
+            ..RunOptions::default()
+        };
+        let conformance = insync_checks::fuzz::conform_case(&case, &every_save)
             .expect("the traced run completes")
             .unwrap_or_else(|e| panic!("the trace does not conform: {e}\nplan:\n{}", case.plan));
         assert!(conformance.steps > 0);

@@ -29,12 +29,23 @@
 //! append. What the file holds is then a lower bound: a recovered high watermark may be
 //! older (Kafka's is too; the broker learns the current one from the leader or the ISR), and
 //! the "segment holds fewer records than recorded" check covers the records up to the last
-//! checkpoint, not the last save: a segment that lost whole fsynced batches after it is
-//! recovered as shorter, with no error: `insync fuzz --disk-faults --checkpoint-interval-ms
-//! 5000` shows such a broker, kept as the last ISR member, leading without an acknowledged
-//! record (`checks/tests/disk_faults.rs`). Checksums still catch every damaged batch before the
-//! last one. `meta.json` also lists the actors that have saved here, so that a missing state
-//! file or segment is seen as the loss it is, never mistaken for a first start.
+//! checkpoint, not the last save. A batch saved after the checkpoint that the disk then lost
+//! (an fsync that lied) or damaged (its final batch, cut as torn) cannot be told from one
+//! never written. So after an unclean shutdown recovery vouches only for what the checkpoint
+//! recorded, and reports everything after it as unverified ([`Recovery::unverified_from`], a
+//! WARN line with the file, offset and byte): the fault is reported, not silent, and the broker
+//! restarts as a new incarnation after an unclean shutdown. With `--elr` (KIP-966) the
+//! controller takes it out of the ISR and the ELR, so it leads again only after catching up;
+//! without, as in Kafka before KIP-966, the last ISR member may come back without what it
+//! lost and lead (`insync fuzz --disk-faults` names that loss; `checks/tests/disk_faults.rs`).
+//!
+//! A state file vouches for every save when it is written at every save (interval zero, two
+//! more fsyncs and a rename per save) or by a clean shutdown ([`DiskStorage::close_cleanly`],
+//! Kafka's clean-shutdown marker): recovery then refuses a segment shorter than it. The first
+//! save after loading such a file rewrites it, since it no longer vouches once outrun.
+//! Checksums still catch every damaged batch before the last one. `meta.json` also lists the
+//! actors that have saved here, so that a missing state file or segment is seen as the loss it
+//! is, never mistaken for a first start; it carries a CRC-32 of its fields.
 //!
 //! # Recovery
 //!
@@ -200,6 +211,7 @@ impl fmt::Display for Identity {
 
 /// What `meta.json` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MetaFile {
     version: u32,
     cluster_id: String,
@@ -208,9 +220,24 @@ struct MetaFile {
     /// exist.
     #[serde(default)]
     saved_actors: BTreeSet<usize>,
+    /// CRC-32 of the other fields as compact JSON ([`MetaFile::crc`]): a flipped bit that
+    /// leaves valid JSON (another node id, a saved actor forgotten) is refused, not believed.
+    /// Written by every save of the file; a file from before it has none and is read as is
+    /// (an unknown field, a misspelt `crc32` among them, is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crc32: Option<u32>,
 }
 
 impl MetaFile {
+    /// The checksum of everything but the checksum.
+    fn crc(&self) -> u32 {
+        let bare = MetaFile {
+            crc32: None,
+            ..self.clone()
+        };
+        crc32fast::hash(&serde_json::to_vec(&bare).unwrap_or_default())
+    }
+
     fn identity(&self) -> Identity {
         Identity {
             cluster_id: self.cluster_id.clone(),
@@ -244,6 +271,12 @@ pub struct Recovery {
     /// Bytes of a torn tail after the last good batch, cut off.
     pub truncated_bytes: u64,
     pub reason: Option<String>,
+    /// Set after an unclean shutdown when the state file was a periodic checkpoint (see the
+    /// module's "Checkpoints"): the offset from which on nothing is vouched for. A batch saved
+    /// after the checkpoint and then lost or damaged by the disk (a lost fsync, a flipped bit
+    /// in the final batch) cannot be told from one never written, so everything from here on
+    /// is reported as unverified rather than silently taken as whole.
+    pub unverified_from: Option<Offset>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -258,6 +291,33 @@ struct BrokerMeta {
     high_watermark: Offset,
     /// Records the segment held when this was written: recovery must find at least these.
     log_end_offset: Offset,
+    /// No save completed after this file was written without rewriting it: a checkpoint
+    /// written at every save (interval zero) or at a clean shutdown
+    /// ([`DiskStorage::close_cleanly`]). Then recovery vouches for every record. False for a
+    /// periodic checkpoint, which later saves outrun: recovery after an unclean shutdown then
+    /// reports what follows `log_end_offset` as unverified ([`Recovery::unverified_from`]).
+    vouches_for_last_save: bool,
+}
+
+/// A state file written before [`BrokerMeta::vouches_for_last_save`] existed.
+#[derive(Deserialize)]
+struct BrokerMetaWithoutVouch {
+    incarnation: u32,
+    high_watermark: Offset,
+    log_end_offset: Offset,
+}
+
+/// A broker's state file payload, of either form (an older one vouches for no later save).
+fn decode_broker_meta(bytes: &[u8]) -> Result<BrokerMeta, bincode::Error> {
+    bincode::deserialize::<BrokerMeta>(bytes).or_else(|e| {
+        let older: BrokerMetaWithoutVouch = bincode::deserialize(bytes).map_err(|_| e)?;
+        Ok(BrokerMeta {
+            incarnation: older.incarnation,
+            high_watermark: older.high_watermark,
+            log_end_offset: older.log_end_offset,
+            vouches_for_last_save: false,
+        })
+    })
 }
 
 /// Where one broker's segment stands on disk.
@@ -277,6 +337,9 @@ struct Segment {
 struct ActorFiles {
     segment: Option<Segment>,
     checkpoint: Option<(BrokerMeta, Instant)>,
+    /// What the last save (or the load) of a broker knew: what a clean shutdown's state file
+    /// vouches for.
+    last_saved: Option<BrokerMeta>,
 }
 
 /// How often a broker's state file (high-watermark checkpoint) is rewritten in the steady
@@ -376,7 +439,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
 
 fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), StorageError> {
     let path = dir.join(META_FILE);
-    let mut text = serde_json::to_string_pretty(meta).map_err(|e| StorageError::Format {
+    let meta = MetaFile {
+        crc32: Some(meta.crc()),
+        ..meta.clone()
+    };
+    let mut text = serde_json::to_string_pretty(&meta).map_err(|e| StorageError::Format {
         path: path.clone(),
         reason: format!("cannot encode: {e}"),
     })?;
@@ -407,12 +474,22 @@ fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
             ),
         });
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| StorageError::Format {
-            path,
-            reason: format!("not a valid {META_FILE}: {e}"),
-        })
+    let meta: MetaFile = serde_json::from_value(value).map_err(|e| StorageError::Format {
+        path: path.clone(),
+        reason: format!("not a valid {META_FILE}: {e}"),
+    })?;
+    match meta.crc32 {
+        Some(crc) if crc != meta.crc() => {
+            let reason = format!(
+                "checksum mismatch (crc32 {crc}, contents {}): the file is damaged; restore it \
+                 from a backup",
+                meta.crc()
+            );
+            tracing::error!(path = %path.display(), "{reason}");
+            Err(corrupt(&path, reason))
+        }
+        _ => Ok(Some(meta)),
+    }
 }
 
 /// The first entry of `dir` other than the lock file and a leftover temporary `meta.json`.
@@ -462,6 +539,7 @@ impl DiskStorage {
                 cluster_id: identity.cluster_id.clone(),
                 node: identity.node.clone(),
                 saved_actors: BTreeSet::new(),
+                crc32: None,
             },
         )?;
         // The directory's own entry in its parent, for a directory format created.
@@ -596,6 +674,7 @@ impl DiskStorage {
                     incarnation: b.incarnation,
                     high_watermark: b.high_watermark,
                     log_end_offset: b.log.log_end_offset(),
+                    vouches_for_last_save: self.checkpoint_interval.is_zero(),
                 };
                 let due = match &files.checkpoint {
                     None => true,
@@ -608,10 +687,56 @@ impl DiskStorage {
                     self.write_side_file(actor, &(true, bincode_bytes(&meta)?))?;
                     files.checkpoint = Some((meta.clone(), Instant::now()));
                 }
+                files.last_saved = Some(meta);
             }
             other => self.write_side_file(actor, &(false, bincode_bytes(other)?))?,
         }
         self.note_saved(actor)
+    }
+
+    /// A clean shutdown (call it once the actors have stopped): rewrites each broker's state
+    /// file to vouch for everything its last save wrote, so that the next start verifies
+    /// every record (Kafka's clean-shutdown marker plays this part for its log recovery).
+    /// After a crash, or when this never ran, the state file is the last periodic checkpoint,
+    /// and recovery reports what follows it as unverified ([`Recovery::unverified_from`]). A
+    /// save that still comes after this rewrites the state file again, as a periodic
+    /// checkpoint that vouches for no later save. Returns how many state files it wrote.
+    pub fn close_cleanly(&self) -> Result<usize, StorageError> {
+        if let Some(reason) = self.failure() {
+            return Err(StorageError::Failed(reason));
+        }
+        let actors: Vec<(usize, Arc<Mutex<ActorFiles>>)> = lock(&self.actors)
+            .iter()
+            .map(|(actor, files)| (*actor, Arc::clone(files)))
+            .collect();
+        let mut written = 0;
+        for (actor, files) in actors {
+            let mut files = lock(&files);
+            let Some(segment) = &files.segment else {
+                continue;
+            };
+            let Some(last) = &files.last_saved else {
+                continue;
+            };
+            let meta = BrokerMeta {
+                log_end_offset: segment.on_disk.log_end_offset(),
+                vouches_for_last_save: true,
+                ..last.clone()
+            };
+            if let Err(e) = self.write_side_file(actor, &(true, bincode_bytes(&meta)?)) {
+                self.failed.send_replace(Some(e.to_string()));
+                return Err(e);
+            }
+            // The next save, if any, rewrites it (it no longer vouches once outrun).
+            files.checkpoint = None;
+            written += 1;
+        }
+        tracing::info!(
+            dir = %self.dir.display(),
+            brokers = written,
+            "clean shutdown: the state files vouch for every saved record"
+        );
+        Ok(written)
     }
 
     /// Records in `meta.json` that `actor` saved here, the first time it does.
@@ -659,13 +784,21 @@ impl DiskStorage {
                 .map_err(|e| corrupt(&meta_path, format!("undecodable state: {e}")))?;
             return Ok(Some((storage, Recovery::default())));
         }
-        let meta: BrokerMeta = bincode::deserialize(&bytes)
+        let meta: BrokerMeta = decode_broker_meta(&bytes)
             .map_err(|e| corrupt(&meta_path, format!("undecodable broker state: {e}")))?;
         let (segment, recovery) = self.recover_segment(actor, &meta, &meta_path)?;
         let log = segment.on_disk.clone();
         files.segment = Some(segment);
         let high_watermark = meta.high_watermark.min(log.log_end_offset());
-        files.checkpoint = Some((meta.clone(), Instant::now()));
+        // A state file that vouches for the last save must not outlive the next one: the
+        // first save after this load rewrites it (a clean shutdown's would otherwise go on
+        // vouching, until the interval passed, for records saved after it).
+        files.checkpoint = (!meta.vouches_for_last_save).then(|| (meta.clone(), Instant::now()));
+        files.last_saved = Some(BrokerMeta {
+            high_watermark,
+            log_end_offset: log.log_end_offset(),
+            ..meta.clone()
+        });
         Ok(Some((
             NodeStorage::Broker(BrokerStorage {
                 incarnation: meta.incarnation,
@@ -784,6 +917,29 @@ impl DiskStorage {
             segment.file.set_len(segment.len_bytes).map_err(io(&path))?;
             self.sync(&segment.file, &path)?;
         }
+        if !saved.vouches_for_last_save {
+            let from = saved.log_end_offset;
+            recovery.unverified_from = Some(from);
+            let byte = segment
+                .batches
+                .iter()
+                .find(|(base, _)| *base >= from)
+                .map_or(segment.len_bytes, |(_, pos)| *pos);
+            tracing::warn!(
+                path = %path.display(),
+                offset = %from,
+                byte,
+                "unclean shutdown after a periodic checkpoint: {} vouches for {from} records; \
+                 the {} records recovered after them (from byte {byte} on) and any batch saved \
+                 after them cannot be verified (a batch the disk lost or damaged there is not \
+                 seen). The broker restarts as a new incarnation after an unclean shutdown: \
+                 with --elr the controller takes it out of the ISR and the ELR, so it cannot \
+                 lead before it catches up; without, as in Kafka before KIP-966, it can lead as \
+                 the last ISR member without what it lost",
+                state_path.display(),
+                segment.on_disk.log_end_offset().0.saturating_sub(from.0)
+            );
+        }
         Ok((segment, recovery))
     }
 
@@ -820,6 +976,7 @@ impl DiskStorage {
                 incarnation: storage.incarnation,
                 high_watermark: storage.high_watermark.min(base),
                 log_end_offset: base,
+                vouches_for_last_save: self.checkpoint_interval.is_zero(),
             };
             self.write_side_file(actor, &(true, bincode_bytes(&interim)?))?;
             files.checkpoint = Some((interim, Instant::now()));
@@ -1273,6 +1430,110 @@ mod tests {
         drop(reopened);
         let (_, recovery) = open(dir.path()).load(3).expect("load").expect("saved");
         assert_eq!(recovery.truncated_bytes, 4096);
+    }
+
+    /// Setup: the default checkpoint interval (5 s); a first save of one record (the state
+    /// file is written), then two more saves (it is not).
+    /// Steps: the last batch is lost (an fsync that lied), then a restart: once without a clean
+    /// shutdown, once after [`DiskStorage::close_cleanly`], and once from a state file of the
+    /// older form, which never vouches.
+    /// Expected: after the unclean shutdown, recovery keeps the two records and reports
+    /// everything from offset 1 (past the checkpoint) as unverified, so the lost batch at
+    /// offset 2 is covered by the report; after the clean shutdown the state file vouches for
+    /// all three records and the same loss refuses the start.
+    #[test]
+    fn a_batch_lost_past_a_periodic_checkpoint_is_reported_unverified_and_after_a_clean_shutdown_refused(
+    ) {
+        let production = |dir: &Path| {
+            DiskStorage::open(dir, &identity(), OpenMode::FormatIfEmpty).expect("open")
+        };
+        let lose_last = |dir: &Path| {
+            faults::lose_last_batch(dir, 0)
+                .expect("io")
+                .expect("a batch to lose")
+        };
+        let save_three = |dir: &Path, clean: bool| {
+            let store = production(dir);
+            let mut log = Log::new();
+            for v in 1..=3 {
+                log.append(record(v, 1));
+                store.save(0, &broker(&log, 0)).expect("save");
+            }
+            if clean {
+                assert_eq!(store.close_cleanly().expect("close"), 1);
+            }
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        save_three(dir.path(), false);
+        let damage = lose_last(dir.path());
+        assert_eq!(damage.first_offset, Some(Offset(2)));
+        let (storage, recovery) = production(dir.path())
+            .load(0)
+            .expect("load")
+            .expect("saved");
+        assert_eq!(log_of(&storage).log_end_offset(), Offset(2));
+        assert_eq!(recovery.unverified_from, Some(Offset(1)));
+        assert_eq!(recovery.truncated_bytes, 0);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        save_three(dir.path(), true);
+        lose_last(dir.path());
+        let err = production(dir.path()).load(0).expect_err("refused");
+        let (_, reason) = corrupt_reason(err);
+        assert!(reason.contains("recorded 3 records"), "{reason}");
+
+        // A clean shutdown's state file, then a restart and a save: the file no longer vouches.
+        let dir = tempfile::tempdir().expect("tempdir");
+        save_three(dir.path(), true);
+        let store = production(dir.path());
+        let (storage, recovery) = store.load(0).expect("load").expect("saved");
+        assert_eq!(recovery.unverified_from, None, "a clean shutdown vouches");
+        let mut log = log_of(&storage);
+        log.append(record(4, 1));
+        store.save(0, &broker(&log, 0)).expect("save");
+        drop(store);
+        let (_, recovery) = production(dir.path())
+            .load(0)
+            .expect("load")
+            .expect("saved");
+        assert_eq!(recovery.unverified_from, Some(Offset(4)));
+
+        // A state file of the older form (no vouching flag) decodes, and vouches for nothing
+        // past its record count.
+        let dir = tempfile::tempdir().expect("tempdir");
+        save_three(dir.path(), true);
+        #[derive(Serialize)]
+        struct Older {
+            incarnation: u32,
+            high_watermark: Offset,
+            log_end_offset: Offset,
+        }
+        let older = Older {
+            incarnation: 2,
+            high_watermark: Offset(0),
+            log_end_offset: Offset(3),
+        };
+        let store = production(dir.path());
+        store
+            .write_side_file(0, &(true, bincode_bytes(&older).expect("encode")))
+            .expect("write");
+        drop(store);
+        let (storage, recovery) = production(dir.path())
+            .load(0)
+            .expect("load")
+            .expect("saved");
+        assert_eq!(log_of(&storage).log_end_offset(), Offset(3));
+        assert_eq!(recovery.unverified_from, Some(Offset(3)));
+    }
+
+    /// With the state file at every save, it vouches for the last save: no unverified tail.
+    #[test]
+    fn a_state_file_written_at_every_save_leaves_nothing_unverified() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        saved_batches(dir.path(), 0, 3, 1);
+        let (_, recovery) = open(dir.path()).load(0).expect("load").expect("saved");
+        assert_eq!(recovery.unverified_from, None);
     }
 
     /// A torn final batch below what the last save recorded is lost data, not a torn tail.

@@ -26,7 +26,9 @@
 //! a reader fetches that batch; insync's recovery reads every batch, so [`flip_bit`] damages
 //! both sides of the checkpoint to show that it does.
 
-use super::{frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES};
+use super::{
+    decode_broker_meta, frame_batch, read_side_file, Batch, BrokerMeta, FRAME_HEADER_BYTES,
+};
 use insync_model::types::{Epoch, Offset, Record, Value};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -88,13 +90,24 @@ pub enum FlipRegion {
     AboveRecoveryPoint,
 }
 
-/// Which of an actor's files goes missing.
+/// Which of a node's files goes missing or is damaged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DamagedFile {
     /// `actor-N.log`.
     Segment,
-    /// `actor-N.state`.
+    /// `actor-N.state` (a broker's checkpoint, the controller's whole state, a consumer's
+    /// offsets).
     State,
+    /// The directory's `meta.json` (its identity, and the actors that saved here).
+    Meta,
+}
+
+fn path_of(dir: &Path, actor: usize, which: DamagedFile) -> PathBuf {
+    match which {
+        DamagedFile::Segment => segment_path(dir, actor),
+        DamagedFile::State => state_path(dir, actor),
+        DamagedFile::Meta => dir.join(super::META_FILE),
+    }
 }
 
 fn segment_path(dir: &Path, actor: usize) -> PathBuf {
@@ -152,7 +165,30 @@ fn checkpoint(dir: &Path, actor: usize) -> Option<BrokerMeta> {
     if !is_broker {
         return None;
     }
-    bincode::deserialize(&bytes).ok()
+    decode_broker_meta(&bytes).ok()
+}
+
+/// What a fault did to a node's files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// One line: the fault, the file, the bytes.
+    pub what: String,
+    /// The first record offset whose batch the fault damaged or removed (a lost fsync, a bit
+    /// flip), for matching against what recovery vouched for ([`super::Recovery`]); `None`
+    /// for damage that is not to a batch.
+    pub first_offset: Option<Offset>,
+}
+
+impl Damage {
+    fn new(what: String, first_offset: Option<Offset>) -> Option<Damage> {
+        Some(Damage { what, first_offset })
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
 }
 
 /// A torn write: appends the first bytes of a batch that would have followed the segment's
@@ -162,7 +198,7 @@ fn checkpoint(dir: &Path, actor: usize) -> Option<BrokerMeta> {
 /// of zeros (2: blocks allocated, never written). A torn tail already there is replaced (one
 /// save is in flight at a crash; two torn tails one after the other could even add up to a
 /// whole batch). Recovery must cut exactly these bytes.
-pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Option<String>> {
+pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Option<Damage>> {
     let path = segment_path(dir, actor);
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -219,15 +255,20 @@ pub fn tear_tail(dir: &Path, actor: usize, written: u32) -> std::io::Result<Opti
     file.seek(SeekFrom::Start(good_end as u64))?;
     file.write_all(&tail)?;
     file.sync_all()?;
-    Ok(Some(format!(
-        "torn write: {how} after byte {good_end} of {}",
-        file_name(&path)
-    )))
+    Ok(Damage::new(
+        format!(
+            "torn write: {how} after byte {good_end} of {}",
+            file_name(&path)
+        ),
+        None,
+    ))
 }
 
 /// A lost fsync: the segment's last batch is gone although its fsync returned success (the
-/// file is cut back to where that batch began).
-pub fn lose_last_batch(dir: &Path, actor: usize) -> std::io::Result<Option<String>> {
+/// file is cut back to where that batch began). A torn tail after it (a later write cut
+/// short) stays, moved down to where the batch began, as that later write would have left it:
+/// both faults remain for recovery to find.
+pub fn lose_last_batch(dir: &Path, actor: usize) -> std::io::Result<Option<Damage>> {
     let path = segment_path(dir, actor);
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -235,16 +276,21 @@ pub fn lose_last_batch(dir: &Path, actor: usize) -> std::io::Result<Option<Strin
     let Some(last) = frames(&bytes).pop() else {
         return Ok(None);
     };
-    let file = OpenOptions::new().write(true).open(&path)?;
-    file.set_len(last.pos as u64)?;
-    file.sync_all()?;
-    let records = last.batch.map_or(0, |b| b.records.len());
-    Ok(Some(format!(
-        "lost fsync: the last batch ({records} records, bytes {}..{}) of {} never reached the disk",
-        last.pos,
-        last.pos + last.len,
-        file_name(&path)
-    )))
+    let mut kept = bytes[..last.pos].to_vec();
+    kept.extend_from_slice(&bytes[last.pos + last.len..]);
+    fs::write(&path, &kept)?;
+    OpenOptions::new().write(true).open(&path)?.sync_all()?;
+    let records = last.batch.as_ref().map_or(0, |b| b.records.len());
+    Ok(Damage::new(
+        format!(
+            "lost fsync: the last batch ({records} records, bytes {}..{}) of {} never reached \
+             the disk",
+            last.pos,
+            last.pos + last.len,
+            file_name(&path)
+        ),
+        last.batch.map(|b| b.base_offset),
+    ))
 }
 
 /// A bit flip at rest in a batch on the `region` side of the high-watermark checkpoint; `at`
@@ -254,7 +300,7 @@ pub fn flip_bit(
     actor: usize,
     region: FlipRegion,
     at: u32,
-) -> std::io::Result<Option<String>> {
+) -> std::io::Result<Option<Damage>> {
     let path = segment_path(dir, actor);
     let Some(mut bytes) = read_optional(&path)? else {
         return Ok(None);
@@ -282,16 +328,20 @@ pub fn flip_bit(
     bytes[byte] ^= 1 << bit;
     fs::write(&path, &bytes)?;
     OpenOptions::new().write(true).open(&path)?.sync_all()?;
-    Ok(Some(format!(
-        "bit flip: bit {bit} of byte {byte} of {} (batch at byte {}, {} the recovery point {})",
-        file_name(&path),
-        frame.pos,
-        match region {
-            FlipRegion::BelowRecoveryPoint => "below",
-            FlipRegion::AboveRecoveryPoint => "at or above",
-        },
-        recovery_point
-    )))
+    Ok(Damage::new(
+        format!(
+            "bit flip: bit {bit} of byte {byte} of {} (batch at byte {}, {} the recovery point \
+             {})",
+            file_name(&path),
+            frame.pos,
+            match region {
+                FlipRegion::BelowRecoveryPoint => "below",
+                FlipRegion::AboveRecoveryPoint => "at or above",
+            },
+            recovery_point
+        ),
+        frame.batch.as_ref().map(|b| b.base_offset),
+    ))
 }
 
 /// A missing file: removes the actor's segment or state file.
@@ -299,16 +349,47 @@ pub fn remove_file(
     dir: &Path,
     actor: usize,
     which: DamagedFile,
-) -> std::io::Result<Option<String>> {
-    let path = match which {
-        DamagedFile::Segment => segment_path(dir, actor),
-        DamagedFile::State => state_path(dir, actor),
-    };
+) -> std::io::Result<Option<Damage>> {
+    let path = path_of(dir, actor, which);
     match fs::remove_file(&path) {
-        Ok(()) => Ok(Some(format!("missing file: {} removed", file_name(&path)))),
+        Ok(()) => Ok(Damage::new(
+            format!("missing file: {} removed", file_name(&path)),
+            None,
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A bit flipped at rest anywhere in one of a node's whole files (a state file or
+/// `meta.json`; a segment's batches are [`flip_bit`]'s); `at` picks the byte and the bit.
+pub fn flip_file_bit(
+    dir: &Path,
+    actor: usize,
+    which: DamagedFile,
+    at: u32,
+) -> std::io::Result<Option<Damage>> {
+    let path = path_of(dir, actor, which);
+    let Some(mut bytes) = read_optional(&path)? else {
+        return Ok(None);
+    };
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let at = at as usize;
+    let byte = (at.wrapping_mul(2_654_435_761) >> 7) % bytes.len();
+    let bit = at % 8;
+    bytes[byte] ^= 1 << bit;
+    fs::write(&path, &bytes)?;
+    OpenOptions::new().write(true).open(&path)?.sync_all()?;
+    Ok(Damage::new(
+        format!(
+            "bit flip: bit {bit} of byte {byte} of {} ({} bytes)",
+            file_name(&path),
+            bytes.len()
+        ),
+        None,
+    ))
 }
 
 fn file_name(path: &Path) -> String {
@@ -505,6 +586,97 @@ mod tests {
             assert!(reason.contains("missing"), "{reason}");
             assert!(remove_file(dir.path(), 0, which).expect("io").is_none());
         }
+    }
+
+    fn controller_state() -> NodeStorage {
+        use insync_model::controller::{Controller, ControllerState, FIRST_ALLOCATED_PRODUCER_ID};
+        use insync_model::types::{BrokerSet, REPLICAS_MAX};
+        NodeStorage::Controller(ControllerState {
+            partition: Controller::initial_partition(3),
+            fenced: BrokerSet::single(insync_model::types::BrokerId(1)),
+            incarnations: [7; REPLICAS_MAX],
+            unclean_elections: 0,
+            next_producer_id: FIRST_ALLOCATED_PRODUCER_ID + 5,
+        })
+    }
+
+    /// The controller's state (what `insync controller --data-dir` saves after every step),
+    /// a broker's state file and `meta.json`, each with every one of its bits flipped in turn,
+    /// then removed, then cut short.
+    /// Expected: the next open or load refuses every one of them (a checksum, or what
+    /// `meta.json` records); none is read as a state that merely differs. Without the
+    /// checksum in `meta.json`, flips that keep it valid JSON (a saved actor, the node id,
+    /// the cluster id) would be believed or misreported as another node's directory.
+    #[test]
+    fn every_bit_flip_missing_file_or_short_file_of_the_controllers_state_and_meta_json_is_refused()
+    {
+        const CONTROLLER: usize = 3;
+        let dir = tempfile::tempdir().expect("tempdir");
+        saved(dir.path(), 2);
+        let store = open(dir.path());
+        store
+            .save(CONTROLLER, &controller_state())
+            .expect("save the controller");
+        drop(store);
+        let refused = |actor: usize| -> Result<(), String> {
+            let store = DiskStorage::open(
+                dir.path(),
+                &Identity::new("faults", StorageNode::InProcess).expect("id"),
+                OpenMode::Formatted,
+            );
+            match store.map(|s| s.load(actor)) {
+                Err(_) | Ok(Err(_)) => Ok(()),
+                Ok(Ok(loaded)) => Err(format!("loaded {loaded:?}")),
+            }
+        };
+        assert!(refused(CONTROLLER).is_err(), "the intact state loads");
+        assert!(refused(0).is_err(), "the intact broker loads");
+        for (which, actor) in [
+            (DamagedFile::State, CONTROLLER),
+            (DamagedFile::State, 0),
+            (DamagedFile::Meta, CONTROLLER),
+            (DamagedFile::Meta, 0),
+        ] {
+            let path = path_of(dir.path(), actor, which);
+            let pristine = fs::read(&path).expect("read");
+            for byte in 0..pristine.len() {
+                for bit in 0..8 {
+                    let mut bytes = pristine.clone();
+                    bytes[byte] ^= 1 << bit;
+                    fs::write(&path, &bytes).expect("write");
+                    if let Err(loaded) = refused(actor) {
+                        panic!(
+                            "bit {bit} of byte {byte} of {} flipped, and actor {actor} {loaded}",
+                            path.display()
+                        );
+                    }
+                }
+            }
+            // Cut anywhere but in trailing whitespace (a JSON file's final newline).
+            let end = pristine.len()
+                - pristine
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+            for len in 0..end {
+                fs::write(&path, &pristine[..len]).expect("write");
+                assert!(refused(actor).is_ok(), "{} cut to {len}", path.display());
+            }
+            fs::write(&path, &pristine).expect("restore");
+            remove_file(dir.path(), actor, which)
+                .expect("io")
+                .expect("applies");
+            assert!(refused(actor).is_ok(), "{} removed", path.display());
+            fs::write(&path, &pristine).expect("restore");
+            assert!(refused(actor).is_err(), "restored");
+        }
+        // The fault helper flips a bit the same way, and says where.
+        let damage = flip_file_bit(dir.path(), CONTROLLER, DamagedFile::State, 12)
+            .expect("io")
+            .expect("applies");
+        assert!(damage.what.contains("actor-3.state"), "{damage}");
+        assert!(refused(CONTROLLER).is_ok());
     }
 
     #[test]
