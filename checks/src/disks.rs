@@ -14,10 +14,9 @@
 //! the checkpoint as unverified (`insync::disk::Recovery::unverified_from`), which the checker
 //! takes as the report of a lost fsync or a bit flip in that range. With interval zero the
 //! state file is written at every save that changes it, so that it vouches for every batch the
-//! segment fsynced: such a fault then refuses the start. The interval is wall-clock time, and
-//! a history on the paused clock takes milliseconds of it: with 5 s, the state file is written
-//! only at a broker's first save, its restarts and its truncations (the worst case for what
-//! goes unverified).
+//! segment fsynced: such a fault then refuses the start. The interval is measured on tokio's
+//! clock, so on the history's paused clock it is 5 s of the history's own time, as the
+//! engine's is on the real clock.
 //!
 //! Every load of a broker and every failed save is kept as a [`DiskEvent`] for the runner to
 //! put in the history, where the checker matches each injected fault with what the storage

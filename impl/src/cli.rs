@@ -595,7 +595,8 @@ fn run_server(
         .enable_all()
         .build()
         .context("starting tokio")?;
-    match runtime.block_on(crate::engine::serve(config, options, served, addrs, kafka))? {}
+    runtime.block_on(crate::engine::serve(config, options, served, addrs, kafka))?;
+    Ok(0)
 }
 
 /// Most records one `insync run` sends.

@@ -88,7 +88,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+/// tokio's clock, so that on a paused clock (`insync run --virtual-clock`, the fuzzer's
+/// histories) the periodic checkpoint fires every `checkpoint_interval` of that clock's time,
+/// as it does on the real clock; outside a runtime it is the system's monotonic clock.
+use tokio::time::Instant;
 
 /// Largest batch a segment may hold: a longer length field is corruption, not a batch.
 pub const BATCH_BYTES_MAX: u32 = 64 * 1024 * 1024;

@@ -595,16 +595,42 @@ impl Cluster {
     pub async fn shutdown(&self) {
         self.runtime.shutdown().await;
         if let Some(disk) = &self.disk {
-            let disk = Arc::clone(disk);
-            match tokio::task::spawn_blocking(move || disk.close_cleanly()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(
-                    error = %e,
-                    "no clean-shutdown checkpoint: the next start reports what follows the last \
-                     periodic checkpoint as unverified"
-                ),
-                Err(e) => tracing::error!(error = %e, "the clean-shutdown checkpoint panicked"),
-            }
+            close_cleanly(disk).await;
+        }
+    }
+}
+
+/// Marks a clean shutdown of a stopped runtime's storage ([`DiskStorage::close_cleanly`]), or
+/// says why the next start will report what follows the last periodic checkpoint as
+/// unverified.
+async fn close_cleanly(disk: &Arc<DiskStorage>) {
+    let disk = Arc::clone(disk);
+    match tokio::task::spawn_blocking(move || disk.close_cleanly()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(
+            error = %e,
+            "no clean-shutdown checkpoint: the next start reports what follows the last \
+             periodic checkpoint as unverified"
+        ),
+        Err(e) => tracing::error!(error = %e, "the clean-shutdown checkpoint panicked"),
+    }
+}
+
+/// Resolves when the process is asked to stop: SIGTERM (what `kill`, systemd and Kubernetes
+/// send) or SIGINT (Ctrl-C).
+async fn stop_requested() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "no signal handler: the process stops only when killed");
+            std::future::pending().await
         }
     }
 }
@@ -724,7 +750,8 @@ pub enum Served {
 }
 
 /// Runs one broker or the controller of a multi-process cluster: listens on its address of
-/// `addrs`, dials the others, and serves until the process ends. With `data_dir` (formatted
+/// `addrs`, dials the others, and serves until SIGTERM or SIGINT stops it cleanly (`Ok`: the
+/// actor stops, then its state files are marked clean) or an error ends it. With `data_dir` (formatted
 /// for this node by `insync format`, and locked while it runs), a broker killed and started
 /// again recovers what it had flushed; damaged storage refuses the start, and a failed write
 /// or fsync ends the process (fail-stop) rather than serve from an untrusted page cache.
@@ -738,7 +765,7 @@ pub async fn serve(
     served: Served,
     addrs: ClusterAddrs,
     kafka: Option<crate::kafka::KafkaOptions>,
-) -> anyhow::Result<std::convert::Infallible> {
+) -> anyhow::Result<()> {
     let config_text = config_text(&config, &options)?;
     check_limits(&options.limits)?;
     let mut insync = Insync::new(config);
@@ -812,6 +839,8 @@ pub async fn serve(
     };
     let failed = storage_failed(disk.as_deref());
     tokio::pin!(failed);
+    let stop = stop_requested();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             next = outbox.recv() => match next {
@@ -827,6 +856,17 @@ pub async fn serve(
                  the page cache cannot be trusted): {reason}; check the disk, then start the \
                  process again to recover from what is on disk"
             ),
+            signal = &mut stop => {
+                // A clean stop: the actor finishes its step and stops, then each state file
+                // vouches for every save, so the next start verifies every record and is not
+                // an unclean shutdown (KIP-966 would take the broker out of the ELR).
+                tracing::info!(signal, "stopping cleanly");
+                runtime.shutdown().await;
+                if let Some(disk) = &disk {
+                    close_cleanly(disk).await;
+                }
+                return Ok(());
+            }
         }
     }
 }

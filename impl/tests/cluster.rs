@@ -884,3 +884,81 @@ fn large_records_replicate_between_processes() {
     assert_eq!(report["read"], records, "{report}");
     cluster.assert_all_alive();
 }
+
+/// Setup: three broker processes with segment files; a client's records are acknowledged.
+/// Steps: stop broker 0 with SIGTERM, start it again, run a client; then kill it with SIGKILL
+/// and start it again.
+/// Expected: SIGTERM ends it with exit 0 after marking its state file clean, so its restart
+/// verifies every record and is no unclean shutdown (with `--elr` it would otherwise leave
+/// the ISR and the ELR, KIP-966); the restart after SIGKILL is an unclean one and says so.
+#[test]
+fn a_broker_stopped_by_sigterm_shuts_down_cleanly() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(4);
+    let layout = layout(&addrs);
+    let controller = insync()
+        .arg("controller")
+        .args(&layout)
+        .args(CONFIG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn controller");
+    let mut cluster = Processes(vec![("controller".into(), controller)]);
+    for id in 0..3 {
+        cluster.0.push((
+            format!("broker-{id}"),
+            spawn_broker(id, &layout, data.path()),
+        ));
+    }
+    for addr in &addrs {
+        wait_listening(*addr);
+    }
+    verdict(client(&layout, 3_000).wait_with_output().expect("client"));
+
+    let (_, broker) = cluster
+        .0
+        .iter_mut()
+        .find(|(n, _)| n == "broker-0")
+        .expect("broker 0");
+    let sent = Command::new("kill")
+        .args(["-TERM", &broker.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = broker.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "broker 0 ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop: {status}");
+
+    // Starts broker 0 again with its log in `log`, and returns that log once a client ran.
+    let dir = data.path().join("broker-0");
+    let mut restart = |cluster: &mut Processes, log: &Path| -> String {
+        let child = broker_command(0, &layout, &dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("spawn broker");
+        cluster.0.retain(|(n, _)| n != "broker-0");
+        cluster.0.push(("broker-0".into(), child));
+        wait_listening(addrs[0]);
+        verdict(client(&layout, 2_000).wait_with_output().expect("client"));
+        std::fs::read_to_string(log).expect("read log")
+    };
+    let after_term = restart(&mut cluster, &data.path().join("after-term.log"));
+    assert!(
+        !after_term.contains("unclean shutdown"),
+        "a restart after SIGTERM is clean:\n{after_term}"
+    );
+    cluster.kill("broker-0");
+    let after_kill = restart(&mut cluster, &data.path().join("after-kill.log"));
+    assert!(
+        after_kill.contains("unclean shutdown"),
+        "a restart after SIGKILL is unclean and says so:\n{after_kill}"
+    );
+}
