@@ -938,7 +938,7 @@ fn a_broker_stopped_by_sigterm_shuts_down_cleanly() {
 
     // Starts broker 0 again with its log in `log`, and returns that log once a client ran.
     let dir = data.path().join("broker-0");
-    let mut restart = |cluster: &mut Processes, log: &Path| -> String {
+    let restart = |cluster: &mut Processes, log: &Path| -> String {
         let child = broker_command(0, &layout, &dir)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log file"))
