@@ -118,6 +118,28 @@ fn spawn_broker(id: usize, layout: &[String], data: &Path) -> Child {
         .expect("spawn broker")
 }
 
+/// The controller and three brokers on `data/broker-<id>` (formatted), all listening.
+fn start_cluster(layout: &[String], addrs: &[SocketAddr], data: &Path) -> Processes {
+    let controller = insync()
+        .arg("controller")
+        .args(layout)
+        .args(CONFIG)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn controller");
+    let mut cluster = Processes(vec![("controller".into(), controller)]);
+    for id in 0..3 {
+        cluster
+            .0
+            .push((format!("broker-{id}"), spawn_broker(id, layout, data)));
+    }
+    for addr in addrs {
+        wait_listening(*addr);
+    }
+    cluster
+}
+
 fn client(layout: &[String], records: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_insync"))
         .args([
@@ -178,24 +200,7 @@ fn three_broker_processes_survive_a_killed_leader_and_lose_nothing() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let controller = Command::new(env!("CARGO_BIN_EXE_insync"))
-        .arg("controller")
-        .args(&layout)
-        .args(CONFIG)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn controller");
-    let mut cluster = Processes(vec![("controller".into(), controller)]);
-    for id in 0..3 {
-        cluster.0.push((
-            format!("broker-{id}"),
-            spawn_broker(id, &layout, data.path()),
-        ));
-    }
-    for addr in &addrs {
-        wait_listening(*addr);
-    }
+    let mut cluster = start_cluster(&layout, &addrs, data.path());
 
     // The first leader dies mid-run: once its segment files hold about a tenth of the
     // records (100 B each), well before the client is done.
@@ -361,24 +366,7 @@ fn a_broker_whose_state_file_was_deleted_refuses_to_start() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let controller = insync()
-        .arg("controller")
-        .args(&layout)
-        .args(CONFIG)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn controller");
-    let mut cluster = Processes(vec![("controller".into(), controller)]);
-    for id in 0..3 {
-        cluster.0.push((
-            format!("broker-{id}"),
-            spawn_broker(id, &layout, data.path()),
-        ));
-    }
-    for addr in &addrs {
-        wait_listening(*addr);
-    }
+    let mut cluster = start_cluster(&layout, &addrs, data.path());
     verdict(client(&layout, 3_000).wait_with_output().expect("client"));
     cluster.kill("broker-0");
 
@@ -844,24 +832,7 @@ fn large_records_replicate_between_processes() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let controller = insync()
-        .arg("controller")
-        .args(&layout)
-        .args(CONFIG)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn controller");
-    let mut cluster = Processes(vec![("controller".into(), controller)]);
-    for id in 0..3 {
-        cluster.0.push((
-            format!("broker-{id}"),
-            spawn_broker(id, &layout, data.path()),
-        ));
-    }
-    for addr in &addrs {
-        wait_listening(*addr);
-    }
+    let mut cluster = start_cluster(&layout, &addrs, data.path());
     let records = 1_500u64;
     let run = insync()
         .args([
@@ -896,24 +867,7 @@ fn a_broker_stopped_by_sigterm_shuts_down_cleanly() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let controller = insync()
-        .arg("controller")
-        .args(&layout)
-        .args(CONFIG)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn controller");
-    let mut cluster = Processes(vec![("controller".into(), controller)]);
-    for id in 0..3 {
-        cluster.0.push((
-            format!("broker-{id}"),
-            spawn_broker(id, &layout, data.path()),
-        ));
-    }
-    for addr in &addrs {
-        wait_listening(*addr);
-    }
+    let mut cluster = start_cluster(&layout, &addrs, data.path());
     verdict(client(&layout, 3_000).wait_with_output().expect("client"));
 
     let (_, broker) = cluster

@@ -330,16 +330,11 @@ impl SysState {
                 .into_iter()
                 .map(|s| s.map(Arc::new))
                 .collect(),
-            timers: timers
-                .into_iter()
-                .map(|(i, t)| (actor_index(i), t))
-                .collect(),
+            timers: timer_list(timers),
             network,
             actor_hashes: PerActor::new(),
             storage_hashes: PerActor::new(),
         };
-        s.timers.sort();
-        s.timers.dedup();
         s.rehash();
         s
     }
@@ -361,15 +356,11 @@ impl SysState {
             actor_states: PerActor::new(),
             crashed: PerActor::new(),
             actor_storages: PerActor::new(),
-            timers: timers
-                .into_iter()
-                .map(|(i, t)| (actor_index(i), t))
-                .collect(),
+            timers: timer_list(timers),
             network,
             actor_hashes: PerActor::new(),
             storage_hashes: PerActor::new(),
         };
-        next.timers.sort();
         for i in 0..n {
             let j = from[i];
             match renamed_states[i].take() {
@@ -512,6 +503,17 @@ impl fmt::Debug for SysState {
             .field("storages", &self.actor_storages)
             .finish()
     }
+}
+
+/// Armed timers as a state keeps them: sorted, each once.
+fn timer_list(timers: impl IntoIterator<Item = (usize, Timer)>) -> SmallVec<[(u8, Timer); 8]> {
+    let mut list: SmallVec<[(u8, Timer); 8]> = timers
+        .into_iter()
+        .map(|(i, t)| (actor_index(i), t))
+        .collect();
+    list.sort();
+    list.dedup();
+    list
 }
 
 /// An actor's id as a timer's owner (a model has at most a few actors).
