@@ -118,8 +118,9 @@ fn spawn_broker(id: usize, layout: &[String], data: &Path) -> Child {
         .expect("spawn broker")
 }
 
-/// The controller and three brokers on `data/broker-<id>` (formatted), all listening.
-fn start_cluster(layout: &[String], addrs: &[SocketAddr], data: &Path) -> Processes {
+/// The controller and three brokers, all listening; with `data`, each broker on
+/// `data/broker-<id>` (formatted), else in memory.
+fn start_cluster(layout: &[String], addrs: &[SocketAddr], data: Option<&Path>) -> Processes {
     let controller = insync()
         .arg("controller")
         .args(layout)
@@ -130,9 +131,19 @@ fn start_cluster(layout: &[String], addrs: &[SocketAddr], data: &Path) -> Proces
         .expect("spawn controller");
     let mut cluster = Processes(vec![("controller".into(), controller)]);
     for id in 0..3 {
-        cluster
-            .0
-            .push((format!("broker-{id}"), spawn_broker(id, layout, data)));
+        let broker = match data {
+            Some(data) => spawn_broker(id, layout, data),
+            None => insync()
+                .arg("broker")
+                .args(["--id", &id.to_string()])
+                .args(layout)
+                .args(CONFIG)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn broker"),
+        };
+        cluster.0.push((format!("broker-{id}"), broker));
     }
     for addr in addrs {
         wait_listening(*addr);
@@ -200,7 +211,7 @@ fn three_broker_processes_survive_a_killed_leader_and_lose_nothing() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let mut cluster = start_cluster(&layout, &addrs, data.path());
+    let mut cluster = start_cluster(&layout, &addrs, Some(data.path()));
 
     // The first leader dies mid-run: once its segment files hold about a tenth of the
     // records (100 B each), well before the client is done.
@@ -366,7 +377,7 @@ fn a_broker_whose_state_file_was_deleted_refuses_to_start() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let mut cluster = start_cluster(&layout, &addrs, data.path());
+    let mut cluster = start_cluster(&layout, &addrs, Some(data.path()));
     verdict(client(&layout, 3_000).wait_with_output().expect("client"));
     cluster.kill("broker-0");
 
@@ -554,30 +565,7 @@ fn an_authenticated_cluster_serves_members_and_cuts_off_forgers() {
     let mut layout = layout(&addrs);
     layout.push("--secret-file".into());
     layout.push(secret.display().to_string());
-    let controller = insync()
-        .arg("controller")
-        .args(&layout)
-        .args(CONFIG)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn controller");
-    let mut cluster = Processes(vec![("controller".into(), controller)]);
-    for id in 0..3 {
-        let broker = insync()
-            .arg("broker")
-            .args(["--id", &id.to_string()])
-            .args(&layout)
-            .args(CONFIG)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn broker");
-        cluster.0.push((format!("broker-{id}"), broker));
-    }
-    for addr in &addrs {
-        wait_listening(*addr);
-    }
+    let mut cluster = start_cluster(&layout, &addrs, None);
 
     let (config, broker_hosts, cluster_id) = server_hello(addrs[0]);
     let (_, controller_hosts, _) = server_hello(addrs[3]);
@@ -832,7 +820,7 @@ fn large_records_replicate_between_processes() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let mut cluster = start_cluster(&layout, &addrs, data.path());
+    let mut cluster = start_cluster(&layout, &addrs, Some(data.path()));
     let records = 1_500u64;
     let run = insync()
         .args([
@@ -867,7 +855,7 @@ fn a_broker_stopped_by_sigterm_shuts_down_cleanly() {
     let data = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(4);
     let layout = layout(&addrs);
-    let mut cluster = start_cluster(&layout, &addrs, data.path());
+    let mut cluster = start_cluster(&layout, &addrs, Some(data.path()));
     verdict(client(&layout, 3_000).wait_with_output().expect("client"));
 
     let (_, broker) = cluster

@@ -133,15 +133,23 @@ impl Net {
 
     /// What may be delivered next: the head of each flow, or any envelope sent. In
     /// `Envelope` order (source, destination, message), which is the order of the actions.
-    pub fn iter_deliverable(&self) -> Box<dyn Iterator<Item = Envelope<&Msg>> + '_> {
-        match self {
-            Net::Ordered(flows) => Box::new(flows.iter().map(|f| Envelope {
-                src: f.src,
-                dst: f.dst,
-                msg: f.msgs.front().expect("a flow is never empty"),
-            })),
-            Net::Duplicating { .. } => self.iter_all(),
-        }
+    /// Not boxed: the checker asks for it at every state.
+    pub fn iter_deliverable(&self) -> impl Iterator<Item = Envelope<&Msg>> + '_ {
+        let (flows, sent) = match self {
+            Net::Ordered(flows) => (Some(flows.iter()), None),
+            Net::Duplicating { sent, .. } => (None, Some(sent.iter())),
+        };
+        let heads = flows.into_iter().flatten().map(|f| Envelope {
+            src: f.src,
+            dst: f.dst,
+            msg: f.msgs.front().expect("a flow is never empty"),
+        });
+        let any = sent.into_iter().flatten().map(|e| Envelope {
+            src: e.src,
+            dst: e.dst,
+            msg: &e.msg,
+        });
+        heads.chain(any)
     }
 
     /// The flows, oldest message first (empty for the duplicating network).
@@ -182,25 +190,35 @@ impl Net {
         }
     }
 
-    /// Takes `env` out of its flow (the first equal message), as a delivery on an ordered
-    /// network or a loss does; on the duplicating network a delivery keeps it.
+    /// Drops the head of flow `src → dst`, the only message an ordered network delivers or
+    /// loses (`ActorModel` removes the first message equal to the one taken, which is the
+    /// head, since only heads are offered).
+    fn pop_head(&mut self, src: Id, dst: Id) {
+        let Net::Ordered(flows) = self else {
+            unreachable!("only an ordered network has flows");
+        };
+        let i = flows
+            .binary_search_by(|f| (f.src, f.dst).cmp(&(src, dst)))
+            .expect("a message taken from the network is in its flow");
+        if flows[i].msgs.len() == 1 {
+            flows.remove(i);
+        } else {
+            flows[i].edit(|m| {
+                m.pop_front();
+            });
+        }
+    }
+
+    /// Takes `env` out of the network, as a loss does (an ordered network's are heads); on
+    /// the duplicating network a delivery keeps it and remembers it as the last delivered.
     fn take(&mut self, env: &Envelope<Msg>, delivered: bool) {
         match self {
             Net::Ordered(flows) => {
-                let i = flows
-                    .binary_search_by(|f| (f.src, f.dst).cmp(&(env.src, env.dst)))
-                    .expect("a message taken from the network is in its flow");
-                if flows[i].msgs.len() == 1 {
-                    flows.remove(i);
-                } else {
-                    flows[i].edit(|m| {
-                        let at = m
-                            .iter()
-                            .position(|x| x == &env.msg)
-                            .expect("a message taken from the network is in its flow");
-                        m.remove(at);
-                    });
-                }
+                debug_assert!(flows
+                    .iter()
+                    .any(|f| (f.src, f.dst) == (env.src, env.dst)
+                        && f.msgs.front() == Some(&env.msg)));
+                self.pop_head(env.src, env.dst);
             }
             Net::Duplicating { sent, last } => {
                 if delivered {
@@ -575,15 +593,25 @@ impl InsyncModel {
         if i >= self.actors.len() || last.crashed[i] {
             return None;
         }
+        // The duplicating network keeps the envelope; an ordered one only drops its flow's
+        // head, so the message needs no copy there.
+        let kept = (!self.ordered).then(|| Envelope {
+            src,
+            dst: id,
+            msg: msg.clone(),
+        });
         let mut state = Cow::Borrowed(&*last.actor_states[i]);
         let mut out = Out::new();
-        self.actors[i].on_msg(id, &mut state, src, msg.clone(), &mut out);
+        self.actors[i].on_msg(id, &mut state, src, msg, &mut out);
         // `ActorModel` prunes a delivery that changed nothing only on unordered networks.
         if !self.ordered && matches!(state, Cow::Borrowed(_)) && out.is_empty() {
             return None;
         }
         let mut next = last.clone();
-        next.network.take(&Envelope { src, dst: id, msg }, true);
+        match kept {
+            Some(env) => next.network.take(&env, true),
+            None => next.network.pop_head(src, id),
+        }
         if let Cow::Owned(s) = state {
             next.set_actor(i, s);
         }
