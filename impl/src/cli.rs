@@ -273,7 +273,7 @@ pub struct ConfigArgs {
     /// Remove one of Kafka's protocol rules, to see what it protects (a mutant, not a Kafka
     /// configuration): fetch-epoch-fencing, fetch-response-fencing, isr-join-high-watermark,
     /// isr-join-epoch-start, maximal-isr, incarnation, leader-and-isr-epoch,
-    /// not-enough-replicas.
+    /// not-enough-replicas, not-enough-replicas-after-append, stale-broker-epoch.
     #[arg(long)]
     pub without_guard: Option<Guard>,
 }

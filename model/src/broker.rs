@@ -917,7 +917,8 @@ impl Broker {
         if leader.pending_produce.iter().all(|p| p.end_offset > hw) {
             return;
         }
-        let enough = leader.isr.len() >= self.config.min_insync;
+        let enough = leader.isr.len() >= self.config.min_insync
+            || !self.config.guards(Guard::NotEnoughReplicasAfterAppend);
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut leader.pending_produce)
             .into_iter()
             .partition(|p| p.end_offset <= hw);

@@ -172,6 +172,10 @@ macro_rules! cli_enum {
                 }
             }
         }
+        impl $ty {
+            /// Every value, in the order the command line lists them.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+        }
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(match self { $($ty::$variant => $text,)+ })
@@ -196,8 +200,10 @@ cli_enum!(NetworkKind { "reliable" => Reliable, "lossy" => Lossy, "duplicating" 
 cli_enum!(ConsumerCommit { "after" => After, "before" => Before, "manual" => Manual });
 
 /// A rule Kafka added after a bug. `--without-guard` removes one, to show what it protects:
-/// each removal must make the checker report a violation at the bounds its test names
-/// (`impl/tests/guards.rs`). A protocol mutant, never a Kafka configuration.
+/// each removal makes the checker report a violation at the bounds its test names
+/// (`impl/tests/guards.rs`, or a counterexample in `model/testdata/guards/`), or that test
+/// shows why the model cannot break without it. A protocol mutant, never a Kafka
+/// configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Guard {
@@ -217,8 +223,13 @@ pub enum Guard {
     Incarnation,
     /// A `LeaderAndIsr` for an older leader epoch is ignored.
     LeaderAndIsrEpoch,
-    /// `NOT_ENOUGH_REPLICAS`: acks=all is refused while the ISR is below min.insync.replicas.
+    /// `NOT_ENOUGH_REPLICAS`: acks=all is refused before the append while the ISR is below
+    /// min.insync.replicas.
     NotEnoughReplicas,
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`: an acks=all request whose records the high watermark
+    /// has passed is answered with success only if the ISR still has min.insync.replicas
+    /// members (Kafka's `Partition.checkEnoughReplicasReachOffset`).
+    NotEnoughReplicasAfterAppend,
     /// KIP-903 (Kafka 3.5): the controller refuses an ISR addition whose broker epoch is not the
     /// broker's registered one, so a fetch sent before a restart cannot re-admit the broker.
     StaleBrokerEpoch,
@@ -233,6 +244,7 @@ cli_enum!(Guard {
     "incarnation" => Incarnation,
     "leader-and-isr-epoch" => LeaderAndIsrEpoch,
     "not-enough-replicas" => NotEnoughReplicas,
+    "not-enough-replicas-after-append" => NotEnoughReplicasAfterAppend,
     "stale-broker-epoch" => StaleBrokerEpoch,
 });
 
