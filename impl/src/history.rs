@@ -7,8 +7,38 @@
 //!
 //! Values are unique per send (`1, 2, 3, ...`), so a value names its send.
 
+use insync_model::types::Value;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The smallest record that carries a history value: the value and the run's id.
+pub const RECORD_BYTES_MIN: usize = 16;
+
+/// A record's bytes for history value `value` of run `run`: the value and the run's id, 8
+/// little-endian bytes each, then zeros up to `size` (so a shared cluster's log, which holds
+/// earlier runs' records too, can be judged by one run's records only). `insync run` and the
+/// history runner send their records so.
+pub fn encode_value(value: u64, run: u64, size: usize) -> Vec<u8> {
+    let mut v = value.to_le_bytes().to_vec();
+    v.extend_from_slice(&run.to_le_bytes());
+    v.resize(size.max(RECORD_BYTES_MIN), 0);
+    v
+}
+
+/// The history value of a record of run `run` ([`encode_value`]); `None` for any other.
+pub fn decode_value(value: &Value, run: u64) -> Option<u64> {
+    match value {
+        Value::Bytes(b) => decode_bytes(b, run),
+        Value::Numbered(_) => None,
+    }
+}
+
+/// [`decode_value`] of a record's bytes.
+pub fn decode_bytes(bytes: &[u8], run: u64) -> Option<u64> {
+    let value = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let of_run = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+    (of_run == run).then_some(value)
+}
 
 /// Who did an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

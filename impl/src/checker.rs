@@ -122,6 +122,11 @@ pub struct Verdict {
     pub failed: usize,
     pub indeterminate: usize,
     pub read: usize,
+    /// How many anomalies of each kind the history shows, all of them (`anomalies` lists at
+    /// most [`ANOMALIES_PER_KIND_MAX`] of a kind). `insync run`'s `lost` is the `lost-write`
+    /// count.
+    #[serde(default)]
+    pub counts: BTreeMap<AnomalyKind, usize>,
 }
 
 impl Verdict {
@@ -140,6 +145,11 @@ impl Verdict {
     /// The first anomaly of `kind`.
     pub fn first(&self, kind: AnomalyKind) -> Option<&Anomaly> {
         self.anomalies.iter().find(|a| a.kind == kind)
+    }
+
+    /// How many anomalies of `kind` the history shows (all of them, not only those listed).
+    pub fn count(&self, kind: AnomalyKind) -> usize {
+        self.counts.get(&kind).copied().unwrap_or(0)
     }
 }
 
@@ -292,7 +302,7 @@ pub fn check(history: &History) -> Verdict {
             .filter(|s| s.completion.is_some_and(|(_, ct, _)| ct == t))
             .count()
     };
-    let mut anomalies = found.anomalies;
+    let mut anomalies = std::mem::take(&mut found.anomalies);
     anomalies.sort_by_key(|a| (a.kind, a.ops.first().copied()));
     Verdict {
         anomalies,
@@ -305,6 +315,7 @@ pub fn check(history: &History) -> Verdict {
                 .filter(|s| s.completion.is_none())
                 .count(),
         read: facts.consumer.len(),
+        counts: found.per_kind,
     }
 }
 
@@ -373,11 +384,20 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                 records.iter().map(move |&read| ReadAt { op: *op, read })
             }))
             .collect();
+    // The first read of each value, among all reads and among the consumer's.
+    let mut first_read: BTreeMap<u64, ReadAt> = BTreeMap::new();
+    for r in &all_reads {
+        first_read.entry(r.read.value).or_insert(*r);
+    }
+    let mut first_consumer_read: BTreeMap<u64, ReadAt> = BTreeMap::new();
+    for r in &facts.consumer {
+        first_consumer_read.entry(r.read.value).or_insert(*r);
+    }
     let mut highest_acked: Option<(u64, u64)> = None; // (offset, value)
     for (&value, send) in &facts.sends {
         match send.completion {
             Some((fail, OpType::Fail, _)) => {
-                if let Some(r) = all_reads.iter().find(|r| r.read.value == value) {
+                if let Some(r) = first_read.get(&value) {
                     found.add(
                         AnomalyKind::AbortedRead,
                         format!(
@@ -393,13 +413,17 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                     Some(values) => values.contains(&value),
                     None => consumer_values.contains(&value),
                 };
-                let later = all_reads.iter().find(|r| {
-                    r.read.offset > offset || (r.read.offset == offset && r.read.value != value)
-                });
+                // Looked for only when the record is not held: each is a scan of every read.
+                let later = (!held)
+                    .then(|| {
+                        all_reads.iter().find(|r| {
+                            r.read.offset > offset
+                                || (r.read.offset == offset && r.read.value != value)
+                        })
+                    })
+                    .flatten();
                 // Read once, and not held at the end: it was there and vanished.
-                let vanished = final_values
-                    .as_ref()
-                    .and(facts.consumer.iter().find(|r| r.read.value == value));
+                let vanished = final_values.as_ref().and(first_consumer_read.get(&value));
                 let why = || facts.unclean_restart_without(offset).unwrap_or_default();
                 match (held, later, vanished) {
                     (false, Some(r), _) => found.add(
