@@ -172,6 +172,7 @@ impl Recorder {
                 value,
                 offset,
                 error,
+                producer: 0,
             },
         );
     }
@@ -193,6 +194,7 @@ impl Recorder {
                     value,
                     offset: None,
                     error: Some("no answer within the client timeout".to_string()),
+                    producer: 0,
                 },
             );
         }
@@ -476,6 +478,7 @@ impl Harness {
                             value,
                             offset: None,
                             error: None,
+                            producer: 0,
                         },
                     );
                 }

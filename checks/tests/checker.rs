@@ -283,6 +283,33 @@ fn nonmonotonic_send_is_a_later_send_acknowledged_earlier() {
 }
 
 #[test]
+fn nonmonotonic_send_compares_the_sends_of_one_producer() {
+    // `insync run --producers 2`: send 1 through producer 0, send 2 through producer 1; the
+    // two producers' records interleave in any order.
+    let mut b = Builder::new();
+    b.producer(0)
+        .send_invoke(1)
+        .producer(1)
+        .send_invoke(2)
+        .send_acked(2, 0)
+        .producer(0)
+        .send_acked(1, 1)
+        .poll(&[(0, 2), (1, 1)])
+        .final_read(0, &[(0, 2), (1, 1)]);
+    assert_clean(&b);
+    // Within one producer the order still holds.
+    let mut b = Builder::new();
+    b.producer(1)
+        .send_invoke(1)
+        .send_invoke(2)
+        .send_acked(2, 0)
+        .send_acked(1, 1)
+        .poll(&[(0, 2), (1, 1)])
+        .final_read(0, &[(0, 2), (1, 1)]);
+    assert_only(&b, AnomalyKind::NonmonotonicSend);
+}
+
+#[test]
 fn unseen_needs_the_consumer_not_the_log() {
     // The final leader holds it, the consumer never got it: unseen.
     let mut b = Builder::new();

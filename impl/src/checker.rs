@@ -1,7 +1,8 @@
 //! The history checker: reads a [`History`] and names every anomaly it shows, each with the
 //! operations that show it.
 //!
-//! The anomalies, in Kafka's terms (one partition, one producer, one consumer):
+//! The anomalies, in Kafka's terms (one partition, one consumer, one producer or several
+//! whose sends are told apart by `Fun::Send::producer`):
 //!
 //! | name | meaning |
 //! |---|---|
@@ -12,7 +13,7 @@
 //! | `read-uncommitted` | the consumer read a record the final leader does not hold at that offset |
 //! | `poll-skip` | the consumer jumped over offsets it never read (or committed past them) |
 //! | `nonmonotonic-poll` | the consumer read an offset at or below one it had already read |
-//! | `nonmonotonic-send` | a later send was acknowledged at an offset at or below an earlier one's |
+//! | `nonmonotonic-send` | a later send of the same producer was acknowledged at an offset at or below an earlier one's |
 //! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write) |
 //! | `undetected-corruption` | a disk fault injected into a broker's storage that the storage never reported: the broker started on damaged files as if they were whole (a torn write must at least be cut and said so) |
 //!
@@ -159,6 +160,8 @@ pub const ANOMALIES_PER_KIND_MAX: usize = 20;
 /// A send as the history tells it.
 #[derive(Clone, Debug, Default)]
 struct SendSeen {
+    /// The application's producer that sent it.
+    producer: u32,
     invoke: Option<usize>,
     /// The completion's index, type and (when acknowledged) offset.
     completion: Option<(usize, OpType, Option<u64>)>,
@@ -233,8 +236,14 @@ fn facts(history: &History) -> Facts {
                         ..
                     },
             } => unverified.push((op.index, *broker, *from, *end)),
-            Fun::Send { value, offset, .. } => {
+            Fun::Send {
+                value,
+                offset,
+                producer,
+                ..
+            } => {
                 let seen = sends.entry(*value).or_default();
+                seen.producer = *producer;
                 match op.op_type {
                     OpType::Invoke => seen.invoke = Some(op.index),
                     t => seen.completion = Some((op.index, t, *offset)),
@@ -393,7 +402,8 @@ fn check_sends(facts: &Facts, found: &mut Found) {
     for r in &facts.consumer {
         first_consumer_read.entry(r.read.value).or_insert(*r);
     }
-    let mut highest_acked: Option<(u64, u64)> = None; // (offset, value)
+    // Per producer: (offset, value) of the highest acknowledgement so far.
+    let mut highest_acked: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for (&value, send) in &facts.sends {
         match send.completion {
             Some((fail, OpType::Fail, _)) => {
@@ -453,8 +463,10 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                     ),
                     _ => {}
                 }
-                // Sends are numbered in invocation order: acknowledged offsets must grow with it.
-                if let Some((earlier_offset, earlier_value)) = highest_acked {
+                // Sends are numbered in invocation order: a producer's acknowledged offsets must
+                // grow with it (two producers' records interleave in any order).
+                let highest = highest_acked.get(&send.producer).copied();
+                if let Some((earlier_offset, earlier_value)) = highest {
                     if offset <= earlier_offset {
                         let mut ops = send.ops();
                         if let Some(earlier) = facts.sends.get(&earlier_value) {
@@ -469,8 +481,8 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                         );
                     }
                 }
-                if !matches!(highest_acked, Some((o, _)) if offset <= o) {
-                    highest_acked = Some((offset, value));
+                if !matches!(highest, Some((o, _)) if offset <= o) {
+                    highest_acked.insert(send.producer, (offset, value));
                 }
             }
             _ => {}

@@ -82,6 +82,10 @@ pub enum Fun {
         value: u64,
         offset: Option<u64>,
         error: Option<String>,
+        /// Which of the application's producers sent it (`insync run --producers`): the
+        /// order of acknowledged offsets is checked per producer. Absent means producer 0.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        producer: u32,
     },
     /// Records the consumer handed over since the previous poll, in delivery order.
     Poll { records: Vec<Read> },
@@ -99,6 +103,10 @@ pub enum Fun {
     /// A disk fault injected into a broker's storage, or what that storage reported
     /// (`--disk-faults`).
     Disk { broker: u8, event: DiskEvent },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The disk faults a history injects (see `insync::disk::faults` for what each stands for).
@@ -323,6 +331,7 @@ impl Op {
                 value,
                 offset,
                 error,
+                ..
             } => {
                 let mut s = format!("send {value}");
                 if let Some(o) = offset {
@@ -396,6 +405,8 @@ impl fmt::Display for History {
 pub struct Builder {
     history: History,
     now_ms: u64,
+    /// The producer of the sends written next.
+    producer: u32,
 }
 
 impl Builder {
@@ -408,12 +419,19 @@ impl Builder {
         self.history.push(self.now_ms, process, op_type, fun)
     }
 
-    fn send(value: u64, offset: Option<u64>, error: Option<&str>) -> Fun {
+    fn send(&self, value: u64, offset: Option<u64>, error: Option<&str>) -> Fun {
         Fun::Send {
             value,
             offset,
             error: error.map(str::to_string),
+            producer: self.producer,
         }
+    }
+
+    /// The sends written next are producer `producer`'s (0 until said otherwise).
+    pub fn producer(&mut self, producer: u32) -> &mut Builder {
+        self.producer = producer;
+        self
     }
 
     /// Invokes a send of `value` without completing it.
@@ -421,7 +439,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Invoke,
-            Builder::send(value, None, None),
+            self.send(value, None, None),
         );
         self
     }
@@ -431,7 +449,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Ok,
-            Builder::send(value, Some(offset), None),
+            self.send(value, Some(offset), None),
         );
         self
     }
@@ -447,7 +465,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Fail,
-            Builder::send(value, None, Some(error)),
+            self.send(value, None, Some(error)),
         );
         self
     }
@@ -458,7 +476,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Info,
-            Builder::send(value, None, Some(error)),
+            self.send(value, None, Some(error)),
         );
         self
     }

@@ -221,8 +221,8 @@ impl Events {
     }
 }
 
-/// The send of record `index` as the history tells it.
-fn send_op(index: u64, outcome: Option<&Outcome>) -> (OpType, Fun) {
+/// The send of record `index` through `producer` as the history tells it.
+fn send_op(index: u64, producer: usize, outcome: Option<&Outcome>) -> (OpType, Fun) {
     let (op_type, offset, error) = match outcome {
         None => (OpType::Invoke, None, None),
         Some(Outcome::Acked(offset)) => (OpType::Ok, Some(offset.0), None),
@@ -236,6 +236,7 @@ fn send_op(index: u64, outcome: Option<&Outcome>) -> (OpType, Fun) {
             value: index,
             offset,
             error,
+            producer: producer as u32,
         },
     )
 }
@@ -298,7 +299,7 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
             let sent = sent_at[index as usize];
             let _ = acks.record(resolved.at.duration_since(sent).as_micros().max(1) as u64);
         }
-        let (op_type, fun) = send_op(index, Some(&resolved.outcome));
+        let (op_type, fun) = send_op(index, resolved.id.producer, Some(&resolved.outcome));
         events.push(resolved.at, Process::Producer, op_type, fun);
         outcomes[index as usize] = Some(resolved.outcome);
     };
@@ -327,13 +328,11 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         }
         let now = Instant::now();
         sent_at.push(now);
-        let (op_type, fun) = send_op(index, None);
+        let producer = index as usize % cluster.producers();
+        let (op_type, fun) = send_op(index, producer, None);
         events.push(now, Process::Producer, op_type, fun);
         let ticket = cluster
-            .send_via(
-                index as usize % cluster.producers(),
-                encode_value(index, run_id, options.record_size),
-            )
+            .send_via(producer, encode_value(index, run_id, options.record_size))
             .await;
         index_of.insert(ticket.id(), index);
         window.push_back(ticket);

@@ -725,3 +725,29 @@ async fn broker_disks_take_damage_while_a_broker_is_down_and_report_its_restart(
     );
     cluster.shutdown().await;
 }
+
+/// Setup: `insync run --producers 3 --virtual-clock`, no faults.
+/// Expected: the checker's verdict is valid: the producers' records interleave in the log in
+/// any order, and the checker compares acknowledged offsets within one producer only.
+#[test]
+fn a_run_with_several_producers_has_a_valid_verdict() {
+    let tokio = insync::engine::paused_runtime().expect("tokio");
+    let report = tokio
+        .block_on(run(
+            config(|_| {}),
+            RunOptions {
+                records: 3_000,
+                seed: 1,
+                engine: EngineOptions {
+                    seed: 1,
+                    producers: 3,
+                    ..EngineOptions::default()
+                },
+                virtual_clock: true,
+                ..RunOptions::default()
+            },
+        ))
+        .expect("the run completes");
+    assert_eq!(report.acknowledged, 3_000, "{report:?}");
+    assert!(report.verdict.is_valid(), "{:?}", report.verdict.anomalies);
+}
