@@ -108,12 +108,20 @@ fn an_acknowledged_record_still_held_is_not_lost() {
 }
 
 #[test]
-fn an_acknowledged_record_with_nothing_after_it_is_unseen_not_lost() {
+fn an_acknowledged_record_the_final_leader_lacks_is_lost_even_with_nothing_after_it() {
     let mut b = Builder::new();
     b.send_ok(1, 0)
         .send_ok(2, 1)
         .poll(&[(0, 1)])
         .final_read(0, &[(0, 1)]);
+    let v = assert_only(&b, AnomalyKind::LostWrite);
+    assert!(v.anomalies[0].about.contains("send 2"));
+}
+
+#[test]
+fn an_acknowledged_record_never_read_with_no_leader_at_the_end_is_unseen_not_lost() {
+    let mut b = Builder::new();
+    b.send_ok(1, 0).send_ok(2, 1).poll(&[(0, 1)]);
     let v = assert_only(&b, AnomalyKind::Unseen);
     assert!(v.anomalies[0].about.contains("send 2"));
 }

@@ -6,7 +6,7 @@
 //!
 //! | name | meaning |
 //! |---|---|
-//! | `lost-write` | an acknowledged record is not held at the end, while later offsets were read (or it was read itself, then vanished) |
+//! | `lost-write` | an acknowledged record is not held at the end: the final leader's log lacks it, or (without a final leader) later offsets were read, or it was read itself, then vanished |
 //! | `duplicate` | one sent value appears at two offsets |
 //! | `inconsistent-offsets` | one offset, two values (between reads, or a read and an acknowledgement) |
 //! | `aborted-read` | a send that definitely failed was read |
@@ -14,7 +14,7 @@
 //! | `poll-skip` | the consumer jumped over offsets it never read (or committed past them) |
 //! | `nonmonotonic-poll` | the consumer read an offset at or below one it had already read |
 //! | `nonmonotonic-send` | a later send of the same producer was acknowledged at an offset at or below an earlier one's |
-//! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write) |
+//! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write: the final leader holds it, or no leader was found at the end) |
 //! | `undetected-corruption` | a disk fault injected into a broker's storage that the storage never reported: the broker started on damaged files as if they were whole (a torn write must at least be cut and said so) |
 //!
 //! An indeterminate send (`info`) is neither acknowledged nor failed: it may appear or not.
@@ -451,6 +451,17 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                             why()
                         ),
                         [send.ops(), vec![r.op], facts.last.iter().map(|(op, _)| *op).collect()].concat(),
+                    ),
+                    // Never read, and the final leader's whole log, read after every fault
+                    // healed, does not hold it: its followers will truncate to that log, so
+                    // the record is gone even though nothing after it was read.
+                    (false, None, None) if final_values.is_some() => found.add(
+                        AnomalyKind::LostWrite,
+                        format!(
+                            "send {value} was acknowledged at offset {offset}, but the final leader's log does not hold it{}",
+                            why()
+                        ),
+                        [send.ops(), facts.last.iter().map(|(op, _)| *op).collect()].concat(),
                     ),
                     _ if !consumer_values.contains(&value) => found.add(
                         AnomalyKind::Unseen,
