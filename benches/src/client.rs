@@ -19,19 +19,16 @@ pub trait Client: Send + Sync + 'static {
     fn send(&self, value: Vec<u8>) -> impl Future<Output = Self::Ticket> + Send;
 }
 
-/// A record of `size` bytes (at least 8) whose first 8 bytes are `index`, so a reader can
-/// tell which send it came from.
+/// A record of `size` bytes (at least [`insync::history::RECORD_BYTES_MIN`]) that carries
+/// `index`, as `insync run` writes its records (of run 0), so a reader can tell which send it
+/// came from.
 pub fn record(index: u64, size: usize) -> Vec<u8> {
-    let mut v = vec![0u8; size.max(8)];
-    v[..8].copy_from_slice(&index.to_le_bytes());
-    v
+    insync::history::encode_value(index, 0, size)
 }
 
 /// The index [`record`] wrote.
 pub fn index_of(bytes: &[u8]) -> Option<u64> {
-    bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    insync::history::decode_bytes(bytes, 0)
 }
 
 /// What a throughput run did.

@@ -1,19 +1,18 @@
 //! The real engine under load: the configurations the issue names, a started cluster with a
-//! consumer reading along, and the [`Client`] glue.
+//! consumer reading along (the cluster's own stream of reads), and the [`Client`] glue.
 
 use crate::client::{index_of, Client};
-use insync::engine::{Cluster, EngineOptions};
+use insync::engine::{Cluster, EngineOptions, SendTicket};
 use insync_model::config::Acks;
 use insync_model::producer::Outcome;
 use insync_model::types::Value;
 use insync_model::{Config, ValidConfig};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Notify};
 
 /// A replication setting, with everything else at `insync run`'s defaults (min.insync 2 or
 /// the replica count if lower, retries 1, max.in.flight 1, flush always, leader-epoch
@@ -111,24 +110,13 @@ pub fn options(batch_records: usize, data_dir: Option<std::path::PathBuf>) -> En
     }
 }
 
-/// What the consumer read: a count, and when asked, when each record arrived.
-#[derive(Default)]
-struct Reads {
-    count: AtomicU64,
-    keep_times: AtomicBool,
-    times: Mutex<Vec<(u64, Instant)>>,
-}
-
-/// A running cluster with a task that polls its consumer, as an application would (and so
-/// that delivered records do not pile up).
+/// A running cluster whose consumer reads along (the cluster's own stream of reads counts
+/// every record, and keeps them only while read times are asked for).
 pub struct Engine {
     pub cluster: Arc<Cluster>,
     /// Producers the cluster hosts; sends go round-robin over them.
     producers: usize,
     next_producer: AtomicU64,
-    reads: Arc<Reads>,
-    stop: Arc<Notify>,
-    reader: tokio::task::JoinHandle<()>,
 }
 
 impl Engine {
@@ -137,52 +125,26 @@ impl Engine {
     pub async fn start(setup: Setup, options: EngineOptions) -> anyhow::Result<Engine> {
         let producers = options.producers.max(1);
         let cluster = Arc::new(Cluster::start(setup.config(), options).await?);
-        let reads = Arc::new(Reads::default());
-        let stop = Arc::new(Notify::new());
-        let reader = {
-            let cluster = Arc::clone(&cluster);
-            let reads = Arc::clone(&reads);
-            let stop = Arc::clone(&stop);
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stop.notified() => return,
-                        batch = cluster.poll(Duration::from_millis(100)) => {
-                            let now = Instant::now();
-                            reads.count.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                            if reads.keep_times.load(Ordering::Relaxed) {
-                                let mut times = reads.times.lock().expect("reads lock");
-                                times.extend(batch.iter().filter_map(|r| match &r.value {
-                                    Value::Bytes(b) => index_of(b).map(|i| (i, now)),
-                                    Value::Numbered(_) => None,
-                                }));
-                            }
-                        }
-                    }
-                }
-            })
-        };
+        cluster.keep_reads(false);
         let engine = Engine {
             cluster,
             producers,
             next_producer: AtomicU64::new(0),
-            reads,
-            stop,
-            reader,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (outcome, _) = engine
+            let resolved = engine
                 .cluster
-                .send(crate::client::record(u64::MAX, 8))
+                .send(crate::client::record(u64::MAX, 0))
                 .await
-                .await?;
-            if matches!(outcome, Outcome::Acked(_)) {
+                .await;
+            if matches!(resolved.outcome, Outcome::Acked(_)) {
                 break;
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "no record acknowledged within 30 s of starting ({outcome:?})"
+                "no record acknowledged within 30 s of starting ({:?})",
+                resolved.outcome
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -191,47 +153,45 @@ impl Engine {
 
     /// Records read so far.
     pub fn read_count(&self) -> u64 {
-        self.reads.count.load(Ordering::Relaxed)
+        self.cluster.read_count()
     }
 
     /// Starts (or stops) noting when each record is read.
     pub fn keep_read_times(&self, on: bool) {
-        self.reads.keep_times.store(on, Ordering::Relaxed);
+        self.cluster.keep_reads(on);
     }
 
     /// The `(index, when read)` pairs noted so far.
     pub fn take_read_times(&self) -> Vec<(u64, Instant)> {
-        std::mem::take(&mut *self.reads.times.lock().expect("reads lock"))
+        self.cluster
+            .take_reads()
+            .into_iter()
+            .filter_map(|d| match &d.record.value {
+                Value::Bytes(b) => index_of(b).map(|i| (i, d.at.into_std())),
+                Value::Numbered(_) => None,
+            })
+            .collect()
     }
 
     /// Waits until `n` records were read in all, or `timeout` passes; whether they were.
     pub async fn wait_read(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.read_count() < n {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        self.cluster.wait_read(n, timeout).await
     }
 
     pub async fn shutdown(self) {
-        self.stop.notify_one();
-        let _ = self.reader.await;
         self.cluster.shutdown().await;
     }
 }
 
-/// The engine's receiver, as a [`Client`] ticket.
-pub struct EngineTicket(oneshot::Receiver<(Outcome, tokio::time::Instant)>);
+/// The engine's ticket, as a [`Client`] ticket.
+pub struct EngineTicket(SendTicket);
 
 impl Future for EngineTicket {
     type Output = Option<Instant>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
-        Pin::new(&mut self.0).poll(cx).map(|r| match r {
-            Ok((Outcome::Acked(_), when)) => Some(when.into_std()),
+        Pin::new(&mut self.0).poll(cx).map(|r| match r.outcome {
+            Outcome::Acked(_) => Some(r.at.into_std()),
             _ => None,
         })
     }

@@ -1,10 +1,12 @@
 //! Runs a [`Plan`] against a fresh in-process engine and records what the clients saw.
 //!
-//! The engine is the model's own actors hosted by `insync::runtime` (as `insync::engine`
-//! hosts them), on a single-threaded tokio runtime whose clock is paused: virtual time jumps
-//! to the next timer whenever every task is idle, so a leader failover (two seconds of session
-//! timeout) costs microseconds, and a run with a given seed repeats itself. The runtime records
-//! every delivery and timer firing, so a run can be replayed through the model ([`crate::replay`]).
+//! The engine is an [`insync::engine::Cluster`], as `insync run` starts one (the model's own
+//! actors hosted by `insync::runtime`), on a single-threaded tokio runtime whose clock is
+//! paused ([`insync::engine::paused_runtime`]): virtual time jumps to the next timer whenever
+//! every task is idle, so a leader failover (two seconds of session timeout) costs
+//! microseconds, and a run with a given seed repeats itself. The runtime records every delivery
+//! and timer firing, so a run can be replayed through the model ([`crate::replay`]). Each send
+//! is completed by the answer its ticket's correlation id names.
 //!
 //! Each client call is recorded Jepsen-style: its invocation, then its completion: `ok`,
 //! `fail` (definite) or `info` (indeterminate: a timeout, `NOT_ENOUGH_REPLICAS_AFTER_APPEND`,
@@ -13,29 +15,30 @@
 //! consumer drained; then the final leader's log is read as the last operation.
 //!
 //! With disk faults (`RunOptions::disk_faults`, or a plan that holds any) the brokers keep
-//! their state in files ([`crate::disks`]), the nemesis damages a down broker's files or fills
-//! a running broker's disk, and what each broker's storage reports (a recovery, a refused
-//! start, a failed write) goes into the history next to the faults, for the checker to match.
+//! their state in files (`insync::disk::brokers`, through the cluster's builder), the nemesis
+//! damages a down broker's files (`Cluster::damage_files`) or fills a running broker's disk,
+//! and what each broker's storage reports (a recovery, a refused start, a failed write) goes
+//! into the history next to the faults, for the checker to match.
 //! A broker whose storage refuses to start stays down for the rest of the history (the
 //! engine fail-stops on damaged storage; rejoining as a broker that lost data is not
 //! modelled).
 
-use crate::disks::BrokerDisks;
-use crate::history::{DiskEvent, DiskFault, Fun, History, OpType, Process, Read};
-use crate::plan::{DamagedFile, FlipRegion, Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
-use insync::disk::faults;
-use insync::runtime::{
-    ActorTraceLog, MemoryStorage, Route, Runtime, RuntimeConfig, RuntimeError, StorageBackend,
+use crate::history::{
+    decode_value, encode_value, DiskEvent, DiskFault, Fun, History, OpType, Process, Read,
+    RECORD_BYTES_MIN,
 };
+use crate::plan::{DamagedFile, FlipRegion, Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
+use insync::disk::brokers::BrokerDisks;
+use insync::disk::faults;
+use insync::engine::{Cluster, EngineOptions, FileDamage};
+use insync::runtime::{ActorTraceLog, RuntimeError};
 use insync_model::config::NetworkKind;
-use insync_model::msg::Msg;
-use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
+use insync_model::node::{Insync, Topology};
 use insync_model::producer::Outcome;
 use insync_model::types::{BrokerId, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -63,7 +66,8 @@ pub struct RunOptions {
     /// itself for a plan that holds a disk fault.
     pub disk_faults: bool,
     /// With disk faults: how often a broker's state file is rewritten in the steady state
-    /// (zero: at every save; see [`crate::disks`]). The engine's own interval by default.
+    /// (zero: at every save; see `insync::disk::brokers`). The engine's own interval by
+    /// default.
     pub checkpoint_interval: Duration,
 }
 
@@ -95,10 +99,7 @@ pub struct RunOutcome {
 /// Runs `plan` on a fresh cluster for `config`. Builds its own single-threaded runtime with a
 /// paused clock, so call it from plain (non-async) code.
 pub fn run(config: &ValidConfig, plan: &Plan, options: &RunOptions) -> anyhow::Result<RunOutcome> {
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()?;
+    let tokio = insync::engine::paused_runtime()?;
     tokio.block_on(run_async(config.clone(), plan.clone(), options.clone()))
 }
 
@@ -106,22 +107,20 @@ pub fn run(config: &ValidConfig, plan: &Plan, options: &RunOptions) -> anyhow::R
 /// id (the first id past the actors). [`crate::replay`] replays a trace through the same ones.
 pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
     let app = Id::from(insync.topology.actor_count());
-    let params = ActorParams {
-        heartbeats: true,
-        application: Some(app),
+    (
+        app,
+        insync::engine::engine_actors(insync, &engine_options(options)),
+    )
+}
+
+/// The engine's options for a history: fetches and produce requests of `batch_records`.
+fn engine_options(options: &RunOptions) -> EngineOptions {
+    EngineOptions {
+        seed: options.seed,
         fetch_records_max: options.batch_records.max(1),
-        limits: insync_model::limits::SizeLimits::KAFKA,
-        track_catch_up: true,
-        explore: false,
-        durable_controller: true,
-    };
-    let mut actors = insync.actors_with(&params);
-    for actor in &mut actors {
-        if let Node::Producer(p) = actor {
-            p.batch_records = options.batch_records.max(1);
-        }
+        batch_records: options.batch_records.max(1),
+        ..EngineOptions::default()
     }
-    (app, actors)
 }
 
 fn damaged_file(file: DamagedFile) -> faults::DamagedFile {
@@ -132,20 +131,9 @@ fn damaged_file(file: DamagedFile) -> faults::DamagedFile {
     }
 }
 
-/// Values travel as 8 little-endian bytes.
-fn encode(value: u64) -> Value {
-    Value::Bytes(value.to_le_bytes().to_vec().into())
-}
-
+/// A history's values travel as `insync run`'s records do ([`encode_value`]), of run 0.
 fn decode(value: &Value) -> Option<u64> {
-    match value {
-        Value::Bytes(b) if b.len() == 8 => {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(b);
-            Some(u64::from_le_bytes(bytes))
-        }
-        _ => None,
-    }
+    decode_value(value, 0)
 }
 
 /// The history being written, shared with the task that hears the producer and consumer.
@@ -154,8 +142,6 @@ struct Recorder {
     history: History,
     /// Sends not yet completed: value -> deadline.
     pending: BTreeMap<u64, Instant>,
-    /// Records the consumer handed over since the last poll.
-    delivered: Vec<Read>,
 }
 
 impl Recorder {
@@ -186,6 +172,7 @@ impl Recorder {
                 value,
                 offset,
                 error,
+                producer: 0,
             },
         );
     }
@@ -207,6 +194,7 @@ impl Recorder {
                     value,
                     offset: None,
                     error: Some("no answer within the client timeout".to_string()),
+                    producer: 0,
                 },
             );
         }
@@ -220,12 +208,11 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Recorder> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A cluster under test: the engine's actors, the application's endpoint, and what is down.
+/// A cluster under test ([`insync::engine::Cluster`]), and what is down.
 struct Harness {
-    runtime: Runtime<Node>,
+    cluster: Cluster,
     topology: Topology,
     network: NetworkKind,
-    app: Id,
     recorder: Shared,
     next_value: u64,
     /// Brokers down, oldest crash first.
@@ -253,75 +240,34 @@ async fn run_async(
     options: RunOptions,
 ) -> anyhow::Result<RunOutcome> {
     let network = config.network;
-    let insync = Insync::new(config);
+    let insync = Insync::new(config.clone());
     let topology = insync.topology;
     if !topology.consumer {
         anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
     }
-    let (app, actors) = engine_actors(&insync, &options);
-    let disks = if options.disk_faults || plan.has_disk_faults() {
-        Some(Arc::new(BrokerDisks::new(
-            topology.replicas,
-            options.checkpoint_interval,
-        )?))
-    } else {
-        None
-    };
-    let store: Arc<dyn StorageBackend<NodeStorage>> = match &disks {
-        Some(disks) => Arc::clone(disks) as Arc<dyn StorageBackend<NodeStorage>>,
-        None => Arc::new(MemoryStorage::new()),
-    };
-    let mut runtime_config = RuntimeConfig::with_seed(options.seed);
-    if options.trace {
-        runtime_config = runtime_config.traced();
+    let mut cluster = Cluster::builder(config)
+        .options(engine_options(&options))
+        .paused_clock(true)
+        .trace(options.trace)
+        .delay(HOP..HOP);
+    if options.disk_faults || plan.has_disk_faults() {
+        cluster = cluster.broker_disks(options.checkpoint_interval);
     }
-    let runtime = Runtime::start(actors, store, runtime_config)
+    let cluster = cluster
+        .start()
+        .await
         .map_err(|e| anyhow::anyhow!("starting the cluster: {e}"))?;
-    runtime.network().set_delay(HOP..HOP);
+    let disks = cluster.broker_disks().cloned();
     let start = Instant::now();
     let recorder: Shared = Arc::new(Mutex::new(Recorder {
         start,
         history: History::new(),
         pending: BTreeMap::new(),
-        delivered: Vec::new(),
     }));
-    let mut outbox = runtime
-        .outbox()
-        .ok_or_else(|| anyhow::anyhow!("the runtime's outbox was already taken"))?;
-    let heard = Arc::clone(&recorder);
-    let listener = tokio::spawn(async move {
-        while let Some((_src, _dst, msg)) = outbox.recv().await {
-            let mut r = lock(&heard);
-            match msg {
-                Msg::SendResult {
-                    first,
-                    count,
-                    outcome,
-                } => {
-                    for i in 0..count {
-                        // Record index i carries value i + 1.
-                        r.complete(u64::from(first + i) + 1, &outcome.of_record(i));
-                    }
-                }
-                Msg::Delivered { records } => {
-                    for rec in records.iter() {
-                        if let Some(value) = decode(&rec.value) {
-                            r.delivered.push(Read {
-                                offset: rec.offset.0,
-                                value,
-                            });
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
     let mut h = Harness {
-        runtime,
+        cluster,
         topology,
         network,
-        app,
         recorder: Arc::clone(&recorder),
         next_value: 1,
         down: VecDeque::new(),
@@ -342,10 +288,9 @@ async fn run_async(
         }
     }
     h.drain().await;
-    let trace = h.runtime.take_trace();
-    h.runtime.shutdown().await;
+    let trace = h.cluster.runtime().take_trace();
+    h.cluster.shutdown().await;
     h.record_disk_events();
-    listener.abort();
     let r = lock(&recorder);
     Ok(RunOutcome {
         history: r.history.clone(),
@@ -361,27 +306,12 @@ impl Harness {
     }
 
     async fn leader(&self) -> Option<BrokerId> {
-        self.runtime
-            .inspect(self.topology.controller(), |s| {
-                s.as_controller().and_then(|c| c.partition.leader)
-            })
-            .await
-            .flatten()
-    }
-
-    /// The leader's followers in assignment order (a follower's rank is its index here).
-    fn followers_of(&self, leader: BrokerId) -> Vec<BrokerId> {
-        self.topology.brokers().filter(|&b| b != leader).collect()
+        self.cluster.leader().await
     }
 
     /// The `rank`-th follower of the current leader (or of broker 0 with no leader).
     async fn follower(&self, rank: u8) -> Option<BrokerId> {
-        let leader = self.leader().await.unwrap_or(BrokerId(0));
-        let followers = self.followers_of(leader);
-        if followers.is_empty() {
-            return None;
-        }
-        Some(followers[usize::from(rank) % followers.len()])
+        self.cluster.follower(usize::from(rank)).await
     }
 
     fn is_down(&self, b: BrokerId) -> bool {
@@ -407,20 +337,22 @@ impl Harness {
         {
             return false;
         }
-        if !self.runtime.crash(self.topology.broker(b)).await {
+        if !self.cluster.crash(b).await {
             return false;
         }
         self.down.push_back(b);
         self.nemesis(format!("crash broker {}{why}", b.0));
-        if let Some(disks) = self.disks.clone() {
-            disks.close(b.0);
-            self.maybe_free_space(b);
-        }
+        // The cluster dropped its storage with it: a full disk gets its space back.
+        self.maybe_free_space(b);
         true
     }
 
     async fn restart(&mut self, b: BrokerId) -> bool {
-        let result = self.runtime.restart(self.topology.broker(b)).await;
+        let result = self
+            .cluster
+            .runtime()
+            .restart(self.topology.broker(b))
+            .await;
         self.down.retain(|&d| d != b);
         let restarted = match result {
             Ok(restarted) => {
@@ -493,15 +425,12 @@ impl Harness {
     }
 
     /// Damages the files of the damaged broker while it is down (before any is damaged, the
-    /// broker down longest) with `edit`; false if there is none, or the fault does not apply.
-    fn damage(
-        &mut self,
-        fault: DiskFault,
-        edit: impl FnOnce(&Path, usize) -> std::io::Result<Option<faults::Damage>>,
-    ) -> bool {
-        let Some(disks) = self.disks.clone() else {
+    /// broker down longest) as `damage` says; false if there is none, or the fault does not
+    /// apply.
+    fn damage(&mut self, fault: DiskFault, damage: FileDamage) -> bool {
+        if self.disks.is_none() {
             return false;
-        };
+        }
         let target = match self.damaged {
             Some(d) => self.is_down(d).then_some(d),
             None => self.down.front().copied(),
@@ -509,7 +438,7 @@ impl Harness {
         let Some(b) = target else {
             return false;
         };
-        match edit(&disks.dir(b.0), b.index()) {
+        match self.cluster.damage_files(b, damage) {
             Ok(Some(damage)) => {
                 self.damaged = Some(b);
                 self.disk_event(
@@ -533,7 +462,7 @@ impl Harness {
     /// Runs one step if its precondition holds; returns whether it ran.
     async fn apply(&mut self, step: &Step) -> bool {
         self.record_disk_events();
-        let network = self.runtime.network();
+        let network = self.cluster.runtime().network();
         match *step {
             Step::Send => {
                 let value = self.next_value;
@@ -549,36 +478,25 @@ impl Harness {
                             value,
                             offset: None,
                             error: None,
+                            producer: 0,
                         },
                     );
                 }
-                let sent = self
-                    .runtime
-                    .send_from(
-                        self.app,
-                        self.topology.producer(),
-                        Msg::Send {
-                            value: encode(value),
-                        },
-                        Route::Direct,
-                    )
+                // The ticket's correlation id names the send; its answer completes it (at
+                // once if the producer did not take the record).
+                let ticket = self
+                    .cluster
+                    .send(encode_value(value, 0, RECORD_BYTES_MIN))
                     .await;
-                if !sent {
-                    lock(&self.recorder).complete(
-                        value,
-                        &Outcome::Failed(insync_model::msg::ErrorCode::LeaderNotAvailable),
-                    );
-                }
+                let recorder = Arc::clone(&self.recorder);
+                tokio::spawn(async move {
+                    let resolved = ticket.await;
+                    lock(&recorder).complete(value, &resolved.outcome);
+                });
             }
             Step::Poll => self.poll(false),
             Step::Commit => {
-                let committed = self
-                    .runtime
-                    .inspect(self.topology.consumer(), |s| {
-                        s.as_consumer().map(|c| c.committed.0)
-                    })
-                    .await
-                    .flatten();
+                let committed = self.cluster.committed().await.map(|o| o.0);
                 let mut r = lock(&self.recorder);
                 r.push(
                     Process::Consumer,
@@ -629,14 +547,15 @@ impl Harness {
                 let leader = self.leader().await.unwrap_or(BrokerId(0));
                 let mut side = vec![self.topology.broker(leader)];
                 let mut names = vec![format!("b{}", leader.0)];
-                for (rank, f) in self.followers_of(leader).into_iter().enumerate() {
+                for (rank, f) in self.cluster.followers_of(leader).into_iter().enumerate() {
                     if followers & (1 << rank) != 0 {
                         side.push(self.topology.broker(f));
                         names.push(format!("b{}", f.0));
                     }
                 }
                 // The application hosts the producer and the consumer: one client process.
-                let application = [self.topology.producer(), self.topology.consumer(), self.app];
+                let app = self.cluster.app();
+                let application = [self.topology.producer(), self.topology.consumer(), app];
                 if clients & CONTROLLER_BIT != 0 {
                     side.push(self.topology.controller());
                     names.push("ctl".to_string());
@@ -645,18 +564,18 @@ impl Harness {
                     side.extend(application);
                     names.push("prod,cons".to_string());
                 }
-                let other: Vec<Id> = (0..usize::from(self.app))
+                let other: Vec<Id> = (0..usize::from(app))
                     .map(Id::from)
                     .filter(|id| !side.contains(id))
-                    .chain((clients & APPLICATION_BIT == 0).then_some(self.app))
+                    .chain((clients & APPLICATION_BIT == 0).then_some(app))
                     .collect();
                 let other_names: Vec<String> = other
                     .iter()
-                    .filter(|&&id| id != self.app)
+                    .filter(|&&id| id != app)
                     .map(|&id| self.topology.short_name(id))
                     .collect();
                 let (a, b) = (side, other);
-                network.partition(vec![a, b]);
+                self.cluster.partition(vec![a, b]);
                 self.partitioned = true;
                 self.nemesis(format!(
                     "partition {{{}}} | {{{}}}",
@@ -724,7 +643,7 @@ impl Harness {
                 if self.consumer_down {
                     return false;
                 }
-                self.runtime.crash(self.topology.consumer()).await;
+                self.cluster.crash_consumer().await;
                 self.consumer_down = true;
                 self.nemesis("crash the consumer".into());
             }
@@ -732,38 +651,36 @@ impl Harness {
                 if !self.consumer_down {
                     return false;
                 }
-                let _ = self.runtime.restart(self.topology.consumer()).await;
+                let _ = self.cluster.restart_consumer().await;
                 self.consumer_down = false;
                 self.nemesis("restart the consumer".into());
             }
             Step::TornWrite { written } => {
-                return self.damage(DiskFault::TornWrite, |dir, actor| {
-                    faults::tear_tail(dir, actor, written)
-                });
+                return self.damage(DiskFault::TornWrite, FileDamage::TornWrite { written });
             }
             Step::LostFsync => {
-                return self.damage(DiskFault::LostFsync, faults::lose_last_batch);
+                return self.damage(DiskFault::LostFsync, FileDamage::LostFsync);
             }
             Step::BitFlip { region, at } => {
                 let region = match region {
                     FlipRegion::BelowRecoveryPoint => faults::FlipRegion::BelowRecoveryPoint,
                     FlipRegion::AboveRecoveryPoint => faults::FlipRegion::AboveRecoveryPoint,
                 };
-                return self.damage(DiskFault::BitFlip, |dir, actor| {
-                    faults::flip_bit(dir, actor, region, at)
-                });
+                return self.damage(DiskFault::BitFlip, FileDamage::BitFlip { region, at });
             }
             Step::MissingFile { file } => {
                 let which = damaged_file(file);
-                return self.damage(DiskFault::MissingFile, |dir, actor| {
-                    faults::remove_file(dir, actor, which)
-                });
+                return self.damage(
+                    DiskFault::MissingFile,
+                    FileDamage::MissingFile { file: which },
+                );
             }
             Step::FileBitFlip { file, at } => {
                 let which = damaged_file(file);
-                return self.damage(DiskFault::BitFlip, |dir, actor| {
-                    faults::flip_file_bit(dir, actor, which, at)
-                });
+                return self.damage(
+                    DiskFault::BitFlip,
+                    FileDamage::FileBitFlip { file: which, at },
+                );
             }
             Step::DiskFull => {
                 let Some(disks) = self.disks.clone() else {
@@ -800,11 +717,21 @@ impl Harness {
 
     /// Records a poll of what the consumer delivered; `quiet` skips an empty one.
     fn poll(&self, quiet: bool) {
-        let mut r = lock(&self.recorder);
-        if quiet && r.delivered.is_empty() {
+        let records: Vec<Read> = self
+            .cluster
+            .take_reads()
+            .into_iter()
+            .filter_map(|d| {
+                decode(&d.record.value).map(|value| Read {
+                    offset: d.record.offset.0,
+                    value,
+                })
+            })
+            .collect();
+        if quiet && records.is_empty() {
             return;
         }
-        let records = std::mem::take(&mut r.delivered);
+        let mut r = lock(&self.recorder);
         r.push(
             Process::Consumer,
             OpType::Invoke,
@@ -832,7 +759,7 @@ impl Harness {
     /// Heals every fault, restarts what is down, waits for the sends and for the consumer to
     /// read everything the final leader committed, and reads the final leader's log.
     async fn drain(&mut self) {
-        let network = self.runtime.network();
+        let network = self.cluster.runtime().network();
         // Every fault ends. Delays and slow links go back to one hop too: the network keeps each
         // connection FIFO when a delay shrinks, so nothing in flight is reordered. (A slow link
         // left in place can hold a round trip above the clients' request timeout for good: the
@@ -855,7 +782,7 @@ impl Harness {
             self.restart(b).await;
         }
         if self.consumer_down {
-            let _ = self.runtime.restart(self.topology.consumer()).await;
+            let _ = self.cluster.restart_consumer().await;
             self.consumer_down = false;
         }
         self.nemesis(
@@ -900,7 +827,8 @@ impl Harness {
     /// committed all of its log, and the consumer has reached its end.
     async fn settled(&self) -> Option<(Option<BrokerId>, Vec<Read>)> {
         let producer_idle = self
-            .runtime
+            .cluster
+            .runtime()
             .inspect(self.topology.producer(), |s| {
                 s.as_producer().map(|p| p.is_idle())
             })
@@ -911,7 +839,8 @@ impl Harness {
         }
         let leader = self.leader().await?;
         let (records, hw, end, is_leader) = self
-            .runtime
+            .cluster
+            .runtime()
             .inspect(self.topology.broker(leader), |s| {
                 s.as_broker().map(|b| {
                     let records: Vec<(u64, Option<u64>)> = b
@@ -934,7 +863,8 @@ impl Harness {
             return None;
         }
         let position = self
-            .runtime
+            .cluster
+            .runtime()
             .inspect(self.topology.consumer(), |s| {
                 s.as_consumer().map(|c| c.position.0)
             })
@@ -956,7 +886,8 @@ impl Harness {
             return (None, Vec::new());
         };
         let records = self
-            .runtime
+            .cluster
+            .runtime()
             .inspect(self.topology.broker(leader), |s| {
                 s.as_broker().map(|b| {
                     b.log

@@ -108,12 +108,20 @@ fn an_acknowledged_record_still_held_is_not_lost() {
 }
 
 #[test]
-fn an_acknowledged_record_with_nothing_after_it_is_unseen_not_lost() {
+fn an_acknowledged_record_the_final_leader_lacks_is_lost_even_with_nothing_after_it() {
     let mut b = Builder::new();
     b.send_ok(1, 0)
         .send_ok(2, 1)
         .poll(&[(0, 1)])
         .final_read(0, &[(0, 1)]);
+    let v = assert_only(&b, AnomalyKind::LostWrite);
+    assert!(v.anomalies[0].about.contains("send 2"));
+}
+
+#[test]
+fn an_acknowledged_record_never_read_with_no_leader_at_the_end_is_unseen_not_lost() {
+    let mut b = Builder::new();
+    b.send_ok(1, 0).send_ok(2, 1).poll(&[(0, 1)]);
     let v = assert_only(&b, AnomalyKind::Unseen);
     assert!(v.anomalies[0].about.contains("send 2"));
 }
@@ -280,6 +288,33 @@ fn nonmonotonic_send_is_a_later_send_acknowledged_earlier() {
         .poll(&[(0, 1), (1, 2)])
         .final_read(0, &[(0, 1), (1, 2)]);
     assert_clean(&b);
+}
+
+#[test]
+fn nonmonotonic_send_compares_the_sends_of_one_producer() {
+    // `insync run --producers 2`: send 1 through producer 0, send 2 through producer 1; the
+    // two producers' records interleave in any order.
+    let mut b = Builder::new();
+    b.producer(0)
+        .send_invoke(1)
+        .producer(1)
+        .send_invoke(2)
+        .send_acked(2, 0)
+        .producer(0)
+        .send_acked(1, 1)
+        .poll(&[(0, 2), (1, 1)])
+        .final_read(0, &[(0, 2), (1, 1)]);
+    assert_clean(&b);
+    // Within one producer the order still holds.
+    let mut b = Builder::new();
+    b.producer(1)
+        .send_invoke(1)
+        .send_invoke(2)
+        .send_acked(2, 0)
+        .send_acked(1, 1)
+        .poll(&[(0, 2), (1, 1)])
+        .final_read(0, &[(0, 2), (1, 1)]);
+    assert_only(&b, AnomalyKind::NonmonotonicSend);
 }
 
 #[test]

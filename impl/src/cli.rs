@@ -686,10 +686,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         ..crate::run::RunOptions::default()
     };
     let runtime = if args.virtual_clock {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
+        crate::engine::paused_runtime()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

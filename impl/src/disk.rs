@@ -75,6 +75,7 @@
 //! generated histories (`insync fuzz --disk-faults`) and the tests. Production never sets
 //! [`DiskStorage::with_faults`].
 
+pub mod brokers;
 pub mod faults;
 
 use insync_model::broker::BrokerStorage;

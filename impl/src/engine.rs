@@ -6,6 +6,8 @@
 //! explores (with the engine's [`ActorParams`]: heartbeats, an application endpoint, Kafka's
 //! caught-up lag rule), and it talks to them only through messages.
 
+use crate::disk::brokers::BrokerDisks;
+use crate::disk::faults::{self, Damage, DamagedFile, FlipRegion};
 use crate::disk::{DiskStorage, Identity, OpenMode, StorageError, StorageNode};
 use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
 use crate::tcp::{ClusterAddrs, Transport};
@@ -123,8 +125,81 @@ impl StorageBackend<NodeStorage> for DiskStorage {
     }
 }
 
-/// Waiting senders, by producer and record index.
-type Pending = Arc<Mutex<HashMap<(usize, u32), oneshot::Sender<(Outcome, Instant)>>>>;
+/// Waiting senders, by correlation id.
+type Pending = Arc<Mutex<HashMap<SendId, oneshot::Sender<(Outcome, Instant)>>>>;
+
+/// A send's correlation id: the producer it went through and its number among the records
+/// that producer took. The producer numbers records in the order they reach it and names
+/// them so in `SendResult`; a send the producer did not take (its mailbox closed) gets no
+/// number, so the two counts cannot drift apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SendId {
+    pub producer: usize,
+    pub seq: u32,
+}
+
+/// What became of a send: its correlation id, its outcome (its offset, or the Kafka-named
+/// error; a timeout is `Indeterminate`) and when the application learned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub id: SendId,
+    pub outcome: Outcome,
+    pub at: Instant,
+}
+
+/// A send on its way ([`Cluster::send`]): its correlation id now, what became of it when
+/// awaited. A cluster shut down before answering resolves it `Indeterminate`
+/// (`REQUEST_TIMED_OUT`): the record may or may not be in the log.
+pub struct SendTicket {
+    id: SendId,
+    answer: Answer,
+}
+
+enum Answer {
+    Waiting(oneshot::Receiver<(Outcome, Instant)>),
+    /// Known at once: the producer did not take the record.
+    Now(Option<(Outcome, Instant)>),
+}
+
+impl SendTicket {
+    pub fn id(&self) -> SendId {
+        self.id
+    }
+}
+
+impl std::future::Future for SendTicket {
+    type Output = Resolved;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Resolved> {
+        let id = self.id;
+        let (outcome, at) = match &mut self.answer {
+            Answer::Now(known) => known.take().unwrap_or_else(gone),
+            Answer::Waiting(rx) => match std::pin::Pin::new(rx).poll(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(answer) => answer.unwrap_or_else(|_| gone()),
+            },
+        };
+        std::task::Poll::Ready(Resolved { id, outcome, at })
+    }
+}
+
+/// The outcome of a send whose answer can no longer come.
+fn gone() -> (Outcome, Instant) {
+    (
+        Outcome::Indeterminate(insync_model::msg::ErrorCode::RequestTimedOut),
+        Instant::now(),
+    )
+}
+
+/// One record the consumer handed over, and when the application got it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub record: ReadRecord,
+    pub at: Instant,
+}
 
 /// A running cluster: brokers, controller, producer and consumer. In-process, every actor
 /// runs here; connected ([`Cluster::connect`]), only the producer and consumer do, and the
@@ -143,6 +218,8 @@ pub struct Cluster {
     disk: Option<Arc<DiskStorage>>,
     /// Outside parties with ids of their own (the Kafka listener's connections).
     endpoints: Arc<Endpoints>,
+    /// The brokers' fault-injecting disks ([`ClusterBuilder::broker_disks`]).
+    broker_disks: Option<Arc<BrokerDisks>>,
 }
 
 /// Outside parties that talk to the actors under ids of their own, as a client connection
@@ -253,19 +330,202 @@ impl Host {
     }
 }
 
-/// Records the consumer handed over and the application has not polled yet. The task that
-/// drains the runtime's outbox never waits (it would hold up every reply behind one slow
-/// reader), so it appends here; what accumulates is bounded by the log the consumer reads.
-#[derive(Default)]
+/// Records the consumer handed over and the application has not polled yet: the stream of
+/// reads. The task that drains the runtime's outbox never waits (it would hold up every reply
+/// behind one slow reader), so it appends here; what accumulates is bounded by the log the
+/// consumer reads. With `keep` off, records are counted and dropped.
 struct Delivered {
-    records: Mutex<Vec<ReadRecord>>,
+    records: Mutex<Vec<Delivery>>,
+    /// Records handed over in all, kept or not.
+    count: std::sync::atomic::AtomicU64,
+    keep: std::sync::atomic::AtomicBool,
     arrived: tokio::sync::Notify,
+}
+
+impl Default for Delivered {
+    fn default() -> Self {
+        Delivered {
+            records: Mutex::new(Vec::new()),
+            count: Default::default(),
+            keep: std::sync::atomic::AtomicBool::new(true),
+            arrived: Default::default(),
+        }
+    }
+}
+
+impl Delivered {
+    fn arrive(&self, records: &[ReadRecord]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.count.fetch_add(records.len() as u64, Relaxed);
+        if self.keep.load(Relaxed) {
+            let at = Instant::now();
+            self.records
+                .lock()
+                .expect("delivered lock")
+                .extend(records.iter().map(|record| Delivery {
+                    record: record.clone(),
+                    at,
+                }));
+        }
+        self.arrived.notify_waiters();
+        self.arrived.notify_one();
+    }
+}
+
+/// A disk fault [`Cluster::damage_files`] injects into a down broker's files (see
+/// [`crate::disk::faults`] for what each stands for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileDamage {
+    /// The segment's last write cut after `written` bytes.
+    TornWrite { written: u32 },
+    /// The last batch never reached the disk.
+    LostFsync,
+    /// One bit of a batch flipped, below or above the recovery point.
+    BitFlip { region: FlipRegion, at: u32 },
+    /// The segment, state or meta file gone.
+    MissingFile { file: DamagedFile },
+    /// One bit of the segment, state or meta file flipped.
+    FileBitFlip { file: DamagedFile, at: u32 },
+}
+
+/// How [`ClusterBuilder::start`] starts a cluster, beyond the partition's configuration.
+pub struct ClusterBuilder {
+    config: ValidConfig,
+    options: EngineOptions,
+    connect: Option<ClusterAddrs>,
+    storage: Option<Arc<dyn StorageBackend<NodeStorage>>>,
+    trace: bool,
+    delay: Option<std::ops::Range<Duration>>,
+    paused_clock: bool,
+    /// Brokers on fault-injecting disks, with this checkpoint interval.
+    broker_disks: Option<Duration>,
+}
+
+/// A message's delay on a paused clock unless [`ClusterBuilder::delay`] says otherwise: a
+/// LAN's hop.
+pub const VIRTUAL_HOP: std::ops::Range<Duration> =
+    Duration::from_micros(100)..Duration::from_micros(2000);
+
+impl ClusterBuilder {
+    pub fn options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Joins the brokers and controller of a multi-process cluster at `addrs` (`None`:
+    /// every actor in this process).
+    pub fn connect(mut self, addrs: Option<ClusterAddrs>) -> Self {
+        self.connect = addrs;
+        self
+    }
+
+    /// Keeps the actors' state in `storage` (the history runner's fault-injecting disks),
+    /// instead of memory or [`EngineOptions::data_dir`].
+    pub fn storage(mut self, storage: Arc<dyn StorageBackend<NodeStorage>>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Keeps each broker's state in files of its own under a temporary directory, with
+    /// switches for disk faults ([`BrokerDisks`], [`Cluster::broker_disks`],
+    /// [`Cluster::damage_files`]); a broker's state file is rewritten at most every
+    /// `checkpoint_interval` in the steady state. The controller and clients stay in memory.
+    pub fn broker_disks(mut self, checkpoint_interval: Duration) -> Self {
+        self.broker_disks = Some(checkpoint_interval);
+        self
+    }
+
+    /// Records every delivery and timer firing ([`Runtime::take_trace`]).
+    pub fn trace(mut self, on: bool) -> Self {
+        self.trace = on;
+        self
+    }
+
+    /// Delays every message by a duration drawn from `range` with the seed.
+    pub fn delay(mut self, range: std::ops::Range<Duration>) -> Self {
+        self.delay = Some(range);
+        self
+    }
+
+    /// The caller runs the cluster on a paused clock ([`paused_runtime`]): virtual time jumps
+    /// to the next timer whenever every task is idle. Every message is then delayed
+    /// ([`VIRTUAL_HOP`] unless [`ClusterBuilder::delay`] says otherwise): otherwise messages
+    /// arrive in no time, and a follower could never be behind its leader when a fault
+    /// strikes.
+    pub fn paused_clock(mut self, on: bool) -> Self {
+        self.paused_clock = on;
+        self
+    }
+
+    pub async fn start(mut self) -> anyhow::Result<Cluster> {
+        let own_storage = self.storage.is_some() || self.broker_disks.is_some();
+        if own_storage && (self.options.data_dir.is_some() || self.connect.is_some()) {
+            anyhow::bail!(
+                "INVALID_CONFIG: a cluster with its own storage keeps no data directory and \
+                 joins no other processes"
+            );
+        }
+        if self.storage.is_some() && self.broker_disks.is_some() {
+            anyhow::bail!("INVALID_CONFIG: a cluster has one storage: its own, or broker disks");
+        }
+        let broker_disks = match self.broker_disks {
+            Some(interval) => {
+                let disks = Arc::new(BrokerDisks::new(self.config.replicas, interval)?);
+                self.storage = Some(Arc::clone(&disks) as Arc<dyn StorageBackend<NodeStorage>>);
+                Some(disks)
+            }
+            None => None,
+        };
+        let delay = match (self.delay, self.paused_clock) {
+            (Some(range), _) => Some(range),
+            (None, true) => Some(VIRTUAL_HOP),
+            (None, false) => None,
+        };
+        let mut cluster = Cluster::launch(
+            self.config,
+            self.options,
+            self.connect,
+            self.storage,
+            self.trace,
+        )
+        .await?;
+        cluster.broker_disks = broker_disks;
+        if let Some(range) = delay {
+            cluster.runtime.network().set_delay(range);
+        }
+        Ok(cluster)
+    }
+}
+
+/// A single-threaded tokio runtime whose clock is paused: virtual time jumps to the next
+/// timer whenever every task is idle, so a run with a given seed repeats itself (`insync run
+/// --virtual-clock`, the history runner).
+pub fn paused_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
 }
 
 impl Cluster {
     /// Starts a cluster for `config`, every actor in this process.
     pub async fn start(config: ValidConfig, options: EngineOptions) -> anyhow::Result<Cluster> {
-        Cluster::launch(config, options, None).await
+        Cluster::builder(config).options(options).start().await
+    }
+
+    /// A cluster for `config` with more than [`EngineOptions`] says: trace, delay, paused
+    /// clock, its own storage, other processes to join.
+    pub fn builder(config: ValidConfig) -> ClusterBuilder {
+        ClusterBuilder {
+            config,
+            options: EngineOptions::default(),
+            connect: None,
+            storage: None,
+            trace: false,
+            delay: None,
+            paused_clock: false,
+            broker_disks: None,
+        }
     }
 
     /// Joins a cluster whose brokers and controller run as other processes (`insync broker`,
@@ -275,13 +535,19 @@ impl Cluster {
         options: EngineOptions,
         addrs: ClusterAddrs,
     ) -> anyhow::Result<Cluster> {
-        Cluster::launch(config, options, Some(addrs)).await
+        Cluster::builder(config)
+            .options(options)
+            .connect(Some(addrs))
+            .start()
+            .await
     }
 
     async fn launch(
         config: ValidConfig,
         options: EngineOptions,
         addrs: Option<ClusterAddrs>,
+        storage: Option<Arc<dyn StorageBackend<NodeStorage>>>,
+        trace: bool,
     ) -> anyhow::Result<Cluster> {
         let config_text = config_text(&config, &options)?;
         check_limits(&options.limits)?;
@@ -318,7 +584,8 @@ impl Cluster {
             }
         };
         let disk = open_data_dir(&options, None)?;
-        let runtime = start_runtime(actors, &options, &hosts, disk.as_ref())?;
+        let store = storage.unwrap_or_else(|| store_of(disk.as_ref()));
+        let runtime = start_runtime(actors, &options, &hosts, store, trace)?;
         let transport = addrs.map(|addrs| {
             Arc::new(Transport::start(
                 Arc::clone(&runtime),
@@ -362,19 +629,16 @@ impl Cluster {
                         let now = Instant::now();
                         let mut pending = pending_for_app.lock().expect("pending lock");
                         for i in 0..count {
-                            if let Some(waiter) = pending.remove(&(producer, first + i)) {
+                            let id = SendId {
+                                producer,
+                                seq: first + i,
+                            };
+                            if let Some(waiter) = pending.remove(&id) {
                                 let _ = waiter.send((outcome.of_record(i), now));
                             }
                         }
                     }
-                    Msg::Delivered { records } => {
-                        delivered_for_app
-                            .records
-                            .lock()
-                            .expect("delivered lock")
-                            .extend(records.iter().cloned());
-                        delivered_for_app.arrived.notify_one();
-                    }
+                    Msg::Delivered { records } => delivered_for_app.arrive(&records),
                     _ => {}
                 }
             }
@@ -391,6 +655,7 @@ impl Cluster {
             delivered,
             disk,
             endpoints,
+            broker_disks: None,
         })
     }
 
@@ -437,32 +702,30 @@ impl Cluster {
         &self.runtime
     }
 
-    /// Hands a record to the (first) producer; the receiver resolves with what became of it
-    /// (its offset, or the Kafka-named error; a timeout is `Indeterminate`) and when the
-    /// application learned it.
-    pub async fn send(&self, value: Vec<u8>) -> oneshot::Receiver<(Outcome, Instant)> {
+    /// Hands a record to the (first) producer; the ticket carries the send's correlation id
+    /// and resolves with what became of it ([`Resolved`]).
+    pub async fn send(&self, value: Vec<u8>) -> SendTicket {
         self.send_via(0, value).await
     }
 
-    /// [`Cluster::send`] through producer `producer` (taken modulo the producer count).
-    pub async fn send_via(
-        &self,
-        producer: usize,
-        value: Vec<u8>,
-    ) -> oneshot::Receiver<(Outcome, Instant)> {
+    /// [`Cluster::send`] through producer `producer` (taken modulo the producer count). A
+    /// producer that does not take the record (it is down) fails it at once with
+    /// `LEADER_NOT_AVAILABLE`, and its number goes to the next record it takes.
+    pub async fn send_via(&self, producer: usize, value: Vec<u8>) -> SendTicket {
         let producer = producer % self.next_index.len().max(1);
         let (tx, rx) = oneshot::channel();
         // The producer numbers records in the order they reach it, so numbering and handing
         // over happen under one lock.
         let mut next = self.next_index[producer].lock().await;
-        self.pending
-            .lock()
-            .expect("pending lock")
-            .insert((producer, *next), tx);
-        *next += 1;
+        let id = SendId {
+            producer,
+            seq: *next,
+        };
+        self.pending.lock().expect("pending lock").insert(id, tx);
         // The application and its producers share a process: no network between them. The
         // mailbox is bounded, so a busy producer slows the application down.
-        self.runtime
+        let taken = self
+            .runtime
             .send_from(
                 self.app,
                 self.topology.producer_at(producer),
@@ -472,7 +735,24 @@ impl Cluster {
                 Route::Direct,
             )
             .await;
-        rx
+        if !taken {
+            self.pending.lock().expect("pending lock").remove(&id);
+            let failed = Outcome::Failed(insync_model::msg::ErrorCode::LeaderNotAvailable);
+            return SendTicket {
+                id,
+                answer: Answer::Now(Some((failed, Instant::now()))),
+            };
+        }
+        *next += 1;
+        SendTicket {
+            id,
+            answer: Answer::Waiting(rx),
+        }
+    }
+
+    /// The application's id: what the actors send to, past every actor's id.
+    pub fn app(&self) -> Id {
+        self.app
     }
 
     /// How many producers the cluster has.
@@ -483,17 +763,62 @@ impl Cluster {
     /// Records the consumer read and processed since the last poll, waiting up to `timeout`
     /// for the first batch.
     pub async fn poll(&self, timeout: Duration) -> Vec<ReadRecord> {
-        let take = || std::mem::take(&mut *self.delivered.records.lock().expect("delivered lock"));
-        let deadline = tokio::time::Instant::now() + timeout;
+        self.poll_timed(timeout)
+            .await
+            .into_iter()
+            .map(|d| d.record)
+            .collect()
+    }
+
+    /// [`Cluster::poll`] with the moment each record reached the application.
+    pub async fn poll_timed(&self, timeout: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + timeout;
         loop {
-            let records = take();
+            let records = self.take_reads();
             if !records.is_empty() {
                 return records;
             }
             // A wake-up may be stale (its records already taken): wait again, to the deadline.
             let arrived = self.delivered.arrived.notified();
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return take();
+                return self.take_reads();
+            }
+        }
+    }
+
+    /// What the consumer handed over since the last poll, without waiting.
+    pub fn take_reads(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.delivered.records.lock().expect("delivered lock"))
+    }
+
+    /// Records the consumer handed over in all, polled or not, kept or not.
+    pub fn read_count(&self) -> u64 {
+        self.delivered
+            .count
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether delivered records are kept for [`Cluster::poll`] (the default) or only counted
+    /// and dropped (a benchmark that never looks at them).
+    pub fn keep_reads(&self, keep: bool) {
+        self.delivered
+            .keep
+            .store(keep, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits until `n` records were handed over in all, or `timeout` passes; whether they
+    /// were.
+    pub async fn wait_read(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let arrived = self.delivered.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if self.read_count() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.read_count() >= n;
             }
         }
     }
@@ -562,8 +887,40 @@ impl Cluster {
             .flatten()
     }
 
+    /// Crashes broker `b`; with broker disks, its storage is dropped too (its process is
+    /// gone), so that its files can be damaged while it is down.
     pub async fn crash(&self, b: BrokerId) -> bool {
-        self.runtime.crash(self.topology.broker(b)).await
+        let crashed = self.runtime.crash(self.topology.broker(b)).await;
+        if let (true, Some(disks)) = (crashed, &self.broker_disks) {
+            disks.close(b.0);
+        }
+        crashed
+    }
+
+    /// The brokers' fault-injecting disks, when the cluster has them
+    /// ([`ClusterBuilder::broker_disks`]): their fault switches (a full disk) and what their
+    /// storage reported.
+    pub fn broker_disks(&self) -> Option<&Arc<BrokerDisks>> {
+        self.broker_disks.as_ref()
+    }
+
+    /// Damages broker `b`'s files (it should be down) as `damage` says; what was damaged,
+    /// or `None` if the fault does not apply to what the files hold. Refused without broker
+    /// disks.
+    pub fn damage_files(&self, b: BrokerId, damage: FileDamage) -> std::io::Result<Option<Damage>> {
+        let Some(disks) = &self.broker_disks else {
+            return Err(std::io::Error::other(
+                "the cluster has no broker disks to damage (ClusterBuilder::broker_disks)",
+            ));
+        };
+        let (dir, actor) = (disks.dir(b.0), usize::from(self.topology.broker(b)));
+        match damage {
+            FileDamage::TornWrite { written } => faults::tear_tail(&dir, actor, written),
+            FileDamage::LostFsync => faults::lose_last_batch(&dir, actor),
+            FileDamage::BitFlip { region, at } => faults::flip_bit(&dir, actor, region, at),
+            FileDamage::MissingFile { file } => faults::remove_file(&dir, actor, file),
+            FileDamage::FileBitFlip { file, at } => faults::flip_file_bit(&dir, actor, file, at),
+        }
     }
 
     pub async fn restart(&self, b: BrokerId) -> bool {
@@ -588,6 +945,38 @@ impl Cluster {
 
     pub fn heal(&self) {
         self.runtime.network().heal();
+    }
+
+    /// Splits the actors into `sides` that cannot reach each other (an actor in no side
+    /// reaches every side); [`Cluster::heal`] ends it.
+    pub fn partition(&self, sides: Vec<Vec<Id>>) {
+        self.runtime.network().partition(sides);
+    }
+
+    /// The brokers other than `leader`, in assignment order (a follower's rank is its index
+    /// here).
+    pub fn followers_of(&self, leader: BrokerId) -> Vec<BrokerId> {
+        self.topology.brokers().filter(|&b| b != leader).collect()
+    }
+
+    /// The `rank`-th follower (modulo their count) of the current leader, or of broker 0 when
+    /// none leads; `None` with a single replica.
+    pub async fn follower(&self, rank: usize) -> Option<BrokerId> {
+        let leader = self.leader().await.unwrap_or(BrokerId(0));
+        let followers = self.followers_of(leader);
+        (!followers.is_empty()).then(|| followers[rank % followers.len()])
+    }
+
+    /// Crashes the broker the controller names leader; which one, if it did.
+    pub async fn crash_leader(&self) -> Option<BrokerId> {
+        let leader = self.leader().await?;
+        self.crash(leader).await.then_some(leader)
+    }
+
+    /// Crashes the `rank`-th follower ([`Cluster::follower`]); which one, if it did.
+    pub async fn crash_follower(&self, rank: usize) -> Option<BrokerId> {
+        let follower = self.follower(rank).await?;
+        self.crash(follower).await.then_some(follower)
     }
 
     /// Stops every actor; with a data directory, then marks a clean shutdown, so that the
@@ -647,7 +1036,11 @@ fn config_text(config: &ValidConfig, options: &EngineOptions) -> anyhow::Result<
 
 /// The model's actors with the engine's switches on: heartbeats, the application client
 /// API, Kafka's caught-up rule, and batches sized for throughput.
-fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
+///
+/// The history runner's trace replay (`insync_checks::replay`) replays a run through
+/// these same actors; the application's id is the first past them
+/// (`insync.topology.actor_count()`).
+pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
     let app = Id::from(insync.topology.actor_count());
     let params = ActorParams {
         heartbeats: true,
@@ -710,20 +1103,25 @@ fn start_runtime(
     actors: Vec<Node>,
     options: &EngineOptions,
     hosts: &[usize],
-    disk: Option<&Arc<DiskStorage>>,
+    store: Arc<dyn StorageBackend<NodeStorage>>,
+    trace: bool,
 ) -> anyhow::Result<Arc<Runtime<Node>>> {
-    let store: Arc<dyn StorageBackend<NodeStorage>> = match disk {
+    let remote = (0..actors.len()).filter(|i| !hosts.contains(i)).collect();
+    let mut config = RuntimeConfig::with_seed(options.seed).remote(remote);
+    if trace {
+        config = config.traced();
+    }
+    let runtime = Runtime::start(actors, store, config)
+        .map_err(|e| anyhow::anyhow!("starting the actors: {e}"))?;
+    Ok(Arc::new(runtime))
+}
+
+/// The data directory's storage, or memory without one.
+fn store_of(disk: Option<&Arc<DiskStorage>>) -> Arc<dyn StorageBackend<NodeStorage>> {
+    match disk {
         Some(disk) => Arc::clone(disk) as Arc<dyn StorageBackend<NodeStorage>>,
         None => Arc::new(MemoryStorage::<NodeStorage>::new()),
-    };
-    let remote = (0..actors.len()).filter(|i| !hosts.contains(i)).collect();
-    let runtime = Runtime::start(
-        actors,
-        store,
-        RuntimeConfig::with_seed(options.seed).remote(remote),
-    )
-    .map_err(|e| anyhow::anyhow!("starting the actors: {e}"))?;
-    Ok(Arc::new(runtime))
+    }
 }
 
 /// Resolves when `disk` reports a failed write or fsync (never without a disk).
@@ -809,7 +1207,7 @@ pub async fn serve(
         anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
     })?;
     let actors = engine_actors(&insync, &options);
-    let runtime = start_runtime(actors, &options, &[index], disk.as_ref())?;
+    let runtime = start_runtime(actors, &options, &[index], store_of(disk.as_ref()), false)?;
     let transport = Transport::start(
         Arc::clone(&runtime),
         config_text,

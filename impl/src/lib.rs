@@ -4,10 +4,12 @@
 pub mod auth;
 pub mod budget;
 pub mod check;
+pub mod checker;
 pub mod cli;
 pub mod disk;
 pub mod engine;
 pub mod explore;
+pub mod history;
 pub mod kafka;
 pub mod run;
 pub mod runtime;

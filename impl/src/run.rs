@@ -1,13 +1,15 @@
 //! `insync run`: a workload against an in-process cluster, with faults, and a verdict on what
 //! was acknowledged, lost, duplicated or read uncommitted.
 
-use crate::engine::{Cluster, EngineOptions};
+use crate::checker::{AnomalyKind, Verdict};
+use crate::engine::{Cluster, Delivery, EngineOptions, Resolved, SendId, SendTicket};
+use crate::history::{decode_value, encode_value, Fun, History, OpType, Process, Read};
 use hdrhistogram::Histogram;
 use insync_model::producer::Outcome;
 use insync_model::types::{BrokerId, Offset, Value};
 use insync_model::ValidConfig;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 // tokio's clock, so that a run on a paused clock (`--virtual-clock`) measures virtual time.
@@ -42,11 +44,12 @@ pub struct RunOptions {
     /// Run against the brokers and controller of a multi-process cluster instead of an
     /// in-process one.
     pub connect: Option<crate::tcp::ClusterAddrs>,
-    /// The caller runs this on a paused clock (`insync run --virtual-clock`, a current-thread
-    /// runtime with `start_paused`). Every message is then delayed by [`VIRTUAL_HOP`] (drawn
-    /// with the engine's seed): otherwise messages arrive in no time, and a follower could
-    /// never be behind its leader when a fault strikes.
+    /// The caller runs this on a paused clock (`insync run --virtual-clock`,
+    /// [`crate::engine::paused_runtime`]). Every message is then delayed by [`VIRTUAL_HOP`]
+    /// (drawn with the engine's seed; see [`crate::engine::ClusterBuilder::paused_clock`]).
     pub virtual_clock: bool,
+    /// Keep the run's history in the report ([`RunReport::history`]).
+    pub keep_history: bool,
 }
 
 impl Default for RunOptions {
@@ -63,6 +66,7 @@ impl Default for RunOptions {
             drain_timeout: Duration::from_secs(10),
             connect: None,
             virtual_clock: false,
+            keep_history: false,
         }
     }
 }
@@ -100,14 +104,19 @@ pub struct RunReport {
     pub acknowledged: u64,
     pub failed: u64,
     pub indeterminate: u64,
-    /// Acknowledged records missing from the final leader's log at their offset.
+    /// The history checker's `lost-write` count: acknowledged records the final leader does
+    /// not hold while later offsets were read (or that were read, then vanished).
     pub lost: u64,
-    /// Records present more than once in the final leader's log.
+    /// The checker's `duplicate` count: records read (by the consumer or in the final
+    /// leader's log) at more than one offset.
     pub duplicated: u64,
-    /// Records the consumer read that the final leader does not hold at that offset.
+    /// The checker's `read-uncommitted` count: records the consumer read that the final
+    /// leader does not hold at that offset.
     pub read_uncommitted: u64,
-    /// Acknowledged records the consumer never read.
+    /// The checker's `unseen` count: acknowledged records the consumer never read (and not
+    /// lost writes).
     pub unseen: u64,
+    /// This run's records the consumer read (a record read twice counts twice).
     pub read: u64,
     pub seconds: f64,
     pub records_per_second: f64,
@@ -122,81 +131,132 @@ pub struct RunReport {
     /// Whether the run was on a paused clock (`--virtual-clock`): seconds, rates and latencies
     /// are then in virtual time.
     pub virtual_clock: bool,
+    /// The history checker's verdict on the run's history: every anomaly it names, with
+    /// their counts (`lost`, `duplicated`, `read_uncommitted` and `unseen` are four of them).
+    /// The history's values are the records' indices in the run.
+    pub verdict: Verdict,
+    /// The run's history, when [`RunOptions::keep_history`] asks for it (tests).
+    #[serde(skip)]
+    pub history: Option<History>,
 }
 
-/// A record's value: its index in the run, the run's id (so a shared cluster's log, which
-/// holds earlier runs' records too, is judged by this run's records only), then padding.
-fn encode_value(index: u64, run: u64, size: usize) -> Vec<u8> {
-    let mut v = index.to_le_bytes().to_vec();
-    v.extend_from_slice(&run.to_le_bytes());
-    v.resize(size.max(RECORD_BYTES_MIN), 0);
-    v
+/// The history's value for a record at `offset`: the run's record index, or, for a record
+/// of another run (a shared cluster, a reused data directory), a value no send of this run
+/// has, one per offset, so that the checker sees the offset read and no send in it.
+fn history_value(value: &Value, run: u64, offset: Offset) -> u64 {
+    decode_value(value, run).unwrap_or(FOREIGN_VALUES | offset.0)
 }
 
-/// The index of a record of run `run`.
-fn decode_value(value: &Value, run: u64) -> Option<u64> {
-    match value {
-        Value::Bytes(b) if b.len() >= RECORD_BYTES_MIN => {
-            let index = u64::from_le_bytes(b[..8].try_into().ok()?);
-            let of_run = u64::from_le_bytes(b[8..16].try_into().ok()?);
-            (of_run == run).then_some(index)
-        }
-        _ => None,
-    }
-}
+/// Values from here on stand for other runs' records.
+const FOREIGN_VALUES: u64 = 1 << 63;
 
 /// A message's delay on a paused clock: a LAN's hop.
-pub const VIRTUAL_HOP: std::ops::Range<Duration> =
-    Duration::from_micros(100)..Duration::from_micros(2000);
+pub const VIRTUAL_HOP: std::ops::Range<Duration> = crate::engine::VIRTUAL_HOP;
 
 /// The smallest record: index and run id.
-pub const RECORD_BYTES_MIN: usize = 16;
+pub use crate::history::RECORD_BYTES_MIN;
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs the workload and judges the outcome.
-pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<RunReport> {
-    let cluster = Arc::new(match &options.connect {
-        None => Cluster::start(config.clone(), options.engine.clone()).await?,
-        Some(addrs) => {
-            Cluster::connect(config.clone(), options.engine.clone(), addrs.clone()).await?
-        }
-    });
-    if options.virtual_clock {
-        cluster.runtime().network().set_delay(VIRTUAL_HOP);
+/// What happened during a run, as it happened: sorted by time into the run's history at the
+/// end. Shared with the tasks that end faults.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<Event>>>);
+
+/// One thing that happened, with when.
+type Event = (Instant, Process, OpType, Fun);
+
+impl Events {
+    fn push(&self, at: Instant, process: Process, op_type: OpType, fun: Fun) {
+        self.0
+            .lock()
+            .expect("events lock")
+            .push((at, process, op_type, fun));
     }
+
+    fn nemesis(&self, what: String) {
+        self.push(
+            Instant::now(),
+            Process::Nemesis,
+            OpType::Info,
+            Fun::Nemesis { what },
+        );
+    }
+
+    fn polls(&self, deliveries: &[Delivery], run: u64) {
+        // One poll per batch the consumer handed over (they share the moment they arrived).
+        for batch in deliveries.chunk_by(|a, b| a.at == b.at) {
+            let records = batch
+                .iter()
+                .map(|d| Read {
+                    offset: d.record.offset.0,
+                    value: history_value(&d.record.value, run, d.record.offset),
+                })
+                .collect();
+            let at = batch[0].at;
+            self.push(
+                at,
+                Process::Consumer,
+                OpType::Invoke,
+                Fun::Poll {
+                    records: Vec::new(),
+                },
+            );
+            self.push(at, Process::Consumer, OpType::Ok, Fun::Poll { records });
+        }
+    }
+
+    /// The history, in the order things happened, times in milliseconds since `start`.
+    fn into_history(self, start: Instant) -> History {
+        let mut events = std::mem::take(&mut *self.0.lock().expect("events lock"));
+        events.sort_by_key(|e| e.0);
+        let mut history = History::new();
+        for (at, process, op_type, fun) in events {
+            let at_ms = at.saturating_duration_since(start).as_millis() as u64;
+            history.push(at_ms, process, op_type, fun);
+        }
+        history
+    }
+}
+
+/// The send of record `index` through `producer` as the history tells it.
+fn send_op(index: u64, producer: usize, outcome: Option<&Outcome>) -> (OpType, Fun) {
+    let (op_type, offset, error) = match outcome {
+        None => (OpType::Invoke, None, None),
+        Some(Outcome::Acked(offset)) => (OpType::Ok, Some(offset.0), None),
+        Some(Outcome::Failed(e)) => (OpType::Fail, None, Some(e.name().to_string())),
+        Some(Outcome::Indeterminate(e)) => (OpType::Info, None, Some(e.name().to_string())),
+        Some(Outcome::Sent) => (OpType::Info, None, Some("acks=0".to_string())),
+    };
+    (
+        op_type,
+        Fun::Send {
+            value: index,
+            offset,
+            error,
+            producer: producer as u32,
+        },
+    )
+}
+
+/// Runs the workload and judges the outcome: the run is recorded as a history (sends,
+/// polls, faults, the final leader's log) and judged by the history checker
+/// ([`crate::checker`]), as `insync fuzz` judges its histories.
+pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<RunReport> {
+    let cluster = Arc::new(
+        Cluster::builder(config.clone())
+            .options(options.engine.clone())
+            .connect(options.connect.clone())
+            .paused_clock(options.virtual_clock)
+            .start()
+            .await?,
+    );
     let run_id: u64 = rand::random();
     let start = Instant::now();
-    let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
-
-    // The consumer side: read everything, note when.
-    let reads: Arc<Mutex<Vec<(Offset, Value, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
-    let stop_reading = Arc::new(tokio::sync::Notify::new());
-    let reader = {
-        let cluster = Arc::clone(&cluster);
-        let reads = Arc::clone(&reads);
-        let stop = Arc::clone(&stop_reading);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.notified() => return,
-                    batch = cluster.poll(Duration::from_millis(100)) => {
-                        let now = Instant::now();
-                        let mut reads = reads.lock().expect("reads lock");
-                        // A shared cluster's log holds earlier runs' records too.
-                        reads.extend(
-                            batch
-                                .into_iter()
-                                .filter(|r| decode_value(&r.value, run_id).is_some())
-                                .map(|r| (r.offset, r.value, now)),
-                        );
-                    }
-                }
-            }
-        })
-    };
+    let events = Events::default();
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(options.records as usize);
 
     let bar = options.progress.then(|| {
         let bar = indicatif::ProgressBar::new(options.records);
@@ -222,50 +282,63 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
     let mut injected = Vec::new();
     let mut restarts = Vec::new();
 
+    // By correlation id: the record index each send carries.
+    let mut index_of: HashMap<SendId, u64> = HashMap::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; options.records as usize];
     let mut acks = histogram();
-    type Resolved = (Outcome, Instant);
-    let mut window: VecDeque<(u64, tokio::sync::oneshot::Receiver<Resolved>)> = VecDeque::new();
-    let resolve = |index: u64,
-                   outcome: Result<Resolved, tokio::sync::oneshot::error::RecvError>,
-                   outcomes: &mut Vec<Option<Outcome>>,
-                   acks: &mut Histogram<u64>| {
-        let (outcome, when) = outcome.unwrap_or((
-            Outcome::Indeterminate(insync_model::msg::ErrorCode::RequestTimedOut),
-            Instant::now(),
-        ));
-        if let Outcome::Acked(_) = outcome {
-            let sent = sent_at.lock().expect("sent_at lock")[index as usize];
-            let _ = acks.record(when.duration_since(sent).as_micros().max(1) as u64);
+    let mut window: VecDeque<SendTicket> = VecDeque::new();
+    let mut resolve = |resolved: Resolved,
+                       index_of: &mut HashMap<SendId, u64>,
+                       outcomes: &mut Vec<Option<Outcome>>,
+                       sent_at: &[Instant]| {
+        // Every ticket's correlation id was noted when it was sent.
+        let Some(index) = index_of.remove(&resolved.id) else {
+            return;
+        };
+        if let Outcome::Acked(_) = resolved.outcome {
+            let sent = sent_at[index as usize];
+            let _ = acks.record(resolved.at.duration_since(sent).as_micros().max(1) as u64);
         }
-        outcomes[index as usize] = Some(outcome);
+        let (op_type, fun) = send_op(index, resolved.id.producer, Some(&resolved.outcome));
+        events.push(resolved.at, Process::Producer, op_type, fun);
+        outcomes[index as usize] = Some(resolved.outcome);
     };
     for index in 0..options.records {
         while schedule.front().is_some_and(|(at, _)| *at <= index) {
             let (_, fault) = schedule.pop_front().expect("checked front");
-            injected.push(inject(&cluster, fault, options.fault_duration, &mut restarts).await);
+            let what = inject(
+                &cluster,
+                fault,
+                options.fault_duration,
+                &mut restarts,
+                &events,
+            )
+            .await;
+            injected.push(what);
             if let Some(bar) = &bar {
                 bar.set_message(format!("faults: {}", injected.join(", ")));
             }
         }
         if window.len() >= options.window {
-            let (i, rx) = window.pop_front().expect("window not empty");
-            resolve(i, rx.await, &mut outcomes, &mut acks);
+            let ticket = window.pop_front().expect("window not empty");
+            resolve(ticket.await, &mut index_of, &mut outcomes, &sent_at);
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
         }
-        sent_at.lock().expect("sent_at lock").push(Instant::now());
-        let rx = cluster
-            .send_via(
-                index as usize % cluster.producers(),
-                encode_value(index, run_id, options.record_size),
-            )
+        let now = Instant::now();
+        sent_at.push(now);
+        let producer = index as usize % cluster.producers();
+        let (op_type, fun) = send_op(index, producer, None);
+        events.push(now, Process::Producer, op_type, fun);
+        let ticket = cluster
+            .send_via(producer, encode_value(index, run_id, options.record_size))
             .await;
-        window.push_back((index, rx));
+        index_of.insert(ticket.id(), index);
+        window.push_back(ticket);
     }
-    while let Some((i, rx)) = window.pop_front() {
-        resolve(i, rx.await, &mut outcomes, &mut acks);
+    while let Some(ticket) = window.pop_front() {
+        resolve(ticket.await, &mut index_of, &mut outcomes, &sent_at);
         if let Some(bar) = &bar {
             bar.inc(1);
         }
@@ -281,25 +354,30 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         for b in cluster.topology().brokers() {
             let _ = cluster.restart(b).await;
         }
+        events.nemesis("drain: heal partitions and slow links, restart what is down".into());
     }
-    let acked: HashMap<u64, Offset> = outcomes
+    let acknowledged = outcomes
         .iter()
-        .enumerate()
-        .filter_map(|(i, o)| match o {
-            Some(Outcome::Acked(offset)) => Some((i as u64, *offset)),
-            _ => None,
-        })
-        .collect();
+        .filter(|o| matches!(o, Some(Outcome::Acked(_))))
+        .count() as u64;
+    let mut reads: Vec<Delivery> = Vec::new();
+    let of_run = |reads: &[Delivery]| {
+        reads
+            .iter()
+            .filter(|d| decode_value(&d.record.value, run_id).is_some())
+            .count() as u64
+    };
     let drain_deadline = Instant::now() + options.drain_timeout;
+    let mut read = 0;
     loop {
-        let read_values: usize = reads.lock().expect("reads lock").len();
-        if read_values as u64 >= acked.len() as u64 || Instant::now() >= drain_deadline {
+        let batch = cluster.take_reads();
+        read += of_run(&batch);
+        reads.extend(batch);
+        if read >= acknowledged || Instant::now() >= drain_deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop_reading.notify_one();
-    let _ = reader.await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -313,76 +391,75 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         );
     }
 
-    // The verdict, against the final leader's log; or, when the brokers are other
-    // processes, against what the consumer read (it reads committed records only, so the
-    // last value read at each offset is the committed log as far as it was read).
-    let reads = std::mem::take(&mut *reads.lock().expect("reads lock"));
-    let log: BTreeMap<Offset, Value> = if cluster.is_remote() {
-        reads.iter().map(|(o, v, _)| (*o, v.clone())).collect()
+    // The final read: the final leader's log. When the brokers are other processes it
+    // cannot be read, and the checker judges on what the consumer read (it reads committed
+    // records only).
+    let (leader, records) = if cluster.is_remote() {
+        (None, Vec::new())
     } else {
         let mut leader_log = None;
         for _ in 0..100 {
             if let Some(leader) = cluster.leader().await {
                 if let Some((log, true)) = cluster.broker_log(leader).await {
-                    leader_log = Some(log);
+                    leader_log = Some((leader, log));
                     break;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let log = leader_log
+        let (leader, log) = leader_log
             .ok_or_else(|| anyhow::anyhow!("no leader after the run; cannot judge it"))?;
-        log.iter()
+        let records = log
+            .iter()
             .enumerate()
-            .map(|(i, r)| (Offset(i as u64), r.value.clone()))
-            .collect()
+            .map(|(i, r)| Read {
+                offset: i as u64,
+                value: history_value(&r.value, run_id, Offset(i as u64)),
+            })
+            .collect();
+        (Some(leader.0), records)
     };
-    let mut lost = 0;
-    let mut lost_examples = Vec::new();
-    // In order of the record's index, so the examples are the same in every run of a seed.
-    let mut acked_in_order: Vec<(&u64, &Offset)> = acked.iter().collect();
-    acked_in_order.sort_unstable();
-    for (&index, &offset) in acked_in_order {
-        let held = log.get(&offset).and_then(|v| decode_value(v, run_id));
-        // Remotely, an offset never read is `unseen`, not proven lost.
-        let judged = !cluster.is_remote() || log.contains_key(&offset);
-        if judged && held != Some(index) {
-            lost += 1;
-            if lost_examples.len() < 10 {
-                lost_examples.push(format!("record {index}@{offset}"));
-            }
-        }
-    }
-    let mut seen_in_log: HashMap<u64, u32> = HashMap::new();
-    for value in log.values() {
-        if let Some(i) = decode_value(value, run_id) {
-            *seen_in_log.entry(i).or_default() += 1;
-        }
-    }
-    let duplicated = seen_in_log.values().filter(|&&n| n > 1).count() as u64;
+    events.polls(&reads, run_id);
+    events.push(
+        Instant::now(),
+        Process::Final,
+        OpType::Ok,
+        Fun::FinalRead { leader, records },
+    );
+    let history = events.into_history(start);
+    let verdict = crate::checker::check(&history);
+
+    // Examples of lost records, `record INDEX@OFFSET`, from the checker's lost writes.
+    let lost_examples = verdict
+        .anomalies
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::LostWrite)
+        .filter_map(|a| {
+            a.ops.iter().find_map(|&op| match &history.ops[op].fun {
+                Fun::Send {
+                    value,
+                    offset: Some(offset),
+                    ..
+                } => Some(format!("record {value}@{offset}")),
+                _ => None,
+            })
+        })
+        .take(10)
+        .collect();
     let mut read_lat = histogram();
     let mut read_indices = std::collections::HashSet::new();
-    let mut read_uncommitted = 0;
-    {
-        let sent_at = sent_at.lock().expect("sent_at lock");
-        for (offset, value, at) in reads.iter() {
-            let index = decode_value(value, run_id);
-            if log.get(offset) != Some(value) {
-                read_uncommitted += 1;
-            }
-            if let Some(i) = index {
-                if read_indices.insert(i) {
-                    if let Some(sent) = sent_at.get(i as usize) {
-                        let _ = read_lat.record(at.duration_since(*sent).as_micros().max(1) as u64);
-                    }
+    for d in &reads {
+        if let Some(i) = decode_value(&d.record.value, run_id) {
+            if read_indices.insert(i) {
+                if let Some(sent) = sent_at.get(i as usize) {
+                    let _ = read_lat.record(d.at.duration_since(*sent).as_micros().max(1) as u64);
                 }
             }
         }
     }
     let stats = cluster.runtime().network().stats();
-    let unseen = acked.keys().filter(|i| !read_indices.contains(i)).count() as u64;
     let count = |f: fn(&Outcome) -> bool| outcomes.iter().flatten().filter(|o| f(o)).count() as u64;
-    let acknowledged = acked.len() as u64;
+    let count_of = |kind| verdict.count(kind) as u64;
     let report = RunReport {
         config: config.into_inner(),
         records: options.records,
@@ -393,11 +470,11 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         acknowledged,
         failed: count(|o| matches!(o, Outcome::Failed(_))),
         indeterminate: count(|o| matches!(o, Outcome::Indeterminate(_))),
-        lost,
-        duplicated,
-        read_uncommitted,
-        unseen,
-        read: reads.len() as u64,
+        lost: count_of(AnomalyKind::LostWrite),
+        duplicated: count_of(AnomalyKind::Duplicate),
+        read_uncommitted: count_of(AnomalyKind::ReadUncommitted),
+        unseen: count_of(AnomalyKind::Unseen),
+        read,
         seconds: produce_seconds,
         records_per_second: acknowledged as f64 / produce_seconds.max(1e-9),
         megabytes_per_second: (acknowledged as f64 * options.record_size as f64)
@@ -409,6 +486,8 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         messages_sent: stats.sent,
         messages_dropped: stats.dropped,
         virtual_clock: options.virtual_clock,
+        verdict,
+        history: options.keep_history.then_some(history),
     };
     cluster.shutdown().await;
     Ok(report)
@@ -419,42 +498,51 @@ async fn inject(
     fault: Fault,
     duration: Duration,
     restarts: &mut Vec<BrokerId>,
+    events: &Events,
 ) -> String {
     let leader = cluster.leader().await;
-    match (fault, leader) {
+    let what = match (fault, leader) {
         (Fault::CrashLeader, Some(b)) => {
             cluster.crash(b).await;
             restarts.push(b);
             let cluster = Arc::clone(cluster);
-            tokio::spawn(async move { restart_later(&cluster, b, duration).await });
+            let events = events.clone();
+            tokio::spawn(async move {
+                if restart_later(&cluster, b, duration).await {
+                    events.nemesis(format!("restart broker {}", b.0));
+                }
+            });
             format!("crash-leader(broker {})", b.0)
         }
         (Fault::Partition, Some(b)) => {
             cluster.isolate(b);
             let cluster = Arc::clone(cluster);
+            let events = events.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(duration).await;
                 cluster.heal();
+                events.nemesis("heal the partition".into());
             });
             format!("partition(broker {})", b.0)
         }
-        (Fault::SlowFollower, Some(leader)) => {
-            let follower = cluster.topology().brokers().find(|&b| b != leader);
-            match follower {
-                Some(f) => {
-                    cluster.slow(f, Duration::from_millis(50));
-                    let cluster = Arc::clone(cluster);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(duration).await;
-                        cluster.slow(f, Duration::ZERO);
-                    });
-                    format!("slow-follower(broker {})", f.0)
-                }
-                None => "slow-follower(no follower)".into(),
+        (Fault::SlowFollower, Some(_)) => match cluster.follower(0).await {
+            Some(f) => {
+                cluster.slow(f, Duration::from_millis(50));
+                let cluster = Arc::clone(cluster);
+                let events = events.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(duration).await;
+                    cluster.slow(f, Duration::ZERO);
+                    events.nemesis(format!("end the slow link of broker {}", f.0));
+                });
+                format!("slow-follower(broker {})", f.0)
             }
-        }
+            None => "slow-follower(no follower)".into(),
+        },
         (fault, None) => format!("{fault:?}(no leader)"),
-    }
+    };
+    events.nemesis(what.clone());
+    what
 }
 
 async fn restart_later(cluster: &Cluster, b: BrokerId, after: Duration) -> bool {
@@ -507,27 +595,26 @@ pub async fn serve_kafka(
     let listen: Vec<String> = listeners.addrs.iter().map(|a| a.to_string()).collect();
     eprintln!("kafka listeners: {}", listen.join(","));
     let start = Instant::now();
-    // The engine's own consumer reads the log too; what it hands over is dropped here.
-    let drain = {
-        let cluster = Arc::clone(&cluster);
-        tokio::spawn(async move {
-            loop {
-                cluster.poll(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    // The engine's own consumer reads the log too; what it hands over is counted and dropped.
+    cluster.keep_reads(false);
     let mut injected = Vec::new();
     let mut restarts = Vec::new();
     let n = options.faults.len() as u32;
     for (i, fault) in options.faults.iter().enumerate() {
         let at = options.duration * (i as u32 + 1) / (n + 1);
         tokio::time::sleep_until(start + at).await;
-        let what = inject(&cluster, *fault, options.fault_duration, &mut restarts).await;
+        let what = inject(
+            &cluster,
+            *fault,
+            options.fault_duration,
+            &mut restarts,
+            &Events::default(),
+        )
+        .await;
         eprintln!("fault at {:.1}s: {what}", start.elapsed().as_secs_f64());
         injected.push(what);
     }
     tokio::time::sleep_until(start + options.duration).await;
-    drain.abort();
     let (leader, leader_epoch) = cluster
         .runtime()
         .inspect(cluster.topology().controller(), |s| {
@@ -643,6 +730,7 @@ pub fn render(report: &RunReport) -> String {
     for e in &report.lost_examples {
         s.push_str(&format!("  lost: {e}\n"));
     }
+    s.push_str(&format!("checker: {}\n", verdict_line(&report.verdict)));
     s.push_str(&format!(
         "messages: {} sent, {} dropped\n",
         report.messages_sent, report.messages_dropped
@@ -667,4 +755,17 @@ pub fn render(report: &RunReport) -> String {
     s.push_str(&lat("send -> ack ", &report.ack_latency));
     s.push_str(&lat("send -> read", &report.read_latency));
     s
+}
+
+/// The checker's verdict in one line: `valid`, or each anomaly kind with its count.
+fn verdict_line(verdict: &Verdict) -> String {
+    if verdict.is_valid() {
+        return "valid (no anomaly in the run's history)".to_string();
+    }
+    let kinds: Vec<String> = verdict
+        .counts
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    kinds.join(", ")
 }

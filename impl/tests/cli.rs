@@ -418,6 +418,8 @@ fn run_on_a_virtual_clock_gives_the_same_outcome_every_time() {
         "acks=1 and a leader crash lose records here: {first}"
     );
     assert_eq!(first["lost"], 500, "{first}");
+    // The history checker's verdict on the run, whose lost-write count is `lost`.
+    assert_eq!(first["verdict"]["counts"]["lost-write"], 500, "{first}");
     assert_eq!(first["virtual_clock"], true);
     for (c, report) in &runs[1..] {
         assert_eq!(c, code);

@@ -1,4 +1,6 @@
-//! File-backed storage for the history runner's brokers, with disk faults (`--disk-faults`).
+//! File-backed storage for a test cluster's brokers, with disk faults: what
+//! [`crate::engine::ClusterBuilder::broker_disks`] gives a cluster, and the history runner's
+//! `--disk-faults` uses.
 //!
 //! Each broker keeps its state in its own data directory under one temporary directory (on
 //! `/dev/shm` when there is one: the faults are injected, the disk's speed is not what a
@@ -11,7 +13,7 @@
 //! By default the state file is rewritten at most every 5 s, as the engine's is
 //! (`--checkpoint-interval-ms 5000`): after a crash, recovery cannot tell a final batch lost
 //! or damaged since the last checkpoint from one never written, and reports everything past
-//! the checkpoint as unverified (`insync::disk::Recovery::unverified_from`), which the checker
+//! the checkpoint as unverified (`crate::disk::Recovery::unverified_from`), which the checker
 //! takes as the report of a lost fsync or a bit flip in that range. With interval zero the
 //! state file is written at every save that changes it, so that it vouches for every batch the
 //! segment fsynced: such a fault then refuses the start. The interval is measured on tokio's
@@ -22,10 +24,10 @@
 //! put in the history, where the checker matches each injected fault with what the storage
 //! said next (`undetected-corruption`).
 
+use crate::disk::faults::DiskFaults;
+use crate::disk::{DiskStorage, Identity, OpenMode, StorageError as DiskError, StorageNode};
 use crate::history::DiskEvent;
-use insync::disk::faults::DiskFaults;
-use insync::disk::{DiskStorage, Identity, OpenMode, StorageError as DiskError, StorageNode};
-use insync::runtime::{MemoryStorage, StorageBackend, StorageError};
+use crate::runtime::{MemoryStorage, StorageBackend, StorageError};
 use insync_model::node::NodeStorage;
 use stateright::actor::Id;
 use std::path::{Path, PathBuf};

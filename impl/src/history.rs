@@ -7,8 +7,38 @@
 //!
 //! Values are unique per send (`1, 2, 3, ...`), so a value names its send.
 
+use insync_model::types::Value;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The smallest record that carries a history value: the value and the run's id.
+pub const RECORD_BYTES_MIN: usize = 16;
+
+/// A record's bytes for history value `value` of run `run`: the value and the run's id, 8
+/// little-endian bytes each, then zeros up to `size` (so a shared cluster's log, which holds
+/// earlier runs' records too, can be judged by one run's records only). `insync run` and the
+/// history runner send their records so.
+pub fn encode_value(value: u64, run: u64, size: usize) -> Vec<u8> {
+    let mut v = value.to_le_bytes().to_vec();
+    v.extend_from_slice(&run.to_le_bytes());
+    v.resize(size.max(RECORD_BYTES_MIN), 0);
+    v
+}
+
+/// The history value of a record of run `run` ([`encode_value`]); `None` for any other.
+pub fn decode_value(value: &Value, run: u64) -> Option<u64> {
+    match value {
+        Value::Bytes(b) => decode_bytes(b, run),
+        Value::Numbered(_) => None,
+    }
+}
+
+/// [`decode_value`] of a record's bytes.
+pub fn decode_bytes(bytes: &[u8], run: u64) -> Option<u64> {
+    let value = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let of_run = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+    (of_run == run).then_some(value)
+}
 
 /// Who did an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,6 +82,10 @@ pub enum Fun {
         value: u64,
         offset: Option<u64>,
         error: Option<String>,
+        /// Which of the application's producers sent it (`insync run --producers`): the
+        /// order of acknowledged offsets is checked per producer. Absent means producer 0.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        producer: u32,
     },
     /// Records the consumer handed over since the previous poll, in delivery order.
     Poll { records: Vec<Read> },
@@ -69,6 +103,10 @@ pub enum Fun {
     /// A disk fault injected into a broker's storage, or what that storage reported
     /// (`--disk-faults`).
     Disk { broker: u8, event: DiskEvent },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The disk faults a history injects (see `insync::disk::faults` for what each stands for).
@@ -293,6 +331,7 @@ impl Op {
                 value,
                 offset,
                 error,
+                ..
             } => {
                 let mut s = format!("send {value}");
                 if let Some(o) = offset {
@@ -366,6 +405,8 @@ impl fmt::Display for History {
 pub struct Builder {
     history: History,
     now_ms: u64,
+    /// The producer of the sends written next.
+    producer: u32,
 }
 
 impl Builder {
@@ -378,12 +419,19 @@ impl Builder {
         self.history.push(self.now_ms, process, op_type, fun)
     }
 
-    fn send(value: u64, offset: Option<u64>, error: Option<&str>) -> Fun {
+    fn send(&self, value: u64, offset: Option<u64>, error: Option<&str>) -> Fun {
         Fun::Send {
             value,
             offset,
             error: error.map(str::to_string),
+            producer: self.producer,
         }
+    }
+
+    /// The sends written next are producer `producer`'s (0 until said otherwise).
+    pub fn producer(&mut self, producer: u32) -> &mut Builder {
+        self.producer = producer;
+        self
     }
 
     /// Invokes a send of `value` without completing it.
@@ -391,7 +439,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Invoke,
-            Builder::send(value, None, None),
+            self.send(value, None, None),
         );
         self
     }
@@ -401,7 +449,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Ok,
-            Builder::send(value, Some(offset), None),
+            self.send(value, Some(offset), None),
         );
         self
     }
@@ -417,7 +465,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Fail,
-            Builder::send(value, None, Some(error)),
+            self.send(value, None, Some(error)),
         );
         self
     }
@@ -428,7 +476,7 @@ impl Builder {
         self.push(
             Process::Producer,
             OpType::Info,
-            Builder::send(value, None, Some(error)),
+            self.send(value, None, Some(error)),
         );
         self
     }

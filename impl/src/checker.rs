@@ -1,19 +1,20 @@
 //! The history checker: reads a [`History`] and names every anomaly it shows, each with the
 //! operations that show it.
 //!
-//! The anomalies, in Kafka's terms (one partition, one producer, one consumer):
+//! The anomalies, in Kafka's terms (one partition, one consumer, one producer or several
+//! whose sends are told apart by `Fun::Send::producer`):
 //!
 //! | name | meaning |
 //! |---|---|
-//! | `lost-write` | an acknowledged record is not held at the end, while later offsets were read (or it was read itself, then vanished) |
+//! | `lost-write` | an acknowledged record is not held at the end: the final leader's log lacks it, or (without a final leader) later offsets were read, or it was read itself, then vanished |
 //! | `duplicate` | one sent value appears at two offsets |
 //! | `inconsistent-offsets` | one offset, two values (between reads, or a read and an acknowledgement) |
 //! | `aborted-read` | a send that definitely failed was read |
 //! | `read-uncommitted` | the consumer read a record the final leader does not hold at that offset |
 //! | `poll-skip` | the consumer jumped over offsets it never read (or committed past them) |
 //! | `nonmonotonic-poll` | the consumer read an offset at or below one it had already read |
-//! | `nonmonotonic-send` | a later send was acknowledged at an offset at or below an earlier one's |
-//! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write) |
+//! | `nonmonotonic-send` | a later send of the same producer was acknowledged at an offset at or below an earlier one's |
+//! | `unseen` | acknowledged, never read by the consumer after the drain (and not a lost write: the final leader holds it, or no leader was found at the end) |
 //! | `undetected-corruption` | a disk fault injected into a broker's storage that the storage never reported: the broker started on damaged files as if they were whole (a torn write must at least be cut and said so) |
 //!
 //! An indeterminate send (`info`) is neither acknowledged nor failed: it may appear or not.
@@ -122,6 +123,11 @@ pub struct Verdict {
     pub failed: usize,
     pub indeterminate: usize,
     pub read: usize,
+    /// How many anomalies of each kind the history shows, all of them (`anomalies` lists at
+    /// most [`ANOMALIES_PER_KIND_MAX`] of a kind). `insync run`'s `lost` is the `lost-write`
+    /// count.
+    #[serde(default)]
+    pub counts: BTreeMap<AnomalyKind, usize>,
 }
 
 impl Verdict {
@@ -141,6 +147,11 @@ impl Verdict {
     pub fn first(&self, kind: AnomalyKind) -> Option<&Anomaly> {
         self.anomalies.iter().find(|a| a.kind == kind)
     }
+
+    /// How many anomalies of `kind` the history shows (all of them, not only those listed).
+    pub fn count(&self, kind: AnomalyKind) -> usize {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
 }
 
 /// Most anomalies of one kind reported: one history can show thousands of the same.
@@ -149,6 +160,8 @@ pub const ANOMALIES_PER_KIND_MAX: usize = 20;
 /// A send as the history tells it.
 #[derive(Clone, Debug, Default)]
 struct SendSeen {
+    /// The application's producer that sent it.
+    producer: u32,
     invoke: Option<usize>,
     /// The completion's index, type and (when acknowledged) offset.
     completion: Option<(usize, OpType, Option<u64>)>,
@@ -223,8 +236,14 @@ fn facts(history: &History) -> Facts {
                         ..
                     },
             } => unverified.push((op.index, *broker, *from, *end)),
-            Fun::Send { value, offset, .. } => {
+            Fun::Send {
+                value,
+                offset,
+                producer,
+                ..
+            } => {
                 let seen = sends.entry(*value).or_default();
+                seen.producer = *producer;
                 match op.op_type {
                     OpType::Invoke => seen.invoke = Some(op.index),
                     t => seen.completion = Some((op.index, t, *offset)),
@@ -292,7 +311,7 @@ pub fn check(history: &History) -> Verdict {
             .filter(|s| s.completion.is_some_and(|(_, ct, _)| ct == t))
             .count()
     };
-    let mut anomalies = found.anomalies;
+    let mut anomalies = std::mem::take(&mut found.anomalies);
     anomalies.sort_by_key(|a| (a.kind, a.ops.first().copied()));
     Verdict {
         anomalies,
@@ -305,6 +324,7 @@ pub fn check(history: &History) -> Verdict {
                 .filter(|s| s.completion.is_none())
                 .count(),
         read: facts.consumer.len(),
+        counts: found.per_kind,
     }
 }
 
@@ -373,11 +393,21 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                 records.iter().map(move |&read| ReadAt { op: *op, read })
             }))
             .collect();
-    let mut highest_acked: Option<(u64, u64)> = None; // (offset, value)
+    // The first read of each value, among all reads and among the consumer's.
+    let mut first_read: BTreeMap<u64, ReadAt> = BTreeMap::new();
+    for r in &all_reads {
+        first_read.entry(r.read.value).or_insert(*r);
+    }
+    let mut first_consumer_read: BTreeMap<u64, ReadAt> = BTreeMap::new();
+    for r in &facts.consumer {
+        first_consumer_read.entry(r.read.value).or_insert(*r);
+    }
+    // Per producer: (offset, value) of the highest acknowledgement so far.
+    let mut highest_acked: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for (&value, send) in &facts.sends {
         match send.completion {
             Some((fail, OpType::Fail, _)) => {
-                if let Some(r) = all_reads.iter().find(|r| r.read.value == value) {
+                if let Some(r) = first_read.get(&value) {
                     found.add(
                         AnomalyKind::AbortedRead,
                         format!(
@@ -393,13 +423,17 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                     Some(values) => values.contains(&value),
                     None => consumer_values.contains(&value),
                 };
-                let later = all_reads.iter().find(|r| {
-                    r.read.offset > offset || (r.read.offset == offset && r.read.value != value)
-                });
+                // Looked for only when the record is not held: each is a scan of every read.
+                let later = (!held)
+                    .then(|| {
+                        all_reads.iter().find(|r| {
+                            r.read.offset > offset
+                                || (r.read.offset == offset && r.read.value != value)
+                        })
+                    })
+                    .flatten();
                 // Read once, and not held at the end: it was there and vanished.
-                let vanished = final_values
-                    .as_ref()
-                    .and(facts.consumer.iter().find(|r| r.read.value == value));
+                let vanished = final_values.as_ref().and(first_consumer_read.get(&value));
                 let why = || facts.unclean_restart_without(offset).unwrap_or_default();
                 match (held, later, vanished) {
                     (false, Some(r), _) => found.add(
@@ -418,6 +452,17 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                         ),
                         [send.ops(), vec![r.op], facts.last.iter().map(|(op, _)| *op).collect()].concat(),
                     ),
+                    // Never read, and the final leader's whole log, read after every fault
+                    // healed, does not hold it: its followers will truncate to that log, so
+                    // the record is gone even though nothing after it was read.
+                    (false, None, None) if final_values.is_some() => found.add(
+                        AnomalyKind::LostWrite,
+                        format!(
+                            "send {value} was acknowledged at offset {offset}, but the final leader's log does not hold it{}",
+                            why()
+                        ),
+                        [send.ops(), facts.last.iter().map(|(op, _)| *op).collect()].concat(),
+                    ),
                     _ if !consumer_values.contains(&value) => found.add(
                         AnomalyKind::Unseen,
                         format!(
@@ -429,8 +474,10 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                     ),
                     _ => {}
                 }
-                // Sends are numbered in invocation order: acknowledged offsets must grow with it.
-                if let Some((earlier_offset, earlier_value)) = highest_acked {
+                // Sends are numbered in invocation order: a producer's acknowledged offsets must
+                // grow with it (two producers' records interleave in any order).
+                let highest = highest_acked.get(&send.producer).copied();
+                if let Some((earlier_offset, earlier_value)) = highest {
                     if offset <= earlier_offset {
                         let mut ops = send.ops();
                         if let Some(earlier) = facts.sends.get(&earlier_value) {
@@ -445,8 +492,8 @@ fn check_sends(facts: &Facts, found: &mut Found) {
                         );
                     }
                 }
-                if !matches!(highest_acked, Some((o, _)) if offset <= o) {
-                    highest_acked = Some((offset, value));
+                if !matches!(highest, Some((o, _)) if offset <= o) {
+                    highest_acked.insert(send.producer, (offset, value));
                 }
             }
             _ => {}
