@@ -1501,6 +1501,147 @@ mod tests {
         state.leader_state().expect("leads").isr
     }
 
+    fn leader_and_isr(leader: u8, epoch: u32, isr: &[u8], partition_epoch: u32) -> Msg {
+        Msg::LeaderAndIsr {
+            partition: PartitionState {
+                leader: Some(BrokerId(leader)),
+                leader_epoch: Epoch(epoch),
+                isr: set(isr),
+                elr: BrokerSet::EMPTY,
+                last_known_elr: BrokerSet::EMPTY,
+                partition_epoch: PartitionEpoch(partition_epoch),
+            },
+            broker_incarnation: 0,
+        }
+    }
+
+    /// KIP-497: the controller shrinks the ISR in the leader's epoch (a follower's session
+    /// expired) and tells the leader, which adopts the newer partition epoch's ISR and commits
+    /// without the removed follower; an older partition epoch's ISR is not taken back.
+    #[test]
+    fn a_leader_adopts_an_isr_shrink_the_controller_made_in_its_epoch() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        deliver(&b, &mut state, PROD, produce(1));
+        deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        assert_eq!(state.high_watermark, Offset(0), "broker 2 has nothing");
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1], 1));
+        assert_eq!(leader_state_isr(&state), set(&[0, 1]));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Ok(Offset(0))
+            }
+        )));
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1, 2], 0));
+        assert_eq!(leader_state_isr(&state), set(&[0, 1]), "an older change");
+        assert!(sent(&o).is_empty());
+    }
+
+    /// A restarted follower's log proves the epoch it ends in; the controller's
+    /// `LeaderAndIsr` for that same epoch still tells it whom to follow, and it fetches.
+    #[test]
+    fn a_restarted_follower_told_the_leader_of_its_last_epoch_fetches_from_it() {
+        let b = broker(1);
+        let stored = BrokerStorage {
+            incarnation: 0,
+            log: log(&[(1, 1)]),
+            high_watermark: Offset(1),
+            committed_ghost: Log::new(),
+        };
+        let mut state = b.on_start(
+            Some(&stored),
+            &Controller::initial_partition(3),
+            &mut O::new(),
+        );
+        assert_eq!(state.leader_epoch, Epoch(1));
+        let mut told = leader_and_isr(0, 1, &[0, 2], 1);
+        if let Msg::LeaderAndIsr {
+            broker_incarnation, ..
+        } = &mut told
+        {
+            *broker_incarnation = 1;
+        }
+        let o = deliver(&b, &mut state, CTL, told);
+        assert_eq!(
+            sent(&o),
+            vec![(
+                0,
+                Msg::Fetch {
+                    leader_epoch: Epoch(1),
+                    fetch_offset: Offset(1),
+                    last_fetched_epoch: Some(Epoch(1)),
+                    incarnation: 1,
+                }
+            )]
+        );
+    }
+
+    /// A follower the controller elects leader in a new epoch leads: it takes produce
+    /// requests, appends them in its epoch, and as the ISR's only member commits them at once.
+    #[test]
+    fn a_follower_elected_leader_takes_produce_requests_in_its_epoch() {
+        let b = broker_with(
+            1,
+            BrokerConfig {
+                min_insync: 1,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        deliver(&b, &mut state, CTL, leader_and_isr(1, 2, &[1], 2));
+        assert!(state.is_leader());
+        assert_eq!(state.leader_epoch, Epoch(2));
+        assert_eq!(leader_state_isr(&state), set(&[1]));
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert_eq!(state.log, log(&[(1, 2)]));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Ok(Offset(0))
+            }
+        )));
+    }
+
+    /// A `LeaderAndIsr` that repeats the epoch and leader a follower already follows changes
+    /// nothing: no second fetch, no truncation restarted.
+    #[test]
+    fn a_follower_told_again_whom_it_follows_does_nothing() {
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        let before = state.clone();
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1, 2], 0));
+        assert_eq!(state, before);
+        assert!(sent(&o).is_empty());
+    }
+
+    /// A follower's log end offset is where its next fetch starts.
+    #[test]
+    fn a_followers_log_end_offset_is_where_it_fetches_next() {
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        assert_eq!(state.log_end_offset(), Offset(0));
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Records {
+                    base_offset: Offset(0),
+                    records: records(&[(1, 1), (2, 1)]),
+                    high_watermark: Offset(0),
+                },
+            },
+        );
+        assert_eq!(state.log_end_offset(), Offset(2));
+        assert_eq!(sent(&o), vec![(0, fetch(1, 2, Some(1)))]);
+    }
+
     #[test]
     fn a_restarted_broker_recovers_its_disk_and_registers() {
         let b = broker(1);
@@ -2130,6 +2271,45 @@ mod tests {
         assert!(!sent(&o).iter().any(|(to, _)| *to == CTL));
     }
 
+    /// `replica.lag.time.max.ms`: with Kafka's rule (`lastCaughtUpTimeMs`) a follower that
+    /// fetched up to what it was last sent since the check was armed stays in the ISR though
+    /// it is behind the log end now; under the model's coarser rule any follower behind the log
+    /// end when the check fires is proposed out.
+    #[test]
+    fn only_kafkas_lag_rule_keeps_a_follower_that_caught_up_since_the_check_was_armed() {
+        for (track_catch_up, proposed) in [(true, set(&[0, 1])), (false, set(&[0]))] {
+            let b = broker_with(
+                0,
+                BrokerConfig {
+                    track_catch_up,
+                    ..config()
+                },
+            );
+            let (mut state, _) = start(&b);
+            deliver(&b, &mut state, PROD, produce(1));
+            assert!(leader(&mut state).lag_armed);
+            deliver(&b, &mut state, 1, fetch(1, 0, None));
+            deliver(&b, &mut state, PROD, produce(2));
+            deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+            assert_eq!(leader(&mut state).follower_end[1], Offset(1), "behind 2");
+            let mut o = O::new();
+            b.on_timeout(&mut state, &Timer::IsrLag, &mut o);
+            assert_eq!(
+                sent(&o),
+                vec![(
+                    CTL,
+                    Msg::AlterPartition {
+                        leader_epoch: Epoch(1),
+                        partition_epoch: PartitionEpoch(0),
+                        isr: proposed,
+                        incarnations: [0; REPLICAS_MAX],
+                    }
+                )],
+                "track_catch_up={track_catch_up}"
+            );
+        }
+    }
+
     #[test]
     fn a_follower_behind_the_high_watermark_is_not_proposed() {
         let b = broker(0);
@@ -2319,6 +2499,48 @@ mod tests {
                 }
             )]
         );
+    }
+
+    /// Kafka's delayed fetch: a follower's fetch held at the log end is answered when a
+    /// produce appends, and a consumer's fetch held at the high watermark when the high
+    /// watermark passes it.
+    #[test]
+    fn held_fetches_are_answered_when_records_arrive_or_commit() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0, 1]);
+        let o = deliver(&b, &mut state, 1, fetch(1, 0, None));
+        assert!(sent(&o).is_empty(), "held: nothing to send");
+        let consumer_fetch = Msg::ConsumerFetch {
+            leader_epoch: Epoch(1),
+            offset: Offset(0),
+        };
+        assert!(sent(&deliver(&b, &mut state, CONS, consumer_fetch)).is_empty());
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                1,
+                Msg::FetchResponse {
+                    leader_epoch: Epoch(1),
+                    result: FetchResult::Records {
+                        base_offset: Offset(0),
+                        records: records(&[(1, 1)]),
+                        high_watermark: Offset(0)
+                    }
+                }
+            )],
+            "the follower gets the record; the consumer waits for the commit"
+        );
+        let o = deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            CONS,
+            Msg::ConsumerFetchResponse {
+                leader_epoch: Epoch(1),
+                result: Ok((Offset(0), records(&[(1, 1)])))
+            }
+        )));
     }
 
     /// Byte limits ([`crate::limits`]) with the model's values, `per` bytes each.
