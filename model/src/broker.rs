@@ -2764,6 +2764,29 @@ mod tests {
         assert!(state.committed_ghost.is_empty());
     }
 
+    /// The committed ghost is the evidence `committed-durable` reads: once this broker
+    /// committed a record at an offset as leader, a different record it later commits at the
+    /// same offset (after losing the first) does not erase that evidence.
+    #[test]
+    fn the_committed_ghost_keeps_what_was_committed_first() {
+        let b = broker_with(
+            0,
+            BrokerConfig {
+                min_insync: 1,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 2)]);
+        state.flushed = Offset(1);
+        state.leader_epoch = Epoch(2);
+        state.committed_ghost = log(&[(9, 1)]);
+        leader(&mut state).isr = set(&[0]);
+        deliver(&b, &mut state, CTL, leader_and_isr(0, 2, &[0], 1));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert_eq!(state.committed_ghost, log(&[(9, 1)]));
+    }
+
     fn epoch_question(current: u32, asked: u32) -> Msg {
         Msg::OffsetsForLeaderEpoch {
             current_leader_epoch: Epoch(current),
