@@ -490,3 +490,65 @@ fn crash_is_interesting(t: &Topology, controller: &ControllerState, state: &Insy
                     .is_some_and(|s| s.is_leader()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Actor ids: brokers `0..replicas`, the controller, the producers, then the consumer;
+    /// an id past them is the engine's application endpoint. Every handler that answers
+    /// "who sent this" (a fetch from a broker, a request from a producer) relies on it.
+    #[test]
+    fn actors_are_numbered_brokers_controller_producers_consumer() {
+        let t = Topology {
+            replicas: 3,
+            producers: 2,
+            consumer: true,
+        };
+        assert_eq!(t.actor_count(), 7);
+        assert_eq!(t.controller(), Id::from(3));
+        assert_eq!(t.producer(), Id::from(4));
+        assert_eq!(t.producer_at(1), Id::from(5));
+        assert_eq!(t.consumer(), Id::from(6));
+        let roles: Vec<Role> = (0..7).map(|i| t.role(Id::from(i))).collect();
+        assert_eq!(
+            roles,
+            vec![
+                Role::Broker(BrokerId(0)),
+                Role::Broker(BrokerId(1)),
+                Role::Broker(BrokerId(2)),
+                Role::Controller,
+                Role::Producer,
+                Role::Producer,
+                Role::Consumer,
+            ]
+        );
+        let producers: Vec<Option<usize>> = (0..8).map(|i| t.producer_index(Id::from(i))).collect();
+        assert_eq!(
+            producers,
+            vec![None, None, None, None, Some(0), Some(1), None, None]
+        );
+        let brokers: Vec<Option<BrokerId>> = (0..5).map(|i| t.broker_of(Id::from(i))).collect();
+        assert_eq!(
+            brokers,
+            vec![
+                Some(BrokerId(0)),
+                Some(BrokerId(1)),
+                Some(BrokerId(2)),
+                None,
+                None
+            ]
+        );
+        let names: Vec<String> = (0..8).map(|i| t.short_name(Id::from(i))).collect();
+        assert_eq!(
+            names,
+            ["b0", "b1", "b2", "ctl", "prod", "prod", "cons", "app"]
+        );
+        let without_consumer = Topology {
+            consumer: false,
+            ..t
+        };
+        assert_eq!(without_consumer.actor_count(), 6);
+        assert_eq!(without_consumer.short_name(Id::from(6)), "app");
+    }
+}
