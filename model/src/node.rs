@@ -494,6 +494,184 @@ fn crash_is_interesting(t: &Topology, controller: &ControllerState, state: &Insy
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Flush, Guard, Truncation};
+    use stateright::Model;
+    use std::sync::Arc;
+
+    fn insync(config: Config) -> Insync {
+        Insync::new(config.validate().expect("valid"))
+    }
+
+    /// The initial state of `config`'s model, and a way to change one actor's state in it.
+    fn initial(cfg: &Insync) -> InsyncState {
+        cfg.clone().into_model().init_states().remove(0)
+    }
+
+    fn with_actor(s: &InsyncState, i: usize, f: impl FnOnce(&mut NodeState)) -> InsyncState {
+        let mut s = s.clone();
+        let mut actor = (*s.actor_states[i]).clone();
+        f(&mut actor);
+        s.actor_states[i] = Arc::new(actor);
+        s
+    }
+
+    fn controller_at(
+        cfg: &Insync,
+        s: &InsyncState,
+        leader_epoch: u32,
+        partition_epoch: u32,
+    ) -> InsyncState {
+        with_actor(s, usize::from(cfg.topology.controller()), |n| {
+            if let NodeState::Controller(c) = n {
+                c.partition.leader_epoch = Epoch(leader_epoch);
+                c.partition.partition_epoch = crate::types::PartitionEpoch(partition_epoch);
+            }
+        })
+    }
+
+    fn restarted(s: &InsyncState, i: usize) -> InsyncState {
+        with_actor(s, i, |n| match n {
+            NodeState::Broker(b) => b.incarnation += 1,
+            NodeState::Consumer(c) => c.incarnation += 1,
+            _ => {}
+        })
+    }
+
+    /// The bounds of a check (`--elections 1 --isr-changes 1 --crashes 1`): the leader epoch
+    /// may rise by the elections, the partition epoch by elections plus ISR changes, and
+    /// crashes (crashed actors plus every restart so far) up to the bound; the controller and
+    /// the producer never crash; a raised stop flag ends the search.
+    #[test]
+    fn the_checkers_bounds_are_elections_isr_changes_and_crashes() {
+        let cfg = insync(Config {
+            elections: 1,
+            isr_changes: 1,
+            crashes: 1,
+            consumer: true,
+            reductions: false,
+            ..Config::default()
+        });
+        let s = initial(&cfg);
+        assert!(within_boundary(&cfg, &s));
+        assert!(within_boundary(&cfg, &controller_at(&cfg, &s, 2, 2)));
+        assert!(!within_boundary(&cfg, &controller_at(&cfg, &s, 3, 2)));
+        assert!(!within_boundary(&cfg, &controller_at(&cfg, &s, 2, 3)));
+        for never in [cfg.topology.controller(), cfg.topology.producer()] {
+            let mut crashed = s.clone();
+            crashed.crashed[usize::from(never)] = true;
+            assert!(!within_boundary(&cfg, &crashed), "{never:?} crashed");
+        }
+        let consumer = usize::from(cfg.topology.consumer());
+        assert!(within_boundary(&cfg, &restarted(&s, 1)));
+        assert!(within_boundary(&cfg, &restarted(&s, consumer)));
+        assert!(!within_boundary(&cfg, &restarted(&restarted(&s, 1), 2)));
+        assert!(!within_boundary(
+            &cfg,
+            &restarted(&restarted(&s, 1), consumer)
+        ));
+        let mut down = s.clone();
+        down.crashed[1] = true;
+        assert!(within_boundary(&cfg, &down));
+        assert!(!within_boundary(&cfg, &restarted(&down, 0)));
+        let stop = cfg.stop.clone();
+        stop.raise();
+        assert!(cfg.stop.is_raised(), "a clone shares the flag");
+        assert!(!within_boundary(&cfg, &s));
+    }
+
+    /// The crash reduction (with every append flushed and leader-epoch truncation) explores
+    /// only the crash of a leader the controller has fenced.
+    #[test]
+    fn with_the_crash_reduction_only_a_fenced_leader_crashes() {
+        let reduced = insync(Config {
+            crashes: 1,
+            ..Config::default()
+        });
+        assert!(crash_reduction_applies(&reduced.config));
+        let s = initial(&reduced);
+        let mut follower = s.clone();
+        follower.crashed[1] = true;
+        assert!(!within_boundary(&reduced, &follower));
+        let mut leader = s.clone();
+        leader.crashed[0] = true;
+        assert!(!within_boundary(&reduced, &leader), "not fenced yet");
+        let fenced = with_actor(&leader, usize::from(reduced.topology.controller()), |n| {
+            if let NodeState::Controller(c) = n {
+                c.fenced = c.fenced.with(BrokerId(0));
+            }
+        });
+        assert!(within_boundary(&reduced, &fenced));
+        for other in [
+            Config {
+                reductions: false,
+                ..Config::default()
+            },
+            Config {
+                flush: Flush::Async,
+                ..Config::default()
+            },
+            Config {
+                truncation: Truncation::Kip320,
+                ..Config::default()
+            },
+        ] {
+            assert!(!crash_reduction_applies(&insync(other).config));
+        }
+    }
+
+    /// How a configuration becomes actors: the KIP-903 check is on unless its guard is
+    /// removed, producers have distinct fixed ids from 1, and producers time out requests
+    /// where a crash or a lossy network can lose them, and always in the engine.
+    #[test]
+    fn the_actors_follow_the_configuration() {
+        let controller = |cfg: &Insync| {
+            cfg.actors()
+                .into_iter()
+                .find_map(|a| match a {
+                    Node::Controller(c) => Some(c),
+                    _ => None,
+                })
+                .expect("a controller")
+        };
+        let producers = |cfg: &Insync, params: &ActorParams| -> Vec<Producer> {
+            cfg.actors_with(params)
+                .into_iter()
+                .filter_map(|a| match a {
+                    Node::Producer(p) => Some(p),
+                    _ => None,
+                })
+                .collect()
+        };
+        let cfg = insync(Config {
+            crashes: 0,
+            ..Config::default()
+        });
+        assert!(controller(&cfg).stale_broker_epoch_check);
+        let without = insync(Config {
+            without_guard: Some(Guard::StaleBrokerEpoch),
+            ..Config::default()
+        });
+        assert!(!controller(&without).stale_broker_epoch_check);
+        let mut two = cfg.clone();
+        two.topology.producers = 2;
+        let model = ActorParams::model(&cfg.config);
+        let ids: Vec<ProducerId> = producers(&two, &model)
+            .iter()
+            .map(|p| p.producer_id)
+            .collect();
+        assert_eq!(ids, vec![ProducerId(1), ProducerId(2)]);
+        assert!(!producers(&cfg, &model)[0].timeouts, "nothing is lost");
+        let crashy = insync(Config {
+            crashes: 1,
+            ..Config::default()
+        });
+        assert!(producers(&crashy, &ActorParams::model(&crashy.config))[0].timeouts);
+        let engine = ActorParams {
+            application: Some(Id::from(9)),
+            ..model
+        };
+        assert!(producers(&cfg, &engine)[0].timeouts);
+    }
 
     /// Actor ids: brokers `0..replicas`, the controller, the producers, then the consumer;
     /// an id past them is the engine's application endpoint. Every handler that answers
