@@ -549,7 +549,8 @@ mod tests {
         let o = deliver(&c, &mut state, 0, error(ErrorCode::NotLeaderOrFollower));
         assert_eq!(state.leader, None);
         assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
-        let o = deliver(&c, &mut state, 0, error(ErrorCode::NotLeaderOrFollower));
+        // While the question is out, nothing asks it again.
+        let o = deliver(&c, &mut state, 0, Msg::Commit { offset: Offset(1) });
         assert!(sent(&o).is_empty(), "asking already");
     }
 
