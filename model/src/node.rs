@@ -619,6 +619,82 @@ mod tests {
         }
     }
 
+    /// A restarted actor takes up what it saved: a broker its flushed log as a new
+    /// incarnation, a durable controller its partition and epochs, a consumer its committed
+    /// offset. What a first start saves is what a restart reads back.
+    #[test]
+    fn each_actor_restarts_from_what_it_saved() {
+        let cfg = insync(Config {
+            consumer: true,
+            ..Config::default()
+        });
+        let params = ActorParams {
+            durable_controller: true,
+            ..ActorParams::model(&cfg.config)
+        };
+        let actors = cfg.actors_with(&params);
+        let start = |i: usize, storage: Option<NodeStorage>| {
+            let mut o = Out::new();
+            let state = actors[i].on_start(Id::from(i), &storage, &mut o);
+            (state, o)
+        };
+        let first_save = |o: &Out<Node>| {
+            o.iter().find_map(|c| match c {
+                stateright::actor::Command::Save(s) => Some(s.clone()),
+                _ => None,
+            })
+        };
+        // Broker 1 recovers a saved record.
+        let (_, o) = start(1, None);
+        let Some(NodeStorage::Broker(mut stored)) = first_save(&o) else {
+            panic!("a broker saves its storage");
+        };
+        stored.log.append(crate::types::Record {
+            value: crate::types::Value::Numbered(7),
+            leader_epoch: Epoch(1),
+            producer: None,
+        });
+        let (state, _) = start(1, Some(NodeStorage::Broker(stored.clone())));
+        let b = state.as_broker().expect("a broker");
+        assert_eq!(b.incarnation, 1);
+        assert_eq!(b.log, stored.log);
+        // The durable controller takes up its saved epoch.
+        let ctl = usize::from(cfg.topology.controller());
+        let (state, _) = start(ctl, None);
+        let mut saved = state.as_controller().expect("the controller").clone();
+        saved.partition.leader_epoch = Epoch(5);
+        let (state, _) = start(ctl, Some(NodeStorage::Controller(saved.clone())));
+        assert_eq!(state.as_controller(), Some(&saved));
+        // The consumer resumes at its committed offset.
+        let cons = usize::from(cfg.topology.consumer());
+        let stored = crate::consumer::ConsumerStorage {
+            incarnation: 0,
+            committed: crate::types::Offset(3),
+            read: Vec::new(),
+            processed: Vec::new(),
+        };
+        let (state, _) = start(cons, Some(NodeStorage::Consumer(stored)));
+        let c = state.as_consumer().expect("the consumer");
+        assert_eq!((c.incarnation, c.position), (1, crate::types::Offset(3)));
+        // The producer starts by asking the initial leader, broker 0 in epoch 1.
+        let (_, o) = start(usize::from(cfg.topology.producer()), None);
+        let to: Vec<Id> = o
+            .iter()
+            .filter_map(|c| match c {
+                stateright::actor::Command::Send(dst, _) => Some(*dst),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to, vec![Id::from(0)]);
+        // So does a fresh consumer.
+        let (_, o) = start(cons, None);
+        assert!(o.iter().any(|c| matches!(
+            c,
+            stateright::actor::Command::Send(dst, Msg::ConsumerFetch { leader_epoch, .. })
+                if *dst == Id::from(0) && *leader_epoch == Epoch(1)
+        )));
+    }
+
     /// How a configuration becomes actors: the KIP-903 check is on unless its guard is
     /// removed, producers have distinct fixed ids from 1, and producers time out requests
     /// where a crash or a lossy network can lose them, and always in the engine.
