@@ -695,6 +695,39 @@ mod tests {
         )));
     }
 
+    /// The node hands each message and timer to its own actor: here the consumer (with
+    /// commit-before-processing) reads a batch it was sent, then processes it when its step
+    /// timer fires.
+    #[test]
+    fn the_node_hands_the_consumer_its_messages_and_timers() {
+        let cfg = insync(Config {
+            consumer: true,
+            consumer_commit: crate::config::ConsumerCommit::Before,
+            ..Config::default()
+        });
+        let actors = cfg.actors();
+        let cons = usize::from(cfg.topology.consumer());
+        let id = Id::from(cons);
+        let state = actors[cons].on_start(id, &None, &mut Out::new());
+        let mut state = Cow::Owned(state);
+        let record = crate::types::Record {
+            value: crate::types::Value::Numbered(7),
+            leader_epoch: Epoch(1),
+            producer: None,
+        };
+        let batch = Msg::ConsumerFetchResponse {
+            leader_epoch: Epoch(1),
+            result: Ok((crate::types::Offset(0), vec![record].into())),
+        };
+        actors[cons].on_msg(id, &mut state, Id::from(0), batch, &mut Out::new());
+        let c = state.as_consumer().expect("the consumer");
+        assert_eq!(c.committed, crate::types::Offset(1));
+        assert!(c.processed.is_empty());
+        actors[cons].on_timeout(id, &mut state, &Timer::ConsumerStep, &mut Out::new());
+        let c = state.as_consumer().expect("the consumer");
+        assert_eq!(c.processed, vec![crate::types::Offset(0)]);
+    }
+
     /// How a configuration becomes actors: the KIP-903 check is on unless its guard is
     /// removed, producers have distinct fixed ids from 1, and producers time out requests
     /// where a crash or a lossy network can lose them, and always in the engine.
