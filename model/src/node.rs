@@ -728,6 +728,31 @@ mod tests {
         assert_eq!(c.processed, vec![crate::types::Offset(0)]);
     }
 
+    /// Kafka's connections are TCP: the reference model's network is per-pair FIFO for
+    /// `reliable` and `lossy` and loses messages only for `lossy`; `duplicating` is unordered.
+    #[test]
+    fn the_reference_model_has_the_configured_network() {
+        use crate::config::NetworkKind;
+        use stateright::actor::LossyNetwork;
+        for (network, ordered, lossy) in [
+            (NetworkKind::Reliable, true, LossyNetwork::No),
+            (NetworkKind::Lossy, true, LossyNetwork::Yes),
+            (NetworkKind::Duplicating, false, LossyNetwork::No),
+        ] {
+            let m = insync(Config {
+                network,
+                ..Config::default()
+            })
+            .into_reference_model();
+            assert!(m.lossy_network == lossy, "{network:?}");
+            assert_eq!(
+                matches!(m.init_network, Network::Ordered(_)),
+                ordered,
+                "{network:?}"
+            );
+        }
+    }
+
     /// How a configuration becomes actors: the KIP-903 check is on unless its guard is
     /// removed, producers have distinct fixed ids from 1, and producers time out requests
     /// where a crash or a lossy network can lose them, and always in the engine.
