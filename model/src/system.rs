@@ -741,3 +741,78 @@ impl Model for InsyncModel {
         (self.within_boundary)(&self.cfg, state)
     }
 }
+
+/// The network's rules, as `ActorModel` has them: per-pair FIFO flows for Kafka's TCP
+/// connections, and the duplicating network that keeps what it delivers.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(src: usize, dst: usize, incarnation: u32) -> Envelope<Msg> {
+        Envelope {
+            src: Id::from(src),
+            dst: Id::from(dst),
+            msg: Msg::Register { incarnation },
+        }
+    }
+
+    fn heads(net: &Net) -> Vec<Envelope<Msg>> {
+        net.iter_deliverable()
+            .map(|e| Envelope {
+                src: e.src,
+                dst: e.dst,
+                msg: e.msg.clone(),
+            })
+            .collect()
+    }
+
+    /// Only each connection's oldest message may be delivered (or lost); a connection that
+    /// empties is gone, and messages sent later queue behind the ones in flight.
+    #[test]
+    fn an_ordered_network_delivers_each_connection_in_order() {
+        let mut net = Net::build(true, [env(0, 1, 1), env(0, 1, 2)], None);
+        net.send(env(0, 1, 3));
+        net.send(env(0, 2, 4));
+        assert_eq!(net.len(), 4);
+        let msgs: Vec<Msg> = net.flows()[0].msgs().iter().cloned().collect();
+        assert_eq!(
+            msgs,
+            [env(0, 1, 1), env(0, 1, 2), env(0, 1, 3)].map(|e| e.msg)
+        );
+        assert_eq!(heads(&net), vec![env(0, 1, 1), env(0, 2, 4)]);
+        net.take(&env(0, 1, 1), true);
+        assert_eq!(heads(&net), vec![env(0, 1, 2), env(0, 2, 4)]);
+        net.take(&env(0, 2, 4), false);
+        assert_eq!(heads(&net), vec![env(0, 1, 2)]);
+        assert_eq!(net.flows().len(), 1, "an emptied connection is gone");
+        assert_eq!(net.len(), 2);
+    }
+
+    /// Two networks are the same state when every connection holds the same messages,
+    /// however they were built; a different sender, receiver or message is another state.
+    #[test]
+    fn networks_are_equal_exactly_when_their_connections_hold_the_same_messages() {
+        let build = |e: Envelope<Msg>| Net::build(true, [e], None);
+        let mut sent = Net::build(true, [], None);
+        sent.send(env(0, 1, 1));
+        assert!(build(env(0, 1, 1)) == sent);
+        assert!(build(env(0, 1, 1)) == build(env(0, 1, 1)));
+        assert!(build(env(0, 1, 1)) != build(env(2, 1, 1)));
+        assert!(build(env(0, 1, 1)) != build(env(0, 2, 1)));
+        assert!(build(env(0, 1, 1)) != build(env(0, 1, 2)));
+    }
+
+    /// The duplicating network may deliver a message any number of times: a delivery keeps
+    /// it and is remembered as the last one; a loss removes it.
+    #[test]
+    fn the_duplicating_network_keeps_what_it_delivers() {
+        let mut net = Net::build(false, [env(0, 1, 1)], None);
+        net.send(env(0, 1, 1));
+        assert_eq!(net.len(), 1, "a message sent twice is there once");
+        net.take(&env(0, 1, 1), true);
+        assert_eq!(heads(&net), vec![env(0, 1, 1)]);
+        assert_eq!(net.last_delivered(), Some(&env(0, 1, 1)));
+        net.take(&env(0, 1, 1), false);
+        assert!(net.is_empty());
+    }
+}
