@@ -786,6 +786,12 @@ mod tests {
         assert_eq!(heads(&net), vec![env(0, 1, 2)]);
         assert_eq!(net.flows().len(), 1, "an emptied connection is gone");
         assert_eq!(net.len(), 2);
+        assert!(net.is_ordered() && !net.is_empty());
+        assert_eq!(
+            format!("{:?}", net.flows()[0]),
+            format!("Id(0)→Id(1) {:?}", net.flows()[0].msgs())
+        );
+        assert!(Net::build(true, [], None).is_empty());
     }
 
     /// Two networks are the same state when every connection holds the same messages,
@@ -809,6 +815,10 @@ mod tests {
         let mut net = Net::build(false, [env(0, 1, 1)], None);
         net.send(env(0, 1, 1));
         assert_eq!(net.len(), 1, "a message sent twice is there once");
+        assert!(!net.is_ordered() && net.flows().is_empty());
+        net.send(env(0, 1, 2));
+        assert_eq!(net.len(), 2);
+        net.take(&env(0, 1, 2), false);
         net.take(&env(0, 1, 1), true);
         assert_eq!(heads(&net), vec![env(0, 1, 1)]);
         assert_eq!(net.last_delivered(), Some(&env(0, 1, 1)));
