@@ -808,6 +808,49 @@ mod tests {
         assert!(build(env(0, 1, 1)) != build(env(0, 1, 2)));
     }
 
+    /// A state's fingerprint combines the cached hashes of its parts: after an edit of a
+    /// public field the cache is stale until `rehash`, which makes it hash like the same
+    /// state built afresh.
+    #[test]
+    fn an_edited_state_hashes_like_a_fresh_one_once_rehashed() {
+        use crate::config::Config;
+        let fingerprint = |s: &SysState| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.hash(&mut h);
+            h.finish()
+        };
+        let cfg = Insync::new(Config::default().validate().expect("valid"));
+        let mut state = cfg.into_model().init_states().remove(0);
+        assert!(state.hashes_are_fresh());
+        let mut broker = (*state.actor_states[1]).clone();
+        if let NodeState::Broker(b) = &mut broker {
+            b.incarnation += 1;
+        }
+        state.actor_states[1] = Arc::new(broker);
+        assert!(!state.hashes_are_fresh(), "an actor's hash is stale");
+        state.rehash();
+        assert!(state.hashes_are_fresh());
+        let mut lost = state.clone();
+        lost.actor_storages[1] = None;
+        assert!(!lost.hashes_are_fresh(), "a disk's hash is stale");
+        let mut queued = state.clone();
+        if let Net::Ordered(flows) = &mut queued.network {
+            Arc::make_mut(&mut flows[0].msgs).push_back(Msg::Metadata);
+        }
+        assert!(!queued.hashes_are_fresh(), "a connection's hash is stale");
+        let fresh = SysState::new(
+            state.actor_states.iter().cloned(),
+            state.crashed.iter().copied(),
+            state.actor_storages.iter().map(|s| s.as_deref().cloned()),
+            state
+                .timers
+                .iter()
+                .map(|(a, t)| (usize::from(*a), t.clone())),
+            state.network.clone(),
+        );
+        assert_eq!(fingerprint(&state), fingerprint(&fresh));
+    }
+
     /// The duplicating network may deliver a message any number of times: a delivery keeps
     /// it and is remembered as the last one; a loss removes it.
     #[test]
