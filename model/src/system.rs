@@ -849,6 +849,15 @@ mod tests {
             state.network.clone(),
         );
         assert_eq!(fingerprint(&state), fingerprint(&fresh));
+        // Each actor's armed timers: the controller's session expiries, none of the leader's.
+        let ctl = 3; // brokers 0..3, then the controller
+        let controller: Vec<&Timer> = state.timers_of(ctl).collect();
+        assert!(controller
+            .iter()
+            .any(|t| matches!(t, Timer::SessionExpired { .. })));
+        assert!(!state
+            .timers_of(0)
+            .any(|t| matches!(t, Timer::SessionExpired { .. })));
     }
 
     /// The duplicating network may deliver a message any number of times: a delivery keeps
