@@ -791,6 +791,7 @@ mod tests {
             format!("{:?}", net.flows()[0]),
             format!("Id(0)→Id(1) {:?}", net.flows()[0].msgs())
         );
+        assert_eq!(format!("{net:?}"), format!("[{:?}]", net.flows()[0]));
         assert!(Net::build(true, [], None).is_empty());
     }
 
@@ -868,6 +869,7 @@ mod tests {
         net.send(env(0, 1, 1));
         assert_eq!(net.len(), 1, "a message sent twice is there once");
         assert!(!net.is_ordered() && net.flows().is_empty());
+        assert!(format!("{net:?}").starts_with("Duplicating { sent: "));
         net.send(env(0, 1, 2));
         assert_eq!(net.len(), 2);
         net.take(&env(0, 1, 2), false);
