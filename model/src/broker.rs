@@ -1502,6 +1502,147 @@ mod tests {
         state.leader_state().expect("leads").isr
     }
 
+    fn leader_and_isr(leader: u8, epoch: u32, isr: &[u8], partition_epoch: u32) -> Msg {
+        Msg::LeaderAndIsr {
+            partition: PartitionState {
+                leader: Some(BrokerId(leader)),
+                leader_epoch: Epoch(epoch),
+                isr: set(isr),
+                elr: BrokerSet::EMPTY,
+                last_known_elr: BrokerSet::EMPTY,
+                partition_epoch: PartitionEpoch(partition_epoch),
+            },
+            broker_incarnation: 0,
+        }
+    }
+
+    /// KIP-497: the controller shrinks the ISR in the leader's epoch (a follower's session
+    /// expired) and tells the leader, which adopts the newer partition epoch's ISR and commits
+    /// without the removed follower; an older partition epoch's ISR is not taken back.
+    #[test]
+    fn a_leader_adopts_an_isr_shrink_the_controller_made_in_its_epoch() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        deliver(&b, &mut state, PROD, produce(1));
+        deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        assert_eq!(state.high_watermark, Offset(0), "broker 2 has nothing");
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1], 1));
+        assert_eq!(leader_state_isr(&state), set(&[0, 1]));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Ok(Offset(0))
+            }
+        )));
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1, 2], 0));
+        assert_eq!(leader_state_isr(&state), set(&[0, 1]), "an older change");
+        assert!(sent(&o).is_empty());
+    }
+
+    /// A restarted follower's log proves the epoch it ends in; the controller's
+    /// `LeaderAndIsr` for that same epoch still tells it whom to follow, and it fetches.
+    #[test]
+    fn a_restarted_follower_told_the_leader_of_its_last_epoch_fetches_from_it() {
+        let b = broker(1);
+        let stored = BrokerStorage {
+            incarnation: 0,
+            log: log(&[(1, 1)]),
+            high_watermark: Offset(1),
+            committed_ghost: Log::new(),
+        };
+        let mut state = b.on_start(
+            Some(&stored),
+            &Controller::initial_partition(3),
+            &mut O::new(),
+        );
+        assert_eq!(state.leader_epoch, Epoch(1));
+        let mut told = leader_and_isr(0, 1, &[0, 2], 1);
+        if let Msg::LeaderAndIsr {
+            broker_incarnation, ..
+        } = &mut told
+        {
+            *broker_incarnation = 1;
+        }
+        let o = deliver(&b, &mut state, CTL, told);
+        assert_eq!(
+            sent(&o),
+            vec![(
+                0,
+                Msg::Fetch {
+                    leader_epoch: Epoch(1),
+                    fetch_offset: Offset(1),
+                    last_fetched_epoch: Some(Epoch(1)),
+                    incarnation: 1,
+                }
+            )]
+        );
+    }
+
+    /// A follower the controller elects leader in a new epoch leads: it takes produce
+    /// requests, appends them in its epoch, and as the ISR's only member commits them at once.
+    #[test]
+    fn a_follower_elected_leader_takes_produce_requests_in_its_epoch() {
+        let b = broker_with(
+            1,
+            BrokerConfig {
+                min_insync: 1,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        deliver(&b, &mut state, CTL, leader_and_isr(1, 2, &[1], 2));
+        assert!(state.is_leader());
+        assert_eq!(state.leader_epoch, Epoch(2));
+        assert_eq!(leader_state_isr(&state), set(&[1]));
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert_eq!(state.log, log(&[(1, 2)]));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Ok(Offset(0))
+            }
+        )));
+    }
+
+    /// A `LeaderAndIsr` that repeats the epoch and leader a follower already follows changes
+    /// nothing: no second fetch, no truncation restarted.
+    #[test]
+    fn a_follower_told_again_whom_it_follows_does_nothing() {
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        let before = state.clone();
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1, 2], 0));
+        assert_eq!(state, before);
+        assert!(sent(&o).is_empty());
+    }
+
+    /// A follower's log end offset is where its next fetch starts.
+    #[test]
+    fn a_followers_log_end_offset_is_where_it_fetches_next() {
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        assert_eq!(state.log_end_offset(), Offset(0));
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Records {
+                    base_offset: Offset(0),
+                    records: records(&[(1, 1), (2, 1)]),
+                    high_watermark: Offset(0),
+                },
+            },
+        );
+        assert_eq!(state.log_end_offset(), Offset(2));
+        assert_eq!(sent(&o), vec![(0, fetch(1, 2, Some(1)))]);
+    }
+
     #[test]
     fn a_restarted_broker_recovers_its_disk_and_registers() {
         let b = broker(1);
@@ -2131,6 +2272,45 @@ mod tests {
         assert!(!sent(&o).iter().any(|(to, _)| *to == CTL));
     }
 
+    /// `replica.lag.time.max.ms`: with Kafka's rule (`lastCaughtUpTimeMs`) a follower that
+    /// fetched up to what it was last sent since the check was armed stays in the ISR though
+    /// it is behind the log end now; under the model's coarser rule any follower behind the log
+    /// end when the check fires is proposed out.
+    #[test]
+    fn only_kafkas_lag_rule_keeps_a_follower_that_caught_up_since_the_check_was_armed() {
+        for (track_catch_up, proposed) in [(true, set(&[0, 1])), (false, set(&[0]))] {
+            let b = broker_with(
+                0,
+                BrokerConfig {
+                    track_catch_up,
+                    ..config()
+                },
+            );
+            let (mut state, _) = start(&b);
+            deliver(&b, &mut state, PROD, produce(1));
+            assert!(leader(&mut state).lag_armed);
+            deliver(&b, &mut state, 1, fetch(1, 0, None));
+            deliver(&b, &mut state, PROD, produce(2));
+            deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+            assert_eq!(leader(&mut state).follower_end[1], Offset(1), "behind 2");
+            let mut o = O::new();
+            b.on_timeout(&mut state, &Timer::IsrLag, &mut o);
+            assert_eq!(
+                sent(&o),
+                vec![(
+                    CTL,
+                    Msg::AlterPartition {
+                        leader_epoch: Epoch(1),
+                        partition_epoch: PartitionEpoch(0),
+                        isr: proposed,
+                        incarnations: [0; REPLICAS_MAX],
+                    }
+                )],
+                "track_catch_up={track_catch_up}"
+            );
+        }
+    }
+
     #[test]
     fn a_follower_behind_the_high_watermark_is_not_proposed() {
         let b = broker(0);
@@ -2320,6 +2500,408 @@ mod tests {
                 }
             )]
         );
+    }
+
+    /// Kafka's delayed fetch: a follower's fetch held at the log end is answered when a
+    /// produce appends, and a consumer's fetch held at the high watermark when the high
+    /// watermark passes it.
+    #[test]
+    fn held_fetches_are_answered_when_records_arrive_or_commit() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0, 1]);
+        let o = deliver(&b, &mut state, 1, fetch(1, 0, None));
+        assert!(sent(&o).is_empty(), "held: nothing to send");
+        let consumer_fetch = Msg::ConsumerFetch {
+            leader_epoch: Epoch(1),
+            offset: Offset(0),
+        };
+        assert!(sent(&deliver(&b, &mut state, CONS, consumer_fetch)).is_empty());
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert_eq!(
+            sent(&o),
+            vec![(
+                1,
+                Msg::FetchResponse {
+                    leader_epoch: Epoch(1),
+                    result: FetchResult::Records {
+                        base_offset: Offset(0),
+                        records: records(&[(1, 1)]),
+                        high_watermark: Offset(0)
+                    }
+                }
+            )],
+            "the follower gets the record; the consumer waits for the commit"
+        );
+        let o = deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(sent(&o).contains(&(
+            CONS,
+            Msg::ConsumerFetchResponse {
+                leader_epoch: Epoch(1),
+                result: Ok((Offset(0), records(&[(1, 1)])))
+            }
+        )));
+    }
+
+    /// `replica.lag.time.max.ms` is watched only while it can matter: the lag check is armed
+    /// while an ISR follower is behind the log end and no ISR change is pending, and cancelled
+    /// once every follower has caught up.
+    #[test]
+    fn the_lag_check_is_armed_only_while_an_isr_follower_is_behind() {
+        let cancels = |o: &O| {
+            o.iter()
+                .any(|c| matches!(c, Command::CancelTimer(Timer::IsrLag)))
+        };
+        let b = broker(0);
+        let (mut state, o) = start(&b);
+        assert!(!sets(&o, Timer::IsrLag), "an empty log: no one is behind");
+        let o = deliver(&b, &mut state, PROD, produce(1));
+        assert!(sets(&o, Timer::IsrLag));
+        let o = deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        assert!(
+            !sets(&o, Timer::IsrLag) && !cancels(&o),
+            "broker 2 is behind"
+        );
+        let o = deliver(&b, &mut state, 2, fetch(1, 1, Some(1)));
+        assert!(cancels(&o), "both caught up");
+        assert!(!leader(&mut state).lag_armed);
+        // Behind again; the check fires and proposes a shrink: not armed while it is pending.
+        deliver(&b, &mut state, PROD, produce(2));
+        deliver(&b, &mut state, 1, fetch(1, 2, Some(1)));
+        let mut o = O::new();
+        b.on_timeout(&mut state, &Timer::IsrLag, &mut o);
+        assert_eq!(leader(&mut state).pending_isr, Some(set(&[0, 1])));
+        assert!(!sets(&o, Timer::IsrLag));
+        assert!(!leader(&mut state).lag_armed);
+    }
+
+    /// A consumer waits on one fetch at a time: a newer held fetch replaces the one it held,
+    /// and it is answered once when the high watermark passes it.
+    #[test]
+    fn a_consumer_is_held_on_its_newest_fetch_only() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0, 1]);
+        deliver(&b, &mut state, PROD, produce(1));
+        let ask = |offset| Msg::ConsumerFetch {
+            leader_epoch: Epoch(1),
+            offset: Offset(offset),
+        };
+        deliver(&b, &mut state, CONS, ask(0));
+        deliver(&b, &mut state, CONS, ask(0));
+        assert_eq!(
+            leader(&mut state).parked_consumers,
+            vec![(Id::from(CONS), Offset(0))]
+        );
+        let o = deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        let answers = sent(&o).into_iter().filter(|(to, _)| *to == CONS).count();
+        assert_eq!(answers, 1);
+    }
+
+    /// KAFKA-7128 (with KIP-320): a follower at the high watermark but short of the start of
+    /// the leader's current epoch does not join the ISR yet; older rungs, or the guard
+    /// removed, let it join.
+    #[test]
+    fn a_follower_joins_the_isr_only_once_it_reaches_the_leaders_epoch_start() {
+        let proposes = |config: BrokerConfig, last: Option<u32>| {
+            let b = broker_with(0, config);
+            let mut state = epoch_2_leader(&b);
+            state.high_watermark = Offset(1);
+            leader(&mut state).isr = set(&[0, 1]);
+            let o = deliver(&b, &mut state, 2, fetch(2, 1, last));
+            sent(&o).iter().any(|(to, _)| *to == CTL)
+        };
+        assert!(!proposes(config(), Some(1)), "epoch 2 starts at offset 2");
+        assert!(proposes(
+            BrokerConfig {
+                without_guard: Some(Guard::IsrJoinEpochStart),
+                ..config()
+            },
+            Some(1)
+        ));
+        assert!(proposes(
+            BrokerConfig {
+                truncation: Truncation::Kip279,
+                ..config()
+            },
+            None
+        ));
+    }
+
+    /// A leader's pending proposal is refused with the controller's partition from an epoch
+    /// the leader has not taken up (it was deposed, or deposed and elected again): the leader
+    /// keeps its ISR and waits for the `LeaderAndIsr`, as Kafka's `Partition` does.
+    #[test]
+    fn a_refused_proposal_does_not_take_the_isr_of_another_epoch() {
+        for (new_leader, new_epoch) in [(1, 2), (0, 3)] {
+            let b = broker(0);
+            let (mut state, _) = start(&b);
+            deliver(&b, &mut state, PROD, produce(1));
+            deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+            b.on_timeout(&mut state, &Timer::IsrLag, &mut O::new());
+            assert_eq!(leader(&mut state).pending_isr, Some(set(&[0, 1])));
+            let newer = PartitionState {
+                leader: Some(BrokerId(new_leader)),
+                leader_epoch: Epoch(new_epoch),
+                isr: set(&[new_leader, 2]),
+                partition_epoch: PartitionEpoch(1),
+                ..Controller::initial_partition(3)
+            };
+            deliver(
+                &b,
+                &mut state,
+                CTL,
+                Msg::AlterPartitionResponse {
+                    leader_epoch: Epoch(1),
+                    proposed: set(&[0, 1]),
+                    result: Err((ErrorCode::FencedLeaderEpoch, newer)),
+                },
+            );
+            assert_eq!(leader(&mut state).pending_isr, None);
+            assert_eq!(leader(&mut state).isr, set(&[0, 1, 2]));
+            assert_eq!(state.high_watermark, Offset(0));
+        }
+    }
+
+    /// KIP-966's high-watermark rule (`min-isr`): the leader does not advance the high
+    /// watermark while the ISR is below `min.insync.replicas`; the classic rule does.
+    #[test]
+    fn under_the_min_isr_rule_the_high_watermark_waits_for_min_insync() {
+        for (hw_rule, alone, back) in [(HwRule::MinIsr, 0, 1), (HwRule::Isr, 1, 1)] {
+            let b = broker_with(
+                0,
+                BrokerConfig {
+                    hw_rule,
+                    ..config()
+                },
+            );
+            let (mut state, _) = start(&b);
+            deliver(&b, &mut state, PROD, produce(1));
+            deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+            deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0], 1));
+            assert_eq!(state.high_watermark, Offset(alone), "{hw_rule:?} alone");
+            deliver(&b, &mut state, CTL, leader_and_isr(0, 1, &[0, 1], 2));
+            assert_eq!(state.high_watermark, Offset(back), "{hw_rule:?} at min");
+        }
+    }
+
+    /// An `acks=all` request whose record is committed along with later records (the high
+    /// watermark jumps past it) is answered.
+    #[test]
+    fn an_acks_all_request_is_answered_when_the_high_watermark_jumps_past_it() {
+        let b = broker(0);
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0, 1]);
+        deliver(&b, &mut state, PROD, produce(1));
+        let acks_1 = Msg::Produce {
+            request: RequestId(2),
+            producer: None,
+            acks: Acks::One,
+            records: vec![ProducerRecord {
+                value: Value::Numbered(2),
+                sequence: Sequence(0),
+            }]
+            .into(),
+        };
+        deliver(&b, &mut state, PROD, acks_1);
+        let o = deliver(&b, &mut state, 1, fetch(1, 2, Some(1)));
+        assert_eq!(state.high_watermark, Offset(2));
+        assert!(sent(&o).contains(&(
+            PROD,
+            Msg::ProduceResponse {
+                request: RequestId(1),
+                result: Ok(Offset(0))
+            }
+        )));
+    }
+
+    /// `flush=async` on a follower: fetched records are appended but not saved until the
+    /// flush timer fires.
+    #[test]
+    fn with_async_flush_a_follower_does_not_save_what_it_fetches() {
+        let b = broker_with(
+            1,
+            BrokerConfig {
+                flush: Flush::Async,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        let o = deliver(
+            &b,
+            &mut state,
+            0,
+            Msg::FetchResponse {
+                leader_epoch: Epoch(1),
+                result: FetchResult::Records {
+                    base_offset: Offset(0),
+                    records: records(&[(1, 1)]),
+                    high_watermark: Offset(0),
+                },
+            },
+        );
+        assert_eq!(state.log, log(&[(1, 1)]));
+        assert_eq!(state.flushed, Offset(0));
+        assert!(saves(&o).is_empty());
+        assert!(sets(&o, Timer::Flush));
+    }
+
+    /// The engine keeps no ghost: committing records leaves its committed ghost empty.
+    #[test]
+    fn without_the_ghost_a_commit_records_nothing_beside_the_log() {
+        let b = broker_with(
+            0,
+            BrokerConfig {
+                ghost: false,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        leader(&mut state).isr = set(&[0, 1]);
+        deliver(&b, &mut state, PROD, produce(1));
+        deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert!(state.committed_ghost.is_empty());
+    }
+
+    /// The committed ghost is the evidence `committed-durable` reads: once this broker
+    /// committed a record at an offset as leader, a different record it later commits at the
+    /// same offset (after losing the first) does not erase that evidence.
+    #[test]
+    fn the_committed_ghost_keeps_what_was_committed_first() {
+        let b = broker_with(
+            0,
+            BrokerConfig {
+                min_insync: 1,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 2)]);
+        state.flushed = Offset(1);
+        state.leader_epoch = Epoch(2);
+        state.committed_ghost = log(&[(9, 1)]);
+        leader(&mut state).isr = set(&[0]);
+        deliver(&b, &mut state, CTL, leader_and_isr(0, 2, &[0], 1));
+        assert_eq!(state.high_watermark, Offset(1));
+        assert_eq!(state.committed_ghost, log(&[(9, 1)]));
+    }
+
+    fn epoch_question(current: u32, asked: u32) -> Msg {
+        Msg::OffsetsForLeaderEpoch {
+            current_leader_epoch: Epoch(current),
+            leader_epoch: Epoch(asked),
+        }
+    }
+
+    fn epoch_answer(
+        asked: u32,
+        leader_epoch: u32,
+        result: Result<EpochEndOffset, ErrorCode>,
+    ) -> Msg {
+        Msg::OffsetsForLeaderEpochResponse {
+            asked: Epoch(asked),
+            leader_epoch: Epoch(leader_epoch),
+            result,
+        }
+    }
+
+    fn found(epoch: u32, end_offset: u64) -> Result<EpochEndOffset, ErrorCode> {
+        Ok(EpochEndOffset::Found {
+            epoch: Epoch(epoch),
+            end_offset: Offset(end_offset),
+        })
+    }
+
+    /// The leader's side of `OffsetsForLeaderEpoch` on `[v1@1 v2@1 v3@2]` in epoch 2:
+    /// KIP-101 answers an offset (unknown for an epoch older than its log), KIP-279 the
+    /// largest epoch not newer than the one asked and its end; KIP-320 fences the asker's
+    /// stale current epoch.
+    #[test]
+    fn the_leader_answers_where_an_epoch_ends_in_each_rungs_words() {
+        let answer = |truncation, current, asked| {
+            let b = broker_with(
+                0,
+                BrokerConfig {
+                    truncation,
+                    ..config()
+                },
+            );
+            let mut state = epoch_2_leader(&b);
+            sent(&deliver(&b, &mut state, 1, epoch_question(current, asked)))
+        };
+        let reply = |asked, result| vec![(1, epoch_answer(asked, 2, result))];
+        assert_eq!(answer(Truncation::Kip101, 2, 1), reply(1, found(1, 2)));
+        assert_eq!(
+            answer(Truncation::Kip101, 2, 0),
+            reply(0, Ok(EpochEndOffset::Undefined))
+        );
+        assert_eq!(answer(Truncation::Kip279, 2, 1), reply(1, found(1, 2)));
+        assert_eq!(answer(Truncation::Kip279, 2, 0), reply(0, found(0, 0)));
+        assert_eq!(answer(Truncation::Kip279, 1, 1), reply(1, found(1, 2)));
+        assert_eq!(
+            answer(Truncation::Kip320, 1, 1),
+            reply(1, Err(ErrorCode::FencedLeaderEpoch))
+        );
+    }
+
+    /// KIP-279: a follower whose last epoch (3) the new leader never had is told the largest
+    /// epoch the leader has below it (2); its own log ends that one with epoch 1's records, so
+    /// it truncates there and asks again about epoch 1, and fetches once both agree. Before
+    /// KIP-320 the answers are not fenced by the leader epoch they carry.
+    #[test]
+    fn a_kip_279_follower_asks_again_until_it_and_the_leader_agree_on_an_epoch() {
+        let b = broker_with(
+            1,
+            BrokerConfig {
+                truncation: Truncation::Kip279,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 1), (5, 3)]);
+        state.flushed = Offset(2);
+        state.leader_epoch = Epoch(3);
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 4, &[0, 1], 1));
+        assert_eq!(sent(&o), vec![(0, epoch_question(4, 3))]);
+        let o = deliver(&b, &mut state, 0, epoch_answer(3, 5, found(2, 2)));
+        assert_eq!(state.log, log(&[(1, 1)]));
+        assert_eq!(sent(&o), vec![(0, epoch_question(4, 1))]);
+        let o = deliver(&b, &mut state, 0, epoch_answer(1, 5, found(1, 1)));
+        assert_eq!(state.log, log(&[(1, 1)]));
+        assert_eq!(sent(&o), vec![(0, fetch(4, 1, None))]);
+    }
+
+    /// KIP-320: while truncating, a follower takes only the answer of the leader it follows,
+    /// to the question it asks now, in its current epoch; an answer it takes ends in a fetch.
+    #[test]
+    fn a_truncating_follower_ignores_stray_epoch_answers() {
+        let b = broker_with(
+            1,
+            BrokerConfig {
+                truncation: Truncation::Kip320,
+                ..config()
+            },
+        );
+        let (mut state, _) = start(&b);
+        state.log = log(&[(1, 1), (2, 1)]);
+        state.flushed = Offset(2);
+        let o = deliver(&b, &mut state, CTL, leader_and_isr(0, 2, &[0, 1], 1));
+        assert_eq!(sent(&o), vec![(0, epoch_question(2, 1))]);
+        let before = state.clone();
+        for (from, msg) in [
+            (2, epoch_answer(1, 2, found(1, 1))),
+            (0, epoch_answer(0, 2, found(0, 0))),
+            (0, epoch_answer(1, 1, found(1, 1))),
+        ] {
+            let o = deliver(&b, &mut state, from, msg.clone());
+            assert_eq!(state, before, "{msg:?} from {from}");
+            assert!(sent(&o).is_empty());
+        }
+        let o = deliver(&b, &mut state, 0, epoch_answer(1, 2, found(1, 1)));
+        assert_eq!(state.log, log(&[(1, 1)]));
+        assert_eq!(sent(&o), vec![(0, fetch(2, 1, None))]);
     }
 
     /// Byte limits ([`crate::limits`]) with the model's values, `per` bytes each.

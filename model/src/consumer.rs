@@ -279,3 +279,326 @@ fn insert_sorted<T: Ord>(v: &mut Vec<T>, item: T) {
         v.insert(at, item);
     }
 }
+
+/// A consumer's rules, one handler call at a time: where it fetches, what it reads and
+/// processes, when it commits, and how it finds the leader again.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Value;
+    use stateright::actor::Command;
+    use std::sync::Arc;
+
+    const CTL: usize = 3;
+    const APP: usize = 6;
+
+    fn consumer(commit: ConsumerCommit) -> Consumer {
+        Consumer {
+            topology: Topology {
+                replicas: 3,
+                producers: 1,
+                consumer: true,
+            },
+            commit,
+            application: None,
+            fetch_timeouts: false,
+        }
+    }
+
+    fn engine(commit: ConsumerCommit) -> Consumer {
+        Consumer {
+            application: Some(Id::from(APP)),
+            fetch_timeouts: true,
+            ..consumer(commit)
+        }
+    }
+
+    fn start(c: &Consumer) -> (ConsumerState, O) {
+        let mut o = O::new();
+        let state = c.on_start(None, Some((BrokerId(0), Epoch(1))), &mut o);
+        (state, o)
+    }
+
+    fn sent(o: &O) -> Vec<(usize, Msg)> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn saved(o: &O) -> Vec<ConsumerStorage> {
+        o.iter()
+            .filter_map(|c| match c {
+                Command::Save(NodeStorage::Consumer(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sets(o: &O, timer: Timer) -> bool {
+        o.iter()
+            .any(|c| matches!(c, Command::SetTimer(t, _) if *t == timer))
+    }
+
+    fn fetch(epoch: u32, offset: u64) -> Msg {
+        Msg::ConsumerFetch {
+            leader_epoch: Epoch(epoch),
+            offset: Offset(offset),
+        }
+    }
+
+    fn records(base: u64, values: &[u32]) -> Msg {
+        let rs: Vec<Record> = values
+            .iter()
+            .map(|&v| Record {
+                value: Value::Numbered(v),
+                leader_epoch: Epoch(1),
+                producer: None,
+            })
+            .collect();
+        Msg::ConsumerFetchResponse {
+            leader_epoch: Epoch(1),
+            result: Ok((Offset(base), Arc::from(rs))),
+        }
+    }
+
+    fn error(code: ErrorCode) -> Msg {
+        Msg::ConsumerFetchResponse {
+            leader_epoch: Epoch(1),
+            result: Err(code),
+        }
+    }
+
+    fn deliver(c: &Consumer, state: &mut ConsumerState, from: usize, msg: Msg) -> O {
+        let mut o = O::new();
+        c.on_msg(state, Id::from(from), msg, &mut o);
+        o
+    }
+
+    fn read(offsets_values: &[(u64, u32)]) -> Vec<ReadRecord> {
+        offsets_values
+            .iter()
+            .map(|&(o, v)| ReadRecord {
+                offset: Offset(o),
+                value: Value::Numbered(v),
+            })
+            .collect()
+    }
+
+    /// At-least-once (`after`): a batch is read, processed and committed in one step, and
+    /// the consumer polls again from the new position. Answers from another broker, another
+    /// epoch, for another offset, or when it is not fetching are ignored.
+    #[test]
+    fn after_processing_a_batch_the_consumer_commits_and_polls_from_its_end() {
+        let c = consumer(ConsumerCommit::After);
+        let (mut state, o) = start(&c);
+        assert_eq!(sent(&o), vec![(0, fetch(1, 0))]);
+        assert_eq!(
+            saved(&o).len(),
+            1,
+            "a start saves, so a restart is told apart"
+        );
+        let before = state.clone();
+        for (from, msg) in [
+            (1, records(0, &[7])),
+            (
+                0,
+                Msg::ConsumerFetchResponse {
+                    leader_epoch: Epoch(2),
+                    result: Ok((Offset(0), Arc::from(Vec::new()))),
+                },
+            ),
+        ] {
+            let o = deliver(&c, &mut state, from, msg);
+            assert_eq!(state, before);
+            assert!(sent(&o).is_empty());
+        }
+        let o = deliver(&c, &mut state, 0, records(0, &[7, 8]));
+        assert_eq!(state.read, read(&[(0, 7), (1, 8)]));
+        assert_eq!(state.processed, vec![Offset(0), Offset(1)]);
+        assert_eq!(state.committed, Offset(2));
+        assert_eq!(saved(&o).last().map(|s| s.committed), Some(Offset(2)));
+        assert_eq!(sent(&o), vec![(0, fetch(1, 2))]);
+        // A batch for an offset it no longer asks for reads nothing; it polls again.
+        let o = deliver(&c, &mut state, 0, records(0, &[7]));
+        assert_eq!(state.position, Offset(2));
+        assert_eq!(state.read.len(), 2);
+        assert_eq!(sent(&o), vec![(0, fetch(1, 2))]);
+        // An empty batch reads nothing either.
+        deliver(&c, &mut state, 0, records(2, &[]));
+        assert_eq!(state.position, Offset(2));
+        // An answer when no fetch is out is ignored.
+        state.fetching = false;
+        let before = state.clone();
+        let o = deliver(&c, &mut state, 0, records(2, &[9]));
+        assert_eq!(state, before);
+        assert!(sent(&o).is_empty());
+    }
+
+    /// At-most-once (`before`): the offset is committed first and the batch processed in a
+    /// later step, so a crash in between loses it; no poll until it is processed.
+    #[test]
+    fn before_processing_the_consumer_commits_first_and_processes_in_a_later_step() {
+        let c = consumer(ConsumerCommit::Before);
+        let (mut state, _) = start(&c);
+        let o = deliver(&c, &mut state, 0, records(0, &[7]));
+        assert_eq!(state.committed, Offset(1));
+        assert_eq!(saved(&o).last().map(|s| s.committed), Some(Offset(1)));
+        assert!(state.processed.is_empty());
+        assert!(sets(&o, Timer::ConsumerStep));
+        assert!(sent(&o).is_empty(), "no poll before processing");
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::ConsumerStep, &mut o);
+        assert_eq!(state.processed, vec![Offset(0)]);
+        assert_eq!(
+            saved(&o).last().map(|s| s.processed.clone()),
+            Some(vec![Offset(0)])
+        );
+        assert_eq!(sent(&o), vec![(0, fetch(1, 1))]);
+        // With nothing pending the step does nothing.
+        let before = state.clone();
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::ConsumerStep, &mut o);
+        assert_eq!(state, before);
+        assert!(o.is_empty());
+    }
+
+    /// `enable.auto.commit=false`: only the application's `commitSync` moves the committed
+    /// offset, never past the position and never backwards; the engine's consumer hands the
+    /// batch to the application.
+    #[test]
+    fn with_manual_commits_only_the_application_commits() {
+        let c = engine(ConsumerCommit::Manual);
+        let (mut state, _) = start(&c);
+        let o = deliver(&c, &mut state, 0, records(0, &[7, 8]));
+        assert_eq!(state.committed, Offset(0));
+        assert!(state.read.is_empty(), "no ghost in the engine");
+        assert!(sent(&o).contains(&(
+            APP,
+            Msg::Delivered {
+                records: read(&[(0, 7), (1, 8)]).into()
+            }
+        )));
+        let commit = |offset| Msg::Commit {
+            offset: Offset(offset),
+        };
+        deliver(&c, &mut state, 0, commit(1));
+        assert_eq!(state.committed, Offset(0), "not from the application");
+        let o = deliver(&c, &mut state, APP, commit(5));
+        assert_eq!(state.committed, Offset(2), "not past the position");
+        assert_eq!(saved(&o).last().map(|s| s.committed), Some(Offset(2)));
+        let o = deliver(&c, &mut state, APP, commit(1));
+        assert_eq!(state.committed, Offset(2), "never backwards");
+        assert!(saved(&o).is_empty());
+    }
+
+    /// A restarted consumer resumes from its committed offset with what it had read and
+    /// processed, asks the controller for the leader, and fetches once told; an offline
+    /// partition means backing off and asking again.
+    #[test]
+    fn a_restarted_consumer_resumes_from_its_committed_offset() {
+        let c = consumer(ConsumerCommit::After);
+        let stored = ConsumerStorage {
+            incarnation: 0,
+            committed: Offset(1),
+            read: read(&[(0, 7), (1, 8)]),
+            processed: vec![Offset(0)],
+        };
+        let mut o = O::new();
+        let mut state = c.on_start(Some(&stored), None, &mut o);
+        assert_eq!(state.incarnation, 1);
+        assert_eq!(state.position, Offset(1));
+        assert_eq!(state.committed, Offset(1));
+        assert_eq!(state.read, stored.read);
+        assert_eq!(state.processed, stored.processed);
+        assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
+        let offline = Msg::MetadataResponse {
+            leader: None,
+            leader_epoch: Epoch(2),
+        };
+        let o = deliver(&c, &mut state, CTL, offline);
+        assert!(sets(&o, Timer::MetadataBackoff));
+        assert!(sent(&o).is_empty());
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::MetadataBackoff, &mut o);
+        assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
+        let o = deliver(
+            &c,
+            &mut state,
+            CTL,
+            Msg::MetadataResponse {
+                leader: Some(BrokerId(2)),
+                leader_epoch: Epoch(3),
+            },
+        );
+        assert_eq!(sent(&o), vec![(2, fetch(3, 1))]);
+    }
+
+    /// `auto.offset.reset=earliest` on an out-of-range offset; any other error means the
+    /// leader moved: ask the controller.
+    #[test]
+    fn fetch_errors_reset_to_earliest_or_look_for_the_leader() {
+        let c = consumer(ConsumerCommit::After);
+        let (mut state, _) = start(&c);
+        deliver(&c, &mut state, 0, records(0, &[7]));
+        let o = deliver(&c, &mut state, 0, error(ErrorCode::OffsetOutOfRange));
+        assert_eq!(state.position, Offset(0));
+        assert_eq!(sent(&o), vec![(0, fetch(1, 0))]);
+        let o = deliver(&c, &mut state, 0, error(ErrorCode::NotLeaderOrFollower));
+        assert_eq!(state.leader, None);
+        assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
+        // While the question is out, nothing asks it again.
+        let o = deliver(&c, &mut state, 0, Msg::Commit { offset: Offset(1) });
+        assert!(sent(&o).is_empty(), "asking already");
+    }
+
+    /// The engine's `request.timeout.ms`: a fetch with no answer is given up and the leader
+    /// looked up again; a metadata request with no answer is sent again.
+    #[test]
+    fn in_the_engine_unanswered_requests_time_out() {
+        let c = engine(ConsumerCommit::After);
+        let (mut state, o) = start(&c);
+        assert!(sets(&o, Timer::RequestTimeout));
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::RequestTimeout, &mut o);
+        assert_eq!(state.leader, None);
+        assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
+        assert!(sets(&o, Timer::MetadataTimeout));
+        let mut o = O::new();
+        c.on_timeout(&mut state, &Timer::MetadataTimeout, &mut o);
+        assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
+        let o = deliver(
+            &c,
+            &mut state,
+            CTL,
+            Msg::MetadataResponse {
+                leader: Some(BrokerId(1)),
+                leader_epoch: Epoch(2),
+            },
+        );
+        assert!(o
+            .iter()
+            .any(|m| matches!(m, Command::CancelTimer(Timer::MetadataTimeout))));
+        assert_eq!(sent(&o), vec![(1, fetch(2, 0))]);
+        let o = deliver(
+            &c,
+            &mut state,
+            1,
+            Msg::ConsumerFetchResponse {
+                leader_epoch: Epoch(2),
+                result: Ok((Offset(0), Arc::from(Vec::new()))),
+            },
+        );
+        assert!(o
+            .iter()
+            .any(|m| matches!(m, Command::CancelTimer(Timer::RequestTimeout))));
+        // A timeout with no fetch out changes nothing.
+        let mut idle = state.clone();
+        idle.fetching = false;
+        let before = idle.clone();
+        c.on_timeout(&mut idle, &Timer::RequestTimeout, &mut O::new());
+        assert_eq!(idle, before);
+    }
+}

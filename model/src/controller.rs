@@ -1119,6 +1119,71 @@ mod tests {
         assert!(third != first && third != second, "never handed out twice");
     }
 
+    /// KIP-98: the ids `InitProducerId` hands out never collide with the fixed ids of the
+    /// topology's own producers (`1..=producers`), however many are asked for.
+    #[test]
+    fn allocated_producer_ids_never_collide_with_the_topologys_own() {
+        let c = Controller {
+            topology: Topology {
+                replicas: 3,
+                producers: 3,
+                consumer: false,
+            },
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let fixed = 1..=c.topology.producers as u32;
+        for request in 0..8 {
+            let mut o = O::new();
+            c.on_msg(
+                &mut state,
+                Id::from(4),
+                Msg::InitProducerId {
+                    request: crate::msg::RequestId(request),
+                },
+                &mut o,
+            );
+            let producer = o.iter().find_map(|m| match m {
+                Command::Send(_, Msg::InitProducerIdResponse { producer, .. }) => Some(*producer),
+                _ => None,
+            });
+            let producer = producer.expect("an answer");
+            assert!(!fixed.contains(&producer.0), "{producer:?} is a fixed id");
+        }
+    }
+
+    /// KIP-966 keeps unclean leader election as the last resort: when no ISR or ELR member
+    /// is live, an unclean-enabled controller still elects a live out-of-sync replica rather
+    /// than taking the partition offline.
+    #[test]
+    fn with_elr_an_unclean_election_still_picks_a_live_replica_when_isr_and_elr_are_gone() {
+        let c = Controller {
+            elr: true,
+            unclean_election: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let none = [0; REPLICAS_MAX];
+        alter(&c, &mut state, (0, 1, 0), set(&[0]), none).expect("shrink");
+        assert_eq!(state.partition.elr, set(&[1, 2]));
+        // Broker 2 restarts (an unclean shutdown: out of the ELR); broker 1's session expires.
+        c.on_msg(
+            &mut state,
+            Id::from(2),
+            Msg::Register { incarnation: 1 },
+            &mut O::new(),
+        );
+        expire(&c, &mut state, 1, None);
+        assert_eq!(state.partition.elr, set(&[1]));
+        assert_eq!(state.fenced, set(&[1]));
+        // The leader's session expires: only broker 2, live but in neither set, may lead.
+        let o = expire(&c, &mut state, 0, Some(2));
+        assert_eq!(state.partition.leader, Some(BrokerId(2)));
+        assert_eq!(state.partition.isr, set(&[2]));
+        assert_eq!(state.unclean_elections, 1);
+        assert_eq!(told(&o, 2), vec![state.partition]);
+    }
+
     /// KIP-966 with RF 3 and min.insync 2.
     #[test]
     fn elr_collects_who_left_a_too_small_isr_and_empties_at_min_insync() {
@@ -1157,6 +1222,47 @@ mod tests {
         assert_eq!(state.partition.leader, None);
         assert_eq!(state.partition.isr, set(&[]));
         assert_eq!(state.partition.elr, set(&[0, 1, 2]));
+    }
+
+    /// KIP-966: a follower fenced by an expired session leaves an ISR that is then below
+    /// `min.insync.replicas`, and so joins the ELR (an expiry is no unclean shutdown).
+    #[test]
+    fn with_elr_a_follower_whose_session_expires_below_min_insync_joins_the_elr() {
+        let c = Controller {
+            elr: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let none = [0; REPLICAS_MAX];
+        alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none).expect("shrink");
+        assert_eq!(state.partition.elr, set(&[]));
+        let o = expire(&c, &mut state, 1, None);
+        assert_eq!(state.partition.isr, set(&[0]));
+        assert_eq!(state.partition.elr, set(&[1]));
+        assert_eq!(state.partition.partition_epoch, PartitionEpoch(2));
+        assert_eq!(told(&o, 0), vec![state.partition], "the leader learns it");
+    }
+
+    /// KIP-966 unclean-shutdown detection: with ELR a restarted in-sync follower leaves the
+    /// ISR in a new partition epoch, and the leader is told.
+    #[test]
+    fn with_elr_a_restarted_isr_follower_leaves_the_isr() {
+        let c = Controller {
+            elr: true,
+            ..controller()
+        };
+        let mut state = c.on_start(None, &mut O::new());
+        let mut o = O::new();
+        c.on_msg(
+            &mut state,
+            Id::from(2),
+            Msg::Register { incarnation: 1 },
+            &mut o,
+        );
+        assert_eq!(state.partition.isr, set(&[0, 1]));
+        assert_eq!(state.partition.elr, set(&[]));
+        assert_eq!(state.partition.partition_epoch, PartitionEpoch(1));
+        assert_eq!(told(&o, 0), vec![state.partition]);
     }
 
     #[test]

@@ -490,3 +490,377 @@ fn crash_is_interesting(t: &Topology, controller: &ControllerState, state: &Insy
                     .is_some_and(|s| s.is_leader()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Flush, Guard, Truncation};
+    use stateright::Model;
+    use std::sync::Arc;
+
+    fn insync(config: Config) -> Insync {
+        Insync::new(config.validate().expect("valid"))
+    }
+
+    /// The initial state of `config`'s model, and a way to change one actor's state in it.
+    fn initial(cfg: &Insync) -> InsyncState {
+        cfg.clone().into_model().init_states().remove(0)
+    }
+
+    fn with_actor(s: &InsyncState, i: usize, f: impl FnOnce(&mut NodeState)) -> InsyncState {
+        let mut s = s.clone();
+        let mut actor = (*s.actor_states[i]).clone();
+        f(&mut actor);
+        s.actor_states[i] = Arc::new(actor);
+        s
+    }
+
+    fn controller_at(
+        cfg: &Insync,
+        s: &InsyncState,
+        leader_epoch: u32,
+        partition_epoch: u32,
+    ) -> InsyncState {
+        with_actor(s, usize::from(cfg.topology.controller()), |n| {
+            if let NodeState::Controller(c) = n {
+                c.partition.leader_epoch = Epoch(leader_epoch);
+                c.partition.partition_epoch = crate::types::PartitionEpoch(partition_epoch);
+            }
+        })
+    }
+
+    fn restarted(s: &InsyncState, i: usize) -> InsyncState {
+        with_actor(s, i, |n| match n {
+            NodeState::Broker(b) => b.incarnation += 1,
+            NodeState::Consumer(c) => c.incarnation += 1,
+            _ => {}
+        })
+    }
+
+    /// The bounds of a check (`--elections 1 --isr-changes 1 --crashes 1`): the leader epoch
+    /// may rise by the elections, the partition epoch by elections plus ISR changes, and
+    /// crashes (crashed actors plus every restart so far) up to the bound; the controller and
+    /// the producer never crash; a raised stop flag ends the search.
+    #[test]
+    fn the_checkers_bounds_are_elections_isr_changes_and_crashes() {
+        let cfg = insync(Config {
+            elections: 1,
+            isr_changes: 1,
+            crashes: 1,
+            consumer: true,
+            reductions: false,
+            ..Config::default()
+        });
+        let s = initial(&cfg);
+        assert!(within_boundary(&cfg, &s));
+        assert!(within_boundary(&cfg, &controller_at(&cfg, &s, 2, 2)));
+        assert!(!within_boundary(&cfg, &controller_at(&cfg, &s, 3, 2)));
+        assert!(!within_boundary(&cfg, &controller_at(&cfg, &s, 2, 3)));
+        for never in [cfg.topology.controller(), cfg.topology.producer()] {
+            let mut crashed = s.clone();
+            crashed.crashed[usize::from(never)] = true;
+            assert!(!within_boundary(&cfg, &crashed), "{never:?} crashed");
+        }
+        let consumer = usize::from(cfg.topology.consumer());
+        assert!(within_boundary(&cfg, &restarted(&s, 1)));
+        assert!(within_boundary(&cfg, &restarted(&s, consumer)));
+        assert!(!within_boundary(&cfg, &restarted(&restarted(&s, 1), 2)));
+        assert!(!within_boundary(
+            &cfg,
+            &restarted(&restarted(&s, 1), consumer)
+        ));
+        let mut down = s.clone();
+        down.crashed[1] = true;
+        assert!(within_boundary(&cfg, &down));
+        assert!(!within_boundary(&cfg, &restarted(&down, 0)));
+        let stop = cfg.stop.clone();
+        stop.raise();
+        assert!(cfg.stop.is_raised(), "a clone shares the flag");
+        assert!(!within_boundary(&cfg, &s));
+    }
+
+    /// The crash reduction (with every append flushed and leader-epoch truncation) explores
+    /// only the crash of a leader the controller has fenced.
+    #[test]
+    fn with_the_crash_reduction_only_a_fenced_leader_crashes() {
+        let reduced = insync(Config {
+            crashes: 1,
+            ..Config::default()
+        });
+        assert!(crash_reduction_applies(&reduced.config));
+        let s = initial(&reduced);
+        let mut follower = s.clone();
+        follower.crashed[1] = true;
+        assert!(!within_boundary(&reduced, &follower));
+        let mut leader = s.clone();
+        leader.crashed[0] = true;
+        assert!(!within_boundary(&reduced, &leader), "not fenced yet");
+        let fenced = with_actor(&leader, usize::from(reduced.topology.controller()), |n| {
+            if let NodeState::Controller(c) = n {
+                c.fenced = c.fenced.with(BrokerId(0));
+            }
+        });
+        assert!(within_boundary(&reduced, &fenced));
+        for other in [
+            Config {
+                reductions: false,
+                ..Config::default()
+            },
+            Config {
+                flush: Flush::Async,
+                ..Config::default()
+            },
+            Config {
+                truncation: Truncation::Kip320,
+                ..Config::default()
+            },
+        ] {
+            assert!(!crash_reduction_applies(&insync(other).config));
+        }
+    }
+
+    /// A restarted actor takes up what it saved: a broker its flushed log as a new
+    /// incarnation, a durable controller its partition and epochs, a consumer its committed
+    /// offset. What a first start saves is what a restart reads back.
+    #[test]
+    fn each_actor_restarts_from_what_it_saved() {
+        let cfg = insync(Config {
+            consumer: true,
+            ..Config::default()
+        });
+        let params = ActorParams {
+            durable_controller: true,
+            ..ActorParams::model(&cfg.config)
+        };
+        let actors = cfg.actors_with(&params);
+        let start = |i: usize, storage: Option<NodeStorage>| {
+            let mut o = Out::new();
+            let state = actors[i].on_start(Id::from(i), &storage, &mut o);
+            (state, o)
+        };
+        let first_save = |o: &Out<Node>| {
+            o.iter().find_map(|c| match c {
+                stateright::actor::Command::Save(s) => Some(s.clone()),
+                _ => None,
+            })
+        };
+        // Broker 1 recovers a saved record.
+        let (_, o) = start(1, None);
+        let Some(NodeStorage::Broker(mut stored)) = first_save(&o) else {
+            panic!("a broker saves its storage");
+        };
+        stored.log.append(crate::types::Record {
+            value: crate::types::Value::Numbered(7),
+            leader_epoch: Epoch(1),
+            producer: None,
+        });
+        let (state, _) = start(1, Some(NodeStorage::Broker(stored.clone())));
+        let b = state.as_broker().expect("a broker");
+        assert_eq!(b.incarnation, 1);
+        assert_eq!(b.log, stored.log);
+        // The durable controller takes up its saved epoch.
+        let ctl = usize::from(cfg.topology.controller());
+        let (state, _) = start(ctl, None);
+        let mut saved = state.as_controller().expect("the controller").clone();
+        saved.partition.leader_epoch = Epoch(5);
+        let (state, _) = start(ctl, Some(NodeStorage::Controller(saved.clone())));
+        assert_eq!(state.as_controller(), Some(&saved));
+        // The consumer resumes at its committed offset.
+        let cons = usize::from(cfg.topology.consumer());
+        let stored = crate::consumer::ConsumerStorage {
+            incarnation: 0,
+            committed: crate::types::Offset(3),
+            read: Vec::new(),
+            processed: Vec::new(),
+        };
+        let (state, _) = start(cons, Some(NodeStorage::Consumer(stored)));
+        let c = state.as_consumer().expect("the consumer");
+        assert_eq!((c.incarnation, c.position), (1, crate::types::Offset(3)));
+        // The producer starts by asking the initial leader, broker 0 in epoch 1.
+        let (_, o) = start(usize::from(cfg.topology.producer()), None);
+        let to: Vec<Id> = o
+            .iter()
+            .filter_map(|c| match c {
+                stateright::actor::Command::Send(dst, _) => Some(*dst),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to, vec![Id::from(0)]);
+        // So does a fresh consumer.
+        let (_, o) = start(cons, None);
+        assert!(o.iter().any(|c| matches!(
+            c,
+            stateright::actor::Command::Send(dst, Msg::ConsumerFetch { leader_epoch, .. })
+                if *dst == Id::from(0) && *leader_epoch == Epoch(1)
+        )));
+    }
+
+    /// The node hands each message and timer to its own actor: here the consumer (with
+    /// commit-before-processing) reads a batch it was sent, then processes it when its step
+    /// timer fires.
+    #[test]
+    fn the_node_hands_the_consumer_its_messages_and_timers() {
+        let cfg = insync(Config {
+            consumer: true,
+            consumer_commit: crate::config::ConsumerCommit::Before,
+            ..Config::default()
+        });
+        let actors = cfg.actors();
+        let cons = usize::from(cfg.topology.consumer());
+        let id = Id::from(cons);
+        let state = actors[cons].on_start(id, &None, &mut Out::new());
+        let mut state = Cow::Owned(state);
+        let record = crate::types::Record {
+            value: crate::types::Value::Numbered(7),
+            leader_epoch: Epoch(1),
+            producer: None,
+        };
+        let batch = Msg::ConsumerFetchResponse {
+            leader_epoch: Epoch(1),
+            result: Ok((crate::types::Offset(0), vec![record].into())),
+        };
+        actors[cons].on_msg(id, &mut state, Id::from(0), batch, &mut Out::new());
+        let c = state.as_consumer().expect("the consumer");
+        assert_eq!(c.committed, crate::types::Offset(1));
+        assert!(c.processed.is_empty());
+        actors[cons].on_timeout(id, &mut state, &Timer::ConsumerStep, &mut Out::new());
+        let c = state.as_consumer().expect("the consumer");
+        assert_eq!(c.processed, vec![crate::types::Offset(0)]);
+    }
+
+    /// Kafka's connections are TCP: the reference model's network is per-pair FIFO for
+    /// `reliable` and `lossy` and loses messages only for `lossy`; `duplicating` is unordered.
+    #[test]
+    fn the_reference_model_has_the_configured_network() {
+        use crate::config::NetworkKind;
+        use stateright::actor::LossyNetwork;
+        for (network, ordered, lossy) in [
+            (NetworkKind::Reliable, true, LossyNetwork::No),
+            (NetworkKind::Lossy, true, LossyNetwork::Yes),
+            (NetworkKind::Duplicating, false, LossyNetwork::No),
+        ] {
+            let m = insync(Config {
+                network,
+                ..Config::default()
+            })
+            .into_reference_model();
+            assert!(m.lossy_network == lossy, "{network:?}");
+            assert_eq!(
+                matches!(m.init_network, Network::Ordered(_)),
+                ordered,
+                "{network:?}"
+            );
+        }
+    }
+
+    /// How a configuration becomes actors: the KIP-903 check is on unless its guard is
+    /// removed, producers have distinct fixed ids from 1, and producers time out requests
+    /// where a crash or a lossy network can lose them, and always in the engine.
+    #[test]
+    fn the_actors_follow_the_configuration() {
+        let controller = |cfg: &Insync| {
+            cfg.actors()
+                .into_iter()
+                .find_map(|a| match a {
+                    Node::Controller(c) => Some(c),
+                    _ => None,
+                })
+                .expect("a controller")
+        };
+        let producers = |cfg: &Insync, params: &ActorParams| -> Vec<Producer> {
+            cfg.actors_with(params)
+                .into_iter()
+                .filter_map(|a| match a {
+                    Node::Producer(p) => Some(p),
+                    _ => None,
+                })
+                .collect()
+        };
+        let cfg = insync(Config {
+            crashes: 0,
+            ..Config::default()
+        });
+        assert!(controller(&cfg).stale_broker_epoch_check);
+        let without = insync(Config {
+            without_guard: Some(Guard::StaleBrokerEpoch),
+            ..Config::default()
+        });
+        assert!(!controller(&without).stale_broker_epoch_check);
+        let mut two = cfg.clone();
+        two.topology.producers = 2;
+        let model = ActorParams::model(&cfg.config);
+        let ids: Vec<ProducerId> = producers(&two, &model)
+            .iter()
+            .map(|p| p.producer_id)
+            .collect();
+        assert_eq!(ids, vec![ProducerId(1), ProducerId(2)]);
+        assert!(!producers(&cfg, &model)[0].timeouts, "nothing is lost");
+        let crashy = insync(Config {
+            crashes: 1,
+            ..Config::default()
+        });
+        assert!(producers(&crashy, &ActorParams::model(&crashy.config))[0].timeouts);
+        let engine = ActorParams {
+            application: Some(Id::from(9)),
+            ..model
+        };
+        assert!(producers(&cfg, &engine)[0].timeouts);
+    }
+
+    /// Actor ids: brokers `0..replicas`, the controller, the producers, then the consumer;
+    /// an id past them is the engine's application endpoint. Every handler that answers
+    /// "who sent this" (a fetch from a broker, a request from a producer) relies on it.
+    #[test]
+    fn actors_are_numbered_brokers_controller_producers_consumer() {
+        let t = Topology {
+            replicas: 3,
+            producers: 2,
+            consumer: true,
+        };
+        assert_eq!(t.actor_count(), 7);
+        assert_eq!(t.controller(), Id::from(3));
+        assert_eq!(t.producer(), Id::from(4));
+        assert_eq!(t.producer_at(1), Id::from(5));
+        assert_eq!(t.consumer(), Id::from(6));
+        let roles: Vec<Role> = (0..7).map(|i| t.role(Id::from(i))).collect();
+        assert_eq!(
+            roles,
+            vec![
+                Role::Broker(BrokerId(0)),
+                Role::Broker(BrokerId(1)),
+                Role::Broker(BrokerId(2)),
+                Role::Controller,
+                Role::Producer,
+                Role::Producer,
+                Role::Consumer,
+            ]
+        );
+        let producers: Vec<Option<usize>> = (0..8).map(|i| t.producer_index(Id::from(i))).collect();
+        assert_eq!(
+            producers,
+            vec![None, None, None, None, Some(0), Some(1), None, None]
+        );
+        let brokers: Vec<Option<BrokerId>> = (0..5).map(|i| t.broker_of(Id::from(i))).collect();
+        assert_eq!(
+            brokers,
+            vec![
+                Some(BrokerId(0)),
+                Some(BrokerId(1)),
+                Some(BrokerId(2)),
+                None,
+                None
+            ]
+        );
+        let names: Vec<String> = (0..8).map(|i| t.short_name(Id::from(i))).collect();
+        assert_eq!(
+            names,
+            ["b0", "b1", "b2", "ctl", "prod", "prod", "cons", "app"]
+        );
+        let without_consumer = Topology {
+            consumer: false,
+            ..t
+        };
+        assert_eq!(without_consumer.actor_count(), 6);
+        assert_eq!(without_consumer.short_name(Id::from(6)), "app");
+    }
+}

@@ -741,3 +741,142 @@ impl Model for InsyncModel {
         (self.within_boundary)(&self.cfg, state)
     }
 }
+
+/// The network's rules, as `ActorModel` has them: per-pair FIFO flows for Kafka's TCP
+/// connections, and the duplicating network that keeps what it delivers.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(src: usize, dst: usize, incarnation: u32) -> Envelope<Msg> {
+        Envelope {
+            src: Id::from(src),
+            dst: Id::from(dst),
+            msg: Msg::Register { incarnation },
+        }
+    }
+
+    fn heads(net: &Net) -> Vec<Envelope<Msg>> {
+        net.iter_deliverable()
+            .map(|e| Envelope {
+                src: e.src,
+                dst: e.dst,
+                msg: e.msg.clone(),
+            })
+            .collect()
+    }
+
+    /// Only each connection's oldest message may be delivered (or lost); a connection that
+    /// empties is gone, and messages sent later queue behind the ones in flight.
+    #[test]
+    fn an_ordered_network_delivers_each_connection_in_order() {
+        let mut net = Net::build(true, [env(0, 1, 1), env(0, 1, 2)], None);
+        net.send(env(0, 1, 3));
+        net.send(env(0, 2, 4));
+        assert_eq!(net.len(), 4);
+        let msgs: Vec<Msg> = net.flows()[0].msgs().iter().cloned().collect();
+        assert_eq!(
+            msgs,
+            [env(0, 1, 1), env(0, 1, 2), env(0, 1, 3)].map(|e| e.msg)
+        );
+        assert_eq!(heads(&net), vec![env(0, 1, 1), env(0, 2, 4)]);
+        net.take(&env(0, 1, 1), true);
+        assert_eq!(heads(&net), vec![env(0, 1, 2), env(0, 2, 4)]);
+        net.take(&env(0, 2, 4), false);
+        assert_eq!(heads(&net), vec![env(0, 1, 2)]);
+        assert_eq!(net.flows().len(), 1, "an emptied connection is gone");
+        assert_eq!(net.len(), 2);
+        assert!(net.is_ordered() && !net.is_empty());
+        assert_eq!(
+            format!("{:?}", net.flows()[0]),
+            format!("Id(0)→Id(1) {:?}", net.flows()[0].msgs())
+        );
+        assert_eq!(format!("{net:?}"), format!("[{:?}]", net.flows()[0]));
+        assert!(Net::build(true, [], None).is_empty());
+    }
+
+    /// Two networks are the same state when every connection holds the same messages,
+    /// however they were built; a different sender, receiver or message is another state.
+    #[test]
+    fn networks_are_equal_exactly_when_their_connections_hold_the_same_messages() {
+        let build = |e: Envelope<Msg>| Net::build(true, [e], None);
+        let mut sent = Net::build(true, [], None);
+        sent.send(env(0, 1, 1));
+        assert!(build(env(0, 1, 1)) == sent);
+        assert!(build(env(0, 1, 1)) == build(env(0, 1, 1)));
+        assert!(build(env(0, 1, 1)) != build(env(2, 1, 1)));
+        assert!(build(env(0, 1, 1)) != build(env(0, 2, 1)));
+        assert!(build(env(0, 1, 1)) != build(env(0, 1, 2)));
+    }
+
+    /// A state's fingerprint combines the cached hashes of its parts: after an edit of a
+    /// public field the cache is stale until `rehash`, which makes it hash like the same
+    /// state built afresh.
+    #[test]
+    fn an_edited_state_hashes_like_a_fresh_one_once_rehashed() {
+        use crate::config::Config;
+        let fingerprint = |s: &SysState| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.hash(&mut h);
+            h.finish()
+        };
+        let cfg = Insync::new(Config::default().validate().expect("valid"));
+        let mut state = cfg.into_model().init_states().remove(0);
+        assert!(state.hashes_are_fresh());
+        let mut broker = (*state.actor_states[1]).clone();
+        if let NodeState::Broker(b) = &mut broker {
+            b.incarnation += 1;
+        }
+        state.actor_states[1] = Arc::new(broker);
+        assert!(!state.hashes_are_fresh(), "an actor's hash is stale");
+        state.rehash();
+        assert!(state.hashes_are_fresh());
+        let mut lost = state.clone();
+        lost.actor_storages[1] = None;
+        assert!(!lost.hashes_are_fresh(), "a disk's hash is stale");
+        let mut queued = state.clone();
+        if let Net::Ordered(flows) = &mut queued.network {
+            Arc::make_mut(&mut flows[0].msgs).push_back(Msg::Metadata);
+        }
+        assert!(!queued.hashes_are_fresh(), "a connection's hash is stale");
+        let fresh = SysState::new(
+            state.actor_states.iter().cloned(),
+            state.crashed.iter().copied(),
+            state.actor_storages.iter().map(|s| s.as_deref().cloned()),
+            state
+                .timers
+                .iter()
+                .map(|(a, t)| (usize::from(*a), t.clone())),
+            state.network.clone(),
+        );
+        assert_eq!(fingerprint(&state), fingerprint(&fresh));
+        // Each actor's armed timers: the controller's session expiries, none of the leader's.
+        let ctl = 3; // brokers 0..3, then the controller
+        let controller: Vec<&Timer> = state.timers_of(ctl).collect();
+        assert!(controller
+            .iter()
+            .any(|t| matches!(t, Timer::SessionExpired { .. })));
+        assert!(!state
+            .timers_of(0)
+            .any(|t| matches!(t, Timer::SessionExpired { .. })));
+    }
+
+    /// The duplicating network may deliver a message any number of times: a delivery keeps
+    /// it and is remembered as the last one; a loss removes it.
+    #[test]
+    fn the_duplicating_network_keeps_what_it_delivers() {
+        let mut net = Net::build(false, [env(0, 1, 1)], None);
+        net.send(env(0, 1, 1));
+        assert_eq!(net.len(), 1, "a message sent twice is there once");
+        assert!(!net.is_ordered() && net.flows().is_empty());
+        assert!(format!("{net:?}").starts_with("Duplicating { sent: "));
+        net.send(env(0, 1, 2));
+        assert_eq!(net.len(), 2);
+        net.take(&env(0, 1, 2), false);
+        net.take(&env(0, 1, 1), true);
+        assert_eq!(heads(&net), vec![env(0, 1, 1)]);
+        assert_eq!(net.last_delivered(), Some(&env(0, 1, 1)));
+        net.take(&env(0, 1, 1), false);
+        assert!(net.is_empty());
+    }
+}
