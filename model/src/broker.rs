@@ -1339,6 +1339,7 @@ fn check_sequence(log: &Log, producer: ProducerId, first: Sequence) -> SequenceC
 mod tests {
     use super::*;
     use crate::controller::Controller;
+    use crate::testkit::{sent, sets};
     use crate::types::Value;
     use stateright::actor::Command;
 
@@ -1400,15 +1401,6 @@ mod tests {
         log
     }
 
-    fn sent(o: &O) -> Vec<(usize, Msg)> {
-        o.iter()
-            .filter_map(|c| match c {
-                Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn saves(o: &O) -> Vec<BrokerStorage> {
         o.iter()
             .filter_map(|c| match c {
@@ -1416,11 +1408,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    fn sets(o: &O, timer: Timer) -> bool {
-        o.iter()
-            .any(|c| matches!(c, Command::SetTimer(t, _) if *t == timer))
     }
 
     fn produce(value: u32) -> Msg {

@@ -285,6 +285,7 @@ fn insert_sorted<T: Ord>(v: &mut Vec<T>, item: T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{sent, sets};
     use crate::types::Value;
     use stateright::actor::Command;
     use std::sync::Arc;
@@ -319,15 +320,6 @@ mod tests {
         (state, o)
     }
 
-    fn sent(o: &O) -> Vec<(usize, Msg)> {
-        o.iter()
-            .filter_map(|c| match c {
-                Command::Send(dst, m) => Some((usize::from(*dst), m.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn saved(o: &O) -> Vec<ConsumerStorage> {
         o.iter()
             .filter_map(|c| match c {
@@ -335,11 +327,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    fn sets(o: &O, timer: Timer) -> bool {
-        o.iter()
-            .any(|c| matches!(c, Command::SetTimer(t, _) if *t == timer))
     }
 
     fn fetch(epoch: u32, offset: u64) -> Msg {

@@ -23,4 +23,6 @@ pub use node::{Insync, InsyncModel, InsyncState, Node};
 pub mod scenarios;
 pub mod symmetry;
 pub mod system;
+#[cfg(test)]
+mod testkit;
 pub mod trace;

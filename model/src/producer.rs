@@ -421,6 +421,7 @@ pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::sets;
     use stateright::actor::Command;
 
     const APP: usize = 9;
@@ -488,11 +489,6 @@ mod tests {
                 _ => None,
             })
             .collect()
-    }
-
-    fn sets(o: &O, timer: Timer) -> bool {
-        o.iter()
-            .any(|c| matches!(c, Command::SetTimer(t, _) if *t == timer))
     }
 
     fn cancels(o: &O, timer: Timer) -> bool {
