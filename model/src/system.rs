@@ -861,6 +861,44 @@ mod tests {
             .any(|t| matches!(t, Timer::SessionExpired { .. })));
     }
 
+    /// Two states are equal exactly when every part is: a state that differs from another in
+    /// one part only (an actor, its cached hash, a disk, a crash flag, a timer, the network) is
+    /// another state, and a copy of an actor's state counts as the same state.
+    #[test]
+    fn states_are_equal_exactly_when_every_part_is() {
+        use crate::config::Config;
+        let cfg = Insync::new(Config::default().validate().expect("valid"));
+        let base = cfg.into_model().init_states().remove(0);
+        let mut copied = base.clone();
+        copied.actor_states[0] = Arc::new((*base.actor_states[0]).clone());
+        copied.actor_storages[0] = base.actor_storages[0].as_deref().cloned().map(Arc::new);
+        assert!(!Arc::ptr_eq(&copied.actor_states[0], &base.actor_states[0]));
+        assert!(base == base.clone() && base == copied && copied == base);
+        let variants: [(&str, fn(&mut SysState)); 7] = [
+            ("an actor's hash", |s| s.actor_hashes[0] ^= 1),
+            ("a disk's hash", |s| s.storage_hashes[0] ^= 1),
+            ("a crash flag", |s| s.crashed[0] = !s.crashed[0]),
+            ("the timers", |s| {
+                s.timers.pop();
+            }),
+            ("the network", |s| s.network.send(env(0, 1, 7))),
+            ("an actor (same hash)", |s| {
+                s.actor_states[0] = Arc::clone(&s.actor_states[1]);
+            }),
+            ("a disk (same hash)", |s| {
+                s.actor_storages[0] = match s.actor_storages[0] {
+                    Some(_) => None,
+                    None => Some(Arc::new(NodeStorage::None)),
+                };
+            }),
+        ];
+        for (what, edit) in variants {
+            let mut other = base.clone();
+            edit(&mut other);
+            assert!(base != other && other != base, "{what} differs");
+        }
+    }
+
     /// The duplicating network may deliver a message any number of times: a delivery keeps
     /// it and is remembered as the last one; a loss removes it.
     #[test]
