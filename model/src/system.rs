@@ -899,6 +899,45 @@ mod tests {
         }
     }
 
+    /// Actions read as `ActorModel` shows them (its `format_action` is the action's debug
+    /// form), and a state's debug form names its parts, for the Explorer and printed paths.
+    #[test]
+    fn actions_and_states_read_as_actor_model_shows_them() {
+        use crate::config::Config;
+        let model = Insync::new(Config::default().validate().expect("valid")).into_model();
+        let state = model.init_states().remove(0);
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        assert!(!actions.is_empty());
+        for a in &actions {
+            assert_eq!(model.format_action(a), format!("{a:?}"));
+        }
+        let shown = format!("{state:?}");
+        assert!(shown.starts_with("SysState { actor_states: ["), "{shown}");
+        for part in ["crashed: [", "timers: [", "network: [", "storages: ["] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
+    }
+
+    /// As in `ActorModel`, a message addressed to no actor of the model is never delivered
+    /// (there is no such actor), though it stays in the network.
+    #[test]
+    fn a_message_to_no_actor_is_never_delivered() {
+        use crate::config::Config;
+        let model = Insync::new(Config::default().validate().expect("valid")).into_model();
+        let mut state = model.init_states().remove(0);
+        let nobody = model.actors.len();
+        state.network.send(env(0, nobody, 1));
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, ActorModelAction::Deliver { .. })));
+        assert!(!actions.iter().any(
+            |a| matches!(a, ActorModelAction::Deliver { dst, .. } if usize::from(*dst) == nobody)
+        ));
+    }
+
     /// The duplicating network may deliver a message any number of times: a delivery keeps
     /// it and is remembered as the last one; a loss removes it.
     #[test]
