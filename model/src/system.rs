@@ -873,8 +873,11 @@ mod tests {
         copied.actor_states[0] = Arc::new((*base.actor_states[0]).clone());
         copied.actor_storages[0] = base.actor_storages[0].as_deref().cloned().map(Arc::new);
         assert!(!Arc::ptr_eq(&copied.actor_states[0], &base.actor_states[0]));
-        assert!(base == base.clone() && base == copied && copied == base);
-        let variants: [(&str, fn(&mut SysState)); 7] = [
+        assert_eq!(base, base.clone());
+        assert_eq!(base, copied);
+        assert_eq!(copied, base);
+        type Edit = fn(&mut SysState);
+        let variants: [(&str, Edit); 7] = [
             ("an actor's hash", |s| s.actor_hashes[0] ^= 1),
             ("a disk's hash", |s| s.storage_hashes[0] ^= 1),
             ("a crash flag", |s| s.crashed[0] = !s.crashed[0]),
@@ -895,7 +898,8 @@ mod tests {
         for (what, edit) in variants {
             let mut other = base.clone();
             edit(&mut other);
-            assert!(base != other && other != base, "{what} differs");
+            assert_ne!(base, other, "{what} differs");
+            assert_ne!(other, base, "{what} differs");
         }
     }
 
