@@ -861,6 +861,87 @@ mod tests {
             .any(|t| matches!(t, Timer::SessionExpired { .. })));
     }
 
+    /// Two states are equal exactly when every part is: a state that differs from another in
+    /// one part only (an actor, its cached hash, a disk, a crash flag, a timer, the network) is
+    /// another state, and a copy of an actor's state counts as the same state.
+    #[test]
+    fn states_are_equal_exactly_when_every_part_is() {
+        use crate::config::Config;
+        let cfg = Insync::new(Config::default().validate().expect("valid"));
+        let base = cfg.into_model().init_states().remove(0);
+        let mut copied = base.clone();
+        copied.actor_states[0] = Arc::new((*base.actor_states[0]).clone());
+        copied.actor_storages[0] = base.actor_storages[0].as_deref().cloned().map(Arc::new);
+        assert!(!Arc::ptr_eq(&copied.actor_states[0], &base.actor_states[0]));
+        assert_eq!(base, base.clone());
+        assert_eq!(base, copied);
+        assert_eq!(copied, base);
+        type Edit = fn(&mut SysState);
+        let variants: [(&str, Edit); 7] = [
+            ("an actor's hash", |s| s.actor_hashes[0] ^= 1),
+            ("a disk's hash", |s| s.storage_hashes[0] ^= 1),
+            ("a crash flag", |s| s.crashed[0] = !s.crashed[0]),
+            ("the timers", |s| {
+                s.timers.pop();
+            }),
+            ("the network", |s| s.network.send(env(0, 1, 7))),
+            ("an actor (same hash)", |s| {
+                s.actor_states[0] = Arc::clone(&s.actor_states[1]);
+            }),
+            ("a disk (same hash)", |s| {
+                s.actor_storages[0] = match s.actor_storages[0] {
+                    Some(_) => None,
+                    None => Some(Arc::new(NodeStorage::None)),
+                };
+            }),
+        ];
+        for (what, edit) in variants {
+            let mut other = base.clone();
+            edit(&mut other);
+            assert_ne!(base, other, "{what} differs");
+            assert_ne!(other, base, "{what} differs");
+        }
+    }
+
+    /// Actions read as `ActorModel` shows them (its `format_action` is the action's debug
+    /// form), and a state's debug form names its parts, for the Explorer and printed paths.
+    #[test]
+    fn actions_and_states_read_as_actor_model_shows_them() {
+        use crate::config::Config;
+        let model = Insync::new(Config::default().validate().expect("valid")).into_model();
+        let state = model.init_states().remove(0);
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        assert!(!actions.is_empty());
+        for a in &actions {
+            assert_eq!(model.format_action(a), format!("{a:?}"));
+        }
+        let shown = format!("{state:?}");
+        assert!(shown.starts_with("SysState { actor_states: ["), "{shown}");
+        for part in ["crashed: [", "timers: [", "network: [", "storages: ["] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
+    }
+
+    /// As in `ActorModel`, a message addressed to no actor of the model is never delivered
+    /// (there is no such actor), though it stays in the network.
+    #[test]
+    fn a_message_to_no_actor_is_never_delivered() {
+        use crate::config::Config;
+        let model = Insync::new(Config::default().validate().expect("valid")).into_model();
+        let mut state = model.init_states().remove(0);
+        let nobody = model.actors.len();
+        state.network.send(env(0, nobody, 1));
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        assert!(actions
+            .iter()
+            .any(|a| matches!(a, ActorModelAction::Deliver { .. })));
+        assert!(!actions.iter().any(
+            |a| matches!(a, ActorModelAction::Deliver { dst, .. } if usize::from(*dst) == nobody)
+        ));
+    }
+
     /// The duplicating network may deliver a message any number of times: a delivery keeps
     /// it and is remembered as the last one; a loss removes it.
     #[test]
