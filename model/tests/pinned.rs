@@ -1,6 +1,8 @@
 //! Pinned state counts (STYLE.md §7): a change in these numbers changes what the checker
 //! explores, and the commit that causes it must say why.
 
+mod common;
+use common::small;
 use insync_model::config::Config;
 use insync_model::Insync;
 use stateright::{Checker, Model};
@@ -15,30 +17,16 @@ fn unique_states(config: Config) -> usize {
         .unique_state_count()
 }
 
-/// The pinned configurations' base: 2 replicas, min.insync 1, one record of an idempotent
-/// producer, no crash, no consumer.
-fn base() -> Config {
-    Config {
-        replicas: 2,
-        min_insync: 1,
-        records: 1,
-        crashes: 0,
-        consumer: false,
-        idempotence: true,
-        ..Config::default()
-    }
-}
-
 #[test]
 fn two_replicas_one_record() {
-    assert_eq!(unique_states(base()), PINNED_TWO_REPLICAS);
+    assert_eq!(unique_states(small()), PINNED_TWO_REPLICAS);
 }
 
 #[test]
 fn two_replicas_one_record_one_crash() {
     let config = Config {
         crashes: 1,
-        ..base()
+        ..small()
     };
     assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_CRASH);
 }
@@ -57,7 +45,7 @@ const PINNED_TWO_REPLICAS_CRASH: usize = 175180;
 fn two_replicas_one_record_and_a_consumer() {
     let config = Config {
         consumer: true,
-        ..base()
+        ..small()
     };
     assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_CONSUMER);
 }
@@ -66,7 +54,7 @@ fn two_replicas_one_record_and_a_consumer() {
 fn two_replicas_one_record_on_a_lossy_network() {
     let config = Config {
         network: insync_model::config::NetworkKind::Lossy,
-        ..base()
+        ..small()
     };
     assert_eq!(unique_states(config), PINNED_TWO_REPLICAS_LOSSY);
 }

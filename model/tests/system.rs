@@ -6,6 +6,8 @@
 //! kinds, message loss, crashes and recoveries, the consumer, asynchronous flushing, an older
 //! truncation rung and KIP-966.
 
+mod common;
+use common::small;
 use insync_model::config::{Config, Flush, HwRule, NetworkKind, Truncation};
 use insync_model::node::{InsyncState, Node, ReferenceModel};
 use insync_model::system::Net;
@@ -99,24 +101,12 @@ fn walk_side_by_side(config: Config, limit: usize) -> usize {
     seen.len()
 }
 
-fn base() -> Config {
-    Config {
-        replicas: 2,
-        min_insync: 1,
-        records: 1,
-        crashes: 0,
-        consumer: false,
-        idempotence: true,
-        ..Config::default()
-    }
-}
-
 #[test]
 fn same_steps_with_a_crash() {
     let n = walk_side_by_side(
         Config {
             crashes: 1,
-            ..base()
+            ..small()
         },
         200_000,
     );
@@ -130,7 +120,7 @@ fn same_steps_with_a_consumer_and_three_replicas() {
         Config {
             replicas: 3,
             consumer: true,
-            ..base()
+            ..small()
         },
         30_000,
     );
@@ -142,7 +132,7 @@ fn same_steps_on_a_lossy_network() {
         Config {
             network: NetworkKind::Lossy,
             crashes: 1,
-            ..base()
+            ..small()
         },
         30_000,
     );
@@ -153,7 +143,7 @@ fn same_steps_on_the_duplicating_network() {
     walk_side_by_side(
         Config {
             network: NetworkKind::Duplicating,
-            ..base()
+            ..small()
         },
         30_000,
     );
@@ -166,7 +156,7 @@ fn same_steps_with_async_flush_an_old_rung_and_elr() {
             flush: Flush::Async,
             truncation: Truncation::HighWatermark,
             crashes: 1,
-            ..base()
+            ..small()
         },
         30_000,
     );
@@ -176,7 +166,7 @@ fn same_steps_with_async_flush_an_old_rung_and_elr() {
             elr: true,
             hw_rule: HwRule::MinIsr,
             crashes: 1,
-            ..base()
+            ..small()
         },
         30_000,
     );

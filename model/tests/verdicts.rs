@@ -4,22 +4,12 @@
 //! failing where it does not, changes a verdict here; so does a `sometimes` property that
 //! is no longer reached (a vacuous pass). Each runs in about a second in the test profile.
 
+mod common;
+use common::small;
 use insync_model::config::{Acks, Config};
 use insync_model::properties;
 use insync_model::{Insync, InsyncModel};
 use stateright::{Checker, Expectation, Model};
-
-fn small() -> Config {
-    Config {
-        replicas: 2,
-        min_insync: 1,
-        records: 1,
-        crashes: 0,
-        consumer: false,
-        idempotence: true,
-        ..Config::default()
-    }
-}
 
 /// The `always` properties that break and the `sometimes` properties reached, sorted.
 fn verdicts(config: Config) -> (Vec<&'static str>, Vec<&'static str>) {
