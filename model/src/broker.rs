@@ -26,8 +26,9 @@ use crate::msg::{
     EpochEndOffset, ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer,
 };
 use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::rules::{self, JoinRules, SequenceCheck, TruncationCause};
 use crate::types::{
-    BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence, REPLICAS_MAX,
+    BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, REPLICAS_MAX,
 };
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
@@ -479,10 +480,9 @@ impl Broker {
                 && self.config.truncation.asks_epoch_end_offset()
                 && !state.log.is_empty(),
         };
-        if self.config.truncation == Truncation::HighWatermark {
-            // Before 0.11: anything past the local high watermark may be divergent.
-            self.truncate(state, state.high_watermark, o);
-        }
+        // Before 0.11: anything past the local high watermark may be divergent.
+        let (offset, _) = self.truncation_offset(state, TruncationCause::BecameFollower);
+        self.truncate(state, offset, o);
         if following.is_some() {
             self.resume_following(state, o);
         }
@@ -540,7 +540,7 @@ impl Broker {
             return;
         }
         if acks == Acks::All
-            && leader.isr.len() < self.config.min_insync
+            && !rules::enough_in_sync(leader.isr, self.config.min_insync)
             && self.config.guards(Guard::NotEnoughReplicas)
         {
             return reply(o, Err(ErrorCode::NotEnoughReplicas));
@@ -553,22 +553,9 @@ impl Broker {
         }
         let count = records.len();
         let base_offset = match producer {
-            Some(pid) => match check_sequence(&state.log, pid, records[0].sequence) {
+            Some(pid) => match rules::check_batch(&state.log, pid, records[0].sequence, count) {
                 SequenceCheck::Next => None,
-                // Kafka answers a retry with the original offsets only when it is the same
-                // batch (same first and last sequence); a batch that only starts like one is
-                // out of order, never half-acknowledged.
-                SequenceCheck::Duplicate(original)
-                    if (0..count).all(|i| {
-                        state.log.get(original.plus(i)).and_then(|r| r.producer)
-                            == Some((pid, Sequence(records[0].sequence.0 + i as u32)))
-                    }) =>
-                {
-                    Some(original)
-                }
-                SequenceCheck::Duplicate(_) => {
-                    return reply(o, Err(ErrorCode::OutOfOrderSequenceNumber))
-                }
+                SequenceCheck::Duplicate(original) => Some(original),
                 SequenceCheck::OutOfOrder => {
                     return reply(o, Err(ErrorCode::OutOfOrderSequenceNumber))
                 }
@@ -766,14 +753,16 @@ impl Broker {
         let Role::Leader(leader) = &mut state.role else {
             return;
         };
+        let join = JoinRules {
+            high_watermark: self.config.guards(Guard::IsrJoinHighWatermark),
+            epoch_start: self.config.truncation.isr_join_needs_epoch_start()
+                && self.config.guards(Guard::IsrJoinEpochStart),
+        };
         let end = leader.follower_end[follower.index()];
         let eligible = !leader.isr.contains(follower)
             && !leader.ineligible.contains(follower)
             && leader.pending_isr.is_none()
-            && (end >= hw || !self.config.guards(Guard::IsrJoinHighWatermark))
-            && (end >= epoch_start
-                || !self.config.truncation.isr_join_needs_epoch_start()
-                || !self.config.guards(Guard::IsrJoinEpochStart));
+            && rules::caught_up_to_join(join, end, hw, epoch_start);
         if eligible {
             let proposed = leader.isr.with(follower);
             self.send_alter_partition(state.leader_epoch, leader, proposed, o);
@@ -791,11 +780,8 @@ impl Broker {
             return;
         }
         let caught_up = std::mem::take(&mut leader.caught_up);
-        let lagging = leader
-            .isr
-            .iter()
-            .filter(|&b| b != me && leader.follower_end[b.index()] < end && !caught_up.contains(b))
-            .fold(BrokerSet::EMPTY, BrokerSet::with);
+        let lagging =
+            rules::lagging_followers(leader.isr, me, end, &leader.follower_end, caught_up);
         if !lagging.is_empty() {
             let proposed = leader.isr.minus(lagging);
             self.send_alter_partition(state.leader_epoch, leader, proposed, o);
@@ -880,19 +866,22 @@ impl Broker {
         let Role::Leader(leader) = &mut state.role else {
             return;
         };
-        if self.config.hw_rule == HwRule::MinIsr && leader.isr.len() < self.config.min_insync {
-            return;
-        }
         let counted = if self.config.guards(Guard::MaximalIsr) {
             leader.maximal_isr()
         } else {
             leader.isr
         };
-        let candidate = counted
-            .iter()
-            .filter(|&b| b != me)
-            .map(|b| leader.follower_end[b.index()])
-            .fold(end, Offset::min);
+        let Some(candidate) = rules::high_watermark(
+            self.config.hw_rule,
+            self.config.min_insync,
+            leader.isr,
+            counted,
+            me,
+            end,
+            &leader.follower_end,
+        ) else {
+            return;
+        };
         if candidate <= state.high_watermark {
             return;
         }
@@ -917,7 +906,7 @@ impl Broker {
         if leader.pending_produce.iter().all(|p| p.end_offset > hw) {
             return;
         }
-        let enough = leader.isr.len() >= self.config.min_insync
+        let enough = rules::enough_in_sync(leader.isr, self.config.min_insync)
             || !self.config.guards(Guard::NotEnoughReplicasAfterAppend);
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut leader.pending_produce)
             .into_iter()
@@ -1003,11 +992,14 @@ impl Broker {
             }
             FetchResult::Diverging { epoch, end_offset } => {
                 // Truncate; a next fetch with the new last epoch asks again if need be.
-                let (offset, _) = self.truncation_point(state, epoch, end_offset);
+                let cause = TruncationCause::Diverging { epoch, end_offset };
+                let (offset, _) = self.truncation_offset(state, cause);
                 self.truncate(state, offset, o);
             }
             FetchResult::OutOfRange { log_end_offset } => {
-                self.truncate(state, log_end_offset, o);
+                let cause = TruncationCause::OutOfRange { log_end_offset };
+                let (offset, _) = self.truncation_offset(state, cause);
+                self.truncate(state, offset, o);
             }
             FetchResult::Error(ErrorCode::FencedLeaderEpoch) => {
                 return; // The controller's LeaderAndIsr is on its way.
@@ -1051,7 +1043,12 @@ impl Broker {
     ) {
         let result = match self.ignore_replica_fetch(state, current_leader_epoch) {
             Some(error) => Err(error),
-            None => Ok(self.epoch_end_offset(state, asked)),
+            None => Ok(rules::epoch_end_offset(
+                self.config.truncation,
+                &state.log,
+                asked,
+                state.is_leader().then_some(state.leader_epoch),
+            )),
         };
         o.send(
             src,
@@ -1063,40 +1060,14 @@ impl Broker {
         );
     }
 
-    /// KIP-101 (Kafka 0.11): the log end if `asked` is this log's latest epoch, else the
-    /// first offset of a newer epoch, else unknown. KIP-279 on: the largest epoch not newer
-    /// than `asked` and where it ends.
-    fn epoch_end_offset(&self, state: &BrokerState, asked: Epoch) -> EpochEndOffset {
-        let current = state.is_leader().then_some(state.leader_epoch);
-        let found = match self.config.truncation {
-            Truncation::Kip101 => state
-                .log
-                .end_offset_for_v0(asked, current)
-                .map(|end| (asked, end)),
-            _ => state.log.end_offset_for(asked, current),
-        };
-        match found {
-            Some((epoch, end_offset)) => EpochEndOffset::Found { epoch, end_offset },
-            None => EpochEndOffset::Undefined,
-        }
-    }
-
-    /// Where the follower truncates on the leader's answer `(epoch, end_offset)`, and whether
-    /// it is done (Kafka's `getOffsetTruncationState`): if its own cache's answer for that
-    /// epoch names an older epoch, it truncates to its own end of that one and asks again;
-    /// else to the smaller of both ends.
-    fn truncation_point(
-        &self,
-        state: &BrokerState,
-        epoch: Epoch,
-        end_offset: Offset,
-    ) -> (Offset, bool) {
-        let end = state.log.log_end_offset();
-        match state.log.end_offset_for(epoch, None) {
-            Some((own_epoch, own_end)) if own_epoch != epoch => (own_end.min(end), false),
-            Some((_, own_end)) => (own_end.min(end_offset).min(end), true),
-            None => (end_offset.min(end), true),
-        }
+    /// Where this follower truncates on `cause`, by its rung ([`rules::truncation_offset`]).
+    fn truncation_offset(&self, state: &BrokerState, cause: TruncationCause) -> (Offset, bool) {
+        rules::truncation_offset(
+            self.config.truncation,
+            &state.log,
+            state.high_watermark,
+            cause,
+        )
     }
 
     /// Follower side: truncate where the answer says; under KIP-279 and KIP-320, ask again
@@ -1123,20 +1094,8 @@ impl Broker {
                 return;
             }
         };
-        let end = state.log.log_end_offset();
-        let (offset, done) = match answer {
-            // Kafka falls back to the high watermark when the leader knows no such epoch.
-            EpochEndOffset::Undefined => (state.high_watermark, true),
-            EpochEndOffset::Found { end_offset, .. }
-                if self.config.truncation == Truncation::Kip101 =>
-            {
-                (end_offset, true)
-            }
-            EpochEndOffset::Found { epoch, end_offset } => {
-                self.truncation_point(state, epoch, end_offset)
-            }
-        };
-        self.truncate(state, offset.min(end), o);
+        let (offset, done) = self.truncation_offset(state, TruncationCause::EpochAnswer(answer));
+        self.truncate(state, offset, o);
         let done = done || state.log.is_empty();
         if let Role::Follower { truncating, .. } = &mut state.role {
             *truncating = !done;
@@ -1292,47 +1251,6 @@ impl Broker {
     }
 }
 
-enum SequenceCheck {
-    Next,
-    Duplicate(Offset),
-    OutOfOrder,
-}
-
-/// The idempotent producer's rule: the leader accepts the next sequence, answers a duplicate
-/// with the offset it already has, and refuses a gap (`OUT_OF_ORDER_SEQUENCE_NUMBER`). The
-/// producer's last sequence is derived from the log, so a new leader knows it too.
-fn check_sequence(log: &Log, producer: ProducerId, first: Sequence) -> SequenceCheck {
-    let mut last: Option<Sequence> = None;
-    let mut original = None;
-    let end = log.log_end_offset().as_usize();
-    for offset in (0..end).rev() {
-        let Some(record) = log.get(Offset::from_usize(offset)) else {
-            continue;
-        };
-        if let Some((pid, seq)) = record.producer {
-            if pid != producer {
-                continue;
-            }
-            if last.is_none() {
-                last = Some(seq);
-                if first > seq {
-                    break;
-                }
-            }
-            if seq == first {
-                original = Some(Offset::from_usize(offset));
-                break;
-            }
-        }
-    }
-    match (last, original) {
-        (_, Some(offset)) => SequenceCheck::Duplicate(offset),
-        (None, None) if first == Sequence(0) => SequenceCheck::Next,
-        (Some(last), None) if first.0 == last.0 + 1 => SequenceCheck::Next,
-        _ => SequenceCheck::OutOfOrder,
-    }
-}
-
 /// A broker's rules, one handler call at a time: the leader's commit, fencing and ISR
 /// rules, the follower's append and truncation, and the idempotent producer's check.
 #[cfg(test)]
@@ -1340,6 +1258,7 @@ mod tests {
     use super::*;
     use crate::controller::Controller;
     use crate::testkit::{sent, sets};
+    use crate::types::Sequence;
     use crate::types::Value;
     use stateright::actor::Command;
 
@@ -1960,7 +1879,7 @@ mod tests {
     fn the_idempotent_check_accepts_the_next_answers_a_duplicate_and_refuses_a_gap() {
         let mut l = Log::new();
         let p = ProducerId(7);
-        let check = |l: &Log, s| match check_sequence(l, p, Sequence(s)) {
+        let check = |l: &Log, s| match rules::check_batch(l, p, Sequence(s), 1) {
             SequenceCheck::Next => "next".to_string(),
             SequenceCheck::Duplicate(o) => format!("dup@{}", o.0),
             SequenceCheck::OutOfOrder => "gap".to_string(),
@@ -1980,11 +1899,11 @@ mod tests {
         assert_eq!(check(&l, 3), "gap");
         // Another producer's records do not count.
         assert!(matches!(
-            check_sequence(&l, ProducerId(8), Sequence(6)),
+            rules::check_batch(&l, ProducerId(8), Sequence(6), 1),
             SequenceCheck::Next
         ));
         assert!(matches!(
-            check_sequence(&l, ProducerId(9), Sequence(0)),
+            rules::check_batch(&l, ProducerId(9), Sequence(0), 1),
             SequenceCheck::Next
         ));
     }
@@ -2138,30 +2057,34 @@ mod tests {
         // The leader's epoch is not in this log: truncate to where the own older epoch ends.
         let mut state2 = state.clone();
         state2.log = log(&[(1, 1), (2, 3)]);
+        let diverging = |epoch, end_offset| TruncationCause::Diverging {
+            epoch: Epoch(epoch),
+            end_offset: Offset(end_offset),
+        };
         assert_eq!(
-            b.truncation_point(&state2, Epoch(2), Offset(5)),
+            b.truncation_offset(&state2, diverging(2, 5)),
             (Offset(1), false)
         );
         assert_eq!(
-            b.truncation_point(&state2, Epoch(3), Offset(1)),
+            b.truncation_offset(&state2, diverging(3, 1)),
             (Offset(1), true)
         );
         assert_eq!(
-            b.truncation_point(&state2, Epoch(3), Offset(7)),
+            b.truncation_offset(&state2, diverging(3, 7)),
             (Offset(2), true)
         );
         // Older than every epoch here: to the start.
         assert_eq!(
-            b.truncation_point(&state2, Epoch(0), Offset(1)),
+            b.truncation_offset(&state2, diverging(0, 1)),
             (Offset(0), true)
         );
         // Newer than every epoch here: to the leader's end, within this log.
         assert_eq!(
-            b.truncation_point(&state2, Epoch(5), Offset(1)),
+            b.truncation_offset(&state2, diverging(5, 1)),
             (Offset(1), true)
         );
         assert_eq!(
-            b.truncation_point(&state2, Epoch(5), Offset(9)),
+            b.truncation_offset(&state2, diverging(5, 9)),
             (Offset(2), true)
         );
         // Out of range: to the leader's end.

@@ -16,6 +16,7 @@ pub mod msg;
 pub mod node;
 pub mod producer;
 pub mod properties;
+pub mod rules;
 pub mod types;
 
 pub use config::{Config, ConfigError, ValidConfig};
