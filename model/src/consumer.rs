@@ -71,6 +71,28 @@ pub struct ConsumerState {
 
 type O = Out<Node>;
 
+impl ConsumerState {
+    /// What every consumer step keeps true (checked after each step in debug builds, by
+    /// `Node`): what it read and processed is sorted without repeats, and it processed only
+    /// what it read.
+    pub fn assert_invariants(&self) {
+        debug_assert!(
+            self.read.windows(2).all(|w| w[0].offset < w[1].offset),
+            "reads not sorted by offset: {self:?}"
+        );
+        debug_assert!(
+            self.processed.windows(2).all(|w| w[0] < w[1]),
+            "processed offsets not sorted: {self:?}"
+        );
+        debug_assert!(
+            self.processed
+                .iter()
+                .all(|p| self.read.binary_search_by_key(p, |r| r.offset).is_ok()),
+            "processed an offset never read: {self:?}"
+        );
+    }
+}
+
 impl Consumer {
     pub fn on_start(
         &self,
@@ -318,6 +340,17 @@ mod tests {
         let mut o = O::new();
         let state = c.on_start(None, Some((BrokerId(0), Epoch(1))), &mut o);
         (state, o)
+    }
+
+    /// The invariant check can fail: an offset processed but never read.
+    #[test]
+    #[cfg(debug_assertions)]
+    fn the_invariant_check_catches_an_offset_processed_but_never_read() {
+        let (mut state, _) = start(&consumer(ConsumerCommit::After));
+        state.assert_invariants();
+        state.processed.push(Offset(0));
+        let caught = std::panic::catch_unwind(|| state.assert_invariants());
+        assert!(caught.is_err(), "not caught: {state:?}");
     }
 
     fn saved(o: &O) -> Vec<ConsumerStorage> {

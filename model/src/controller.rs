@@ -96,6 +96,39 @@ pub const FIRST_ALLOCATED_PRODUCER_ID: u32 = 1 << 16;
 type O = Out<Node>;
 
 impl Controller {
+    /// What every controller step keeps true (checked after each step in debug builds, by
+    /// `Node`): the ISR and the ELR never overlap; the ELR and its last known value exist
+    /// only with KIP-966; before KIP-966 the ISR never empties (its last member stays); the
+    /// leader is an ISR member and not fenced.
+    pub fn assert_invariants(&self, state: &ControllerState) {
+        let p = &state.partition;
+        let all = BrokerSet::all(self.topology.replicas);
+        debug_assert!(
+            p.isr.minus(all).is_empty() && p.elr.minus(all).is_empty(),
+            "a replica that does not exist: {p:?}"
+        );
+        debug_assert!(
+            p.isr.intersect(p.elr).is_empty(),
+            "ISR and ELR overlap: {p:?}"
+        );
+        debug_assert!(
+            self.elr || (p.elr.is_empty() && p.last_known_elr.is_empty()),
+            "an ELR without KIP-966: {p:?}"
+        );
+        debug_assert!(
+            self.elr || !p.isr.is_empty(),
+            "an empty ISR without KIP-966: {p:?}"
+        );
+        if let Some(leader) = p.leader {
+            debug_assert!(p.isr.contains(leader), "a leader outside the ISR: {p:?}");
+            debug_assert!(
+                !state.fenced.contains(leader),
+                "a fenced leader: {p:?}, fenced {:?}",
+                state.fenced
+            );
+        }
+    }
+
     /// The partition as created: the first replica leads epoch 1, every replica is in sync.
     pub fn initial_partition(replicas: usize) -> PartitionState {
         PartitionState {
@@ -597,6 +630,25 @@ mod tests {
             reduce: true,
             stale_broker_epoch_check: true,
             durable: false,
+        }
+    }
+
+    /// The invariant check can fail: a leader outside the ISR, and an ELR without KIP-966.
+    #[test]
+    #[cfg(debug_assertions)]
+    fn the_invariant_check_catches_a_leader_outside_the_isr_and_a_stray_elr() {
+        let c = controller();
+        let mut o = O::new();
+        let good = c.on_start(None, &mut o);
+        c.assert_invariants(&good);
+        let mut outside = good.clone();
+        outside.partition.isr = BrokerSet::single(BrokerId(1));
+        let mut stray = good.clone();
+        stray.partition.isr = BrokerSet::single(BrokerId(0));
+        stray.partition.elr = BrokerSet::single(BrokerId(1));
+        for bad in [outside, stray] {
+            let caught = std::panic::catch_unwind(|| c.assert_invariants(&bad));
+            assert!(caught.is_err(), "not caught: {:?}", bad.partition);
         }
     }
 

@@ -209,6 +209,7 @@ impl Actor for Node {
             (Node::Consumer(a), NodeState::Consumer(s)) => a.on_msg(s, src, msg, o),
             _ => unreachable!("an actor's state always matches its kind"),
         }
+        self.assert_invariants(state);
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
@@ -218,6 +219,23 @@ impl Actor for Node {
             (Node::Producer(a), NodeState::Producer(s)) => a.on_timeout(s, timer, o),
             (Node::Consumer(a), NodeState::Consumer(s)) => a.on_timeout(s, timer, o),
             _ => unreachable!("an actor's state always matches its kind"),
+        }
+        self.assert_invariants(state);
+    }
+}
+
+impl Node {
+    /// Each actor's invariants, after every step, in debug builds (tests included); a no-op
+    /// in release builds. The broker checks its own inside its handlers.
+    fn assert_invariants(&self, state: &NodeState) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        match (self, state) {
+            (Node::Controller(a), NodeState::Controller(s)) => a.assert_invariants(s),
+            (Node::Producer(_), NodeState::Producer(s)) => s.assert_invariants(),
+            (Node::Consumer(_), NodeState::Consumer(s)) => s.assert_invariants(),
+            _ => {}
         }
     }
 }

@@ -111,6 +111,43 @@ pub struct ProducerState {
 }
 
 impl ProducerState {
+    /// What every producer step keeps true (checked after each step in debug builds, by
+    /// `Node`): one entry per record in each per-record vector; every batch in flight or
+    /// waiting to be retried holds records already handed over, with no outcome yet, and no
+    /// record is in two of them.
+    pub fn assert_invariants(&self) {
+        let n = self.values.len();
+        debug_assert!(
+            self.outcomes.len() == n && self.attempts.len() == n && self.maybe_appended.len() == n,
+            "per-record vectors of different lengths: {self:?}"
+        );
+        debug_assert!(
+            self.next_record as usize <= n,
+            "next record past the end: {self:?}"
+        );
+        let batches = self
+            .in_flight
+            .iter()
+            .map(|f| (f.first, f.count))
+            .chain(self.retry.iter().map(|b| (b.first, b.count)));
+        let mut seen = vec![false; n];
+        for (first, count) in batches {
+            for i in first..first + count {
+                let i = i as usize;
+                debug_assert!(
+                    i < n && i < self.next_record as usize,
+                    "a batch of records never handed over: {self:?}"
+                );
+                debug_assert!(
+                    self.outcomes[i].is_none(),
+                    "record {i} is pending and done: {self:?}"
+                );
+                debug_assert!(!seen[i], "record {i} in two pending batches: {self:?}");
+                seen[i] = true;
+            }
+        }
+    }
+
     /// Values acknowledged, in send order, with their offsets.
     pub fn acked(&self) -> impl Iterator<Item = (u32, Offset)> + '_ {
         self.outcomes
@@ -448,6 +485,27 @@ mod tests {
 
     fn leader() -> Option<(BrokerId, Epoch)> {
         Some((BrokerId(0), Epoch(1)))
+    }
+
+    /// The invariant check can fail: a pending record with an outcome, and one record in two
+    /// pending batches.
+    #[test]
+    #[cfg(debug_assertions)]
+    fn the_invariant_check_catches_a_pending_record_that_is_done_or_pending_twice() {
+        let p = producer();
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        state.assert_invariants();
+        assert_eq!(state.in_flight.len(), 1, "the first record is in flight");
+        let mut done = state.clone();
+        done.outcomes[0] = Some(Outcome::Sent);
+        let mut twice = state.clone();
+        twice.retry.push(Batch { first: 0, count: 1 });
+        state.next_record = 9;
+        for bad in [done, twice, state] {
+            let caught = std::panic::catch_unwind(|| bad.assert_invariants());
+            assert!(caught.is_err(), "not caught: {bad:?}");
+        }
     }
 
     /// The produce requests in `o`: destination, request id, producer id, acks, and each

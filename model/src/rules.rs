@@ -268,7 +268,15 @@ mod tests {
     fn the_high_watermark_is_the_smallest_end_over_the_counted_replicas() {
         use HwRule::*;
         // (rule, min.insync, isr, counted, leader end, ends of brokers 0..3) -> candidate
-        type Row = (HwRule, usize, &'static [u8], &'static [u8], u64, [u64; 3], Option<u64>);
+        type Row = (
+            HwRule,
+            usize,
+            &'static [u8],
+            &'static [u8],
+            u64,
+            [u64; 3],
+            Option<u64>,
+        );
         let table: &[Row] = &[
             (Isr, 2, &[0, 1, 2], &[0, 1, 2], 5, [0, 3, 4], Some(3)),
             // A lone leader commits what it has.
