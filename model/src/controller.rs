@@ -405,6 +405,7 @@ impl Controller {
     /// Takes `b` out of the ISR. Before KIP-966 the last member stays (an empty ISR could
     /// elect no one cleanly); with ELR, and for an unclean shutdown, it goes too. Returns
     /// whether the partition changed.
+    #[must_use = "whether the partition changed, so the brokers need telling"]
     fn remove_from_isr(&self, state: &mut ControllerState, b: BrokerId, unclean: bool) -> bool {
         let p = &mut state.partition;
         let in_isr = p.isr.contains(b);
@@ -509,7 +510,8 @@ impl Controller {
         }
         // The old incarnation is fenced (KIP-380): what that does to the ISR is the
         // restart semantics; with ELR the crash is an unclean shutdown.
-        let changed = match (self.elr, self.restarted_broker) {
+        // Whether the ISR changed does not matter below: the leader is told either way.
+        let _changed = match (self.elr, self.restarted_broker) {
             (true, _) => self.remove_from_isr(state, b, true),
             (false, RestartedBroker::LeavesIsr) => self.remove_from_isr(state, b, false),
             (false, RestartedBroker::KeepsIsr) => false,
@@ -519,8 +521,9 @@ impl Controller {
             self.elect_first(state, o);
         } else {
             self.send_leader_and_isr(state, b, o);
-            // The leader learns the ISR change, and may add the returning replica again.
-            let _ = changed;
+            // The leader learns the ISR change, or (same partition epoch) that a replica it
+            // was refused is registered again, so it may propose it anew (it clears its
+            // `ineligible` set on any LeaderAndIsr of its epoch).
             self.tell_leader(state, o);
         }
     }
