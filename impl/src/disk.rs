@@ -81,7 +81,7 @@ pub mod faults;
 use insync_model::broker::BrokerStorage;
 use insync_model::log::Log;
 use insync_model::node::NodeStorage;
-use insync_model::types::{Epoch, Offset, Record};
+use insync_model::types::{BrokerEpoch, Epoch, Offset, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -292,7 +292,7 @@ struct Batch {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct BrokerMeta {
-    incarnation: u32,
+    incarnation: BrokerEpoch,
     high_watermark: Offset,
     /// Records the segment held when this was written: recovery must find at least these.
     log_end_offset: Offset,
@@ -307,7 +307,7 @@ struct BrokerMeta {
 /// A state file written before [`BrokerMeta::vouches_for_last_save`] existed.
 #[derive(Deserialize)]
 struct BrokerMetaWithoutVouch {
-    incarnation: u32,
+    incarnation: BrokerEpoch,
     high_watermark: Offset,
     log_end_offset: Offset,
 }
@@ -1213,7 +1213,7 @@ mod tests {
 
     fn broker(log: &Log, hw: u64) -> NodeStorage {
         NodeStorage::Broker(BrokerStorage {
-            incarnation: 2,
+            incarnation: BrokerEpoch(2),
             log: log.clone(),
             high_watermark: Offset(hw),
             committed_ghost: Default::default(),
@@ -1307,7 +1307,7 @@ mod tests {
         // The restarted broker's first save carries its new incarnation: written at once.
         let writes = store.state_writes.load(SeqCst);
         let restarted = NodeStorage::Broker(BrokerStorage {
-            incarnation: 3,
+            incarnation: BrokerEpoch(3),
             ..recovered.clone()
         });
         store.save(0, &restarted).expect("save");
@@ -1319,7 +1319,7 @@ mod tests {
             .save(
                 0,
                 &NodeStorage::Broker(BrokerStorage {
-                    incarnation: 3,
+                    incarnation: BrokerEpoch(3),
                     log: truncated.clone(),
                     high_watermark: Offset(40),
                     committed_ghost: Default::default(),
@@ -1364,7 +1364,7 @@ mod tests {
         assert_eq!(recovery.truncated_bytes, 0);
         match storage {
             NodeStorage::Broker(b) => {
-                assert_eq!(b.incarnation, 2);
+                assert_eq!(b.incarnation, BrokerEpoch(2));
                 assert_eq!(b.high_watermark, Offset(2));
             }
             _ => unreachable!(),

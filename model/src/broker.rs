@@ -28,7 +28,8 @@ use crate::msg::{
 use crate::node::{timer_range, Node, NodeStorage, Topology};
 use crate::rules::{self, JoinRules, SequenceCheck, TruncationCause};
 use crate::types::{
-    BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, REPLICAS_MAX,
+    BrokerEpoch, BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record,
+    REPLICAS_MAX,
 };
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
@@ -80,7 +81,7 @@ pub struct Broker {
 /// (which the controller uses as Kafka's broker epoch, KIP-380).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BrokerStorage {
-    pub incarnation: u32,
+    pub incarnation: BrokerEpoch,
     pub log: Log,
     /// Kafka checkpoints the high watermark lazily; this is the value at the last save.
     pub high_watermark: Offset,
@@ -95,7 +96,7 @@ pub struct BrokerStorage {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BrokerState {
     pub id: BrokerId,
-    pub incarnation: u32,
+    pub incarnation: BrokerEpoch,
     pub log: Log,
     /// Records `[0, flushed)` are on disk.
     pub flushed: Offset,
@@ -134,7 +135,7 @@ pub struct LeaderState {
     /// Each follower's log end offset, from its last fetch.
     pub follower_end: [Offset; REPLICAS_MAX],
     /// Each follower's incarnation, from its last fetch (KIP-903).
-    pub follower_incarnation: [u32; REPLICAS_MAX],
+    pub follower_incarnation: [BrokerEpoch; REPLICAS_MAX],
     /// Followers whose fetch is held until there is something new (Kafka's delayed fetch).
     pub parked_followers: BrokerSet,
     /// Consumer fetches held until the high watermark passes their offset.
@@ -166,7 +167,7 @@ impl LeaderState {
             pending_isr: None,
             ineligible: BrokerSet::EMPTY,
             follower_end: [Offset::ZERO; REPLICAS_MAX],
-            follower_incarnation: [0; REPLICAS_MAX],
+            follower_incarnation: [BrokerEpoch::NONE; REPLICAS_MAX],
             parked_followers: BrokerSet::EMPTY,
             parked_consumers: Vec::new(),
             pending_produce: Vec::new(),
@@ -225,7 +226,7 @@ impl Broker {
         let mut state = match storage {
             None => BrokerState {
                 id: self.id,
-                incarnation: 0,
+                incarnation: BrokerEpoch::NONE,
                 log: Log::new(),
                 flushed: Offset::ZERO,
                 high_watermark: Offset::ZERO,
@@ -246,7 +247,7 @@ impl Broker {
                 let end = stored.log.log_end_offset();
                 BrokerState {
                     id: self.id,
-                    incarnation: stored.incarnation + 1,
+                    incarnation: stored.incarnation.next(),
                     log: stored.log.clone(),
                     flushed: end,
                     high_watermark: stored.high_watermark.min(end),
@@ -398,7 +399,7 @@ impl Broker {
         &self,
         state: &mut BrokerState,
         partition: PartitionState,
-        broker_incarnation: u32,
+        broker_incarnation: BrokerEpoch,
         o: &mut O,
     ) {
         if self.ignore_leader_and_isr(state, &partition, broker_incarnation) {
@@ -436,7 +437,7 @@ impl Broker {
         &self,
         state: &BrokerState,
         partition: &PartitionState,
-        broker_incarnation: u32,
+        broker_incarnation: BrokerEpoch,
     ) -> bool {
         (broker_incarnation != state.incarnation && self.config.guards(Guard::Incarnation))
             || (partition.leader_epoch < state.leader_epoch
@@ -609,7 +610,7 @@ impl Broker {
     fn on_fetch(
         &self,
         state: &mut BrokerState,
-        (follower, incarnation): (BrokerId, u32),
+        (follower, incarnation): (BrokerId, BrokerEpoch),
         leader_epoch: Epoch,
         fetch_offset: Offset,
         last_fetched_epoch: Option<Epoch>,
@@ -1363,7 +1364,7 @@ mod tests {
             leader_epoch: Epoch(epoch),
             fetch_offset: Offset(offset),
             last_fetched_epoch: last.map(Epoch),
-            incarnation: 0,
+            incarnation: BrokerEpoch(0),
         }
     }
 
@@ -1418,7 +1419,7 @@ mod tests {
                 last_known_elr: BrokerSet::EMPTY,
                 partition_epoch: PartitionEpoch(partition_epoch),
             },
-            broker_incarnation: 0,
+            broker_incarnation: BrokerEpoch(0),
         }
     }
 
@@ -1453,7 +1454,7 @@ mod tests {
     fn a_restarted_follower_told_the_leader_of_its_last_epoch_fetches_from_it() {
         let b = broker(1);
         let stored = BrokerStorage {
-            incarnation: 0,
+            incarnation: BrokerEpoch(0),
             log: log(&[(1, 1)]),
             high_watermark: Offset(1),
             committed_ghost: Log::new(),
@@ -1469,7 +1470,7 @@ mod tests {
             broker_incarnation, ..
         } = &mut told
         {
-            *broker_incarnation = 1;
+            *broker_incarnation = BrokerEpoch(1);
         }
         let o = deliver(&b, &mut state, CTL, told);
         assert_eq!(
@@ -1480,7 +1481,7 @@ mod tests {
                     leader_epoch: Epoch(1),
                     fetch_offset: Offset(1),
                     last_fetched_epoch: Some(Epoch(1)),
-                    incarnation: 1,
+                    incarnation: BrokerEpoch(1),
                 }
             )]
         );
@@ -1553,14 +1554,14 @@ mod tests {
     fn a_restarted_broker_recovers_its_disk_and_registers() {
         let b = broker(1);
         let stored = BrokerStorage {
-            incarnation: 2,
+            incarnation: BrokerEpoch(2),
             log: log(&[(1, 1), (2, 3)]),
             high_watermark: Offset(5),
             committed_ghost: log(&[(1, 1)]),
         };
         let mut o = O::new();
         let state = b.on_start(Some(&stored), &Controller::initial_partition(3), &mut o);
-        assert_eq!(state.incarnation, 3);
+        assert_eq!(state.incarnation, BrokerEpoch(3));
         assert_eq!(state.log, stored.log);
         assert_eq!(state.flushed, Offset(2));
         assert_eq!(state.high_watermark, Offset(2), "clamped to the log");
@@ -1574,8 +1575,16 @@ mod tests {
                 truncating: false
             }
         );
-        assert_eq!(sent(&o), vec![(CTL, Msg::Register { incarnation: 3 })]);
-        assert_eq!(saves(&o)[0].incarnation, 3);
+        assert_eq!(
+            sent(&o),
+            vec![(
+                CTL,
+                Msg::Register {
+                    incarnation: BrokerEpoch(3)
+                }
+            )]
+        );
+        assert_eq!(saves(&o)[0].incarnation, BrokerEpoch(3));
     }
 
     /// acks=all: answered once the high watermark, the smallest log end over the ISR, passes
@@ -1741,7 +1750,7 @@ mod tests {
             CTL,
             Msg::LeaderAndIsr {
                 partition,
-                broker_incarnation: 0,
+                broker_incarnation: BrokerEpoch(0),
             },
         );
         assert_eq!(state.high_watermark, Offset(1));
@@ -2121,7 +2130,7 @@ mod tests {
                     leader_epoch: Epoch(1),
                     partition_epoch: PartitionEpoch(0),
                     isr: set(&[0, 1]),
-                    incarnations: [0; REPLICAS_MAX],
+                    incarnations: [BrokerEpoch(0); REPLICAS_MAX],
                 }
             )]
         );
@@ -2159,12 +2168,12 @@ mod tests {
                 leader_epoch: Epoch(1),
                 fetch_offset: Offset(1),
                 last_fetched_epoch: Some(Epoch(1)),
-                incarnation: 4,
+                incarnation: BrokerEpoch(4),
             },
             &mut o,
         );
-        let mut incarnations = [0; REPLICAS_MAX];
-        incarnations[2] = 4;
+        let mut incarnations = [BrokerEpoch::NONE; REPLICAS_MAX];
+        incarnations[2] = BrokerEpoch(4);
         assert!(sent(&o).contains(&(
             CTL,
             Msg::AlterPartition {
@@ -2213,7 +2222,7 @@ mod tests {
                         leader_epoch: Epoch(1),
                         partition_epoch: PartitionEpoch(0),
                         isr: proposed,
-                        incarnations: [0; REPLICAS_MAX],
+                        incarnations: [BrokerEpoch(0); REPLICAS_MAX],
                     }
                 )],
                 "track_catch_up={track_catch_up}"
@@ -2255,7 +2264,7 @@ mod tests {
             CTL,
             Msg::LeaderAndIsr {
                 partition: moved,
-                broker_incarnation: 1,
+                broker_incarnation: BrokerEpoch(1),
             },
         );
         assert_eq!(state, before);
@@ -2267,7 +2276,7 @@ mod tests {
             CTL,
             Msg::LeaderAndIsr {
                 partition: moved,
-                broker_incarnation: 0,
+                broker_incarnation: BrokerEpoch(0),
             },
         );
         assert!(state.is_leader(), "epoch 2 is older than 3");
@@ -2278,7 +2287,7 @@ mod tests {
             CTL,
             Msg::LeaderAndIsr {
                 partition: moved,
-                broker_incarnation: 0,
+                broker_incarnation: BrokerEpoch(0),
             },
         );
         assert_eq!(state.leader_epoch, Epoch(2));
@@ -2321,7 +2330,7 @@ mod tests {
             CTL,
             Msg::LeaderAndIsr {
                 partition: moved,
-                broker_incarnation: 0,
+                broker_incarnation: BrokerEpoch(0),
             },
         );
         assert_eq!(state.log, log(&[(1, 1)]));
@@ -2343,7 +2352,7 @@ mod tests {
             CTL,
             Msg::LeaderAndIsr {
                 partition: moved,
-                broker_incarnation: 0,
+                broker_incarnation: BrokerEpoch(0),
             },
         );
         assert_eq!(ks.log.log_end_offset(), Offset(2));

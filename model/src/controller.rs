@@ -34,7 +34,9 @@
 use crate::config::RestartedBroker;
 use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
-use crate::types::{BrokerId, BrokerSet, Epoch, PartitionEpoch, ProducerId, REPLICAS_MAX};
+use crate::types::{
+    BrokerEpoch, BrokerId, BrokerSet, Epoch, PartitionEpoch, ProducerId, REPLICAS_MAX,
+};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 
@@ -74,7 +76,7 @@ pub struct ControllerState {
     /// electable, not addable to the ISR.
     pub fenced: BrokerSet,
     /// Each broker's registered incarnation (Kafka's broker epoch).
-    pub incarnations: [u32; REPLICAS_MAX],
+    pub incarnations: [BrokerEpoch; REPLICAS_MAX],
     /// Elections that found no in-sync replica and picked another (for traces).
     pub unclean_elections: u32,
     /// The next producer id `InitProducerId` hands out (KIP-98). Saved with the rest of a
@@ -149,7 +151,7 @@ impl Controller {
             _ => ControllerState {
                 partition: Controller::initial_partition(self.topology.replicas),
                 fenced: BrokerSet::EMPTY,
-                incarnations: [0; REPLICAS_MAX],
+                incarnations: [BrokerEpoch::NONE; REPLICAS_MAX],
                 unclean_elections: 0,
                 next_producer_id: FIRST_ALLOCATED_PRODUCER_ID,
             },
@@ -377,7 +379,7 @@ impl Controller {
         from: BrokerId,
         (leader_epoch, partition_epoch): (Epoch, PartitionEpoch),
         isr: BrokerSet,
-        incarnations: &[u32; REPLICAS_MAX],
+        incarnations: &[BrokerEpoch; REPLICAS_MAX],
     ) -> Result<PartitionState, (ErrorCode, PartitionState)> {
         let p = &mut state.partition;
         if p.leader != Some(from) || p.leader_epoch != leader_epoch {
@@ -494,7 +496,13 @@ impl Controller {
         }
     }
 
-    fn on_register(&self, state: &mut ControllerState, b: BrokerId, incarnation: u32, o: &mut O) {
+    fn on_register(
+        &self,
+        state: &mut ControllerState,
+        b: BrokerId,
+        incarnation: BrokerEpoch,
+        o: &mut O,
+    ) {
         if incarnation <= state.incarnations[b.index()] {
             return; // A stale registration.
         }
@@ -538,7 +546,7 @@ impl Controller {
         &self,
         state: &mut ControllerState,
         b: BrokerId,
-        incarnation: u32,
+        incarnation: BrokerEpoch,
         leader_epoch: Epoch,
         o: &mut O,
     ) {
@@ -584,8 +592,8 @@ impl Controller {
 /// new incarnation's fetches soon enough and proposes it again.
 fn stale_addition(
     additions: BrokerSet,
-    proposed: &[u32; REPLICAS_MAX],
-    registered: &[u32; REPLICAS_MAX],
+    proposed: &[BrokerEpoch; REPLICAS_MAX],
+    registered: &[BrokerEpoch; REPLICAS_MAX],
 ) -> bool {
     additions
         .iter()
@@ -667,7 +675,7 @@ mod tests {
             .collect()
     }
 
-    fn heartbeat(incarnation: u32, epoch: u32) -> Msg {
+    fn heartbeat(incarnation: BrokerEpoch, epoch: u32) -> Msg {
         Msg::Heartbeat {
             incarnation,
             leader_epoch: Epoch(epoch),
@@ -693,11 +701,21 @@ mod tests {
         assert_eq!(state.partition.leader_epoch, Epoch(2));
 
         let mut o = O::new();
-        c.on_msg(&mut state, Id::from(1), heartbeat(0, 1), &mut o);
+        c.on_msg(
+            &mut state,
+            Id::from(1),
+            heartbeat(BrokerEpoch(0), 1),
+            &mut o,
+        );
         assert_eq!(told(&o, 1), vec![state.partition]);
 
         let mut o = O::new();
-        c.on_msg(&mut state, Id::from(1), heartbeat(0, 2), &mut o);
+        c.on_msg(
+            &mut state,
+            Id::from(1),
+            heartbeat(BrokerEpoch(0), 2),
+            &mut o,
+        );
         assert_eq!(told(&o, 1), vec![]);
     }
 
@@ -708,11 +726,21 @@ mod tests {
         let c = controller();
         let mut state = c.on_start(None, &mut O::new());
         let mut o = O::new();
-        c.on_msg(&mut state, Id::from(2), heartbeat(1, 1), &mut o);
-        assert_eq!(state.incarnations[2], 1);
+        c.on_msg(
+            &mut state,
+            Id::from(2),
+            heartbeat(BrokerEpoch(1), 1),
+            &mut o,
+        );
+        assert_eq!(state.incarnations[2], BrokerEpoch(1));
         assert_eq!(told(&o, 2).len(), 1, "told the partition on registering");
         let mut o = O::new();
-        c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut o);
+        c.on_msg(
+            &mut state,
+            Id::from(2),
+            heartbeat(BrokerEpoch(0), 1),
+            &mut o,
+        );
         assert_eq!(told(&o, 2), vec![], "the old incarnation is ignored");
     }
 
@@ -753,7 +781,12 @@ mod tests {
         );
         assert_eq!(saved(&o), vec![state.clone()]);
         let mut o = O::new();
-        c.on_msg(&mut state, Id::from(1), heartbeat(0, 2), &mut o);
+        c.on_msg(
+            &mut state,
+            Id::from(1),
+            heartbeat(BrokerEpoch(0), 2),
+            &mut o,
+        );
         assert_eq!(saved(&o), vec![], "nothing changed, nothing saved");
 
         let restarted = c.on_start(Some(&state), &mut O::new());
@@ -808,7 +841,7 @@ mod tests {
         state: &mut ControllerState,
         (from, epoch, partition_epoch): (usize, u32, u32),
         isr: BrokerSet,
-        incarnations: [u32; REPLICAS_MAX],
+        incarnations: [BrokerEpoch; REPLICAS_MAX],
     ) -> Result<PartitionState, (ErrorCode, PartitionState)> {
         let mut o = O::new();
         c.on_msg(
@@ -1029,7 +1062,7 @@ mod tests {
     fn alter_partition_is_a_compare_and_set_from_the_leader() {
         let c = controller();
         let mut state = c.on_start(None, &mut O::new());
-        let none = [0; REPLICAS_MAX];
+        let none = [BrokerEpoch::NONE; REPLICAS_MAX];
         let r = alter(&c, &mut state, (1, 1, 0), set(&[1]), none);
         assert_eq!(
             r.map_err(|e| e.0),
@@ -1067,7 +1100,7 @@ mod tests {
             &mut O::new(),
         );
         // Broker 2 restarted (incarnation 1) but the fetches seen were incarnation 0's.
-        state.incarnations[2] = 1;
+        state.incarnations[2] = BrokerEpoch(1);
         let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), none);
         assert_eq!(
             r.map_err(|e| e.0),
@@ -1075,7 +1108,7 @@ mod tests {
             "KIP-903"
         );
         let mut seen = none;
-        seen[2] = 1;
+        seen[2] = BrokerEpoch(1);
         let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), seen);
         assert_eq!(r.map(|p| p.isr), Ok(set(&[0, 1, 2])));
         // Without the KIP-903 check the stale addition goes through.
@@ -1085,7 +1118,7 @@ mod tests {
         };
         let mut state = c.on_start(None, &mut O::new());
         alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none).expect("shrink");
-        state.incarnations[2] = 1;
+        state.incarnations[2] = BrokerEpoch(1);
         let r = alter(&c, &mut state, (0, 1, 1), set(&[0, 1, 2]), none);
         assert_eq!(r.map(|p| p.isr), Ok(set(&[0, 1, 2])));
         // Only a broker may ask.
@@ -1218,14 +1251,16 @@ mod tests {
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
-        let none = [0; REPLICAS_MAX];
+        let none = [BrokerEpoch::NONE; REPLICAS_MAX];
         alter(&c, &mut state, (0, 1, 0), set(&[0]), none).expect("shrink");
         assert_eq!(state.partition.elr, set(&[1, 2]));
         // Broker 2 restarts (an unclean shutdown: out of the ELR); broker 1's session expires.
         c.on_msg(
             &mut state,
             Id::from(2),
-            Msg::Register { incarnation: 1 },
+            Msg::Register {
+                incarnation: BrokerEpoch(1),
+            },
             &mut O::new(),
         );
         expire(&c, &mut state, 1, None);
@@ -1247,7 +1282,7 @@ mod tests {
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
-        let none = [0; REPLICAS_MAX];
+        let none = [BrokerEpoch::NONE; REPLICAS_MAX];
         alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none).expect("shrink");
         assert_eq!(state.partition.elr, set(&[]), "the ISR is at min.insync");
         alter(&c, &mut state, (0, 1, 1), set(&[0]), none).expect("shrink");
@@ -1288,7 +1323,7 @@ mod tests {
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
-        let none = [0; REPLICAS_MAX];
+        let none = [BrokerEpoch::NONE; REPLICAS_MAX];
         alter(&c, &mut state, (0, 1, 0), set(&[0, 1]), none).expect("shrink");
         assert_eq!(state.partition.elr, set(&[]));
         let o = expire(&c, &mut state, 1, None);
@@ -1311,7 +1346,9 @@ mod tests {
         c.on_msg(
             &mut state,
             Id::from(2),
-            Msg::Register { incarnation: 1 },
+            Msg::Register {
+                incarnation: BrokerEpoch(1),
+            },
             &mut o,
         );
         assert_eq!(state.partition.isr, set(&[0, 1]));
@@ -1327,7 +1364,9 @@ mod tests {
             c.on_msg(
                 state,
                 Id::from(b),
-                Msg::Register { incarnation: inc },
+                Msg::Register {
+                    incarnation: BrokerEpoch(inc),
+                },
                 &mut o,
             );
             o
@@ -1336,7 +1375,7 @@ mod tests {
         let c = controller();
         let mut state = c.on_start(None, &mut O::new());
         let o = register(&c, &mut state, 2, 1);
-        assert_eq!(state.incarnations[2], 1);
+        assert_eq!(state.incarnations[2], BrokerEpoch(1));
         assert_eq!(state.partition.isr, set(&[0, 1]));
         assert_eq!(told(&o, 2), vec![state.partition]);
         assert_eq!(told(&o, 0), vec![state.partition]);
@@ -1363,7 +1402,7 @@ mod tests {
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
-        let none = [0; REPLICAS_MAX];
+        let none = [BrokerEpoch::NONE; REPLICAS_MAX];
         alter(&c, &mut state, (0, 1, 0), set(&[0]), none).expect("shrink");
         register(&c, &mut state, 2, 1);
         assert_eq!(state.partition.elr, set(&[1]));
@@ -1392,14 +1431,14 @@ mod tests {
 
     #[test]
     fn stale_additions_and_session_timers() {
-        let mut registered = [0; REPLICAS_MAX];
-        registered[1] = 2;
-        let mut seen = [0; REPLICAS_MAX];
+        let mut registered = [BrokerEpoch::NONE; REPLICAS_MAX];
+        registered[1] = BrokerEpoch(2);
+        let mut seen = [BrokerEpoch::NONE; REPLICAS_MAX];
         assert!(stale_addition(set(&[1]), &seen, &registered));
         assert!(!stale_addition(set(&[2]), &seen, &registered));
-        seen[1] = 2;
+        seen[1] = BrokerEpoch(2);
         assert!(!stale_addition(set(&[1, 2]), &seen, &registered));
-        seen[1] = 3;
+        seen[1] = BrokerEpoch(3);
         assert!(stale_addition(set(&[1]), &seen, &registered));
         assert_eq!(
             session_timers(&controller().topology, BrokerId(1)),
@@ -1418,7 +1457,12 @@ mod tests {
         let mut state = c.on_start(None, &mut O::new());
         expire(&c, &mut state, 2, None);
         let mut o = O::new();
-        c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut o);
+        c.on_msg(
+            &mut state,
+            Id::from(2),
+            heartbeat(BrokerEpoch(0), 1),
+            &mut o,
+        );
         assert_eq!(state.fenced, set(&[]));
         for t in session_timers(&c.topology, BrokerId(2)) {
             assert!(o
@@ -1433,7 +1477,12 @@ mod tests {
         let mut state = c.on_start(None, &mut O::new());
         expire(&c, &mut state, 2, None);
         let before = state.clone();
-        c.on_msg(&mut state, Id::from(2), heartbeat(0, 1), &mut O::new());
+        c.on_msg(
+            &mut state,
+            Id::from(2),
+            heartbeat(BrokerEpoch(0), 1),
+            &mut O::new(),
+        );
         assert_eq!(state, before);
     }
 }

@@ -5,7 +5,8 @@ use crate::config::Acks;
 use crate::consumer::ReadRecord;
 use crate::producer::Outcome;
 use crate::types::{
-    BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence, Value,
+    BrokerEpoch, BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence,
+    Value,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -161,7 +162,7 @@ pub enum Msg {
         /// The fetcher's incarnation (its broker epoch, KIP-903): the leader passes it on
         /// when it proposes the fetcher for the ISR, so a fetch sent before a restart cannot
         /// bring the restarted broker back in.
-        incarnation: u32,
+        incarnation: BrokerEpoch,
     },
     FetchResponse {
         leader_epoch: Epoch,
@@ -222,7 +223,7 @@ pub enum Msg {
         partition_epoch: PartitionEpoch,
         isr: BrokerSet,
         /// The incarnation of each proposed member, as the leader last saw it fetch (KIP-903).
-        incarnations: [u32; crate::types::REPLICAS_MAX],
+        incarnations: [BrokerEpoch; crate::types::REPLICAS_MAX],
     },
     AlterPartitionResponse {
         /// The request this answers: its leader epoch and proposed ISR (Kafka's leader
@@ -238,20 +239,20 @@ pub enum Msg {
     /// one (KIP-380 broker epochs).
     LeaderAndIsr {
         partition: PartitionState,
-        broker_incarnation: u32,
+        broker_incarnation: BrokerEpoch,
     },
 
     // ---- broker -> controller
     /// A broker (re)starts and registers with the controller, as a new incarnation.
     Register {
-        incarnation: u32,
+        incarnation: BrokerEpoch,
     },
     /// A broker's session heartbeat (the engine only: in the model the controller's session
     /// timer may fire at any moment anyway, so heartbeats would change nothing). It carries the
     /// newest leader epoch the broker has learned, so the controller can tell it again what a
     /// lost `LeaderAndIsr` said (KRaft brokers catch up on metadata through their heartbeats).
     Heartbeat {
-        incarnation: u32,
+        incarnation: BrokerEpoch,
         leader_epoch: Epoch,
     },
 

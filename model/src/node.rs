@@ -476,7 +476,7 @@ pub fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
     let mut crashes = state.crashed.iter().filter(|&&x| x).count() as u32;
     for s in &state.actor_states {
         crashes += match &**s {
-            NodeState::Broker(b) => b.incarnation,
+            NodeState::Broker(b) => b.incarnation.0,
             NodeState::Consumer(c) => c.incarnation,
             _ => 0,
         };
@@ -513,6 +513,7 @@ fn crash_is_interesting(t: &Topology, controller: &ControllerState, state: &Insy
 mod tests {
     use super::*;
     use crate::config::{Config, Flush, Guard, Truncation};
+    use crate::types::BrokerEpoch;
     use stateright::Model;
     use std::sync::Arc;
 
@@ -549,7 +550,7 @@ mod tests {
 
     fn restarted(s: &InsyncState, i: usize) -> InsyncState {
         with_actor(s, i, |n| match n {
-            NodeState::Broker(b) => b.incarnation += 1,
+            NodeState::Broker(b) => b.incarnation = b.incarnation.next(),
             NodeState::Consumer(c) => c.incarnation += 1,
             _ => {}
         })
@@ -674,7 +675,7 @@ mod tests {
         });
         let (state, _) = start(1, Some(NodeStorage::Broker(stored.clone())));
         let b = state.as_broker().expect("a broker");
-        assert_eq!(b.incarnation, 1);
+        assert_eq!(b.incarnation, BrokerEpoch(1));
         assert_eq!(b.log, stored.log);
         // The durable controller takes up its saved epoch.
         let ctl = usize::from(cfg.topology.controller());

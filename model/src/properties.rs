@@ -571,6 +571,7 @@ mod tests {
     use crate::msg::RequestId;
     use crate::node::{Insync, NodeState};
     use crate::producer::Outcome;
+    use crate::types::BrokerEpoch;
     use crate::types::{BrokerSet, Epoch};
     use std::sync::Arc;
 
@@ -645,7 +646,7 @@ mod tests {
         let i = usize::from(b);
         state.crashed[i] = true;
         state.actor_storages[i] = Some(std::sync::Arc::new(NodeStorage::Broker(BrokerStorage {
-            incarnation: 0,
+            incarnation: BrokerEpoch(0),
             log: disk,
             high_watermark: Offset::ZERO,
             committed_ghost: Log::new(),
@@ -952,9 +953,9 @@ mod tests {
         assert!(isr_complete(&model, &state));
         ctl(&model, &mut state).partition.isr = isr;
         // A restarted incarnation the controller has not registered yet is not judged.
-        broker(&mut state, 1).incarnation = 1;
+        broker(&mut state, 1).incarnation = BrokerEpoch(1);
         assert!(isr_complete(&model, &state));
-        ctl(&model, &mut state).incarnations[1] = 1;
+        ctl(&model, &mut state).incarnations[1] = BrokerEpoch(1);
         assert!(!isr_complete(&model, &state));
         // Nor a crashed member.
         crash(&mut state, 1, Log::new());

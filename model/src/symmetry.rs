@@ -355,7 +355,7 @@ fn controller_view(c: &ControllerState, b: BrokerId) -> (bool, bool, bool, bool,
         p.elr.contains(b),
         p.last_known_elr.contains(b),
         c.fenced.contains(b),
-        c.incarnations[b.index()],
+        c.incarnations[b.index()].0,
     )
 }
 
@@ -364,7 +364,7 @@ type LeaderView = (crate::types::Offset, u32, crate::types::Offset, [bool; 5]);
 fn leader_view(l: &LeaderState, b: BrokerId) -> LeaderView {
     (
         l.follower_end[b.index()],
-        l.follower_incarnation[b.index()],
+        l.follower_incarnation[b.index()].0,
         l.sent_end[b.index()],
         [
             l.isr.contains(b),

@@ -747,12 +747,15 @@ impl Model for InsyncModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::BrokerEpoch;
 
     fn env(src: usize, dst: usize, incarnation: u32) -> Envelope<Msg> {
         Envelope {
             src: Id::from(src),
             dst: Id::from(dst),
-            msg: Msg::Register { incarnation },
+            msg: Msg::Register {
+                incarnation: BrokerEpoch(incarnation),
+            },
         }
     }
 
@@ -825,7 +828,7 @@ mod tests {
         assert!(state.hashes_are_fresh());
         let mut broker = (*state.actor_states[1]).clone();
         if let NodeState::Broker(b) = &mut broker {
-            b.incarnation += 1;
+            b.incarnation = b.incarnation.next();
         }
         state.actor_states[1] = Arc::new(broker);
         assert!(!state.hashes_are_fresh(), "an actor's hash is stale");

@@ -92,6 +92,34 @@ impl PartitionEpoch {
     }
 }
 
+/// A broker's incarnation: Kafka's broker epoch (KIP-380). 0 before the first registration;
+/// every start after a crash saves and registers the next one, so the controller and the
+/// leader can tell a restarted broker's requests from its old incarnation's (KIP-380 for
+/// `LeaderAndIsr`, KIP-903 for ISR additions). Serialized as the bare number (the engine's
+/// state files and frames are unchanged), and hashed as it (state counts are unchanged).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(transparent)]
+pub struct BrokerEpoch(pub u32);
+
+impl BrokerEpoch {
+    /// The incarnation of a broker that never registered.
+    pub const NONE: BrokerEpoch = BrokerEpoch(0);
+
+    /// The incarnation after a restart.
+    #[must_use]
+    pub fn next(self) -> BrokerEpoch {
+        BrokerEpoch(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for BrokerEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A producer's identity for idempotence (`enable.idempotence`); the leader keeps, per producer
 /// id, the last sequence number it appended, to drop duplicates and refuse gaps.
 #[derive(

@@ -409,6 +409,7 @@ mod tests {
     use insync_model::broker::BrokerStorage;
     use insync_model::log::Log;
     use insync_model::node::NodeStorage;
+    use insync_model::types::BrokerEpoch;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -438,7 +439,7 @@ mod tests {
                 .save(
                     0,
                     &NodeStorage::Broker(BrokerStorage {
-                        incarnation: 1,
+                        incarnation: BrokerEpoch(1),
                         log: log.clone(),
                         high_watermark: Offset(u64::from(v) - 1),
                         committed_ghost: Default::default(),
@@ -514,7 +515,7 @@ mod tests {
             .save(
                 0,
                 &NodeStorage::Broker(BrokerStorage {
-                    incarnation: 1,
+                    incarnation: BrokerEpoch(1),
                     log: Log::new(),
                     high_watermark: Offset(0),
                     committed_ghost: Default::default(),
@@ -594,7 +595,7 @@ mod tests {
         NodeStorage::Controller(ControllerState {
             partition: Controller::initial_partition(3),
             fenced: BrokerSet::single(insync_model::types::BrokerId(1)),
-            incarnations: [7; REPLICAS_MAX],
+            incarnations: [BrokerEpoch(7); REPLICAS_MAX],
             unclean_elections: 0,
             next_producer_id: FIRST_ALLOCATED_PRODUCER_ID + 5,
         })
@@ -693,7 +694,7 @@ mod tests {
             store.save(
                 0,
                 &NodeStorage::Broker(BrokerStorage {
-                    incarnation: 1,
+                    incarnation: BrokerEpoch(1),
                     log: log.clone(),
                     high_watermark: Offset(1),
                     committed_ghost: Default::default(),
