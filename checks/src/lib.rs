@@ -8,11 +8,13 @@
 //! - [`strategy`]: proptest strategies for plans, configurations and cases.
 //! - [`replay`]: trace conformance of a recorded engine run through the model's actors.
 //! - [`fuzz`]: generate, run, check, shrink and save; the library behind `insync-fuzz`.
+//! - [`cases`]: fuzzer findings kept as case files that CI replays (`testdata/cases/`).
 //! - [`timeline`]: a history drawn as a Jepsen-style timeline, one self-contained HTML page.
 
 // The history and its checker live in `insync` (below `insync run`, the history runner and
 // the benchmarks alike), re-exported here under their old paths.
 pub use insync::{checker, history};
+pub mod cases;
 pub mod fuzz;
 pub mod plan;
 pub mod replay;

@@ -39,6 +39,7 @@ use insync_model::types::{BrokerId, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -363,6 +364,7 @@ impl Harness {
             }
             Err(RuntimeError::Storage { error, .. }) if self.disks.is_some() => {
                 self.dead.insert(b);
+                let error = self.without_disk_root(error.to_string());
                 self.nemesis(format!(
                     "restart broker {}: refused, it stays down ({error})",
                     b.0
@@ -405,7 +407,49 @@ impl Harness {
         }
     }
 
+    /// `text` with the brokers' temporary root directory written as `$DISKS`, so that a
+    /// history that names a broker's files is the same in every run of its case.
+    fn without_disk_root(&self, text: String) -> String {
+        let Some(root) = self
+            .disks
+            .as_ref()
+            .and_then(|d| d.dir(0).parent().map(Path::to_path_buf))
+        else {
+            return text;
+        };
+        text.replace(&*root.to_string_lossy(), "$DISKS")
+    }
+
     fn disk_event(&self, b: BrokerId, event: DiskEvent) {
+        let event = match event {
+            DiskEvent::Refused { reason } => DiskEvent::Refused {
+                reason: self.without_disk_root(reason),
+            },
+            DiskEvent::WriteFailed { reason } => DiskEvent::WriteFailed {
+                reason: self.without_disk_root(reason),
+            },
+            DiskEvent::Recovered {
+                truncated_bytes,
+                reason,
+                unverified_from,
+                log_end_offset,
+            } => DiskEvent::Recovered {
+                truncated_bytes,
+                reason: reason.map(|r| self.without_disk_root(r)),
+                unverified_from,
+                log_end_offset,
+            },
+            DiskEvent::Injected {
+                fault,
+                what,
+                first_offset,
+            } => DiskEvent::Injected {
+                fault,
+                what: self.without_disk_root(what),
+                first_offset,
+            },
+            other => other,
+        };
         lock(&self.recorder).push(
             Process::Nemesis,
             OpType::Info,

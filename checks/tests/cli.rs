@@ -56,6 +56,19 @@ fn acks_1_finds_a_lost_write_saves_it_and_replays_it() {
         .unwrap_or_else(|| panic!("a timeline path in {row}"));
     let case = std::path::PathBuf::from(timeline.replace(".timeline.txt", ".case.json"));
     assert!(case.starts_with(&dir), "{row}");
+    // The one command that keeps the finding as a case file CI replays.
+    let stem = case
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".case.json"))
+        .and_then(|n| n.split_once("-case"))
+        .map(|(kind, index)| format!("{kind}-seed0-case{index}"))
+        .expect("a case file name");
+    let keep = format!(
+        "cp {} checks/testdata/cases/{stem}.json && INSYNC_REGEN=1 cargo test -p insync-checks --test cases",
+        case.display()
+    );
+    assert!(stdout.contains(&keep), "no `{keep}` in:\n{stdout}");
     let (code, stdout, _) = fuzz(&["replay", case.to_str().expect("UTF-8")]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("run 2: lost-write reproduced"), "{stdout}");
@@ -89,4 +102,14 @@ fn acks_1_finds_a_lost_write_saves_it_and_replays_it() {
         code, 2,
         "a window without --trace is a usage error: {stderr}"
     );
+}
+
+/// A case file of `checks/testdata/cases` is a saved case too: `replay` runs it as it is.
+#[test]
+fn a_case_file_replays_as_a_saved_case() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/cases/lost-write-unclean-election.json");
+    let (code, stdout, stderr) = fuzz(&["replay", file.to_str().expect("UTF-8")]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("run 2: lost-write reproduced"), "{stdout}");
 }

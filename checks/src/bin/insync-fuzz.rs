@@ -201,6 +201,16 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
             "\nsaved in {}: a timeline (.timeline.txt) and a replayable case (.case.json) per anomaly, and proptest-regressions.txt",
             args.out.display()
         );
+        println!(
+            "to keep one as a case CI replays, run from the workspace root (then say in its `about` what it caught; see checks/README.md):"
+        );
+        for f in &report.failures {
+            if let Some(path) = &f.case_path {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                let stem = format!("{}-seed{}-case{}", f.kind, args.seed, f.case_index);
+                println!("  {}", insync_checks::cases::keep_command(&path, &stem));
+            }
+        }
     }
     Ok(if report.cases_with.is_empty() { 0 } else { 1 })
 }
