@@ -8,7 +8,8 @@
 
 use crate::disk::brokers::BrokerDisks;
 use crate::disk::faults::{self, Damage, DamagedFile, FlipRegion};
-use crate::disk::{DiskStorage, Identity, OpenMode, StorageError, StorageNode};
+use crate::disk::{DiskStorage, Identity, OpenMode, StorageNode};
+use crate::error::UsageError;
 use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
 use crate::tcp::{ClusterAddrs, Transport};
 use insync_model::consumer::ReadRecord;
@@ -80,11 +81,11 @@ fn check_limits(limits: &SizeLimits) -> anyhow::Result<()> {
     ];
     for (name, bytes) in named {
         if !(RECORD_OVERHEAD_BYTES < bytes && bytes <= LIMIT_BYTES_MAX) {
-            anyhow::bail!(
-                "INVALID_CONFIG: {name} is {bytes} bytes; it must be more than \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "{name} is {bytes} bytes; it must be more than \
                  {RECORD_OVERHEAD_BYTES} (a record's overhead) and at most {LIMIT_BYTES_MAX} \
                  (a quarter of the largest network frame)"
-            );
+            )));
         }
     }
     Ok(())
@@ -93,17 +94,11 @@ fn check_limits(limits: &SizeLimits) -> anyhow::Result<()> {
 /// The cluster id of an in-process cluster's data directory when none is given.
 pub const IN_PROCESS_CLUSTER_ID: &str = "in-process";
 
-fn runtime_error(e: StorageError) -> crate::runtime::StorageError {
-    match e {
-        StorageError::Corrupt { .. } => crate::runtime::StorageError::Corrupt(e.to_string()),
-        e => crate::runtime::StorageError::new(e.to_string()),
-    }
-}
-
 /// Segment files as the runtime's storage.
 impl StorageBackend<NodeStorage> for DiskStorage {
     fn save(&self, id: Id, storage: &NodeStorage) -> Result<(), crate::runtime::StorageError> {
-        DiskStorage::save(self, usize::from(id), storage).map_err(runtime_error)
+        DiskStorage::save(self, usize::from(id), storage)
+            .map_err(crate::runtime::StorageError::from)
     }
 
     /// Files and fsyncs: the runtime calls it on blocking threads.
@@ -121,7 +116,7 @@ impl StorageBackend<NodeStorage> for DiskStorage {
                     storage
                 })
             })
-            .map_err(runtime_error)
+            .map_err(crate::runtime::StorageError::from)
     }
 }
 
@@ -460,13 +455,16 @@ impl ClusterBuilder {
     pub async fn start(mut self) -> anyhow::Result<Cluster> {
         let own_storage = self.storage.is_some() || self.broker_disks.is_some();
         if own_storage && (self.options.data_dir.is_some() || self.connect.is_some()) {
-            anyhow::bail!(
-                "INVALID_CONFIG: a cluster with its own storage keeps no data directory and \
+            anyhow::bail!(UsageError::InvalidConfig(
+                "a cluster with its own storage keeps no data directory and \
                  joins no other processes"
-            );
+                    .to_string()
+            ));
         }
         if self.storage.is_some() && self.broker_disks.is_some() {
-            anyhow::bail!("INVALID_CONFIG: a cluster has one storage: its own, or broker disks");
+            anyhow::bail!(UsageError::InvalidConfig(
+                "a cluster has one storage: its own, or broker disks".to_string()
+            ));
         }
         let broker_disks = match self.broker_disks {
             Some(interval) => {
@@ -1034,6 +1032,12 @@ fn config_text(config: &ValidConfig, options: &EngineOptions) -> anyhow::Result<
     ))
 }
 
+/// The id of the application (the client API that hosts the producers and consumers): the
+/// first id past the actors of [`engine_actors`].
+pub fn application_id(insync: &Insync) -> Id {
+    Id::from(insync.topology.actor_count())
+}
+
 /// The model's actors with the engine's switches on: heartbeats, the application client
 /// API, Kafka's caught-up rule, and batches sized for throughput.
 ///
@@ -1041,7 +1045,7 @@ fn config_text(config: &ValidConfig, options: &EngineOptions) -> anyhow::Result<
 /// these same actors; the application's id is the first past them
 /// (`insync.topology.actor_count()`).
 pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
-    let app = Id::from(insync.topology.actor_count());
+    let app = application_id(insync);
     let params = ActorParams {
         heartbeats: true,
         application: Some(app),
@@ -1075,13 +1079,15 @@ fn open_disk(
     let cluster_id = match (cluster_id, served) {
         (Some(id), _) => id,
         (None, None) => IN_PROCESS_CLUSTER_ID,
-        (None, Some(_)) => anyhow::bail!(
-            "INVALID_CONFIG: --data-dir needs --cluster-id, the id `insync format` gave the \
+        (None, Some(_)) => anyhow::bail!(UsageError::InvalidConfig(
+            "--data-dir needs --cluster-id, the id `insync format` gave the \
              directory"
-        ),
+                .to_string()
+        )),
     };
-    let identity = Identity::new(cluster_id, node)
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
+    let identity = Identity::new(cluster_id, node).map_err(|e| {
+        anyhow::anyhow!(UsageError::InvalidConfig(format!("{e}; set --cluster-id")))
+    })?;
     Ok(DiskStorage::open(dir, &identity, mode)?)
 }
 
@@ -1173,13 +1179,11 @@ pub async fn serve(
     let index = match served {
         Served::Broker(b) => {
             if b.index() >= topology.replicas {
-                anyhow::bail!(
-                    "INVALID_CONFIG: broker {} does not exist with --replicas {}; broker ids are \
+                anyhow::bail!(UsageError::InvalidConfig(format!(
+                    "broker {} does not exist with --replicas {}; broker ids are \
                      0..{}",
-                    b.0,
-                    topology.replicas,
-                    topology.replicas
-                );
+                    b.0, topology.replicas, topology.replicas
+                )));
             }
             usize::from(topology.broker(b))
         }

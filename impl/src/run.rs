@@ -427,7 +427,7 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         Fun::FinalRead { leader, records },
     );
     let history = events.into_history(start);
-    let verdict = crate::checker::check(&history);
+    let verdict = crate::checker::check_history(&history);
 
     // Examples of lost records, `record INDEX@OFFSET`, from the checker's lost writes.
     let lost_examples = verdict
@@ -701,7 +701,7 @@ fn engine_summary(config: &insync_model::Config) -> String {
 }
 
 /// The human report.
-pub fn render(report: &RunReport) -> String {
+pub fn render_run_report(report: &RunReport) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "configuration: {}\n",

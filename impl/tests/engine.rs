@@ -618,7 +618,7 @@ async fn a_send_the_producer_does_not_take_fails_at_once_and_takes_no_number() {
 /// `insync run` and `insync fuzz` mean one thing by lost.
 #[test]
 fn insync_run_and_the_history_checker_agree_on_lost() {
-    use insync::checker::{check, AnomalyKind};
+    use insync::checker::{check_history, AnomalyKind};
     use insync::history::{Fun, OpType};
     let tokio = insync::engine::paused_runtime().expect("tokio");
     let report = tokio
@@ -639,7 +639,7 @@ fn insync_run_and_the_history_checker_agree_on_lost() {
         ))
         .expect("the run completes");
     let history = report.history.clone().expect("kept");
-    let verdict = check(&history);
+    let verdict = check_history(&history);
     assert_eq!(verdict, report.verdict);
     assert_eq!(report.lost, verdict.count(AnomalyKind::LostWrite) as u64);
     let final_log: std::collections::HashMap<u64, u64> = history

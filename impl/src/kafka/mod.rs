@@ -49,6 +49,7 @@ pub mod batch;
 pub mod group;
 
 use crate::engine::{Cluster, Endpoint, Host};
+use crate::error::UsageError;
 use crate::runtime::Route;
 use bytes::{BufMut, Bytes, BytesMut};
 use insync_model::config::Acks;
@@ -192,7 +193,9 @@ impl KafkaOptions {
             .split(',')
             .map(|a| {
                 a.trim().parse().map_err(|e| {
-                    anyhow::anyhow!("INVALID_CONFIG: --kafka-listen {a:?} is not HOST:PORT ({e})")
+                    anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                        "--kafka-listen {a:?} is not HOST:PORT ({e})"
+                    )))
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -205,19 +208,19 @@ impl KafkaOptions {
                         one.port().checked_add(i as u16)
                     };
                     port.map(|p| SocketAddr::new(one.ip(), p)).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "INVALID_CONFIG: --kafka-listen port {} + {i} is past 65535",
+                        anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                            "--kafka-listen port {} + {i} is past 65535",
                             one.port()
-                        )
+                        )))
                     })
                 })
                 .collect(),
             list if list.len() == replicas => Ok(list.to_vec()),
-            list => anyhow::bail!(
-                "INVALID_CONFIG: --kafka-listen has {} addresses for {replicas} brokers; give one \
+            list => anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--kafka-listen has {} addresses for {replicas} brokers; give one \
                  (broker i listens on its port + i) or one per broker",
                 list.len()
-            ),
+            ))),
         }
     }
 }
@@ -290,10 +293,11 @@ pub async fn listen(
     options: KafkaOptions,
 ) -> anyhow::Result<KafkaListeners> {
     if cluster.is_remote() {
-        anyhow::bail!(
-            "INVALID_CONFIG: the Kafka listener of `insync run` serves an in-process cluster \
+        anyhow::bail!(UsageError::InvalidConfig(
+            "the Kafka listener of `insync run` serves an in-process cluster \
              only; give `insync broker` --kafka-listen instead"
-        );
+                .to_string()
+        ));
     }
     listen_on(cluster.host(), options).await
 }
@@ -305,14 +309,16 @@ pub async fn listen(
 pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<KafkaListeners> {
     let topology = host.topology();
     if options.listen.len() != topology.replicas {
-        anyhow::bail!(
-            "INVALID_CONFIG: {} Kafka listener addresses for {} brokers",
+        anyhow::bail!(UsageError::InvalidConfig(format!(
+            "{} Kafka listener addresses for {} brokers",
             options.listen.len(),
             topology.replicas
-        );
+        )));
     }
     if options.topic.is_empty() || options.topic.len() > 249 {
-        anyhow::bail!("INVALID_CONFIG: a Kafka topic name has 1 to 249 characters");
+        anyhow::bail!(UsageError::InvalidConfig(
+            "a Kafka topic name has 1 to 249 characters".to_string()
+        ));
     }
     let hosted: Vec<BrokerId> = topology
         .brokers()
@@ -320,11 +326,11 @@ pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<Kafk
         .collect();
     if hosted.len() < topology.replicas {
         if let Some(zero) = options.listen.iter().find(|a| a.port() == 0) {
-            anyhow::bail!(
-                "INVALID_CONFIG: --kafka-listen {zero} has port 0, but every broker process \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--kafka-listen {zero} has port 0, but every broker process \
                  advertises the others' Kafka addresses as given; give fixed ports, the same \
                  list to every broker"
-            );
+            )));
         }
     }
     let mut addrs = options.listen.clone();
