@@ -633,7 +633,7 @@ impl Harness {
                 if self.consumer_down {
                     return false;
                 }
-                self.cluster.crash_consumer().await;
+                let _ = self.cluster.crash_consumer().await;
                 self.consumer_down = true;
                 self.nemesis("crash the consumer".into());
             }

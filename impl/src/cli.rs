@@ -601,7 +601,9 @@ fn run_server(
         .enable_all()
         .build()
         .context("starting tokio")?;
-    runtime.block_on(crate::engine::serve(config, options, served, addrs, kafka))?;
+    runtime.block_on(crate::engine::serve_node(
+        config, options, served, addrs, kafka,
+    ))?;
     Ok(0)
 }
 
@@ -756,6 +758,7 @@ fn serve_kafka(
 
 /// `insync run`'s verdict as an exit code: 1 if an acknowledged record was lost; 3 if no
 /// record was acknowledged at all (the run shows nothing either way); else 0.
+#[must_use]
 pub fn run_exit_code(report: &crate::run::RunReport) -> u8 {
     if report.lost > 0 {
         1
@@ -874,7 +877,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
             .map_err(UsageError::Config)?;
         let from = crate::explore::OpenFrom::Report(serde_json::to_value(&report)?);
         let addr = args.addr.as_deref().unwrap_or(EXPLORER_ADDR);
-        return serve_explorer(checked, addr, Some((from, args.property.as_deref())));
+        return open_explorer(checked, addr, Some((from, args.property.as_deref())));
     }
     Ok(report.exit_code())
 }
@@ -997,12 +1000,12 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
             args.property.as_deref(),
         )
     });
-    serve_explorer(config, &args.addr, open)
+    open_explorer(config, &args.addr, open)
 }
 
 /// Serves the Explorer for `config`, opened at the last state of a path when one is given:
 /// `insync explore [--path]` and `insync check --explore` both end here.
-fn serve_explorer(
+fn open_explorer(
     config: insync_model::ValidConfig,
     addr: &str,
     open: Option<(crate::explore::OpenFrom, Option<&str>)>,
@@ -1027,7 +1030,7 @@ fn serve_explorer(
             o.encoded()
         );
     }
-    crate::explore::serve(model, addr, summary, opened)?;
+    crate::explore::serve_explorer(model, addr, summary, opened)?;
     Ok(0)
 }
 

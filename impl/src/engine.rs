@@ -36,9 +36,9 @@ pub struct EngineOptions {
     /// Seeds timers, random choices and network faults.
     pub seed: u64,
     /// File-backed storage here; in memory when absent. An in-process cluster formats an
-    /// empty directory itself; a server process ([`serve`]) needs one `insync format` made.
+    /// empty directory itself; a server process ([`serve_node`]) needs one `insync format` made.
     pub data_dir: Option<PathBuf>,
-    /// The cluster id `data_dir` is formatted for: required by [`serve`]; an in-process
+    /// The cluster id `data_dir` is formatted for: required by [`serve_node`]; an in-process
     /// cluster uses [`IN_PROCESS_CLUSTER_ID`] when absent.
     pub cluster_id: Option<String>,
     /// Most records in one fetch response.
@@ -198,7 +198,7 @@ pub struct Delivery {
 
 /// A running cluster: brokers, controller, producer and consumer. In-process, every actor
 /// runs here; connected ([`Cluster::connect`]), only the producer and consumer do, and the
-/// brokers and controller are other processes ([`serve`]).
+/// brokers and controller are other processes ([`serve_node`]).
 pub struct Cluster {
     runtime: Arc<Runtime<Node>>,
     /// The connections to the other processes, when the cluster is not all here.
@@ -294,7 +294,7 @@ impl Drop for Endpoint {
 
 /// The actors one process hosts and its endpoints: what a Kafka listener talks through,
 /// whether the process is an in-process cluster ([`Cluster::host`]) or one broker of a
-/// cluster of processes ([`serve`]).
+/// cluster of processes ([`serve_node`]).
 #[derive(Clone)]
 pub struct Host {
     runtime: Arc<Runtime<Node>>,
@@ -384,6 +384,7 @@ pub enum FileDamage {
 }
 
 /// How [`ClusterBuilder::start`] starts a cluster, beyond the partition's configuration.
+#[must_use = "a ClusterBuilder starts nothing until `.start()`"]
 pub struct ClusterBuilder {
     config: ValidConfig,
     options: EngineOptions,
@@ -806,6 +807,7 @@ impl Cluster {
 
     /// Waits until `n` records were handed over in all, or `timeout` passes; whether they
     /// were.
+    #[must_use = "whether the records arrived before the timeout"]
     pub async fn wait_read(&self, n: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -830,6 +832,7 @@ impl Cluster {
     /// if the consumer is down (or crashed before taking the commit), so nothing was saved.
     /// The consumer takes its mail in order and saves within the step (before it takes the
     /// next), so a look at its state queued behind the commit sees the saved offset.
+    #[must_use = "`None`: the consumer was down and nothing was saved"]
     pub async fn commit(&self, offset: Offset) -> Option<Offset> {
         let consumer = self.topology.consumer();
         if !self
@@ -854,10 +857,12 @@ impl Cluster {
 
     /// Crashes the consumer: its position is lost; it resumes from its committed offset
     /// when restarted.
+    #[must_use = "false: the consumer was not running"]
     pub async fn crash_consumer(&self) -> bool {
         self.runtime.crash(self.topology.consumer()).await
     }
 
+    #[must_use = "false: the consumer did not restart"]
     pub async fn restart_consumer(&self) -> bool {
         self.runtime
             .restart(self.topology.consumer())
@@ -887,6 +892,7 @@ impl Cluster {
 
     /// Crashes broker `b`; with broker disks, its storage is dropped too (its process is
     /// gone), so that its files can be damaged while it is down.
+    #[must_use = "false: the broker was not running"]
     pub async fn crash(&self, b: BrokerId) -> bool {
         let crashed = self.runtime.crash(self.topology.broker(b)).await;
         if let (true, Some(disks)) = (crashed, &self.broker_disks) {
@@ -921,6 +927,7 @@ impl Cluster {
         }
     }
 
+    #[must_use = "false: the broker did not restart"]
     pub async fn restart(&self, b: BrokerId) -> bool {
         match self.runtime.restart(self.topology.broker(b)).await {
             Ok(restarted) => restarted,
@@ -966,12 +973,14 @@ impl Cluster {
     }
 
     /// Crashes the broker the controller names leader; which one, if it did.
+    #[must_use = "`None`: no broker was crashed"]
     pub async fn crash_leader(&self) -> Option<BrokerId> {
         let leader = self.leader().await?;
         self.crash(leader).await.then_some(leader)
     }
 
     /// Crashes the `rank`-th follower ([`Cluster::follower`]); which one, if it did.
+    #[must_use = "`None`: no broker was crashed"]
     pub async fn crash_follower(&self, rank: usize) -> Option<BrokerId> {
         let follower = self.follower(rank).await?;
         self.crash(follower).await.then_some(follower)
@@ -1163,7 +1172,7 @@ pub enum Served {
 /// With `kafka` (a broker only), the broker also serves Kafka clients on its own address of
 /// `kafka.listen` ([`crate::kafka`]); its listener asks the controller, over the cluster's
 /// connections, for producer ids and the partition's leader.
-pub async fn serve(
+pub async fn serve_node(
     config: ValidConfig,
     options: EngineOptions,
     served: Served,

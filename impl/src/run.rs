@@ -45,7 +45,7 @@ pub struct RunOptions {
     /// in-process one.
     pub connect: Option<crate::tcp::ClusterAddrs>,
     /// The caller runs this on a paused clock (`insync run --virtual-clock`,
-    /// [`crate::engine::paused_runtime`]). Every message is then delayed by [`VIRTUAL_HOP`]
+    /// [`crate::engine::paused_runtime`]). Every message is then delayed by [`crate::engine::VIRTUAL_HOP`]
     /// (drawn with the engine's seed; see [`crate::engine::ClusterBuilder::paused_clock`]).
     pub virtual_clock: bool,
     /// Keep the run's history in the report ([`RunReport::history`]).
@@ -149,9 +149,6 @@ fn history_value(value: &Value, run: u64, offset: Offset) -> u64 {
 
 /// Values from here on stand for other runs' records.
 const FOREIGN_VALUES: u64 = 1 << 63;
-
-/// A message's delay on a paused clock: a LAN's hop.
-pub const VIRTUAL_HOP: std::ops::Range<Duration> = crate::engine::VIRTUAL_HOP;
 
 /// The smallest record: index and run id.
 pub use crate::history::RECORD_BYTES_MIN;
@@ -503,7 +500,9 @@ async fn inject(
     let leader = cluster.leader().await;
     let what = match (fault, leader) {
         (Fault::CrashLeader, Some(b)) => {
-            cluster.crash(b).await;
+            // The leader the controller named may have gone down already; the restart below
+            // brings it back either way.
+            let _ = cluster.crash(b).await;
             restarts.push(b);
             let cluster = Arc::clone(cluster);
             let events = events.clone();

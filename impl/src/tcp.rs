@@ -653,7 +653,8 @@ async fn serve_connection(
             );
             return;
         }
-        local
+        // Dropped (a crashed or unknown destination, a fault): lost, as on any network.
+        let _ = local
             .runtime
             .send_from(
                 Id::from(envelope.src),
