@@ -979,7 +979,7 @@ fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
     } else {
         write_out(&crate::matrix::render_matrix(&Property::ALL, &rows));
     }
-    Ok(crate::matrix::exit_code(&rows))
+    Ok(crate::matrix::matrix_exit_code(&rows))
 }
 
 /// Where `check --explore` serves the Explorer unless `--addr` says otherwise (as `explore`).

@@ -59,7 +59,7 @@ pub fn check_catalogue(threads: Option<usize>) -> anyhow::Result<Vec<MatrixRow>>
 }
 
 /// The matrix's exit code: 0 if every verdict is the one its scenario promises, else 1.
-pub fn exit_code(rows: &[MatrixRow]) -> u8 {
+pub fn matrix_exit_code(rows: &[MatrixRow]) -> u8 {
     if rows.iter().all(|(_, _, matches)| *matches) {
         0
     } else {

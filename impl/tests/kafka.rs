@@ -369,7 +369,10 @@ async fn kafka_requests_become_the_models_messages_and_back() {
 
     // The leader crashes: its listener closes connections; Metadata names a new leader in a
     // newer epoch, which serves the committed records.
-    assert!(cluster.crash(BrokerId(leader as u8)).await, "the leader was up");
+    assert!(
+        cluster.crash(BrokerId(leader as u8)).await,
+        "the leader was up"
+    );
     let mut new_leader = (leader, epoch);
     for _ in 0..100 {
         new_leader = leader_and_epoch(&mut any).await;
