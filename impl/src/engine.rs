@@ -553,7 +553,7 @@ impl Cluster {
         let mut insync = Insync::new(config);
         insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
-        let app = Id::from(topology.actor_count());
+        let app = application_id(&insync);
         let mut actors = engine_actors(&insync, &options);
         if addrs.is_some() {
             // Each client of a shared cluster is a new producer to the brokers, as Kafka's
@@ -1051,8 +1051,7 @@ pub fn application_id(insync: &Insync) -> Id {
 /// API, Kafka's caught-up rule, and batches sized for throughput.
 ///
 /// The history runner's trace replay (`insync_checks::replay`) replays a run through
-/// these same actors; the application's id is the first past them
-/// (`insync.topology.actor_count()`).
+/// these same actors; the application's id is the first past them ([`application_id`]).
 pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
     let app = application_id(insync);
     let params = ActorParams {
