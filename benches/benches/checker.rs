@@ -11,7 +11,7 @@
 //! `cargo bench -p insync-benches --bench checker [-- rate|first]`; `INSYNC_BENCH_SHORT=1`
 //! for a small budget. Without `--bench` it checks one small case and exits.
 
-use insync_benches::checker::{child_main, run_in_child, Case, Figure};
+use insync_benches::checker::{child_main, run_in_child, CheckerCase, Figure};
 use insync_benches::table::{percent, thousands, Table};
 use insync_benches::{bench_mode, machine, selected, short_mode};
 use insync_model::scenarios::{catalogue, Expect};
@@ -37,7 +37,7 @@ fn first_timeout(strategy: &str) -> u64 {
     }
 }
 
-fn run(case: Case) -> Option<Figure> {
+fn run(case: CheckerCase) -> Option<Figure> {
     match run_in_child(&case) {
         Ok(f) => Some(f),
         Err(e) => {
@@ -75,7 +75,7 @@ fn rate() {
     let threads: &[usize] = if bench_mode() { &[1, 2] } else { &[1] };
     for &strategy in strategies {
         for &threads in threads {
-            let case = Case {
+            let case = CheckerCase {
                 scenario: None,
                 strategy: strategy.into(),
                 threads,
@@ -135,7 +135,7 @@ fn first() {
             continue;
         };
         for strategy in ["bfs", "dfs"] {
-            let case = Case {
+            let case = CheckerCase {
                 scenario: Some(s.name.to_string()),
                 strategy: strategy.into(),
                 threads: 1,

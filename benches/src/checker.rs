@@ -16,7 +16,7 @@ pub const CASE_ENV: &str = "INSYNC_BENCH_CHECKER_CASE";
 pub const RESULT_PREFIX: &str = "INSYNC_BENCH_RESULT ";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Case {
+pub struct CheckerCase {
     /// A catalogue scenario, or `None` for the contract default (`insync check`).
     pub scenario: Option<String>,
     /// `bfs` or `dfs`.
@@ -31,7 +31,7 @@ pub struct Case {
     pub timeout_seconds: Option<u64>,
 }
 
-impl Case {
+impl CheckerCase {
     pub fn label(&self) -> String {
         format!(
             "{} {} {}t",
@@ -82,7 +82,7 @@ impl Case {
 /// What one case measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
-    pub case: Case,
+    pub case: CheckerCase,
     pub states: usize,
     pub unique_states: usize,
     pub max_depth: usize,
@@ -116,7 +116,7 @@ fn strategy(name: &str) -> Strategy {
 }
 
 /// Runs `case` in this process (the child's side).
-pub fn run_here(case: &Case) -> Figure {
+pub fn run_here(case: &CheckerCase) -> Figure {
     let config = case.config();
     let stop_at = case.stop_at.as_deref().map(|wanted| {
         properties::all()
@@ -167,7 +167,7 @@ pub fn child_main() -> bool {
     let Ok(json) = std::env::var(CASE_ENV) else {
         return false;
     };
-    let case: Case = serde_json::from_str(&json).expect("a case from the parent");
+    let case: CheckerCase = serde_json::from_str(&json).expect("a case from the parent");
     let figure = run_here(&case);
     println!(
         "{RESULT_PREFIX}{}",
@@ -177,7 +177,7 @@ pub fn child_main() -> bool {
 }
 
 /// Runs `case` in a fresh child process of the current executable.
-pub fn run_in_child(case: &Case) -> anyhow::Result<Figure> {
+pub fn run_in_child(case: &CheckerCase) -> anyhow::Result<Figure> {
     let exe = std::env::current_exe()?;
     let output = std::process::Command::new(exe)
         .env(CASE_ENV, serde_json::to_string(case)?)

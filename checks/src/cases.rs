@@ -15,7 +15,7 @@
 use crate::checker::Verdict;
 use crate::fuzz::{conform_case, replay, SavedCase};
 use crate::history::{DiskEvent, Fun, History};
-use crate::runner::RunOptions;
+use crate::runner::HistoryRunOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -109,9 +109,9 @@ impl CaseFile {
     /// Runs the case twice with the storage it records (the histories must be equal: the run
     /// is deterministic on the paused clock), then once traced for conformance.
     pub fn replay(&self) -> anyhow::Result<Replayed> {
-        let options = self.saved.run_options(&RunOptions::default());
-        let (history, verdict) = replay(&self.saved, &RunOptions::default())?;
-        let (again, _) = replay(&self.saved, &RunOptions::default())?;
+        let options = self.saved.run_options(&HistoryRunOptions::default());
+        let (history, verdict) = replay(&self.saved, &HistoryRunOptions::default())?;
+        let (again, _) = replay(&self.saved, &HistoryRunOptions::default())?;
         if again != history {
             let (first, second) = (history.to_string(), again.to_string());
             let differ: Vec<String> = first

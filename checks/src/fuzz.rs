@@ -6,10 +6,11 @@
 //! regression file in proptest's `cc <hex>` format. The saved `.case.json` holds the shrunk
 //! case itself (configuration, steps, engine seed): [`replay`] runs it again.
 
-use crate::checker::{check, AnomalyKind, Verdict};
+use crate::checker::{check_history, AnomalyKind, Verdict};
 use crate::history::{DiskEvent, DiskFault, Fun, History};
-use crate::runner::{run, RunOptions};
+use crate::runner::{run_history, HistoryRunOptions};
 use crate::strategy::{case_for, case_with_disk_faults, Case};
+use insync::error::UsageError;
 use insync_model::Config;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -33,7 +34,7 @@ pub struct FuzzOptions {
     /// Stop at the first case that shows this anomaly (tests).
     pub stop_at: Option<AnomalyKind>,
     pub progress: bool,
-    pub run: RunOptions,
+    pub run: HistoryRunOptions,
 }
 
 impl Default for FuzzOptions {
@@ -46,7 +47,7 @@ impl Default for FuzzOptions {
             shrink_runs_max: 3000,
             stop_at: None,
             progress: false,
-            run: RunOptions::default(),
+            run: HistoryRunOptions::default(),
         }
     }
 }
@@ -169,14 +170,14 @@ pub fn case_seed(seed: u64, index: u64) -> [u8; 32] {
 /// The case's configuration, validated, and `options` with the case's engine seed.
 fn prepare(
     case: &Case,
-    options: &RunOptions,
-) -> anyhow::Result<(insync_model::ValidConfig, RunOptions)> {
+    options: &HistoryRunOptions,
+) -> anyhow::Result<(insync_model::ValidConfig, HistoryRunOptions)> {
     let config = case
         .config
         .clone()
         .validate()
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
-    let options = RunOptions {
+        .map_err(|e| anyhow::anyhow!(UsageError::InvalidConfig(e.to_string())))?;
+    let options = HistoryRunOptions {
         seed: case.seed,
         ..options.clone()
     };
@@ -184,10 +185,10 @@ fn prepare(
 }
 
 /// Runs a case and checks its history.
-pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
+pub fn run_case(case: &Case, options: &HistoryRunOptions) -> anyhow::Result<(History, Verdict)> {
     let (config, options) = prepare(case, options)?;
-    let outcome = run(&config, &case.plan, &options)?;
-    let verdict = check(&outcome.history);
+    let outcome = run_history(&config, &case.plan, &options)?;
+    let verdict = check_history(&outcome.history);
     Ok((outcome.history, verdict))
 }
 
@@ -195,22 +196,22 @@ pub fn run_case(case: &Case, options: &RunOptions) -> anyhow::Result<(History, V
 /// it ran with, and what it produced.
 pub fn traced_run(
     case: &Case,
-    options: &RunOptions,
+    options: &HistoryRunOptions,
 ) -> anyhow::Result<(
     insync_model::ValidConfig,
-    RunOptions,
+    HistoryRunOptions,
     crate::runner::RunOutcome,
 )> {
     let (config, mut options) = prepare(case, options)?;
     options.trace = true;
-    let outcome = run(&config, &case.plan, &options)?;
+    let outcome = run_history(&config, &case.plan, &options)?;
     Ok((config, options, outcome))
 }
 
 /// Runs a case with the engine's trace on, and replays the trace through the model's actors.
 pub fn conform_case(
     case: &Case,
-    options: &RunOptions,
+    options: &HistoryRunOptions,
 ) -> anyhow::Result<Result<crate::replay::Conformance, crate::replay::Nonconformance>> {
     let (config, options, outcome) = traced_run(case, options)?;
     let trace = outcome
@@ -228,9 +229,11 @@ pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport
     config
         .clone()
         .validate()
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(UsageError::InvalidConfig(e.to_string())))?;
     if !config.consumer {
-        anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
+        anyhow::bail!(UsageError::InvalidConfig(
+            "a history needs the consumer; drop --no-consumer".to_string()
+        ));
     }
     if options.plan_len.is_empty() {
         anyhow::bail!("the plan length range is empty");
@@ -405,7 +408,7 @@ pub struct SavedStorage {
 }
 
 impl SavedStorage {
-    pub fn of(options: &RunOptions) -> SavedStorage {
+    pub fn of(options: &HistoryRunOptions) -> SavedStorage {
         SavedStorage {
             disk_faults: options.disk_faults,
             checkpoint_interval_ms: u64::try_from(options.checkpoint_interval.as_millis())
@@ -416,8 +419,8 @@ impl SavedStorage {
 
 impl SavedCase {
     /// `options` with the storage settings the case was found with.
-    pub fn run_options(&self, options: &RunOptions) -> RunOptions {
-        RunOptions {
+    pub fn run_options(&self, options: &HistoryRunOptions) -> HistoryRunOptions {
+        HistoryRunOptions {
             disk_faults: self.storage.disk_faults,
             checkpoint_interval: std::time::Duration::from_millis(
                 self.storage.checkpoint_interval_ms,
@@ -528,7 +531,10 @@ pub fn load(path: &Path) -> anyhow::Result<SavedCase> {
 }
 
 /// Runs a saved case again, with its storage settings over `options`.
-pub fn replay(saved: &SavedCase, options: &RunOptions) -> anyhow::Result<(History, Verdict)> {
+pub fn replay(
+    saved: &SavedCase,
+    options: &HistoryRunOptions,
+) -> anyhow::Result<(History, Verdict)> {
     run_case(&saved.case, &saved.run_options(options))
 }
 

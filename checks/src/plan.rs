@@ -10,6 +10,10 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+// The disk faults' vocabulary is the engine's own (`insync::disk::faults`), re-exported here
+// because [`Step`]'s variants name it.
+pub use insync::disk::faults::{DamagedFile, FlipRegion};
+
 /// One step of a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -100,34 +104,6 @@ pub enum Step {
     /// The damaged broker's disk fills up while it runs (before any is damaged, the
     /// leader's): its next write fails with ENOSPC.
     DiskFull,
-}
-
-/// Which side of the high-watermark checkpoint a [`Step::BitFlip`] lands on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlipRegion {
-    BelowRecoveryPoint,
-    AboveRecoveryPoint,
-}
-
-/// Which file a [`Step::MissingFile`] removes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DamagedFile {
-    Segment,
-    State,
-    /// The data directory's `meta.json`.
-    Meta,
-}
-
-impl fmt::Display for DamagedFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DamagedFile::Segment => "segment",
-            DamagedFile::State => "state file",
-            DamagedFile::Meta => "meta.json",
-        })
-    }
 }
 
 /// Client bits of [`Step::Partition`].

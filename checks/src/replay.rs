@@ -15,7 +15,8 @@
 //! allow means the engine's hosting (runtime, network, storage) does something the model does
 //! not: exactly what the model's claims about the engine depend on.
 
-use crate::runner::{engine_actors, RunOptions};
+use crate::runner::{engine_options, HistoryRunOptions};
+use insync::engine::{application_id, engine_actors};
 use insync::runtime::{ActorTraceLog, TraceKind};
 use insync_model::config::NetworkKind;
 use insync_model::msg::{Msg, Timer};
@@ -56,12 +57,13 @@ struct Replica {
 /// Replays `trace` (recorded by a run of `config` with `options`) through the model's actors.
 pub fn conform(
     config: &ValidConfig,
-    options: &RunOptions,
+    options: &HistoryRunOptions,
     trace: &ActorTraceLog<Node>,
 ) -> Result<Conformance, Nonconformance> {
     let insync = Insync::new(config.clone());
     let topology = insync.topology;
-    let (app, actors) = engine_actors(&insync, options);
+    let app = application_id(&insync);
+    let actors = engine_actors(&insync, &engine_options(options));
     let fifo = config.network != NetworkKind::Duplicating;
     // Messages sent and not yet delivered, per connection, in send order.
     let mut in_flight: HashMap<(Id, Id), VecDeque<Msg>> = HashMap::new();

@@ -14,7 +14,7 @@
 //! At the end every fault is healed, every broker and the consumer restarted, and the
 //! consumer drained; then the final leader's log is read as the last operation.
 //!
-//! With disk faults (`RunOptions::disk_faults`, or a plan that holds any) the brokers keep
+//! With disk faults (`HistoryRunOptions::disk_faults`, or a plan that holds any) the brokers keep
 //! their state in files (`insync::disk::brokers`, through the cluster's builder), the nemesis
 //! damages a down broker's files (`Cluster::damage_files`) or fills a running broker's disk,
 //! and what each broker's storage reports (a recovery, a refused start, a failed write) goes
@@ -27,10 +27,10 @@ use crate::history::{
     decode_value, encode_value, DiskEvent, DiskFault, Fun, History, OpType, Process, Read,
     RECORD_BYTES_MIN,
 };
-use crate::plan::{DamagedFile, FlipRegion, Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
+use crate::plan::{Plan, Step, APPLICATION_BIT, CONTROLLER_BIT};
 use insync::disk::brokers::BrokerDisks;
-use insync::disk::faults;
 use insync::engine::{Cluster, EngineOptions, FileDamage};
+use insync::error::UsageError;
 use insync::runtime::{ActorTraceLog, RuntimeError};
 use insync_model::config::NetworkKind;
 use insync_model::node::{Insync, Topology};
@@ -52,7 +52,7 @@ pub const HOP: Duration = Duration::from_millis(1);
 
 /// How a plan is run.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
+pub struct HistoryRunOptions {
     /// Seeds the engine's timers and network faults.
     pub seed: u64,
     /// How long a send may go unanswered before the client records it `info` and moves on.
@@ -72,9 +72,9 @@ pub struct RunOptions {
     pub checkpoint_interval: Duration,
 }
 
-impl Default for RunOptions {
+impl Default for HistoryRunOptions {
     fn default() -> Self {
-        RunOptions {
+        HistoryRunOptions {
             seed: 0,
             client_timeout: Duration::from_secs(10),
             drain_max: Duration::from_secs(60),
@@ -99,36 +99,24 @@ pub struct RunOutcome {
 
 /// Runs `plan` on a fresh cluster for `config`. Builds its own single-threaded runtime with a
 /// paused clock, so call it from plain (non-async) code.
-pub fn run(config: &ValidConfig, plan: &Plan, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+pub fn run_history(
+    config: &ValidConfig,
+    plan: &Plan,
+    options: &HistoryRunOptions,
+) -> anyhow::Result<RunOutcome> {
     let tokio = insync::engine::paused_runtime()?;
     tokio.block_on(run_async(config.clone(), plan.clone(), options.clone()))
 }
 
-/// The engine's actors for a configuration, as the runner starts them, and the application's
-/// id (the first id past the actors). [`crate::replay`] replays a trace through the same ones.
-pub fn engine_actors(insync: &Insync, options: &RunOptions) -> (Id, Vec<Node>) {
-    let app = Id::from(insync.topology.actor_count());
-    (
-        app,
-        insync::engine::engine_actors(insync, &engine_options(options)),
-    )
-}
-
 /// The engine's options for a history: fetches and produce requests of `batch_records`.
-fn engine_options(options: &RunOptions) -> EngineOptions {
+/// [`crate::replay`] replays a trace through the actors these give
+/// ([`insync::engine::engine_actors`]).
+pub fn engine_options(options: &HistoryRunOptions) -> EngineOptions {
     EngineOptions {
         seed: options.seed,
         fetch_records_max: options.batch_records.max(1),
         batch_records: options.batch_records.max(1),
         ..EngineOptions::default()
-    }
-}
-
-fn damaged_file(file: DamagedFile) -> faults::DamagedFile {
-    match file {
-        DamagedFile::Segment => faults::DamagedFile::Segment,
-        DamagedFile::State => faults::DamagedFile::State,
-        DamagedFile::Meta => faults::DamagedFile::Meta,
     }
 }
 
@@ -226,7 +214,7 @@ struct Harness {
     /// on the same connection, which TCP never does and the model does not allow.
     delay_ms: u64,
     slow_ms: BTreeMap<BrokerId, u64>,
-    options: RunOptions,
+    options: HistoryRunOptions,
     /// The brokers' files, with disk faults.
     disks: Option<Arc<BrokerDisks>>,
     /// Brokers whose storage refused to start them: down for good.
@@ -238,13 +226,15 @@ struct Harness {
 async fn run_async(
     config: ValidConfig,
     plan: Plan,
-    options: RunOptions,
+    options: HistoryRunOptions,
 ) -> anyhow::Result<RunOutcome> {
     let network = config.network;
     let insync = Insync::new(config.clone());
     let topology = insync.topology;
     if !topology.consumer {
-        anyhow::bail!("INVALID_CONFIG: a history needs the consumer; drop --no-consumer");
+        anyhow::bail!(UsageError::InvalidConfig(
+            "a history needs the consumer; drop --no-consumer".to_string()
+        ));
     }
     let mut cluster = Cluster::builder(config)
         .options(engine_options(&options))
@@ -687,7 +677,7 @@ impl Harness {
                 if self.consumer_down {
                     return false;
                 }
-                self.cluster.crash_consumer().await;
+                let _ = self.cluster.crash_consumer().await;
                 self.consumer_down = true;
                 self.nemesis("crash the consumer".into());
             }
@@ -706,25 +696,13 @@ impl Harness {
                 return self.damage(DiskFault::LostFsync, FileDamage::LostFsync);
             }
             Step::BitFlip { region, at } => {
-                let region = match region {
-                    FlipRegion::BelowRecoveryPoint => faults::FlipRegion::BelowRecoveryPoint,
-                    FlipRegion::AboveRecoveryPoint => faults::FlipRegion::AboveRecoveryPoint,
-                };
                 return self.damage(DiskFault::BitFlip, FileDamage::BitFlip { region, at });
             }
             Step::MissingFile { file } => {
-                let which = damaged_file(file);
-                return self.damage(
-                    DiskFault::MissingFile,
-                    FileDamage::MissingFile { file: which },
-                );
+                return self.damage(DiskFault::MissingFile, FileDamage::MissingFile { file });
             }
             Step::FileBitFlip { file, at } => {
-                let which = damaged_file(file);
-                return self.damage(
-                    DiskFault::BitFlip,
-                    FileDamage::FileBitFlip { file: which, at },
-                );
+                return self.damage(DiskFault::BitFlip, FileDamage::FileBitFlip { file, at });
             }
             Step::DiskFull => {
                 let Some(disks) = self.disks.clone() else {

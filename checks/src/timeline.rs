@@ -278,7 +278,7 @@ pre{font-size:11.5px;background:#f3f5f9;padding:6px;overflow:auto}\
 
 /// The page: a title, a few lines about the run, the timeline, the anomalies, and `details`
 /// (label, text) shown folded at the bottom.
-pub fn render(
+pub fn render_timeline(
     history: &History,
     verdict: &Verdict,
     title: &str,
@@ -461,7 +461,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::{check, AnomalyKind};
+    use crate::checker::{check_history, AnomalyKind};
     use crate::history::Builder;
 
     /// acks=1 losing a write: send 1 acknowledged at offset 0, the leader crashes, send 2
@@ -485,7 +485,13 @@ mod tests {
     }
 
     fn page(history: &History) -> String {
-        render(history, &check(history), "a <test> & more", &[], &[])
+        render_timeline(
+            history,
+            &check_history(history),
+            "a <test> & more",
+            &[],
+            &[],
+        )
     }
 
     #[test]
@@ -534,7 +540,7 @@ mod tests {
             .send_info(3, "REQUEST_TIMED_OUT")
             .build();
         // Without the verdict (unseen sends would be marked).
-        let html = render(&history, &Verdict::default(), "t", &[], &[]);
+        let html = render_timeline(&history, &Verdict::default(), "t", &[], &[]);
         assert!(
             html.contains("<div class=\"bar ok tall\" data-ops=\"0 1\""),
             "{html}"
@@ -580,7 +586,7 @@ mod tests {
     #[test]
     fn an_anomaly_is_marked_on_its_operations_and_listed() {
         let history = lost_write();
-        let verdict = check(&history);
+        let verdict = check_history(&history);
         let lost = verdict.first(AnomalyKind::LostWrite).expect("a lost write");
         let html = page(&history);
         let n = verdict
@@ -619,9 +625,9 @@ mod tests {
             );
         }
         // An operation no anomaly names carries no mark.
-        let clean = check(&Builder::new().send_ok(1, 0).poll(&[(0, 1)]).build());
+        let clean = check_history(&Builder::new().send_ok(1, 0).poll(&[(0, 1)]).build());
         assert!(clean.anomalies.is_empty());
-        let html = render(
+        let html = render_timeline(
             &Builder::new().send_ok(1, 0).poll(&[(0, 1)]).build(),
             &clean,
             "t",
@@ -637,9 +643,9 @@ mod tests {
         let history = Builder::new()
             .nemesis("<script>alert('x')</script>")
             .build();
-        let html = render(
+        let html = render_timeline(
             &history,
-            &check(&history),
+            &check_history(&history),
             "a <test> & more",
             &["<b>about</b>".to_string()],
             &[("plan <1>", "a & b".to_string())],

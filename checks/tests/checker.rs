@@ -1,7 +1,7 @@
 //! The checker on hand-written histories: each anomaly is named when the history shows it, and
 //! a near miss (the same history made legal) shows none.
 
-use insync_checks::checker::{check, AnomalyKind, Verdict};
+use insync_checks::checker::{check_history, AnomalyKind, Verdict};
 use insync_checks::history::Builder;
 
 fn kinds(v: &Verdict) -> Vec<&'static str> {
@@ -10,7 +10,7 @@ fn kinds(v: &Verdict) -> Vec<&'static str> {
 
 fn assert_clean(b: &Builder) {
     let h = b.build();
-    let v = check(&h);
+    let v = check_history(&h);
     assert!(
         v.is_valid(),
         "expected no anomaly in\n{h}\ngot {:?}",
@@ -20,7 +20,7 @@ fn assert_clean(b: &Builder) {
 
 fn assert_only(b: &Builder, kind: AnomalyKind) -> Verdict {
     let h = b.build();
-    let v = check(&h);
+    let v = check_history(&h);
     assert_eq!(
         kinds(&v),
         vec![kind.name()],
@@ -42,7 +42,7 @@ fn a_clean_history_has_no_anomaly() {
         .commit(3)
         .final_read(0, &[(0, 1), (1, 2), (2, 4)]);
     assert_clean(&b);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     assert_eq!(
         (v.acknowledged, v.failed, v.indeterminate, v.read),
         (2, 1, 1, 3)
@@ -58,7 +58,7 @@ fn lost_write_is_an_acknowledged_record_replaced_by_later_ones() {
         .send_ok(3, 1)
         .poll(&[(0, 2), (1, 3)])
         .final_read(1, &[(0, 2), (1, 3)]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     let lost = v.first(AnomalyKind::LostWrite).expect("lost-write");
     assert!(lost.about.contains("send 1"), "{lost}");
     // The send's invocation and acknowledgement, and the read that shows offset 0 taken.
@@ -80,7 +80,7 @@ fn lost_write_counts_a_record_read_before_it_vanished() {
         .send_ok(2, 1)
         .poll(&[(0, 1)])
         .final_read(1, &[(0, 5), (1, 2)]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     assert!(v.has(AnomalyKind::LostWrite), "{:?}", v.anomalies);
     assert!(v.has(AnomalyKind::ReadUncommitted), "{:?}", v.anomalies);
 }
@@ -90,7 +90,7 @@ fn lost_write_counts_the_last_record_read_and_then_gone() {
     // Nothing after it, but the consumer read it and the final leader does not hold it.
     let mut b = Builder::new();
     b.send_ok(1, 0).poll(&[(0, 1)]).final_read(1, &[]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     let lost = v.first(AnomalyKind::LostWrite).expect("lost-write");
     assert!(lost.about.contains("read"), "{lost}");
     assert!(v.has(AnomalyKind::ReadUncommitted), "{:?}", v.anomalies);
@@ -158,7 +158,7 @@ fn duplicate_is_found_in_the_final_read_too() {
     b.send_ok(1, 0)
         .poll(&[(0, 1)])
         .final_read(0, &[(0, 1), (1, 1)]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     assert!(v.has(AnomalyKind::Duplicate), "{:?}", v.anomalies);
 }
 
@@ -175,7 +175,7 @@ fn inconsistent_offsets_is_one_offset_read_with_two_values() {
         .send_info(2, "REQUEST_TIMED_OUT")
         .poll(&[(0, 1)])
         .poll(&[(0, 2)]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     assert!(v.has(AnomalyKind::InconsistentOffsets), "{:?}", v.anomalies);
     // Re-reading offset 0 is also a step backwards.
     assert!(v.has(AnomalyKind::NonmonotonicPoll), "{:?}", v.anomalies);
@@ -225,7 +225,7 @@ fn poll_skip_is_a_gap_in_what_the_consumer_read() {
         .poll(&[(0, 1)])
         .poll(&[(2, 3)])
         .final_read(0, &[(0, 1), (1, 2), (2, 3)]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     assert!(v.has(AnomalyKind::PollSkip), "{:?}", v.anomalies);
     // Send 2 was acknowledged and never read as well.
     assert!(v.has(AnomalyKind::Unseen), "{:?}", v.anomalies);
@@ -340,7 +340,7 @@ fn a_final_read_without_a_leader_judges_nothing() {
             records: Vec::new(),
         },
     );
-    let v = check(&history);
+    let v = check_history(&history);
     assert!(v.is_valid(), "{:?}", v.anomalies);
 }
 
@@ -351,7 +351,7 @@ fn anomalies_of_one_kind_are_bounded() {
         b.send_ok(v, v - 1);
     }
     b.final_read(0, &[]);
-    let v = check(&b.build());
+    let v = check_history(&b.build());
     assert_eq!(
         v.anomalies.len(),
         insync_checks::checker::ANOMALIES_PER_KIND_MAX

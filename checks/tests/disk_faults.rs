@@ -8,11 +8,11 @@
 //! kind, each asserting what storage reported; and the checker's own rule on hand-written
 //! histories.
 
-use insync_checks::checker::{check, AnomalyKind};
+use insync_checks::checker::{check_history, AnomalyKind};
 use insync_checks::fuzz::{fuzz, load, replay, run_case, FuzzOptions, SavedStorage};
 use insync_checks::history::{DiskEvent, DiskFault, Fun, History, OpType, Process};
 use insync_checks::plan::{DamagedFile, FlipRegion, Plan, Step};
-use insync_checks::runner::RunOptions;
+use insync_checks::runner::HistoryRunOptions;
 use insync_checks::strategy::{recommended, Case};
 use insync_model::config::HwRule;
 use insync_model::Config;
@@ -32,10 +32,10 @@ fn disk_fuzz_options(checkpoint_interval: Duration, out: &str) -> FuzzOptions {
         plan_len: 1..41,
         out_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(out)),
         shrink_runs_max: 500,
-        run: RunOptions {
+        run: HistoryRunOptions {
             disk_faults: true,
             checkpoint_interval,
-            ..RunOptions::default()
+            ..HistoryRunOptions::default()
         },
         ..FuzzOptions::default()
     }
@@ -205,9 +205,9 @@ fn a_saved_case_replays_with_the_storage_it_was_found_with() {
         timeline.contains("--disk-faults --checkpoint-interval-ms 5000"),
         "{timeline}"
     );
-    let every_save = RunOptions {
+    let every_save = HistoryRunOptions {
         checkpoint_interval: EVERY_SAVE,
-        ..RunOptions::default()
+        ..HistoryRunOptions::default()
     };
     let (history, verdict) = replay(&saved, &every_save).expect("the replay");
     assert!(verdict.has(AnomalyKind::LostWrite), "{history}");
@@ -258,9 +258,9 @@ fn report_after_with(
     fault: DiskFault,
     checkpoint_interval: Duration,
 ) -> (History, DiskEvent) {
-    let options = RunOptions {
+    let options = HistoryRunOptions {
         checkpoint_interval,
-        ..RunOptions::default()
+        ..HistoryRunOptions::default()
     };
     let (history, verdict) = run_case(&case(steps), &options).expect("the run");
     assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
@@ -462,7 +462,7 @@ fn the_checker_names_an_unreported_disk_fault() {
         if let Some(event) = then {
             h.push(1, Process::Nemesis, OpType::Info, disk(event));
         }
-        check(&h)
+        check_history(&h)
     };
     let intact = || DiskEvent::Recovered {
         truncated_bytes: 0,
@@ -548,9 +548,9 @@ fn the_checker_names_an_unreported_disk_fault() {
 fn a_lost_fsync_past_the_last_checkpoint_is_reported_and_its_loss_is_kafkas_last_replica_standing()
 {
     let case = last_replica_standing_case;
-    let production = RunOptions {
+    let production = HistoryRunOptions {
         checkpoint_interval: insync::disk::HW_CHECKPOINT_INTERVAL,
-        ..RunOptions::default()
+        ..HistoryRunOptions::default()
     };
     let (history, verdict) = run_case(&case(recommended()), &production).expect("the run");
     assert!(
@@ -593,9 +593,10 @@ fn a_trace_with_disk_faults_conforms_to_the_model() {
     full.extend([Step::DiskFull, Step::Send, Step::Pause { ms: 100 }]);
     full.extend(three_sends());
     for (name, steps) in [("torn write", torn), ("full disk", full)] {
-        let conformance = insync_checks::fuzz::conform_case(&case(steps), &RunOptions::default())
-            .expect("the traced run completes")
-            .unwrap_or_else(|e| panic!("{name}: the trace does not conform: {e}"));
+        let conformance =
+            insync_checks::fuzz::conform_case(&case(steps), &HistoryRunOptions::default())
+                .expect("the traced run completes")
+                .unwrap_or_else(|e| panic!("{name}: the trace does not conform: {e}"));
         assert!(conformance.crashes > 0, "{name}: {conformance:?}");
     }
 }
@@ -622,9 +623,9 @@ fn generated_disk_fault_traces_conform_to_the_model() {
     for _ in 0..env_or("INSYNC_CONFORM_CASES", 64) {
         let case = strategy.new_tree(&mut runner).expect("a case").current();
         faulted += usize::from(case.plan.has_disk_faults());
-        let every_save = RunOptions {
+        let every_save = HistoryRunOptions {
             checkpoint_interval: EVERY_SAVE,
-            ..RunOptions::default()
+            ..HistoryRunOptions::default()
         };
         let conformance = insync_checks::fuzz::conform_case(&case, &every_save)
             .expect("the traced run completes")

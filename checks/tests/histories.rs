@@ -10,7 +10,7 @@ use insync_checks::checker::{AnomalyKind, Verdict};
 use insync_checks::fuzz::{fuzz, load, replay, run_case, FuzzOptions};
 use insync_checks::history::History;
 use insync_checks::plan::{Plan, Step};
-use insync_checks::runner::RunOptions;
+use insync_checks::runner::HistoryRunOptions;
 use insync_checks::strategy::{case_for, case_with_config, recommended, safe_config, Case};
 use insync_model::config::{Acks, Config, Truncation};
 use proptest::prelude::*;
@@ -44,7 +44,7 @@ fn save_timeline(name: &str, case: &Case, history: &History, problems: &[String]
 }
 
 fn check_safe(name: &str, case: Case) -> Result<(), TestCaseError> {
-    let (history, verdict) = run_case(&case, &RunOptions::default())
+    let (history, verdict) = run_case(&case, &HistoryRunOptions::default())
         .map_err(|e| TestCaseError::fail(format!("the run failed: {e:#}")))?;
     let problems = unexplained(&history, &verdict);
     if !problems.is_empty() {
@@ -121,14 +121,15 @@ fn finds(name: &str, config: Config, kind: AnomalyKind, cases_max: u64, steps_ma
     assert!(timeline.contains(kind.name()), "{timeline}");
     // The saved case replays to the same anomaly, with the same history.
     let saved = load(failure.case_path.as_ref().expect("saved")).expect("the case loads");
-    let (history, verdict) = replay(&saved, &RunOptions::default()).expect("the replay runs");
+    let (history, verdict) =
+        replay(&saved, &HistoryRunOptions::default()).expect("the replay runs");
     assert!(verdict.has(kind), "the replay lost {kind}:\n{history}");
     assert_eq!(history, failure.history, "the replay is deterministic");
     let regressions = std::fs::read_to_string(dir.join("proptest-regressions.txt"))
         .expect("a regression line is written");
     assert!(regressions.starts_with("cc "), "{regressions}");
     // The engine's trace of the failing run is a path the model allows.
-    let conformance = insync_checks::fuzz::conform_case(&saved.case, &RunOptions::default())
+    let conformance = insync_checks::fuzz::conform_case(&saved.case, &HistoryRunOptions::default())
         .expect("the traced run completes")
         .unwrap_or_else(|e| panic!("the trace does not conform: {e}"));
     assert!(conformance.deliveries > 0, "{conformance:?}");
@@ -215,8 +216,8 @@ fn a_run_repeats_itself() {
         Step::Commit,
         Step::Heal,
     ]);
-    let (first, verdict) = run_case(&case, &RunOptions::default()).expect("runs");
-    let (second, _) = run_case(&case, &RunOptions::default()).expect("runs");
+    let (first, verdict) = run_case(&case, &HistoryRunOptions::default()).expect("runs");
+    let (second, _) = run_case(&case, &HistoryRunOptions::default()).expect("runs");
     assert_eq!(first, second);
     assert!(verdict.is_valid(), "{:?}\n{first}", verdict.anomalies);
     // A heal with no partition is skipped: preconditions keep the history meaningful.
@@ -246,7 +247,7 @@ fn a_slow_metadata_answer_is_not_asked_for_twice() {
         Step::Pause { ms: 5000 },
     ]);
     let (_, _, outcome) =
-        insync_checks::fuzz::traced_run(&case, &RunOptions::default()).expect("runs");
+        insync_checks::fuzz::traced_run(&case, &HistoryRunOptions::default()).expect("runs");
     let trace = outcome.trace.expect("traced");
     let controller = stateright::actor::Id::from(case.config.replicas);
     // Per client: when the controller got its last unanswered request.
@@ -293,7 +294,7 @@ fn an_actor_crashed_at_once_has_started_first() {
             },
             seed,
         };
-        conform_case(&case, &RunOptions::default())
+        conform_case(&case, &HistoryRunOptions::default())
             .expect("the run completes")
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
@@ -308,7 +309,7 @@ fn a_recorded_engine_trace_conforms_to_the_model() {
         let case = proptest::strategy::ValueTree::current(
             &strategy.new_tree(&mut runner).expect("a case"),
         );
-        let conformance = conform_case(&case, &RunOptions::default())
+        let conformance = conform_case(&case, &HistoryRunOptions::default())
             .expect("the run completes")
             .unwrap_or_else(|e| panic!("{e}\nplan:\n{}", case.plan));
         assert!(conformance.deliveries > 0, "{conformance:?}");

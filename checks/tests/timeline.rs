@@ -241,7 +241,7 @@ fn the_faults_of_an_engine_run_last_until_their_repairs() {
     use insync_checks::fuzz::run_case;
     use insync_checks::history::{Fun, Process};
     use insync_checks::plan::{Plan, Step, APPLICATION_BIT};
-    use insync_checks::runner::RunOptions;
+    use insync_checks::runner::HistoryRunOptions;
     use insync_checks::strategy::{recommended, Case};
     use insync_model::config::NetworkKind;
     let case = Case {
@@ -273,8 +273,9 @@ fn the_faults_of_an_engine_run_last_until_their_repairs() {
         },
         seed: 0,
     };
-    let (history, verdict) = run_case(&case, &RunOptions::default()).expect("the run completes");
-    let page = insync_checks::timeline::render(&history, &verdict, "faults", &[], &[]);
+    let (history, verdict) =
+        run_case(&case, &HistoryRunOptions::default()).expect("the run completes");
+    let page = insync_checks::timeline::render_timeline(&history, &verdict, "faults", &[], &[]);
     let mut faults = 0;
     for op in history.ops.iter().filter(|o| o.process == Process::Nemesis) {
         let Fun::Nemesis { what } = &op.fun else {

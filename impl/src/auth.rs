@@ -10,6 +10,7 @@
 //! process that made it (the direction differs). This proves membership only: frames after
 //! the handshake are neither encrypted nor individually authenticated.
 
+use crate::error::UsageError;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::Path;
@@ -52,73 +53,82 @@ impl Secret {
     pub fn from_file(path: &Path) -> anyhow::Result<Secret> {
         let shown = path.display();
         let meta = std::fs::metadata(path).map_err(|e| {
-            anyhow::anyhow!("INVALID_CONFIG: cannot read --secret-file {shown}: {e}")
+            anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                "cannot read --secret-file {shown}: {e}"
+            )))
         })?;
         if !meta.is_file() {
-            anyhow::bail!("INVALID_CONFIG: --secret-file {shown} is not a regular file");
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--secret-file {shown} is not a regular file"
+            )));
         }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = meta.permissions().mode();
             if mode & 0o077 != 0 {
-                anyhow::bail!(
-                    "INVALID_CONFIG: --secret-file {shown} is accessible by group or others \
+                anyhow::bail!(UsageError::InvalidConfig(format!(
+                    "--secret-file {shown} is accessible by group or others \
                      (mode {:o}); restrict it: chmod 600 {shown}",
                     mode & 0o777
-                );
+                )));
             }
         }
         if meta.len() > SECRET_BYTES_MAX {
-            anyhow::bail!(
-                "INVALID_CONFIG: --secret-file {shown} holds {} bytes, more than the \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--secret-file {shown} holds {} bytes, more than the \
                  {SECRET_BYTES_MAX} a secret may have",
                 meta.len()
-            );
+            )));
         }
         let mut bytes = std::fs::read(path).map_err(|e| {
-            anyhow::anyhow!("INVALID_CONFIG: cannot read --secret-file {shown}: {e}")
+            anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                "cannot read --secret-file {shown}: {e}"
+            )))
         })?;
         while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
             bytes.pop();
         }
         if bytes.is_empty() {
-            anyhow::bail!(
-                "INVALID_CONFIG: --secret-file {shown} is empty; put the cluster's secret in it \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--secret-file {shown} is empty; put the cluster's secret in it \
                  (e.g. `openssl rand -hex 32 > {shown}`)"
-            );
+            )));
         }
-        Secret::new(bytes)
-            .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: --secret-file {shown}: {e}"))
+        Secret::new(bytes).map_err(|e| {
+            anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                "--secret-file {shown}: {e}"
+            )))
+        })
     }
 }
 
 /// Which end of a connection a proof speaks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum PeerRole {
     Dialer,
     Acceptor,
 }
 
-impl Role {
-    pub fn other(self) -> Role {
+impl PeerRole {
+    pub fn other(self) -> PeerRole {
         match self {
-            Role::Dialer => Role::Acceptor,
-            Role::Acceptor => Role::Dialer,
+            PeerRole::Dialer => PeerRole::Acceptor,
+            PeerRole::Acceptor => PeerRole::Dialer,
         }
     }
 
     fn label(self) -> &'static [u8] {
         match self {
-            Role::Dialer => b"dial",
-            Role::Acceptor => b"accept",
+            PeerRole::Dialer => b"dial",
+            PeerRole::Acceptor => b"accept",
         }
     }
 }
 
 /// What one side of a handshake claims, which its proof covers.
 pub struct Claim<'a> {
-    pub role: Role,
+    pub role: PeerRole,
     pub cluster_id: Option<&'a str>,
     pub config: &'a str,
     pub hosts: &'a [usize],
@@ -201,7 +211,7 @@ mod tests {
     fn a_proof_is_bound_to_everything_it_claims() {
         let s = secret("0123456789abcdef0123");
         let claim = Claim {
-            role: Role::Dialer,
+            role: PeerRole::Dialer,
             cluster_id: Some("c"),
             config: "cfg",
             hosts: &[4],
@@ -219,7 +229,7 @@ mod tests {
         assert!(!verify(&s, &claim, &a, &d, &proof), "nonces swapped");
         assert!(!verify(&s, &claim, &d, &[3u8; 32], &proof), "another nonce");
         let reflected = Claim {
-            role: Role::Acceptor,
+            role: PeerRole::Acceptor,
             ..claim
         };
         assert!(!verify(&s, &reflected, &d, &a, &proof), "other direction");

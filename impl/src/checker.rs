@@ -296,7 +296,7 @@ impl Found {
 }
 
 /// Checks a history and names its anomalies.
-pub fn check(history: &History) -> Verdict {
+pub fn check_history(history: &History) -> Verdict {
     let facts = facts(history);
     let mut found = Found::default();
     check_sends(&facts, &mut found);

@@ -1,6 +1,7 @@
 //! Command-line arguments (PROTOCOL.md §4) and what each command does.
 
 use crate::check::{check, render_human, CheckOptions, CheckReport, Strategy};
+use crate::error::UsageError;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use insync_model::config::{
@@ -8,7 +9,6 @@ use insync_model::config::{
 };
 use insync_model::kafka::KafkaVersion;
 use insync_model::properties::Property;
-use insync_model::scenarios::{catalogue, Expect, Scenario};
 use insync_model::{Config, Insync};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -70,10 +70,15 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     fn addrs(&self, cluster_id: Option<&str>) -> anyhow::Result<crate::tcp::ClusterAddrs> {
         let Some(controller) = self.controller else {
-            bail!("INVALID_CONFIG: the cluster layout needs --controller ADDR and --brokers ADDR,ADDR,...");
+            bail!(UsageError::InvalidConfig(
+                "the cluster layout needs --controller ADDR and --brokers ADDR,ADDR,..."
+                    .to_string()
+            ));
         };
         if self.brokers.is_empty() {
-            bail!("INVALID_CONFIG: the cluster layout needs --brokers ADDR,ADDR,... (one per replica)");
+            bail!(UsageError::InvalidConfig(
+                "the cluster layout needs --brokers ADDR,ADDR,... (one per replica)".to_string()
+            ));
         }
         let secret = match &self.secret_file {
             Some(path) => Some(crate::auth::Secret::from_file(path)?),
@@ -292,14 +297,14 @@ impl ConfigArgs {
         .filter_map(|(given, flag)| given.then_some(flag))
         .collect();
         if !given.is_empty() {
-            bail!(
-                "INVALID_CONFIG: {} only bound{} the model checker's search; `insync {command}` runs \
+            bail!(UsageError::InvalidConfig(format!(
+                "{} only bound{} the model checker's search; `insync {command}` runs \
                  the real engine, whose crashes, elections and network are real (inject faults \
                  with `insync run --faults`); drop {}",
                 given.join(", "),
                 if given.len() == 1 { "s" } else { "" },
                 if given.len() == 1 { "it" } else { "them" }
-            );
+            )));
         }
         Ok(())
     }
@@ -451,7 +456,7 @@ pub struct ExploreArgs {
 
 /// Runs a command; the result is the process exit code (PROTOCOL.md §4: 0 safe within the
 /// bounds, 1 violated, 2 bad usage, 3 no violation but the search was cut short).
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
+pub fn run_command(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Check(args) if args.matrix => run_matrix(&args),
         Command::Check(args) => run_check(&args),
@@ -528,7 +533,7 @@ pub const PRODUCERS_MAX: usize = 64;
 
 fn checked_producers(producers: usize) -> anyhow::Result<usize> {
     if producers == 0 || producers > PRODUCERS_MAX {
-        bail!("INVALID_CONFIG: producers ({producers}) must be between 1 and {PRODUCERS_MAX}; set --producers in that range");
+        bail!(UsageError::InvalidConfig(format!("producers ({producers}) must be between 1 and {PRODUCERS_MAX}; set --producers in that range")));
     }
     Ok(producers)
 }
@@ -540,8 +545,9 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<u8> {
         Some(id) => StorageNode::Broker(id),
         None => StorageNode::Controller,
     };
-    let identity = Identity::new(&args.cluster_id, node)
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
+    let identity = Identity::new(&args.cluster_id, node).map_err(|e| {
+        anyhow::anyhow!(UsageError::InvalidConfig(format!("{e}; set --cluster-id")))
+    })?;
     let dir = args.data_dir.display();
     match DiskStorage::format(&args.data_dir, &identity)? {
         Formatted::Created => write_out(&format!("formatted {dir} for {identity}\n")),
@@ -566,16 +572,16 @@ fn run_server(
     };
     args.config.reject_model_only(command)?;
     if args.config.records.is_some() {
-        bail!("INVALID_CONFIG: --records is the client's: `insync run --connect --records N`; drop it from `insync {command}`");
+        bail!(UsageError::InvalidConfig(format!("--records is the client's: `insync run --connect --records N`; drop it from `insync {command}`")));
     }
     if args.cluster_id.is_some() && args.data_dir.is_none() {
-        bail!("INVALID_CONFIG: --cluster-id names the cluster a --data-dir was formatted for; give --data-dir too, or drop --cluster-id");
+        bail!(UsageError::InvalidConfig("--cluster-id names the cluster a --data-dir was formatted for; give --data-dir too, or drop --cluster-id".to_string()));
     }
     let config = args
         .config
         .base_config()
         .validate()
-        .context("INVALID_CONFIG")?;
+        .map_err(UsageError::Config)?;
     let addrs = args.cluster.addrs(args.cluster_id.as_deref())?;
     let options = crate::engine::EngineOptions {
         seed: args.seed,
@@ -595,7 +601,9 @@ fn run_server(
         .enable_all()
         .build()
         .context("starting tokio")?;
-    runtime.block_on(crate::engine::serve(config, options, served, addrs, kafka))?;
+    runtime.block_on(crate::engine::serve_node(
+        config, options, served, addrs, kafka,
+    ))?;
     Ok(0)
 }
 
@@ -618,19 +626,19 @@ fn checked_record_size(size: usize, records: u64, connect: bool) -> anyhow::Resu
     use crate::run::RECORD_BYTES_MIN;
     let max = RECORD_BYTES_MAX;
     if !(RECORD_BYTES_MIN..=max).contains(&size) {
-        bail!(
-            "INVALID_CONFIG: --record-size {size} must be between {RECORD_BYTES_MIN} (the record's \
+        bail!(UsageError::InvalidConfig(format!(
+            "--record-size {size} must be between {RECORD_BYTES_MIN} (the record's \
              index and the run's id) and {max} (message.max.bytes less a record's overhead); set \
              it in that range"
-        );
+        )));
     }
     let total = records.saturating_mul(size as u64);
     if !connect && total > RUN_BYTES_MAX {
-        bail!(
-            "INVALID_CONFIG: --records {records} of --record-size {size} is {total} bytes; an \
+        bail!(UsageError::InvalidConfig(format!(
+            "--records {records} of --record-size {size} is {total} bytes; an \
              in-process run holds every replica's log in memory, at most {RUN_BYTES_MAX} bytes; \
              lower --records or --record-size"
-        );
+        )));
     }
     Ok(size)
 }
@@ -638,14 +646,13 @@ fn checked_record_size(size: usize, records: u64, connect: bool) -> anyhow::Resu
 fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     if args.consumers != 1 {
         bail!(
-            "INVALID_CONFIG: the engine hosts one consumer (one group reading the partition) so far, got --consumers {}; use --consumers 1",
-            args.consumers
-        );
+            UsageError::InvalidConfig(format!("the engine hosts one consumer (one group reading the partition) so far, got --consumers {}; use --consumers 1",
+            args.consumers)));
     }
     let producers = checked_producers(args.producers)?;
     let records = args.config.records.unwrap_or(20_000);
     if records == 0 || records > RUN_RECORDS_MAX {
-        bail!("INVALID_CONFIG: records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range");
+        bail!(UsageError::InvalidConfig(format!("records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range")));
     }
     args.config.reject_model_only("run")?;
     let record_size = checked_record_size(args.record_size, records, args.connect)?;
@@ -653,17 +660,17 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
         .config
         .base_config()
         .validate()
-        .context("INVALID_CONFIG")?;
+        .map_err(UsageError::Config)?;
     init_logging("warn");
     if let Some(listen) = &args.kafka_listen {
         return serve_kafka(args, config, listen, producers);
     }
     let connect = if args.connect {
         if args.data_dir.is_some() {
-            bail!("INVALID_CONFIG: --data-dir stores an in-process cluster's logs; with --connect the brokers keep theirs (`insync broker --data-dir`); drop --data-dir");
+            bail!(UsageError::InvalidConfig("--data-dir stores an in-process cluster's logs; with --connect the brokers keep theirs (`insync broker --data-dir`); drop --data-dir".to_string()));
         }
         if !args.faults.is_empty() {
-            bail!("INVALID_CONFIG: --faults act on an in-process cluster; with --connect, inject faults by stopping and starting the broker processes");
+            bail!(UsageError::InvalidConfig("--faults act on an in-process cluster; with --connect, inject faults by stopping and starting the broker processes".to_string()));
         }
         Some(args.cluster.addrs(None)?)
     } else {
@@ -697,7 +704,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     if args.json {
         write_out(&format!("{}\n", serde_json::to_string(&report)?));
     } else {
-        write_out(&crate::run::render(&report));
+        write_out(&crate::run::render_run_report(&report));
     }
     Ok(run_exit_code(&report))
 }
@@ -710,13 +717,15 @@ fn serve_kafka(
     producers: usize,
 ) -> anyhow::Result<u8> {
     if args.connect {
-        bail!("INVALID_CONFIG: --kafka-listen serves an in-process cluster; drop --connect");
+        bail!(UsageError::InvalidConfig(
+            "--kafka-listen serves an in-process cluster; drop --connect".to_string()
+        ));
     }
     if args.duration == 0 || args.duration > 24 * 3600 {
-        bail!(
-            "INVALID_CONFIG: --duration ({}) must be between 1 and 86400 seconds",
+        bail!(UsageError::InvalidConfig(format!(
+            "--duration ({}) must be between 1 and 86400 seconds",
             args.duration
-        );
+        )));
     }
     let listen = crate::kafka::KafkaOptions::parse_listen(listen, config.replicas)?;
     let options = crate::run::KafkaServeOptions {
@@ -749,6 +758,7 @@ fn serve_kafka(
 
 /// `insync run`'s verdict as an exit code: 1 if an acknowledged record was lost; 3 if no
 /// record was acknowledged at all (the run shows nothing either way); else 0.
+#[must_use]
 pub fn run_exit_code(report: &crate::run::RunReport) -> u8 {
     if report.lost > 0 {
         1
@@ -835,15 +845,17 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
         .config
         .to_config()
         .validate()
-        .context("INVALID_CONFIG")?;
+        .map_err(UsageError::Config)?;
     if let Some(name) = &args.property {
         known_property(name)?;
     }
     if (args.shard.is_some() || args.walks.is_some()) && args.strategy != Strategy::Simulation {
-        bail!("INVALID_CONFIG: --shard and --walks divide random walks; add --strategy simulation (exhaustive searches cannot be split this way)");
+        bail!(UsageError::InvalidConfig("--shard and --walks divide random walks; add --strategy simulation (exhaustive searches cannot be split this way)".to_string()));
     }
     if args.walks == Some(0) {
-        bail!("INVALID_CONFIG: --walks 0 takes no walk; give at least 1");
+        bail!(UsageError::InvalidConfig(
+            "--walks 0 takes no walk; give at least 1".to_string()
+        ));
     }
     let options = options_from(args);
     let report = match args.budget {
@@ -858,10 +870,14 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     if args.explore {
         std::io::Write::flush(&mut std::io::stdout())?;
         // With --budget the report may be of a smaller scope than the flags: explore that one.
-        let checked = report.config.clone().validate().context("INVALID_CONFIG")?;
+        let checked = report
+            .config
+            .clone()
+            .validate()
+            .map_err(UsageError::Config)?;
         let from = crate::explore::OpenFrom::Report(serde_json::to_value(&report)?);
         let addr = args.addr.as_deref().unwrap_or(EXPLORER_ADDR);
-        return serve_explorer(checked, addr, Some((from, args.property.as_deref())));
+        return open_explorer(checked, addr, Some((from, args.property.as_deref())));
     }
     Ok(report.exit_code())
 }
@@ -953,142 +969,17 @@ fn known_property(name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// How a matrix row is checked: a scenario that must break a property stops at its first
-/// counterexample (breadth first, so it is the shortest); a safe one is exhausted.
-pub fn scenario_options(scenario: &Scenario, threads: Option<usize>) -> CheckOptions {
-    let mut options = CheckOptions {
-        strategy: Strategy::Dfs,
-        ..CheckOptions::default()
-    };
-    if let Some(t) = threads {
-        options.threads = t;
-    }
-    if let Expect::Breaks(property) = scenario.expect {
-        options.strategy = Strategy::Bfs;
-        options.threads = 1;
-        options.stop_at = Some([property].into_iter().collect());
-    }
-    options
-}
-
-/// Whether a report shows what the scenario promises.
-pub fn verdict_matches(scenario: &Scenario, report: &CheckReport) -> bool {
-    match &scenario.expect {
-        Expect::Breaks(property) => report.property(*property).is_some_and(|p| !p.holds),
-        Expect::Safe { reached } => {
-            report.complete
-                && report.violations().next().is_none()
-                && reached
-                    .iter()
-                    .all(|name| report.property(*name).is_some_and(|p| p.holds))
-        }
-    }
-}
-
 fn run_matrix(args: &CheckArgs) -> anyhow::Result<u8> {
-    let names = Property::ALL;
-    let mut rows = Vec::new();
-    let mut all_match = true;
-    for scenario in catalogue() {
-        let config = scenario
-            .config
-            .clone()
-            .validate()
-            .with_context(|| format!("scenario {}", scenario.name))?;
-        eprintln!("checking {} ({})", scenario.name, config.summary());
-        let report = check(&config, &scenario_options(&scenario, args.threads));
-        let matches = verdict_matches(&scenario, &report);
-        all_match &= matches;
-        rows.push((scenario, report, matches));
-    }
+    let rows = crate::matrix::check_catalogue(args.threads)?;
     if args.json {
-        let out: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(s, r, m)| {
-                serde_json::json!({"scenario": s.name, "about": s.about, "as_expected": m, "report": r})
-            })
-            .collect();
-        write_out(&format!("{}\n", serde_json::to_string(&out)?));
+        write_out(&format!(
+            "{}\n",
+            serde_json::to_string(&crate::matrix::matrix_json(&rows))?
+        ));
     } else {
-        write_out(&render_matrix(&names, &rows));
+        write_out(&crate::matrix::render_matrix(&Property::ALL, &rows));
     }
-    Ok(if all_match { 0 } else { 1 })
-}
-
-/// One table: scenario, configuration, a column per property, states, time, and whether the
-/// verdict is the one the scenario promises.
-pub fn render_matrix(names: &[Property], rows: &[(Scenario, CheckReport, bool)]) -> String {
-    let mut s = String::new();
-    s.push_str("Properties: ");
-    for (i, n) in names.iter().enumerate() {
-        s.push_str(&format!(
-            "P{}={n}{}",
-            i + 1,
-            if i + 1 < names.len() { ", " } else { "\n" }
-        ));
-    }
-    s.push_str("Verdicts: ok = holds (exhaustive), X = violated, ? = not refuted (search stopped), + = reached, - = not reached\n\n");
-    let config_width = rows
-        .iter()
-        .map(|(sc, _, _)| sc.config.summary().len())
-        .max()
-        .unwrap_or(10);
-    s.push_str(&format!(
-        "{:<26} {:<w$} ",
-        "scenario",
-        "configuration",
-        w = config_width
-    ));
-    for i in 0..names.len() {
-        s.push_str(&format!("{:>4}", format!("P{}", i + 1)));
-    }
-    s.push_str(&format!(
-        " {:>10} {:>8}  {}\n",
-        "states", "time", "expected"
-    ));
-    for (scenario, report, matches) in rows {
-        s.push_str(&format!(
-            "{:<26} {:<w$} ",
-            scenario.name,
-            scenario.config.summary(),
-            w = config_width
-        ));
-        for name in names {
-            let cell = match report.property(*name) {
-                Some(p) if p.expectation == "always" && p.holds && report.complete => "ok",
-                Some(p) if p.expectation == "always" && p.holds => "?",
-                Some(p) if p.expectation == "always" => "X",
-                Some(p) if p.holds => "+",
-                _ => "-",
-            };
-            s.push_str(&format!("{cell:>4}"));
-        }
-        s.push_str(&format!(
-            " {:>10} {:>7.1}s  {}\n",
-            report.unique_states,
-            report.seconds,
-            if *matches { "yes" } else { "NO" }
-        ));
-    }
-    s.push_str("\nWhat each scenario shows, and the first counterexample of those that break:\n");
-    for (scenario, report, _) in rows {
-        s.push_str(&format!("\n{}: {}\n", scenario.name, scenario.about));
-        if let Expect::Breaks(property) = scenario.expect {
-            if let Some(trace) = report
-                .property(property)
-                .and_then(|p| p.counterexample.as_ref())
-            {
-                s.push_str(&format!(
-                    "  {property} violated in {} steps:\n",
-                    trace.len()
-                ));
-                for line in trace {
-                    s.push_str(&format!("    {line}\n"));
-                }
-            }
-        }
-    }
-    s
+    Ok(crate::matrix::matrix_exit_code(&rows))
 }
 
 /// Where `check --explore` serves the Explorer unless `--addr` says otherwise (as `explore`).
@@ -1099,7 +990,7 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
         .config
         .to_config()
         .validate()
-        .context("INVALID_CONFIG")?;
+        .map_err(UsageError::Config)?;
     if let Some(name) = &args.property {
         known_property(name)?;
     }
@@ -1109,12 +1000,12 @@ fn run_explore(args: &ExploreArgs) -> anyhow::Result<u8> {
             args.property.as_deref(),
         )
     });
-    serve_explorer(config, &args.addr, open)
+    open_explorer(config, &args.addr, open)
 }
 
 /// Serves the Explorer for `config`, opened at the last state of a path when one is given:
 /// `insync explore [--path]` and `insync check --explore` both end here.
-fn serve_explorer(
+fn open_explorer(
     config: insync_model::ValidConfig,
     addr: &str,
     open: Option<(crate::explore::OpenFrom, Option<&str>)>,
@@ -1139,7 +1030,7 @@ fn serve_explorer(
             o.encoded()
         );
     }
-    crate::explore::serve(model, addr, summary, opened)?;
+    crate::explore::serve_explorer(model, addr, summary, opened)?;
     Ok(0)
 }
 

@@ -110,7 +110,7 @@ pub const LAYOUT_VERSION: u32 = 1;
 pub const CLUSTER_ID_BYTES_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StorageError {
+pub enum DiskError {
     #[error("storage I/O on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -156,6 +156,25 @@ pub enum StorageError {
          to recover from what is on disk"
     )]
     Failed(String),
+}
+
+/// A data directory's failure as the runtime's storage layer sees it (the
+/// [`crate::runtime::StorageBackend`] of [`DiskStorage`] and of the test clusters' broker
+/// disks): a corrupt file stays [`Corrupt`](crate::runtime::StorageError::Corrupt) (the node
+/// refuses to start on it); every other failure is an I/O failure. The text is the disk's.
+impl From<&DiskError> for crate::runtime::StorageError {
+    fn from(e: &DiskError) -> Self {
+        match e {
+            DiskError::Corrupt { .. } => crate::runtime::StorageError::Corrupt(e.to_string()),
+            e => crate::runtime::StorageError::new(e.to_string()),
+        }
+    }
+}
+
+impl From<DiskError> for crate::runtime::StorageError {
+    fn from(e: DiskError) -> Self {
+        Self::from(&e)
+    }
 }
 
 /// Which node of a cluster a data directory belongs to.
@@ -384,22 +403,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+    move |source| DiskError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn corrupt(path: &Path, reason: impl Into<String>) -> StorageError {
-    StorageError::Corrupt {
+fn corrupt(path: &Path, reason: impl Into<String>) -> DiskError {
+    DiskError::Corrupt {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
 }
 
 /// Takes the exclusive lock on `dir`'s lock file, without waiting.
-fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+fn lock_dir(dir: &Path) -> Result<File, DiskError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
@@ -413,7 +432,7 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                return Err(StorageError::Locked {
+                return Err(DiskError::Locked {
                     dir: dir.to_path_buf(),
                 })
             }
@@ -423,7 +442,7 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
     Ok(file)
 }
 
-fn sync_dir_of(path: &Path) -> Result<(), StorageError> {
+fn sync_dir_of(path: &Path) -> Result<(), DiskError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -433,7 +452,7 @@ fn sync_dir_of(path: &Path) -> Result<(), StorageError> {
 
 /// Writes `bytes` to `path` atomically and durably: a temporary file, fsync, rename, fsync of
 /// the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
@@ -442,13 +461,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     sync_dir_of(path)
 }
 
-fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), StorageError> {
+fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), DiskError> {
     let path = dir.join(META_FILE);
     let meta = MetaFile {
         crc32: Some(meta.crc()),
         ..meta.clone()
     };
-    let mut text = serde_json::to_string_pretty(&meta).map_err(|e| StorageError::Format {
+    let mut text = serde_json::to_string_pretty(&meta).map_err(|e| DiskError::Format {
         path: path.clone(),
         reason: format!("cannot encode: {e}"),
     })?;
@@ -457,21 +476,20 @@ fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), StorageError> {
 }
 
 /// `meta.json`, if the directory has one.
-fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
+fn read_meta(dir: &Path) -> Result<Option<MetaFile>, DiskError> {
     let path = dir.join(META_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(&path)(e)),
     };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| StorageError::Format {
-            path: path.clone(),
-            reason: format!("not valid JSON ({e}); it was not written by `insync format`"),
-        })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| DiskError::Format {
+        path: path.clone(),
+        reason: format!("not valid JSON ({e}); it was not written by `insync format`"),
+    })?;
     let version = value.get("version").and_then(|v| v.as_u64());
     if version != Some(u64::from(LAYOUT_VERSION)) {
-        return Err(StorageError::Format {
+        return Err(DiskError::Format {
             path,
             reason: format!(
                 "layout version {}; this insync reads version {LAYOUT_VERSION}",
@@ -479,7 +497,7 @@ fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
             ),
         });
     }
-    let meta: MetaFile = serde_json::from_value(value).map_err(|e| StorageError::Format {
+    let meta: MetaFile = serde_json::from_value(value).map_err(|e| DiskError::Format {
         path: path.clone(),
         reason: format!("not a valid {META_FILE}: {e}"),
     })?;
@@ -498,7 +516,7 @@ fn read_meta(dir: &Path) -> Result<Option<MetaFile>, StorageError> {
 }
 
 /// The first entry of `dir` other than the lock file and a leftover temporary `meta.json`.
-fn first_foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
+fn first_foreign_entry(dir: &Path) -> Result<Option<String>, DiskError> {
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let name = entry.map_err(io(dir))?.file_name();
         let name = name.to_string_lossy();
@@ -509,10 +527,10 @@ fn first_foreign_entry(dir: &Path) -> Result<Option<String>, StorageError> {
     Ok(None)
 }
 
-fn check_identity(dir: &Path, meta: &MetaFile, identity: &Identity) -> Result<(), StorageError> {
+fn check_identity(dir: &Path, meta: &MetaFile, identity: &Identity) -> Result<(), DiskError> {
     let found = meta.identity();
     if &found != identity {
-        return Err(StorageError::Foreign {
+        return Err(DiskError::Foreign {
             dir: dir.to_path_buf(),
             found: found.to_string(),
             expected: identity.to_string(),
@@ -524,7 +542,7 @@ fn check_identity(dir: &Path, meta: &MetaFile, identity: &Identity) -> Result<()
 impl DiskStorage {
     /// Formats `dir` (created if missing) for `identity`, as `kafka-storage format` does: it
     /// must be empty, or already formatted for the same identity.
-    pub fn format(dir: &Path, identity: &Identity) -> Result<Formatted, StorageError> {
+    pub fn format(dir: &Path, identity: &Identity) -> Result<Formatted, DiskError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let _lock = lock_dir(dir)?;
         if let Some(meta) = read_meta(dir)? {
@@ -532,7 +550,7 @@ impl DiskStorage {
             return Ok(Formatted::AlreadyFormatted);
         }
         if let Some(entry) = first_foreign_entry(dir)? {
-            return Err(StorageError::NotEmpty {
+            return Err(DiskError::NotEmpty {
                 dir: dir.to_path_buf(),
                 entry,
             });
@@ -557,13 +575,13 @@ impl DiskStorage {
         dir: impl Into<PathBuf>,
         identity: &Identity,
         mode: OpenMode,
-    ) -> Result<DiskStorage, StorageError> {
+    ) -> Result<DiskStorage, DiskError> {
         let dir = dir.into();
         match mode {
             OpenMode::Formatted => {
                 let meta = dir.join(META_FILE);
                 if !meta.try_exists().map_err(io(&meta))? {
-                    return Err(StorageError::Unformatted { dir });
+                    return Err(DiskError::Unformatted { dir });
                 }
             }
             OpenMode::FormatIfEmpty => {
@@ -571,8 +589,7 @@ impl DiskStorage {
             }
         }
         let lock = lock_dir(&dir)?;
-        let meta =
-            read_meta(&dir)?.ok_or_else(|| StorageError::Unformatted { dir: dir.clone() })?;
+        let meta = read_meta(&dir)?.ok_or_else(|| DiskError::Unformatted { dir: dir.clone() })?;
         check_identity(&dir, &meta, identity)?;
         Ok(DiskStorage {
             dir,
@@ -630,7 +647,7 @@ impl DiskStorage {
     }
 
     /// fsync of a file (data and size); a failure stops the storage.
-    fn sync(&self, file: &File, path: &Path) -> Result<(), StorageError> {
+    fn sync(&self, file: &File, path: &Path) -> Result<(), DiskError> {
         #[cfg(test)]
         self.segment_syncs
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -647,9 +664,9 @@ impl DiskStorage {
 
     /// Saves an actor's durable state; returns once it is on disk. After any failure, this
     /// and every later save fail: the process must stop (see the module's "Failures").
-    pub fn save(&self, actor: usize, storage: &NodeStorage) -> Result<(), StorageError> {
+    pub fn save(&self, actor: usize, storage: &NodeStorage) -> Result<(), DiskError> {
         if let Some(reason) = self.failure() {
-            return Err(StorageError::Failed(reason));
+            return Err(DiskError::Failed(reason));
         }
         let files = self.files(actor);
         let saved = self.save_unchecked(actor, storage, &mut lock(&files));
@@ -671,7 +688,7 @@ impl DiskStorage {
         actor: usize,
         storage: &NodeStorage,
         files: &mut ActorFiles,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), DiskError> {
         match storage {
             NodeStorage::Broker(b) => {
                 self.save_log(actor, b, files)?;
@@ -706,9 +723,9 @@ impl DiskStorage {
     /// and recovery reports what follows it as unverified ([`Recovery::unverified_from`]). A
     /// save that still comes after this rewrites the state file again, as a periodic
     /// checkpoint that vouches for no later save. Returns how many state files it wrote.
-    pub fn close_cleanly(&self) -> Result<usize, StorageError> {
+    pub fn close_cleanly(&self) -> Result<usize, DiskError> {
         if let Some(reason) = self.failure() {
-            return Err(StorageError::Failed(reason));
+            return Err(DiskError::Failed(reason));
         }
         let actors: Vec<(usize, Arc<Mutex<ActorFiles>>)> = lock(&self.actors)
             .iter()
@@ -745,7 +762,7 @@ impl DiskStorage {
     }
 
     /// Records in `meta.json` that `actor` saved here, the first time it does.
-    fn note_saved(&self, actor: usize) -> Result<(), StorageError> {
+    fn note_saved(&self, actor: usize) -> Result<(), DiskError> {
         let mut meta = self.meta.lock().expect("meta lock");
         if meta.saved_actors.contains(&actor) {
             return Ok(());
@@ -758,9 +775,9 @@ impl DiskStorage {
     }
 
     /// Loads an actor's durable state, recovering its segment. `None` if it never saved.
-    pub fn load(&self, actor: usize) -> Result<Option<(NodeStorage, Recovery)>, StorageError> {
+    pub fn load(&self, actor: usize) -> Result<Option<(NodeStorage, Recovery)>, DiskError> {
         if let Some(reason) = self.failure() {
-            return Err(StorageError::Failed(reason));
+            return Err(DiskError::Failed(reason));
         }
         let files = self.files(actor);
         let mut files = lock(&files);
@@ -817,7 +834,7 @@ impl DiskStorage {
     }
 
     /// Creates an empty segment for an actor's first save.
-    fn create_segment(&self, actor: usize) -> Result<Segment, StorageError> {
+    fn create_segment(&self, actor: usize) -> Result<Segment, DiskError> {
         let path = self.segment_path(actor);
         let file = OpenOptions::new()
             .create(true)
@@ -844,7 +861,7 @@ impl DiskStorage {
         actor: usize,
         saved: &BrokerMeta,
         state_path: &Path,
-    ) -> Result<(Segment, Recovery), StorageError> {
+    ) -> Result<(Segment, Recovery), DiskError> {
         let path = self.segment_path(actor);
         let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
@@ -953,7 +970,7 @@ impl DiskStorage {
         actor: usize,
         storage: &BrokerStorage,
         files: &mut ActorFiles,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), DiskError> {
         let log = &storage.log;
         if files.segment.is_none() {
             files.segment = Some(self.create_segment(actor)?);
@@ -1024,7 +1041,7 @@ impl DiskStorage {
         Ok(())
     }
 
-    fn write_side_file<T: Serialize>(&self, actor: usize, value: &T) -> Result<(), StorageError> {
+    fn write_side_file<T: Serialize>(&self, actor: usize, value: &T) -> Result<(), DiskError> {
         let path = self.meta_path(actor);
         let payload = bincode_bytes(value)?;
         let mut frame = Vec::with_capacity(payload.len() + 8);
@@ -1083,14 +1100,14 @@ fn common_prefix(a: &Log, b: &Log) -> Offset {
     n
 }
 
-fn bincode_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    bincode::serialize(value).map_err(|e| StorageError::Encode(e.to_string()))
+fn bincode_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, DiskError> {
+    bincode::serialize(value).map_err(|e| DiskError::Encode(e.to_string()))
 }
 
-fn frame_batch(batch: &Batch, path: &Path) -> Result<Vec<u8>, StorageError> {
+fn frame_batch(batch: &Batch, path: &Path) -> Result<Vec<u8>, DiskError> {
     let payload = bincode_bytes(batch)?;
     if payload.len() as u64 > u64::from(BATCH_BYTES_MAX) {
-        return Err(StorageError::Format {
+        return Err(DiskError::Format {
             path: path.to_path_buf(),
             reason: format!(
                 "a record batch of {} bytes exceeds the segment's limit of {BATCH_BYTES_MAX}",
@@ -1182,7 +1199,7 @@ fn parse_batch(bytes: &[u8], expected_base: Offset, last_epoch: Option<Epoch>) -
     Parsed::Batch(batch, end)
 }
 
-fn read_side_file<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StorageError> {
+fn read_side_file<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, DiskError> {
     let bytes = fs::read(path).map_err(io(path))?;
     if bytes.len() < 8 {
         return Err(corrupt(path, "shorter than its header"));
@@ -1250,9 +1267,9 @@ mod tests {
         log
     }
 
-    fn corrupt_reason(err: StorageError) -> (PathBuf, String) {
+    fn corrupt_reason(err: DiskError) -> (PathBuf, String) {
         match err {
-            StorageError::Corrupt { path, reason } => (path, reason),
+            DiskError::Corrupt { path, reason } => (path, reason),
             other => panic!("not corruption: {other}"),
         }
     }
@@ -1704,7 +1721,7 @@ mod tests {
         store.save(5, &NodeStorage::None).expect("save");
         fs::write(dir.path().join("actor-5.state"), b"garbage!!").expect("write");
         let err = store.load(5).expect_err("corrupt");
-        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        assert!(matches!(err, DiskError::Corrupt { .. }), "{err}");
     }
 
     #[test]
@@ -1715,7 +1732,7 @@ mod tests {
         let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted)
             .err()
             .expect("refused");
-        assert!(matches!(err, StorageError::Unformatted { .. }), "{err}");
+        assert!(matches!(err, DiskError::Unformatted { .. }), "{err}");
         assert!(!d.exists(), "an unformatted directory is not created");
 
         assert_eq!(
@@ -1730,7 +1747,7 @@ mod tests {
         let err = DiskStorage::open(&d, &broker0, OpenMode::Formatted)
             .err()
             .expect("locked");
-        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        assert!(matches!(err, DiskError::Locked { .. }), "{err}");
         drop(store);
 
         for other in [
@@ -1741,16 +1758,16 @@ mod tests {
             let err = DiskStorage::open(&d, &other, OpenMode::FormatIfEmpty)
                 .err()
                 .expect("foreign");
-            assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+            assert!(matches!(err, DiskError::Foreign { .. }), "{err}");
             let err = DiskStorage::format(&d, &other).expect_err("foreign");
-            assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+            assert!(matches!(err, DiskError::Foreign { .. }), "{err}");
         }
 
         let stray = dir.path().join("stray");
         fs::create_dir_all(&stray).expect("mkdir");
         fs::write(stray.join("actor-0.log"), b"old").expect("write");
         let err = DiskStorage::format(&stray, &broker0).expect_err("not empty");
-        assert!(matches!(err, StorageError::NotEmpty { .. }), "{err}");
+        assert!(matches!(err, DiskError::NotEmpty { .. }), "{err}");
         // A meta.json of another layout version, or not JSON, is refused with its reason.
         let d3 = dir.path().join("v2");
         DiskStorage::format(&d3, &broker0).expect("format");
@@ -1793,8 +1810,8 @@ mod tests {
             .fail_syncs
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let err = store.save(0, &broker(&log, 0)).expect_err("stays failed");
-        assert!(matches!(err, StorageError::Failed(_)), "{err}");
-        assert!(matches!(store.load(0), Err(StorageError::Failed(_))));
+        assert!(matches!(err, DiskError::Failed(_)), "{err}");
+        assert!(matches!(store.load(0), Err(DiskError::Failed(_))));
         assert!(failures.has_changed().expect("sender alive"));
         assert!(failures
             .borrow_and_update()

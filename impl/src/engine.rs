@@ -8,7 +8,8 @@
 
 use crate::disk::brokers::BrokerDisks;
 use crate::disk::faults::{self, Damage, DamagedFile, FlipRegion};
-use crate::disk::{DiskStorage, Identity, OpenMode, StorageError, StorageNode};
+use crate::disk::{DiskStorage, Identity, OpenMode, StorageNode};
+use crate::error::UsageError;
 use crate::runtime::{MemoryStorage, Route, Runtime, RuntimeConfig, StorageBackend};
 use crate::tcp::{ClusterAddrs, Transport};
 use insync_model::consumer::ReadRecord;
@@ -35,9 +36,9 @@ pub struct EngineOptions {
     /// Seeds timers, random choices and network faults.
     pub seed: u64,
     /// File-backed storage here; in memory when absent. An in-process cluster formats an
-    /// empty directory itself; a server process ([`serve`]) needs one `insync format` made.
+    /// empty directory itself; a server process ([`serve_node`]) needs one `insync format` made.
     pub data_dir: Option<PathBuf>,
-    /// The cluster id `data_dir` is formatted for: required by [`serve`]; an in-process
+    /// The cluster id `data_dir` is formatted for: required by [`serve_node`]; an in-process
     /// cluster uses [`IN_PROCESS_CLUSTER_ID`] when absent.
     pub cluster_id: Option<String>,
     /// Most records in one fetch response.
@@ -80,11 +81,11 @@ fn check_limits(limits: &SizeLimits) -> anyhow::Result<()> {
     ];
     for (name, bytes) in named {
         if !(RECORD_OVERHEAD_BYTES < bytes && bytes <= LIMIT_BYTES_MAX) {
-            anyhow::bail!(
-                "INVALID_CONFIG: {name} is {bytes} bytes; it must be more than \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "{name} is {bytes} bytes; it must be more than \
                  {RECORD_OVERHEAD_BYTES} (a record's overhead) and at most {LIMIT_BYTES_MAX} \
                  (a quarter of the largest network frame)"
-            );
+            )));
         }
     }
     Ok(())
@@ -93,17 +94,11 @@ fn check_limits(limits: &SizeLimits) -> anyhow::Result<()> {
 /// The cluster id of an in-process cluster's data directory when none is given.
 pub const IN_PROCESS_CLUSTER_ID: &str = "in-process";
 
-fn runtime_error(e: StorageError) -> crate::runtime::StorageError {
-    match e {
-        StorageError::Corrupt { .. } => crate::runtime::StorageError::Corrupt(e.to_string()),
-        e => crate::runtime::StorageError::new(e.to_string()),
-    }
-}
-
 /// Segment files as the runtime's storage.
 impl StorageBackend<NodeStorage> for DiskStorage {
     fn save(&self, id: Id, storage: &NodeStorage) -> Result<(), crate::runtime::StorageError> {
-        DiskStorage::save(self, usize::from(id), storage).map_err(runtime_error)
+        DiskStorage::save(self, usize::from(id), storage)
+            .map_err(crate::runtime::StorageError::from)
     }
 
     /// Files and fsyncs: the runtime calls it on blocking threads.
@@ -121,7 +116,7 @@ impl StorageBackend<NodeStorage> for DiskStorage {
                     storage
                 })
             })
-            .map_err(runtime_error)
+            .map_err(crate::runtime::StorageError::from)
     }
 }
 
@@ -203,7 +198,7 @@ pub struct Delivery {
 
 /// A running cluster: brokers, controller, producer and consumer. In-process, every actor
 /// runs here; connected ([`Cluster::connect`]), only the producer and consumer do, and the
-/// brokers and controller are other processes ([`serve`]).
+/// brokers and controller are other processes ([`serve_node`]).
 pub struct Cluster {
     runtime: Arc<Runtime<Node>>,
     /// The connections to the other processes, when the cluster is not all here.
@@ -299,7 +294,7 @@ impl Drop for Endpoint {
 
 /// The actors one process hosts and its endpoints: what a Kafka listener talks through,
 /// whether the process is an in-process cluster ([`Cluster::host`]) or one broker of a
-/// cluster of processes ([`serve`]).
+/// cluster of processes ([`serve_node`]).
 #[derive(Clone)]
 pub struct Host {
     runtime: Arc<Runtime<Node>>,
@@ -389,6 +384,7 @@ pub enum FileDamage {
 }
 
 /// How [`ClusterBuilder::start`] starts a cluster, beyond the partition's configuration.
+#[must_use = "a ClusterBuilder starts nothing until `.start()`"]
 pub struct ClusterBuilder {
     config: ValidConfig,
     options: EngineOptions,
@@ -460,13 +456,16 @@ impl ClusterBuilder {
     pub async fn start(mut self) -> anyhow::Result<Cluster> {
         let own_storage = self.storage.is_some() || self.broker_disks.is_some();
         if own_storage && (self.options.data_dir.is_some() || self.connect.is_some()) {
-            anyhow::bail!(
-                "INVALID_CONFIG: a cluster with its own storage keeps no data directory and \
+            anyhow::bail!(UsageError::InvalidConfig(
+                "a cluster with its own storage keeps no data directory and \
                  joins no other processes"
-            );
+                    .to_string()
+            ));
         }
         if self.storage.is_some() && self.broker_disks.is_some() {
-            anyhow::bail!("INVALID_CONFIG: a cluster has one storage: its own, or broker disks");
+            anyhow::bail!(UsageError::InvalidConfig(
+                "a cluster has one storage: its own, or broker disks".to_string()
+            ));
         }
         let broker_disks = match self.broker_disks {
             Some(interval) => {
@@ -554,7 +553,7 @@ impl Cluster {
         let mut insync = Insync::new(config);
         insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
-        let app = Id::from(topology.actor_count());
+        let app = application_id(&insync);
         let mut actors = engine_actors(&insync, &options);
         if addrs.is_some() {
             // Each client of a shared cluster is a new producer to the brokers, as Kafka's
@@ -808,6 +807,7 @@ impl Cluster {
 
     /// Waits until `n` records were handed over in all, or `timeout` passes; whether they
     /// were.
+    #[must_use = "whether the records arrived before the timeout"]
     pub async fn wait_read(&self, n: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -832,6 +832,7 @@ impl Cluster {
     /// if the consumer is down (or crashed before taking the commit), so nothing was saved.
     /// The consumer takes its mail in order and saves within the step (before it takes the
     /// next), so a look at its state queued behind the commit sees the saved offset.
+    #[must_use = "`None`: the consumer was down and nothing was saved"]
     pub async fn commit(&self, offset: Offset) -> Option<Offset> {
         let consumer = self.topology.consumer();
         if !self
@@ -856,10 +857,12 @@ impl Cluster {
 
     /// Crashes the consumer: its position is lost; it resumes from its committed offset
     /// when restarted.
+    #[must_use = "false: the consumer was not running"]
     pub async fn crash_consumer(&self) -> bool {
         self.runtime.crash(self.topology.consumer()).await
     }
 
+    #[must_use = "false: the consumer did not restart"]
     pub async fn restart_consumer(&self) -> bool {
         self.runtime
             .restart(self.topology.consumer())
@@ -889,6 +892,7 @@ impl Cluster {
 
     /// Crashes broker `b`; with broker disks, its storage is dropped too (its process is
     /// gone), so that its files can be damaged while it is down.
+    #[must_use = "false: the broker was not running"]
     pub async fn crash(&self, b: BrokerId) -> bool {
         let crashed = self.runtime.crash(self.topology.broker(b)).await;
         if let (true, Some(disks)) = (crashed, &self.broker_disks) {
@@ -923,6 +927,7 @@ impl Cluster {
         }
     }
 
+    #[must_use = "false: the broker did not restart"]
     pub async fn restart(&self, b: BrokerId) -> bool {
         match self.runtime.restart(self.topology.broker(b)).await {
             Ok(restarted) => restarted,
@@ -968,12 +973,14 @@ impl Cluster {
     }
 
     /// Crashes the broker the controller names leader; which one, if it did.
+    #[must_use = "`None`: no broker was crashed"]
     pub async fn crash_leader(&self) -> Option<BrokerId> {
         let leader = self.leader().await?;
         self.crash(leader).await.then_some(leader)
     }
 
     /// Crashes the `rank`-th follower ([`Cluster::follower`]); which one, if it did.
+    #[must_use = "`None`: no broker was crashed"]
     pub async fn crash_follower(&self, rank: usize) -> Option<BrokerId> {
         let follower = self.follower(rank).await?;
         self.crash(follower).await.then_some(follower)
@@ -1034,14 +1041,19 @@ fn config_text(config: &ValidConfig, options: &EngineOptions) -> anyhow::Result<
     ))
 }
 
+/// The id of the application (the client API that hosts the producers and consumers): the
+/// first id past the actors of [`engine_actors`].
+pub fn application_id(insync: &Insync) -> Id {
+    Id::from(insync.topology.actor_count())
+}
+
 /// The model's actors with the engine's switches on: heartbeats, the application client
 /// API, Kafka's caught-up rule, and batches sized for throughput.
 ///
 /// The history runner's trace replay (`insync_checks::replay`) replays a run through
-/// these same actors; the application's id is the first past them
-/// (`insync.topology.actor_count()`).
+/// these same actors; the application's id is the first past them ([`application_id`]).
 pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
-    let app = Id::from(insync.topology.actor_count());
+    let app = application_id(insync);
     let params = ActorParams {
         heartbeats: true,
         application: Some(app),
@@ -1075,13 +1087,15 @@ fn open_disk(
     let cluster_id = match (cluster_id, served) {
         (Some(id), _) => id,
         (None, None) => IN_PROCESS_CLUSTER_ID,
-        (None, Some(_)) => anyhow::bail!(
-            "INVALID_CONFIG: --data-dir needs --cluster-id, the id `insync format` gave the \
+        (None, Some(_)) => anyhow::bail!(UsageError::InvalidConfig(
+            "--data-dir needs --cluster-id, the id `insync format` gave the \
              directory"
-        ),
+                .to_string()
+        )),
     };
-    let identity = Identity::new(cluster_id, node)
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}; set --cluster-id"))?;
+    let identity = Identity::new(cluster_id, node).map_err(|e| {
+        anyhow::anyhow!(UsageError::InvalidConfig(format!("{e}; set --cluster-id")))
+    })?;
     Ok(DiskStorage::open(dir, &identity, mode)?)
 }
 
@@ -1157,7 +1171,7 @@ pub enum Served {
 /// With `kafka` (a broker only), the broker also serves Kafka clients on its own address of
 /// `kafka.listen` ([`crate::kafka`]); its listener asks the controller, over the cluster's
 /// connections, for producer ids and the partition's leader.
-pub async fn serve(
+pub async fn serve_node(
     config: ValidConfig,
     options: EngineOptions,
     served: Served,
@@ -1173,13 +1187,11 @@ pub async fn serve(
     let index = match served {
         Served::Broker(b) => {
             if b.index() >= topology.replicas {
-                anyhow::bail!(
-                    "INVALID_CONFIG: broker {} does not exist with --replicas {}; broker ids are \
+                anyhow::bail!(UsageError::InvalidConfig(format!(
+                    "broker {} does not exist with --replicas {}; broker ids are \
                      0..{}",
-                    b.0,
-                    topology.replicas,
-                    topology.replicas
-                );
+                    b.0, topology.replicas, topology.replicas
+                )));
             }
             usize::from(topology.broker(b))
         }

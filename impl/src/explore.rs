@@ -4,7 +4,7 @@
 //! shows: actions and steps in the one-line format of counterexamples
 //! ([`insync_model::trace`]), and for every state a picture of the partition (brokers and
 //! their logs, the controller, the clients, the messages in flight, the safety properties
-//! the state breaks). [`serve`] puts a page of insync's own in front of stateright's server
+//! the state breaks). [`serve_explorer`] puts a page of insync's own in front of stateright's server
 //! and forwards the Explorer's JSON API (`/.status`, `/.states/...`) to it; stateright's own
 //! page stays at `/stateright/`. [`open`] finds where it opens: a counterexample of
 //! `insync explore --path` or of `insync check --explore`.
@@ -674,7 +674,7 @@ const PAGE: &str = include_str!("explore.html");
 
 /// Serves the Explorer on `addr`: insync's page at `/`, stateright's at `/stateright/`, and
 /// stateright's JSON API, which answers on a loopback port of its own. Returns only on error.
-pub fn serve(
+pub fn serve_explorer(
     model: ExplorerModel,
     addr: &str,
     summary: String,

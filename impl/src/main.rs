@@ -8,11 +8,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = insync::cli::Cli::parse();
-    match insync::cli::run(cli) {
+    match insync::cli::run_command(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("insync: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(insync::error::exit_code(&e))
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct RunOptions {
     /// in-process one.
     pub connect: Option<crate::tcp::ClusterAddrs>,
     /// The caller runs this on a paused clock (`insync run --virtual-clock`,
-    /// [`crate::engine::paused_runtime`]). Every message is then delayed by [`VIRTUAL_HOP`]
+    /// [`crate::engine::paused_runtime`]). Every message is then delayed by [`crate::engine::VIRTUAL_HOP`]
     /// (drawn with the engine's seed; see [`crate::engine::ClusterBuilder::paused_clock`]).
     pub virtual_clock: bool,
     /// Keep the run's history in the report ([`RunReport::history`]).
@@ -149,9 +149,6 @@ fn history_value(value: &Value, run: u64, offset: Offset) -> u64 {
 
 /// Values from here on stand for other runs' records.
 const FOREIGN_VALUES: u64 = 1 << 63;
-
-/// A message's delay on a paused clock: a LAN's hop.
-pub const VIRTUAL_HOP: std::ops::Range<Duration> = crate::engine::VIRTUAL_HOP;
 
 /// The smallest record: index and run id.
 pub use crate::history::RECORD_BYTES_MIN;
@@ -427,7 +424,7 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
         Fun::FinalRead { leader, records },
     );
     let history = events.into_history(start);
-    let verdict = crate::checker::check(&history);
+    let verdict = crate::checker::check_history(&history);
 
     // Examples of lost records, `record INDEX@OFFSET`, from the checker's lost writes.
     let lost_examples = verdict
@@ -503,7 +500,9 @@ async fn inject(
     let leader = cluster.leader().await;
     let what = match (fault, leader) {
         (Fault::CrashLeader, Some(b)) => {
-            cluster.crash(b).await;
+            // The leader the controller named may have gone down already; the restart below
+            // brings it back either way.
+            let _ = cluster.crash(b).await;
             restarts.push(b);
             let cluster = Arc::clone(cluster);
             let events = events.clone();
@@ -701,7 +700,7 @@ fn engine_summary(config: &insync_model::Config) -> String {
 }
 
 /// The human report.
-pub fn render(report: &RunReport) -> String {
+pub fn render_run_report(report: &RunReport) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "configuration: {}\n",

@@ -116,7 +116,7 @@ pub struct Discovery {
     pub path: Path<InsyncState, Action>,
 }
 
-pub struct Outcome {
+pub struct SimulationOutcome {
     /// The walks this shard took: its walks `0..walks` (`Shard::walk`).
     pub walks: u64,
     pub states: usize,
@@ -134,7 +134,7 @@ pub fn simulate(
     threads: usize,
     symmetry: Option<fn(&InsyncState) -> InsyncState>,
     limits: &Limits,
-) -> Outcome {
+) -> SimulationOutcome {
     let walk_budget = limits.walks.map(|w| shard.walks_of(w));
     let next = AtomicU64::new(0);
     let states = AtomicUsize::new(0);
@@ -193,7 +193,7 @@ pub fn simulate(
             (name, Discovery { walk, path })
         })
         .collect();
-    Outcome {
+    SimulationOutcome {
         walks: next
             .load(Ordering::Relaxed)
             .min(walk_budget.unwrap_or(u64::MAX)),

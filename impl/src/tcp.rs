@@ -27,7 +27,8 @@
 //! block of the actor the process hosts ([`endpoint_ids`]), a peer may send as an endpoint
 //! of an actor it proved to host, and answers to an endpoint go to that actor's process.
 
-use crate::auth::{Claim, Role, Secret};
+use crate::auth::{Claim, PeerRole, Secret};
+use crate::error::UsageError;
 use crate::runtime::{Route, Runtime};
 use crate::wire::{
     read_frame, read_frame_within, write_frame, Envelope, Frame, WireError,
@@ -80,12 +81,12 @@ impl ClusterAddrs {
     /// Checks the layout against the partition's replica count.
     pub fn validate(&self, topology: &Topology) -> anyhow::Result<()> {
         if self.brokers.len() != topology.replicas {
-            anyhow::bail!(
-                "INVALID_CONFIG: --brokers lists {} addresses but --replicas is {}; give one \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--brokers lists {} addresses but --replicas is {}; give one \
                  address per replica",
                 self.brokers.len(),
                 topology.replicas
-            );
+            )));
         }
         if self.secret.is_none() {
             if let Some(open) = self
@@ -94,12 +95,12 @@ impl ClusterAddrs {
                 .chain(std::iter::once(&self.controller))
                 .find(|a| !a.ip().is_loopback())
             {
-                anyhow::bail!(
-                    "INVALID_CONFIG: {open} is not a loopback address, and without a shared \
+                anyhow::bail!(UsageError::InvalidConfig(format!(
+                    "{open} is not a loopback address, and without a shared \
                      secret anyone who reaches it could pose as a member of the cluster; pass \
                      --secret-file FILE (the same file on every process, e.g. made by \
                      `openssl rand -hex 32 > FILE; chmod 600 FILE`)"
-                );
+                )));
             }
         }
         Ok(())
@@ -187,7 +188,7 @@ fn shown_hosts(hosts: &[usize]) -> String {
 /// to the cluster (or, without a secret, once its hello matches).
 pub async fn handshake<R, W>(
     me: &Greeting,
-    role: Role,
+    role: PeerRole,
     read: &mut R,
     write: &mut W,
 ) -> Result<Vec<usize>, HandshakeError>
@@ -203,7 +204,7 @@ where
 
 async fn exchange<R, W>(
     me: &Greeting,
-    role: Role,
+    role: PeerRole,
     read: &mut R,
     write: &mut W,
 ) -> Result<Vec<usize>, HandshakeError>
@@ -274,8 +275,8 @@ where
         return refuse("the peer sent back this process's own nonce (a reflection)".into());
     }
     let (dialer_nonce, acceptor_nonce) = match role {
-        Role::Dialer => (mine, theirs),
-        Role::Acceptor => (theirs, mine),
+        PeerRole::Dialer => (mine, theirs),
+        PeerRole::Acceptor => (theirs, mine),
     };
     let ours = Claim {
         role,
@@ -432,7 +433,7 @@ async fn dial(local: Arc<Local>, addr: SocketAddr, mut queue: mpsc::Receiver<Env
         let (mut read, write) = stream.into_split();
         let mut writer = BufWriter::new(write);
         let peer_hosts =
-            match handshake(&local.greeting, Role::Dialer, &mut read, &mut writer).await {
+            match handshake(&local.greeting, PeerRole::Dialer, &mut read, &mut writer).await {
                 Ok(hosts) => hosts,
                 Err(e) => {
                     match &e {
@@ -532,21 +533,25 @@ async fn accept(local: Arc<Local>, listener: TcpListener) {
                     // The handshake first: until the dialler has proved it belongs to the
                     // cluster, nothing it sends is read and it claims no route.
                     let mut writer = BufWriter::new(write);
-                    let peer_hosts =
-                        match handshake(&local.greeting, Role::Acceptor, &mut read, &mut writer)
-                            .await
-                        {
-                            Ok(hosts) => hosts,
-                            Err(HandshakeError::Closed) => return,
-                            Err(HandshakeError::Wire(WireError::Io(e))) => {
-                                tracing::warn!(%peer, "connection lost during the handshake: {e}");
-                                return;
-                            }
-                            Err(e) => {
-                                tracing::error!(%peer, "handshake refused: {e}; closing");
-                                return;
-                            }
-                        };
+                    let peer_hosts = match handshake(
+                        &local.greeting,
+                        PeerRole::Acceptor,
+                        &mut read,
+                        &mut writer,
+                    )
+                    .await
+                    {
+                        Ok(hosts) => hosts,
+                        Err(HandshakeError::Closed) => return,
+                        Err(HandshakeError::Wire(WireError::Io(e))) => {
+                            tracing::warn!(%peer, "connection lost during the handshake: {e}");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::error!(%peer, "handshake refused: {e}; closing");
+                            return;
+                        }
+                    };
                     if let Some(&index) = peer_hosts.iter().find(|&&i| i >= local.actor_count) {
                         tracing::error!(
                             %peer,
@@ -648,7 +653,8 @@ async fn serve_connection(
             );
             return;
         }
-        local
+        // Dropped (a crashed or unknown destination, a fault): lost, as on any network.
+        let _ = local
             .runtime
             .send_from(
                 Id::from(envelope.src),
@@ -745,8 +751,8 @@ mod tests {
             copy: Arc::clone(&copy),
         };
         let (dialed, accepted) = tokio::join!(
-            handshake(dialer, Role::Dialer, &mut d_read, &mut d_write),
-            handshake(acceptor, Role::Acceptor, &mut a_read, &mut a_write),
+            handshake(dialer, PeerRole::Dialer, &mut d_read, &mut d_write),
+            handshake(acceptor, PeerRole::Acceptor, &mut a_read, &mut a_write),
         );
         let bytes = lock(&copy).clone();
         (dialed, accepted, bytes)
@@ -817,7 +823,7 @@ mod tests {
         let (mut a_read, mut a_write) = tokio::io::split(a);
         let (_attacker_read, mut attacker_write) = tokio::io::split(attacker);
         attacker_write.write_all(&recorded).await.expect("replay");
-        let replayed = handshake(&broker, Role::Acceptor, &mut a_read, &mut a_write)
+        let replayed = handshake(&broker, PeerRole::Acceptor, &mut a_read, &mut a_write)
             .await
             .expect_err("a replay is refused");
         assert!(
@@ -850,7 +856,7 @@ mod tests {
             }
         };
         let (refused, ()) = tokio::join!(
-            handshake(&broker, Role::Acceptor, &mut a_read, &mut a_write),
+            handshake(&broker, PeerRole::Acceptor, &mut a_read, &mut a_write),
             mirror
         );
         let refused = refused.expect_err("a reflection is refused");

@@ -369,7 +369,10 @@ async fn kafka_requests_become_the_models_messages_and_back() {
 
     // The leader crashes: its listener closes connections; Metadata names a new leader in a
     // newer epoch, which serves the committed records.
-    cluster.crash(BrokerId(leader as u8)).await;
+    assert!(
+        cluster.crash(BrokerId(leader as u8)).await,
+        "the leader was up"
+    );
     let mut new_leader = (leader, epoch);
     for _ in 0..100 {
         new_leader = leader_and_epoch(&mut any).await;
@@ -489,7 +492,7 @@ async fn bad_requests_get_kafkas_answers_and_never_bring_the_listener_down() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut open = Vec::new();
     // The connection of the KIP-511 check above is still open: it holds one place.
-    for i in 1..insync::kafka::CONNECTIONS_MAX {
+    for i in 1..insync::kafka::KAFKA_CONNECTIONS_MAX {
         let mut c = Client::connect(addr).await;
         c.send_frame(&[0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]).await;
         assert!(c.read_frame().await.is_some(), "connection {i} is served");
@@ -520,8 +523,8 @@ async fn acks_all_below_min_insync_gets_not_enough_replicas() {
     let mut leader = Client::connect(listeners.addrs[0]).await;
     let ok: ProduceResponse = leader.call(&produce(-1, batch(-1, -1, &["a"])), 7).await;
     assert_eq!(produced(&ok), (0, 0));
-    cluster.crash(BrokerId(1)).await;
-    cluster.crash(BrokerId(2)).await;
+    assert!(cluster.crash(BrokerId(1)).await, "broker 1 was up");
+    assert!(cluster.crash(BrokerId(2)).await, "broker 2 was up");
     let mut code = 0;
     for _ in 0..100 {
         let answer: ProduceResponse = leader

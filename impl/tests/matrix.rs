@@ -8,7 +8,8 @@ mod common;
 
 use common::testdata::{expect_file, root, Line, ScenarioFile};
 use insync::check::check;
-use insync::cli::{config_flags, scenario_options, verdict_matches};
+use insync::cli::config_flags;
+use insync::matrix::{scenario_options, verdict_matches};
 use insync_model::scenarios::{catalogue, Expect, Scenario};
 
 fn scenario(name: &str) -> Scenario {

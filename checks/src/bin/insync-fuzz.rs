@@ -5,9 +5,10 @@
 //! anomaly), 1 (anomalies found, or a replay reproduced its anomaly) or 2 (bad usage).
 
 use clap::{Args, Parser, Subcommand};
+use insync::error::UsageError;
 use insync_checks::checker::AnomalyKind;
 use insync_checks::fuzz::{fuzz, load, render_summary, replay, FuzzOptions};
-use insync_checks::runner::RunOptions;
+use insync_checks::runner::HistoryRunOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -127,23 +128,23 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("insync fuzz: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(insync::error::exit_code(&e))
         }
     }
 }
 
 fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
     if args.cases == 0 || args.cases > CASES_MAX {
-        anyhow::bail!(
-            "INVALID_CONFIG: cases ({}) must be between 1 and {CASES_MAX}; set --cases in that range",
+        anyhow::bail!(UsageError::InvalidConfig(format!(
+            "cases ({}) must be between 1 and {CASES_MAX}; set --cases in that range",
             args.cases
-        );
+        )));
     }
     if args.steps_max == 0 || args.steps_max > 10_000 {
-        anyhow::bail!(
-            "INVALID_CONFIG: steps-max ({}) must be between 1 and 10000; set --steps-max in that range",
+        anyhow::bail!(UsageError::InvalidConfig(format!(
+            "steps-max ({}) must be between 1 and 10000; set --steps-max in that range",
             args.steps_max
-        );
+        )));
     }
     let config = insync_model::Config {
         records: 1,
@@ -152,7 +153,7 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
     config
         .clone()
         .validate()
-        .map_err(|e| anyhow::anyhow!("INVALID_CONFIG: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(UsageError::InvalidConfig(e.to_string())))?;
     eprintln!(
         "fuzzing {} with {} cases, seed {}",
         config.summary(),
@@ -166,10 +167,10 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
         out_dir: Some(args.out.clone()),
         shrink_runs_max: args.shrink_runs,
         progress: true,
-        run: RunOptions {
+        run: HistoryRunOptions {
             disk_faults: args.disk_faults,
             checkpoint_interval: Duration::from_millis(args.checkpoint_interval_ms),
-            ..RunOptions::default()
+            ..HistoryRunOptions::default()
         },
         ..FuzzOptions::default()
     };
@@ -224,7 +225,7 @@ fn run_check(file: &std::path::Path, json: bool) -> anyhow::Result<u8> {
             file.display()
         )
     })?;
-    let verdict = insync_checks::checker::check(&history);
+    let verdict = insync_checks::checker::check_history(&history);
     if json {
         println!("{}", serde_json::to_string(&verdict)?);
     } else {
@@ -257,7 +258,7 @@ fn run_replay(
     if let Some(window) = trace_window {
         let (config, _, outcome) = insync_checks::fuzz::traced_run(
             &saved.case,
-            &saved.run_options(&RunOptions::default()),
+            &saved.run_options(&HistoryRunOptions::default()),
         )?;
         if let Some(trace) = &outcome.trace {
             println!("\nengine trace (virtual time, actor, what it handled):");
@@ -279,7 +280,7 @@ fn replay_and_conform(
     let expected = AnomalyKind::from_name(&saved.anomaly);
     let mut first = None;
     for i in 0..times.max(1) {
-        let (history, verdict) = replay(saved, &RunOptions::default())?;
+        let (history, verdict) = replay(saved, &HistoryRunOptions::default())?;
         if i == 0 {
             println!("configuration: {}", saved.case.config.summary());
             println!("plan:\n{}", saved.case.plan);
@@ -315,7 +316,7 @@ fn replay_and_conform(
     }
     match insync_checks::fuzz::conform_case(
         &saved.case,
-        &saved.run_options(&RunOptions::default()),
+        &saved.run_options(&HistoryRunOptions::default()),
     )? {
         Ok(c) => println!(
             "trace conformance: the engine's {} steps ({} deliveries, {} timer firings, {} crashes, {} restarts) are steps the model's actors allow",
@@ -354,6 +355,6 @@ fn write_timeline(
             history.to_string(),
         ),
     ];
-    let page = insync_checks::timeline::render(history, verdict, &title, &about, &details);
+    let page = insync_checks::timeline::render_timeline(history, verdict, &title, &about, &details);
     std::fs::write(out, page).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))
 }

@@ -25,7 +25,7 @@
 //! said next (`undetected-corruption`).
 
 use crate::disk::faults::DiskFaults;
-use crate::disk::{DiskStorage, Identity, OpenMode, StorageError as DiskError, StorageNode};
+use crate::disk::{DiskError, DiskStorage, Identity, OpenMode, StorageNode};
 use crate::history::DiskEvent;
 use crate::runtime::{MemoryStorage, StorageBackend, StorageError};
 use insync_model::node::NodeStorage;
@@ -130,13 +130,6 @@ fn identity(broker: u8) -> Identity {
     Identity::new(CLUSTER_ID, StorageNode::Broker(broker)).expect("a valid constant cluster id")
 }
 
-fn runtime_error(e: &DiskError) -> StorageError {
-    match e {
-        DiskError::Corrupt { .. } => StorageError::Corrupt(e.to_string()),
-        e => StorageError::new(e.to_string()),
-    }
-}
-
 /// Files and fsyncs on the actor's own task (not [`StorageBackend::is_blocking`]): a run on
 /// the paused clock stays deterministic, and a crash never interrupts a save half-way.
 impl StorageBackend<NodeStorage> for BrokerDisks {
@@ -159,7 +152,7 @@ impl StorageBackend<NodeStorage> for BrokerDisks {
                     reason: e.to_string(),
                 },
             );
-            runtime_error(&e)
+            StorageError::from(&e)
         })
     }
 
@@ -177,7 +170,7 @@ impl StorageBackend<NodeStorage> for BrokerDisks {
                     reason: e.to_string(),
                 },
             );
-            runtime_error(&e)
+            StorageError::from(&e)
         };
         let disk = self.open_storage(broker).map_err(refused)?;
         let loaded = disk.load(usize::from(broker)).map_err(refused)?;

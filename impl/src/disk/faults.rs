@@ -80,8 +80,11 @@ impl DiskFaults {
 }
 
 /// Which side of the high-watermark checkpoint (the state file's recovery point: what the
-/// node knew was committed at its last checkpoint) a bit flip lands on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// node knew was committed at its last checkpoint) a bit flip lands on. Also the history
+/// runner's plan vocabulary (`insync_checks::plan::Step::BitFlip`), saved with cases in
+/// kebab-case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FlipRegion {
     /// In a batch whose records all sit below the checkpoint: committed records.
     BelowRecoveryPoint,
@@ -90,8 +93,10 @@ pub enum FlipRegion {
     AboveRecoveryPoint,
 }
 
-/// Which of a node's files goes missing or is damaged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which of a node's files goes missing or is damaged. Also the history runner's plan
+/// vocabulary (`insync_checks::plan::Step::MissingFile`), saved with cases in kebab-case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DamagedFile {
     /// `actor-N.log`.
     Segment,
@@ -100,6 +105,16 @@ pub enum DamagedFile {
     State,
     /// The directory's `meta.json` (its identity, and the actors that saved here).
     Meta,
+}
+
+impl std::fmt::Display for DamagedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DamagedFile::Segment => "segment",
+            DamagedFile::State => "state file",
+            DamagedFile::Meta => "meta.json",
+        })
+    }
 }
 
 fn path_of(dir: &Path, actor: usize, which: DamagedFile) -> PathBuf {
@@ -405,7 +420,7 @@ mod tests {
     //! corruption, or (a torn write) cut and reported. Remove a check from recovery and one of
     //! these fails.
     use super::*;
-    use crate::disk::{DiskStorage, Identity, OpenMode, Recovery, StorageError, StorageNode};
+    use crate::disk::{DiskError, DiskStorage, Identity, OpenMode, Recovery, StorageNode};
     use insync_model::broker::BrokerStorage;
     use insync_model::log::Log;
     use insync_model::node::NodeStorage;
@@ -450,7 +465,7 @@ mod tests {
         log
     }
 
-    fn load(dir: &Path) -> Result<(Log, Recovery), StorageError> {
+    fn load(dir: &Path) -> Result<(Log, Recovery), DiskError> {
         match open(dir).load(0)?.expect("saved") {
             (NodeStorage::Broker(b), recovery) => Ok((b.log, recovery)),
             (other, _) => panic!("not a broker: {other:?}"),
@@ -459,7 +474,7 @@ mod tests {
 
     fn refused(dir: &Path) -> String {
         match load(dir) {
-            Err(StorageError::Corrupt { reason, .. }) => reason,
+            Err(DiskError::Corrupt { reason, .. }) => reason,
             Err(other) => panic!("refused, but not as corruption: {other}"),
             Ok((log, recovery)) => panic!(
                 "undetected: loaded {} records, {recovery:?}",
@@ -705,7 +720,7 @@ mod tests {
         assert!(err.to_string().contains("ENOSPC"), "{err}");
         assert!(store.failure().is_some(), "the storage fail-stops");
         assert_eq!(faults.free(), 1);
-        assert!(matches!(save(&longer), Err(StorageError::Failed(_))));
+        assert!(matches!(save(&longer), Err(DiskError::Failed(_))));
         drop(store);
         let (loaded, recovery) = load(dir.path()).expect("recovers");
         assert_eq!(loaded, log);

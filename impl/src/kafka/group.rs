@@ -42,7 +42,7 @@ pub const SESSION_MIN: Duration = Duration::from_millis(6_000);
 pub const SESSION_MAX: Duration = Duration::from_millis(1_800_000);
 
 /// Most groups one coordinator keeps (with or without a member).
-pub const GROUPS_MAX: usize = super::GROUPS_MAX;
+use super::GROUPS_MAX;
 
 /// Longest member id kept (client ids are echoed into it).
 const MEMBER_ID_CHARS_MAX: usize = 255;

@@ -25,9 +25,9 @@
 //! What Kafka does that this listener copies rather than decides:
 //! - An unknown API key, an API not in the table, or an unsupported version of one (except
 //!   ApiVersions) closes the connection, as Kafka's `SocketServer` does for a request it
-//!   cannot parse. So does a malformed request or a frame over [`FRAME_BYTES_MAX`].
-//! - Each broker's listener serves at most [`CONNECTIONS_MAX`] connections and closes more at
-//!   once; a connection with no whole request for [`IDLE_TIMEOUT`] is closed (Kafka's
+//!   cannot parse. So does a malformed request or a frame over [`KAFKA_FRAME_BYTES_MAX`].
+//! - Each broker's listener serves at most [`KAFKA_CONNECTIONS_MAX`] connections and closes more at
+//!   once; a connection with no whole request for [`KAFKA_IDLE_TIMEOUT`] is closed (Kafka's
 //!   `max.connections` and `connections.max.idle.ms`).
 //! - A connection to a broker that is down is closed (a crashed broker's socket is gone),
 //!   and a request its actor cannot take closes it too; clients reconnect and ask for
@@ -49,6 +49,7 @@ pub mod batch;
 pub mod group;
 
 use crate::engine::{Cluster, Endpoint, Host};
+use crate::error::UsageError;
 use crate::runtime::Route;
 use bytes::{BufMut, Bytes, BytesMut};
 use insync_model::config::Acks;
@@ -79,7 +80,7 @@ use tokio::task::JoinHandle;
 /// The largest request frame: a produce request of `message.max.bytes` (1 MiB and a record's
 /// overhead, [`insync_model::limits::SizeLimits::KAFKA`]) and room for its headers. Kafka's
 /// `socket.request.max.bytes` is 100 MiB; nothing here needs more than one batch.
-pub const FRAME_BYTES_MAX: usize = 1024 * 1024 + 64 * 1024;
+pub const KAFKA_FRAME_BYTES_MAX: usize = 1024 * 1024 + 64 * 1024;
 
 /// The longest a request waits for the model's answer, whatever its timeout says.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
@@ -88,11 +89,11 @@ pub const WAIT_MAX: Duration = Duration::from_secs(30);
 const LIVENESS_POLL: Duration = Duration::from_millis(100);
 
 /// Most client connections one broker's listener serves at once; more are closed at once.
-pub const CONNECTIONS_MAX: usize = 256;
+pub const KAFKA_CONNECTIONS_MAX: usize = 256;
 
 /// A connection on which no whole request arrives for this long is closed (Kafka's
 /// `connections.max.idle.ms` is 10 minutes).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+pub const KAFKA_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Most consumer groups the offset store keeps.
 pub const GROUPS_MAX: usize = 1024;
@@ -192,7 +193,9 @@ impl KafkaOptions {
             .split(',')
             .map(|a| {
                 a.trim().parse().map_err(|e| {
-                    anyhow::anyhow!("INVALID_CONFIG: --kafka-listen {a:?} is not HOST:PORT ({e})")
+                    anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                        "--kafka-listen {a:?} is not HOST:PORT ({e})"
+                    )))
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -205,19 +208,19 @@ impl KafkaOptions {
                         one.port().checked_add(i as u16)
                     };
                     port.map(|p| SocketAddr::new(one.ip(), p)).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "INVALID_CONFIG: --kafka-listen port {} + {i} is past 65535",
+                        anyhow::anyhow!(UsageError::InvalidConfig(format!(
+                            "--kafka-listen port {} + {i} is past 65535",
                             one.port()
-                        )
+                        )))
                     })
                 })
                 .collect(),
             list if list.len() == replicas => Ok(list.to_vec()),
-            list => anyhow::bail!(
-                "INVALID_CONFIG: --kafka-listen has {} addresses for {replicas} brokers; give one \
+            list => anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--kafka-listen has {} addresses for {replicas} brokers; give one \
                  (broker i listens on its port + i) or one per broker",
                 list.len()
-            ),
+            ))),
         }
     }
 }
@@ -235,6 +238,7 @@ pub struct OffsetStore {
 
 impl OffsetStore {
     /// Commits `offset` for `group`; false if the store is full of other groups.
+    #[must_use = "false: the store is full and the offset was not committed"]
     pub fn commit(&self, group: &str, offset: i64) -> bool {
         let mut groups = self.groups.lock().expect("offsets lock");
         if groups.len() >= GROUPS_MAX && !groups.contains_key(group) {
@@ -290,10 +294,11 @@ pub async fn listen(
     options: KafkaOptions,
 ) -> anyhow::Result<KafkaListeners> {
     if cluster.is_remote() {
-        anyhow::bail!(
-            "INVALID_CONFIG: the Kafka listener of `insync run` serves an in-process cluster \
+        anyhow::bail!(UsageError::InvalidConfig(
+            "the Kafka listener of `insync run` serves an in-process cluster \
              only; give `insync broker` --kafka-listen instead"
-        );
+                .to_string()
+        ));
     }
     listen_on(cluster.host(), options).await
 }
@@ -305,14 +310,16 @@ pub async fn listen(
 pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<KafkaListeners> {
     let topology = host.topology();
     if options.listen.len() != topology.replicas {
-        anyhow::bail!(
-            "INVALID_CONFIG: {} Kafka listener addresses for {} brokers",
+        anyhow::bail!(UsageError::InvalidConfig(format!(
+            "{} Kafka listener addresses for {} brokers",
             options.listen.len(),
             topology.replicas
-        );
+        )));
     }
     if options.topic.is_empty() || options.topic.len() > 249 {
-        anyhow::bail!("INVALID_CONFIG: a Kafka topic name has 1 to 249 characters");
+        anyhow::bail!(UsageError::InvalidConfig(
+            "a Kafka topic name has 1 to 249 characters".to_string()
+        ));
     }
     let hosted: Vec<BrokerId> = topology
         .brokers()
@@ -320,11 +327,11 @@ pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<Kafk
         .collect();
     if hosted.len() < topology.replicas {
         if let Some(zero) = options.listen.iter().find(|a| a.port() == 0) {
-            anyhow::bail!(
-                "INVALID_CONFIG: --kafka-listen {zero} has port 0, but every broker process \
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "--kafka-listen {zero} has port 0, but every broker process \
                  advertises the others' Kafka addresses as given; give fixed ports, the same \
                  list to every broker"
-            );
+            )));
         }
     }
     let mut addrs = options.listen.clone();
@@ -356,7 +363,7 @@ pub async fn listen_on(host: Host, options: KafkaOptions) -> anyhow::Result<Kafk
 }
 
 async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListener) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let slots = Arc::new(tokio::sync::Semaphore::new(KAFKA_CONNECTIONS_MAX));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -370,7 +377,7 @@ async fn accept_loop(shared: Arc<Shared>, broker: BrokerId, listener: TcpListene
             tracing::warn!(
                 broker = broker.0,
                 %peer,
-                "kafka listener at {CONNECTIONS_MAX} connections; closing a new one"
+                "kafka listener at {KAFKA_CONNECTIONS_MAX} connections; closing a new one"
             );
             continue;
         };
@@ -437,9 +444,9 @@ impl Connection {
                     return Ok(None); // the client hung up
                 }
                 let len = i32::from_be_bytes(len);
-                if len < 0 || len as usize > FRAME_BYTES_MAX {
+                if len < 0 || len as usize > KAFKA_FRAME_BYTES_MAX {
                     return Err(format!(
-                        "a frame of {len} bytes (at most {FRAME_BYTES_MAX})"
+                        "a frame of {len} bytes (at most {KAFKA_FRAME_BYTES_MAX})"
                     ));
                 }
                 let mut frame = vec![0u8; len as usize];
@@ -449,11 +456,11 @@ impl Connection {
                     .map_err(|e| format!("reading a frame: {e}"))?;
                 Ok(Some(frame))
             };
-            let frame = match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+            let frame = match tokio::time::timeout(KAFKA_IDLE_TIMEOUT, read).await {
                 Ok(Ok(Some(frame))) => frame,
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Err(why)) => return Err(why),
-                Err(_) => return Err(format!("no whole request for {IDLE_TIMEOUT:?}")),
+                Err(_) => return Err(format!("no whole request for {KAFKA_IDLE_TIMEOUT:?}")),
             };
             if !self.running(self.broker_id()) {
                 return Err(format!("broker {} is down", self.broker.0));
@@ -1375,9 +1382,9 @@ fn encode<T: Encodable>(message: &T, version: i16) -> Result<BytesMut, Close> {
 }
 
 /// Reads one length-prefixed Kafka frame (the client side, for tests and tools).
-pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+pub async fn read_kafka_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
     let len = stream.read_i32().await?;
-    if len < 0 || len as usize > 64 * FRAME_BYTES_MAX {
+    if len < 0 || len as usize > 64 * KAFKA_FRAME_BYTES_MAX {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("a frame of {len} bytes"),

@@ -60,15 +60,18 @@ impl RuntimeConfig {
     }
 
     /// Turns on tracing, bounded by [`MAX_TRACE_EVENTS`].
+    #[must_use]
     pub fn traced(self) -> Self {
         self.trace_capacity(MAX_TRACE_EVENTS)
     }
 
     /// Marks actors as hosted by another process.
+    #[must_use]
     pub fn remote(self, remote: Vec<usize>) -> Self {
         RuntimeConfig { remote, ..self }
     }
 
+    #[must_use]
     pub fn trace_capacity(self, capacity: usize) -> Self {
         RuntimeConfig {
             trace_capacity: Some(capacity),
@@ -280,6 +283,7 @@ where
 
     /// Crashes actor `id`: its task ends, dropping its volatile state, pending
     /// mailbox and timers. Returns false if it was not running (or unknown).
+    #[must_use = "false: the actor was not running"]
     pub async fn crash(&self, id: Id) -> bool {
         let index = usize::from(id);
         let Some(lifecycle) = self.lifecycle.get(index) else {
@@ -349,6 +353,7 @@ where
     /// destination mailbox is full (back-pressure). Returns false if it was
     /// dropped before leaving (faults, crashed or unknown destination, shutdown);
     /// with [`Route::Network`], true may still mean it is lost in flight.
+    #[must_use = "false: the message was dropped before it left"]
     pub async fn send_from(&self, src: Id, dst: Id, msg: A::Msg, route: Route) -> bool {
         match route {
             Route::Network => self.router.route_wait(src, dst, msg).await,
@@ -361,6 +366,7 @@ where
 
     /// [`Runtime::send_from`] for synchronous callers: never waits, so a full
     /// mailbox drops the message (returning false).
+    #[must_use = "false: the message was dropped"]
     pub fn try_send_from(&self, src: Id, dst: Id, msg: A::Msg, route: Route) -> bool {
         match route {
             Route::Network => self.router.route_nowait(src, dst, msg),

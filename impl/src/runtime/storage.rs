@@ -1,19 +1,23 @@
 //! Where actors' non-volatile `Storage` lives, so a crash loses only volatile state.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Mutex;
 
 use stateright::actor::Id;
 
-/// Why a storage backend could not save or load.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a storage backend could not save or load: the runtime's layer, whatever the backend.
+/// A backend's own errors (the data directory's [`crate::disk::DiskError`]) convert into it,
+/// keeping their text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     /// The backend's medium failed (disk full, I/O error, ...).
+    #[error("storage I/O failed: {0}")]
     Io(String),
     /// Stored bytes could not be turned back into `Storage`.
+    #[error("stored state is corrupt: {0}")]
     Corrupt(String),
     /// The backend's internal lock was poisoned by a panicking writer.
+    #[error("storage lock poisoned")]
     Poisoned,
 }
 
@@ -23,18 +27,6 @@ impl StorageError {
         StorageError::Io(why.into())
     }
 }
-
-impl fmt::Display for StorageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StorageError::Io(why) => write!(f, "storage I/O failed: {why}"),
-            StorageError::Corrupt(why) => write!(f, "stored state is corrupt: {why}"),
-            StorageError::Poisoned => write!(f, "storage lock poisoned"),
-        }
-    }
-}
-
-impl std::error::Error for StorageError {}
 
 /// Persists each actor's `Storage`. `save` must be durable when it returns `Ok`,
 /// because the runtime releases the step's messages right after (write-ahead).
