@@ -29,7 +29,7 @@ pub struct Topology {
 
 /// What an actor id stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum ActorKind {
     Broker(BrokerId),
     Controller,
     Producer,
@@ -69,13 +69,13 @@ impl Topology {
         let i = usize::from(id);
         (i < self.replicas).then_some(BrokerId(i as u8))
     }
-    pub fn role(&self, id: Id) -> Role {
+    pub fn kind(&self, id: Id) -> ActorKind {
         let i = usize::from(id);
         match i {
-            _ if i < self.replicas => Role::Broker(BrokerId(i as u8)),
-            _ if i == self.replicas => Role::Controller,
-            _ if i <= self.replicas + self.producers => Role::Producer,
-            _ => Role::Consumer,
+            _ if i < self.replicas => ActorKind::Broker(BrokerId(i as u8)),
+            _ if i == self.replicas => ActorKind::Controller,
+            _ if i <= self.replicas + self.producers => ActorKind::Producer,
+            _ => ActorKind::Consumer,
         }
     }
     /// A short name for traces: `b0`, `ctl`, `prod`, `cons`, and `app` for the engine's
@@ -84,11 +84,11 @@ impl Topology {
         if usize::from(id) >= self.actor_count() {
             return "app".into();
         }
-        match self.role(id) {
-            Role::Broker(b) => format!("b{}", b.0),
-            Role::Controller => "ctl".into(),
-            Role::Producer => "prod".into(),
-            Role::Consumer => "cons".into(),
+        match self.kind(id) {
+            ActorKind::Broker(b) => format!("b{}", b.0),
+            ActorKind::Controller => "ctl".into(),
+            ActorKind::Producer => "prod".into(),
+            ActorKind::Consumer => "cons".into(),
         }
     }
 }
@@ -841,17 +841,17 @@ mod tests {
         assert_eq!(t.producer(), Id::from(4));
         assert_eq!(t.producer_at(1), Id::from(5));
         assert_eq!(t.consumer(), Id::from(6));
-        let roles: Vec<Role> = (0..7).map(|i| t.role(Id::from(i))).collect();
+        let kinds: Vec<ActorKind> = (0..7).map(|i| t.kind(Id::from(i))).collect();
         assert_eq!(
-            roles,
+            kinds,
             vec![
-                Role::Broker(BrokerId(0)),
-                Role::Broker(BrokerId(1)),
-                Role::Broker(BrokerId(2)),
-                Role::Controller,
-                Role::Producer,
-                Role::Producer,
-                Role::Consumer,
+                ActorKind::Broker(BrokerId(0)),
+                ActorKind::Broker(BrokerId(1)),
+                ActorKind::Broker(BrokerId(2)),
+                ActorKind::Controller,
+                ActorKind::Producer,
+                ActorKind::Producer,
+                ActorKind::Consumer,
             ]
         );
         let producers: Vec<Option<usize>> = (0..8).map(|i| t.producer_index(Id::from(i))).collect();

@@ -3,7 +3,7 @@
 //! `controller elects broker 2 leader in epoch 3 (unclean)`.
 
 use crate::msg::{FetchResult, Msg, Timer};
-use crate::node::{InsyncModel, InsyncState, NodeState, Role};
+use crate::node::{ActorKind, InsyncModel, InsyncState, NodeState};
 use crate::types::Offset;
 use stateright::actor::{ActorModelAction, Id};
 
@@ -186,11 +186,11 @@ pub fn short_name(model: &InsyncModel, id: Id) -> String {
 
 /// An actor's name in prose: `broker 0`, `controller`, `producer`, `consumer`.
 pub fn actor_name(model: &InsyncModel, id: Id) -> String {
-    match model.cfg.topology.role(id) {
-        Role::Broker(b) => b.to_string(),
-        Role::Controller => "controller".into(),
-        Role::Producer => "producer".into(),
-        Role::Consumer => "consumer".into(),
+    match model.cfg.topology.kind(id) {
+        ActorKind::Broker(b) => b.to_string(),
+        ActorKind::Controller => "controller".into(),
+        ActorKind::Producer => "producer".into(),
+        ActorKind::Consumer => "consumer".into(),
     }
 }
 
