@@ -6,7 +6,7 @@ use common::small;
 use insync_model::config::{Acks, Config, Flush, HwRule, NetworkKind};
 use insync_model::node::{within_boundary, ActorParams};
 use insync_model::{properties, Insync, InsyncModel};
-use stateright::{Checker, Expectation, Model};
+use stateright::{Checker, Model};
 
 fn unique_states(config: Config) -> usize {
     let model = Insync::new(config.validate().expect("valid")).into_model();
@@ -35,19 +35,7 @@ fn check(model: InsyncModel, depth: usize) -> Pinned {
         .target_max_depth(depth)
         .spawn_dfs()
         .join();
-    let found = checker.discoveries();
-    let mut broken = Vec::new();
-    let mut reached = Vec::new();
-    for p in properties::all() {
-        if found.contains_key(p.name) {
-            match p.expectation {
-                Expectation::Always => broken.push(p.name),
-                _ => reached.push(p.name),
-            }
-        }
-    }
-    broken.sort_unstable();
-    reached.sort_unstable();
+    let (broken, reached) = common::broken_and_reached(&checker.discoveries());
     Pinned {
         unique: checker.unique_state_count(),
         broken,

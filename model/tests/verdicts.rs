@@ -9,26 +9,13 @@ use common::small;
 use insync_model::config::{Acks, Config};
 use insync_model::properties;
 use insync_model::{Insync, InsyncModel};
-use stateright::{Checker, Expectation, Model};
+use stateright::{Checker, Model};
 
 /// The `always` properties that break and the `sometimes` properties reached, sorted.
 fn verdicts(config: Config) -> (Vec<&'static str>, Vec<&'static str>) {
     let model = Insync::new(config.validate().expect("valid")).into_model();
     let checker = model.checker().threads(1).spawn_bfs().join();
-    let found = checker.discoveries();
-    let mut broken = Vec::new();
-    let mut reached = Vec::new();
-    for p in properties::all() {
-        if found.contains_key(p.name) {
-            match p.expectation {
-                Expectation::Always => broken.push(p.name),
-                _ => reached.push(p.name),
-            }
-        }
-    }
-    broken.sort_unstable();
-    reached.sort_unstable();
-    (broken, reached)
+    common::broken_and_reached(&checker.discoveries())
 }
 
 /// Reached by every configuration below: a failover after a commit, by a retried record.
