@@ -15,7 +15,7 @@ use crate::tcp::{ClusterAddrs, Transport};
 use insync_model::consumer::ReadRecord;
 use insync_model::limits::{SizeLimits, RECORD_OVERHEAD_BYTES};
 use insync_model::log::Log;
-use insync_model::msg::Msg;
+use insync_model::msg::{AppMsg, Msg};
 use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
 use insync_model::producer::Outcome;
 use insync_model::types::{BrokerId, Offset, ProducerId, Value};
@@ -617,11 +617,11 @@ impl Cluster {
                     continue;
                 }
                 match msg {
-                    Msg::SendResult {
+                    Msg::App(AppMsg::SendResult {
                         first,
                         count,
                         outcome,
-                    } => {
+                    }) => {
                         let Some(producer) = topology.producer_index(src) else {
                             continue;
                         };
@@ -637,7 +637,7 @@ impl Cluster {
                             }
                         }
                     }
-                    Msg::Delivered { records } => delivered_for_app.arrive(&records),
+                    Msg::App(AppMsg::Delivered { records }) => delivered_for_app.arrive(&records),
                     _ => {}
                 }
             }
@@ -728,9 +728,9 @@ impl Cluster {
             .send_from(
                 self.app,
                 self.topology.producer_at(producer),
-                Msg::Send {
+                Msg::App(AppMsg::Send {
                     value: Value::Bytes(value.into()),
-                },
+                }),
                 Route::Direct,
             )
             .await;
@@ -837,7 +837,12 @@ impl Cluster {
         let consumer = self.topology.consumer();
         if !self
             .runtime
-            .send_from(self.app, consumer, Msg::Commit { offset }, Route::Direct)
+            .send_from(
+                self.app,
+                consumer,
+                Msg::App(AppMsg::Commit { offset }),
+                Route::Direct,
+            )
             .await
         {
             return None;

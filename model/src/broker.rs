@@ -354,10 +354,7 @@ impl Broker {
             | Msg::AlterPartition { .. }
             | Msg::Register { .. }
             | Msg::Heartbeat { .. }
-            | Msg::Send { .. }
-            | Msg::SendResult { .. }
-            | Msg::Delivered { .. }
-            | Msg::Commit { .. } => {}
+            | Msg::App(_) => {}
         }
         self.maybe_arm_timers(state, o);
         state.assert_invariants();

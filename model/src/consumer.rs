@@ -14,7 +14,7 @@
 //! the properties can judge it across a crash.
 
 use crate::config::ConsumerCommit;
-use crate::msg::{ErrorCode, Msg, Timer};
+use crate::msg::{AppMsg, ErrorCode, Msg, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
 use crate::types::{BrokerId, Epoch, Offset, Record, Value};
 use serde::{Deserialize, Serialize};
@@ -165,7 +165,7 @@ impl Consumer {
                 }
                 state.metadata_pending = false;
             }
-            Msg::Commit { offset } if Some(src) == self.application => {
+            Msg::App(AppMsg::Commit { offset }) if Some(src) == self.application => {
                 // Kafka's commitSync: only offsets the consumer has reached, never backwards.
                 let offset = offset.min(state.position);
                 if offset > state.committed {
@@ -243,9 +243,9 @@ impl Consumer {
         match self.application {
             Some(app) => o.send(
                 app,
-                Msg::Delivered {
+                Msg::App(AppMsg::Delivered {
                     records: batch.into(),
-                },
+                }),
             ),
             None => {
                 for r in batch {
@@ -497,12 +497,14 @@ mod tests {
         assert!(state.read.is_empty(), "no ghost in the engine");
         assert!(sent(&o).contains(&(
             APP,
-            Msg::Delivered {
+            Msg::App(AppMsg::Delivered {
                 records: read(&[(0, 7), (1, 8)]).into()
-            }
+            })
         )));
-        let commit = |offset| Msg::Commit {
-            offset: Offset(offset),
+        let commit = |offset| {
+            Msg::App(AppMsg::Commit {
+                offset: Offset(offset),
+            })
         };
         deliver(&c, &mut state, 0, commit(1));
         assert_eq!(state.committed, Offset(0), "not from the application");
@@ -570,7 +572,12 @@ mod tests {
         assert_eq!(state.leader, None);
         assert_eq!(sent(&o), vec![(CTL, Msg::Metadata)]);
         // While the question is out, nothing asks it again.
-        let o = deliver(&c, &mut state, 0, Msg::Commit { offset: Offset(1) });
+        let o = deliver(
+            &c,
+            &mut state,
+            0,
+            Msg::App(AppMsg::Commit { offset: Offset(1) }),
+        );
         assert!(sent(&o).is_empty(), "asking already");
     }
 

@@ -257,10 +257,20 @@ pub enum Msg {
     },
 
     // ---- application <-> clients (the engine's client API)
+    /// Between the engine's application and its clients; never in the model checker's states.
+    App(AppMsg),
+}
+
+/// The engine's client API: the application hands records to the producer and commits the
+/// consumer's offsets, and the clients tell it what became of each send and what was read.
+/// Not Kafka's protocol (a Kafka client is a library the application calls in-process), so
+/// apart from it: the model's clients have no application and never send these. Kept as the
+/// last variant of [`Msg`], so the other variants' discriminants, and so the model's state
+/// hashes and counts, are what they were before it was split out.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AppMsg {
     /// The application hands the producer a record to send.
-    Send {
-        value: Value,
-    },
+    Send { value: Value },
     /// The producer tells the application what became of records `first..first + count`
     /// (0-based, in send order): all acknowledged from the outcome's offset on, or all failed
     /// alike. One message per request, not per record.
@@ -270,13 +280,9 @@ pub enum Msg {
         outcome: Outcome,
     },
     /// The consumer hands the application records it read and processed.
-    Delivered {
-        records: Arc<[ReadRecord]>,
-    },
+    Delivered { records: Arc<[ReadRecord]> },
     /// The application commits the consumer's offset: records below `offset` are done.
-    Commit {
-        offset: Offset,
-    },
+    Commit { offset: Offset },
 }
 
 /// The controller's record of the partition.

@@ -18,7 +18,7 @@
 
 use crate::config::{Acks, NetworkKind};
 use crate::limits::{produce_fits, record_bytes};
-use crate::msg::{ErrorCode, Msg, ProducerRecord, RequestId, Timer};
+use crate::msg::{AppMsg, ErrorCode, Msg, ProducerRecord, RequestId, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
 use crate::types::{BrokerId, Epoch, Offset, ProducerId, Sequence, Value};
 use serde::{Deserialize, Serialize};
@@ -233,7 +233,7 @@ impl Producer {
                     Err(error) => self.on_error(state, &done, error, o),
                 }
             }
-            Msg::Send { value } => {
+            Msg::App(AppMsg::Send { value }) => {
                 let index = state.values.len() as u32;
                 let too_large = !produce_fits([record_bytes(&value)], self.message_bytes_max);
                 state.values.push(Some(value));
@@ -334,11 +334,11 @@ impl Producer {
         if let Some(app) = self.application {
             o.send(
                 app,
-                Msg::SendResult {
+                Msg::App(AppMsg::SendResult {
                     first,
                     count,
                     outcome,
-                },
+                }),
             );
         }
     }
@@ -666,11 +666,11 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             (0..3)
-                .map(|first| Msg::SendResult {
+                .map(|first| Msg::App(AppMsg::SendResult {
                     first,
                     count: 1,
                     outcome: Outcome::Sent
-                })
+                }))
                 .collect::<Vec<_>>()
         );
     }
@@ -760,11 +760,11 @@ mod tests {
         assert_eq!(state.leader, leader(), "not a leader change");
         assert_eq!(
             sends_to(&o, APP),
-            vec![Msg::SendResult {
+            vec![Msg::App(AppMsg::SendResult {
                 first: 0,
                 count: 1,
                 outcome: Outcome::Failed(ErrorCode::OffsetOutOfRange)
-            }]
+            })]
         );
         assert_eq!(produces(&o), vec![(0, 1, None, Acks::All, vec![(2, 1)])]);
     }
@@ -909,7 +909,7 @@ mod tests {
         let send = |state: &mut ProducerState, n: usize| {
             let mut o = O::new();
             let value = Value::Bytes(vec![1u8; n].into());
-            p.on_msg(state, Msg::Send { value }, &mut o);
+            p.on_msg(state, Msg::App(AppMsg::Send { value }), &mut o);
             o
         };
         assert_eq!(produced_bytes(&send(&mut state, 10)), vec![vec![(10, 0)]]);
@@ -918,11 +918,11 @@ mod tests {
         assert!(produced_bytes(&o).is_empty());
         assert_eq!(
             sends_to(&o, APP),
-            vec![Msg::SendResult {
+            vec![Msg::App(AppMsg::SendResult {
                 first: 1,
                 count: 1,
                 outcome: Outcome::Failed(ErrorCode::RecordTooLarge)
-            }]
+            })]
         );
         for n in [10, 10, 60] {
             assert!(
@@ -965,9 +965,9 @@ mod tests {
         let mut o = O::new();
         p.on_msg(
             &mut state,
-            Msg::Send {
+            Msg::App(AppMsg::Send {
                 value: Value::Numbered(42),
-            },
+            }),
             &mut o,
         );
         assert_eq!(produces(&o), vec![(0, 0, None, Acks::All, vec![(42, 0)])]);
@@ -976,11 +976,11 @@ mod tests {
         let o = answer(&p, &mut state, 0, Ok(Offset(3)));
         assert_eq!(
             sends_to(&o, APP),
-            vec![Msg::SendResult {
+            vec![Msg::App(AppMsg::SendResult {
                 first: 0,
                 count: 1,
                 outcome: Outcome::Acked(Offset(3))
-            }]
+            })]
         );
         // Without a leader the engine asks with a deadline.
         let mut o = O::new();
@@ -988,9 +988,9 @@ mod tests {
         state.leader = None;
         p.on_msg(
             &mut state,
-            Msg::Send {
+            Msg::App(AppMsg::Send {
                 value: Value::Numbered(43),
-            },
+            }),
             &mut o,
         );
         assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);

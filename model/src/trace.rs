@@ -2,7 +2,7 @@
 //! `prod -> b0 Produce [v1] acks=1 req=0`, `broker 1 crashes, losing unflushed offsets 1..2`,
 //! `controller elects broker 2 leader in epoch 3 (unclean)`.
 
-use crate::msg::{FetchResult, Msg, Timer};
+use crate::msg::{AppMsg, FetchResult, Msg, Timer};
 use crate::node::{ActorKind, InsyncModel, InsyncState, NodeState};
 use crate::types::Offset;
 use stateright::actor::{ActorModelAction, Id};
@@ -164,14 +164,14 @@ pub fn format_msg(msg: &Msg) -> String {
             "Heartbeat incarnation={incarnation} epoch={}",
             leader_epoch.0
         ),
-        Msg::Send { value } => format!("Send {value}"),
-        Msg::SendResult {
+        Msg::App(AppMsg::Send { value }) => format!("Send {value}"),
+        Msg::App(AppMsg::SendResult {
             first,
             count,
             outcome,
-        } => format!("SendResult #{first}+{count} {}", describe_outcome(outcome)),
-        Msg::Delivered { records } => format!("Delivered {} records", records.len()),
-        Msg::Commit { offset } => format!("Commit offset {offset}"),
+        }) => format!("SendResult #{first}+{count} {}", describe_outcome(outcome)),
+        Msg::App(AppMsg::Delivered { records }) => format!("Delivered {} records", records.len()),
+        Msg::App(AppMsg::Commit { offset }) => format!("Commit offset {offset}"),
         Msg::InitProducerId { request } => format!("InitProducerId #{}", request.0),
         Msg::InitProducerIdResponse { request, producer } => {
             format!("InitProducerIdResponse #{} pid={}", request.0, producer.0)
