@@ -205,10 +205,10 @@ pub struct RunArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ConfigArgs {
     /// replication.factor (1..=5).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = Config::default().replicas)]
     pub replicas: usize,
     /// min.insync.replicas.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = Config::default().min_insync)]
     pub min_insync: usize,
     /// A Kafka release whose replication protocol and producer defaults to use (0.10, 0.11,
     /// 2.0, 2.1, 2.8, 3.6, 4.0, 4.1; see the README's table). Explicit flags override it.
@@ -238,7 +238,7 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub hw_rule: Option<HwRule>,
     /// Log flush policy: always or async.
-    #[arg(long, default_value = "always")]
+    #[arg(long, default_value_t = Config::default().flush)]
     pub flush: Flush,
     /// Records the producer sends (default: 2 for check and explore, 20000 for run).
     #[arg(long)]
@@ -261,7 +261,7 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub network: Option<NetworkKind>,
     /// Consumer commits its offset after or before processing a batch.
-    #[arg(long, default_value = "after")]
+    #[arg(long, default_value_t = Config::default().consumer_commit)]
     pub consumer_commit: ConsumerCommit,
     /// Model bound: leader elections after the initial one [default: 1].
     #[arg(long)]
@@ -311,7 +311,7 @@ impl ConfigArgs {
 
     /// The configuration for the model (`check`, `explore`).
     pub fn to_config(&self) -> Config {
-        let records = self.records.unwrap_or(2);
+        let records = self.records.unwrap_or(u64::from(Config::default().records));
         Config {
             records: u32::try_from(records).unwrap_or(u32::MAX),
             ..self.base_config()
@@ -343,14 +343,14 @@ impl ConfigArgs {
             restarted_broker: self.restarted_broker.unwrap_or(release.restarted_broker),
             elr: self.elr.unwrap_or(release.elr),
             records: 1,
-            crashes: self.crashes.unwrap_or(1),
+            crashes: self.crashes.unwrap_or(release.crashes),
             retries: self.retries.unwrap_or(release.retries),
             idempotence,
             max_in_flight: self.max_in_flight.unwrap_or(release.max_in_flight),
-            network: self.network.unwrap_or(NetworkKind::Reliable),
+            network: self.network.unwrap_or(release.network),
             consumer_commit: self.consumer_commit,
-            elections: self.elections.unwrap_or(1),
-            isr_changes: self.isr_changes.unwrap_or(1),
+            elections: self.elections.unwrap_or(release.elections),
+            isr_changes: self.isr_changes.unwrap_or(release.isr_changes),
             consumer: !self.no_consumer,
             batch_records: 1,
             reductions: !self.no_reductions,
