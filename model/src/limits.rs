@@ -125,6 +125,15 @@ mod tests {
         log
     }
 
+    /// The engine's limits are Kafka's documented defaults (`message.max.bytes` 1,048,588,
+    /// `replica.fetch.max.bytes` 1,048,576), and a consumer's fetch fits one 1 MiB response.
+    #[test]
+    fn the_engines_limits_are_kafkas_defaults() {
+        assert_eq!(SizeLimits::KAFKA.message_bytes_max, 1_048_588);
+        assert_eq!(SizeLimits::KAFKA.replica_fetch_bytes_max, 1_048_576);
+        assert_eq!(SizeLimits::KAFKA.fetch_bytes_max, 1_048_576);
+    }
+
     #[test]
     fn a_fetch_stops_at_its_byte_limit_but_carries_at_least_one_record() {
         let log = log_of(&[100, 100, 100, 5000, 100]);
