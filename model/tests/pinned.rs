@@ -73,16 +73,7 @@ fn engine_switches(config: Config, heartbeats: bool) -> InsyncModel {
 }
 
 /// Reached by every configuration below without a consumer.
-const REACHED: [&str; 8] = [
-    "acked-after-failover",
-    "committed-after-failover",
-    "hw-on-two-replicas",
-    "isr-shrunk",
-    "leader-changed",
-    "record-committed",
-    "record-retried",
-    "send-failed",
-];
+const REACHED: [&str; 8] = common::REACHED_WITHOUT_CONSUMER;
 
 fn pinned(unique: usize, broken: &[&'static str]) -> Pinned {
     Pinned {

@@ -19,16 +19,7 @@ fn verdicts(config: Config) -> (Vec<&'static str>, Vec<&'static str>) {
 }
 
 /// Reached by every configuration below: a failover after a commit, by a retried record.
-const REACHED: [&str; 8] = [
-    "acked-after-failover",
-    "committed-after-failover",
-    "hw-on-two-replicas",
-    "isr-shrunk",
-    "leader-changed",
-    "record-committed",
-    "record-retried",
-    "send-failed",
-];
+const REACHED: [&str; 8] = common::REACHED_WITHOUT_CONSUMER;
 
 #[test]
 fn recommended_at_rf_2_breaks_nothing() {

@@ -39,3 +39,17 @@ pub fn broken_and_reached<V>(
     reached.sort_unstable();
     (broken, reached)
 }
+
+/// The `sometimes` properties every small configuration without a consumer reaches: a
+/// failover after a commit, by a retried record.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub const REACHED_WITHOUT_CONSUMER: [&str; 8] = [
+    "acked-after-failover",
+    "committed-after-failover",
+    "hw-on-two-replicas",
+    "isr-shrunk",
+    "leader-changed",
+    "record-committed",
+    "record-retried",
+    "send-failed",
+];
