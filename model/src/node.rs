@@ -174,7 +174,7 @@ impl Actor for Node {
     type Random = ();
 
     fn on_start(&self, _id: Id, storage: &Option<NodeStorage>, o: &mut Out<Self>) -> NodeState {
-        match self {
+        let state = match self {
             Node::Broker(b) => {
                 let stored = match storage {
                     Some(NodeStorage::Broker(s)) => Some(s),
@@ -198,7 +198,9 @@ impl Actor for Node {
                 };
                 NodeState::Consumer(c.on_start(stored, initial_leader(), o))
             }
-        }
+        };
+        self.assert_invariants(&state);
+        state
     }
 
     fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Msg, o: &mut Out<Self>) {
@@ -225,13 +227,14 @@ impl Actor for Node {
 }
 
 impl Node {
-    /// Each actor's invariants, after every step, in debug builds (tests included); a no-op
-    /// in release builds. The broker checks its own inside its handlers.
+    /// Each actor's invariants, after its start and every step, in debug builds (tests
+    /// included); a no-op in release builds.
     fn assert_invariants(&self, state: &NodeState) {
         if !cfg!(debug_assertions) {
             return;
         }
         match (self, state) {
+            (Node::Broker(_), NodeState::Broker(s)) => s.assert_invariants(),
             (Node::Controller(a), NodeState::Controller(s)) => a.assert_invariants(s),
             (Node::Producer(_), NodeState::Producer(s)) => s.assert_invariants(),
             (Node::Consumer(_), NodeState::Consumer(s)) => s.assert_invariants(),
