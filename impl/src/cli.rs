@@ -4,9 +4,7 @@ use crate::check::{check, render_human, CheckOptions, CheckReport, Strategy};
 use crate::error::UsageError;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use insync_model::config::{
-    Acks, ConsumerCommit, Flush, Guard, HwRule, NetworkKind, RestartedBroker, Truncation,
-};
+use insync_model::config::{Acks, MODEL_BOUNDS};
 use insync_model::kafka::KafkaVersion;
 use insync_model::properties::Property;
 use insync_model::{Config, Insync};
@@ -201,107 +199,138 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
 }
 
-/// The configuration of the partition, its clients and the model's bounds.
-#[derive(Args, Debug, Clone)]
+/// The configuration flags: every field of [`Config`] is a flag, declared with the field
+/// (its doc comment is the help; its default, shown in `--help`, is [`Config::default`]'s),
+/// and `--kafka` names a release whose settings sit between the defaults and the explicit
+/// flags.
+#[derive(Debug, Clone)]
 pub struct ConfigArgs {
-    /// replication.factor (1..=5).
-    #[arg(long, default_value_t = Config::default().replicas)]
-    pub replicas: usize,
-    /// min.insync.replicas.
-    #[arg(long, default_value_t = Config::default().min_insync)]
-    pub min_insync: usize,
+    /// The `--kafka` release, if one was named.
+    pub kafka: Option<KafkaVersion>,
+    /// The defaults, then the release's settings, then the flags given.
+    config: Config,
+    /// The fields whose flags were given on the command line.
+    given: BTreeSet<String>,
+}
+
+/// `--kafka`, the one configuration flag that is not a field of [`Config`].
+#[derive(Args, Debug)]
+struct KafkaFlag {
     /// A Kafka release whose replication protocol and producer defaults to use (0.10, 0.11,
     /// 2.0, 2.1, 2.8, 3.6, 4.0, 4.1; see the README's table). Explicit flags override it.
     #[arg(long)]
-    pub kafka: Option<KafkaVersion>,
-    /// Producer acks: 0, 1 or all [default: all, or the --kafka release's].
-    #[arg(long)]
-    pub acks: Option<Acks>,
-    /// unclean.leader.election.enable.
-    #[arg(long)]
-    pub unclean_election: bool,
-    /// The protocol generation of follower truncation, oldest first: high-watermark (before
-    /// 0.11), kip-101 (0.11), kip-279 (2.0), kip-320-first-try, kip-320 (2.1), leader-epoch
-    /// (today's Kafka) [default: leader-epoch, or the --kafka release's].
-    #[arg(long)]
-    pub truncation: Option<Truncation>,
-    /// What a broker restart does to its ISR membership: leaves-isr (KRaft, ZooKeeper since
-    /// 2.2, KIP-380) or keeps-isr (ZooKeeper before 2.2) [default: leaves-isr, or the --kafka
-    /// release's].
-    #[arg(long)]
-    pub restarted_broker: Option<RestartedBroker>,
-    /// KIP-966 eligible leader replicas (needs --hw-rule min-isr); `--elr false` turns off a
-    /// --kafka release's.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub elr: Option<bool>,
-    /// High-watermark rule: isr or min-isr (KIP-966) [default: isr, or the --kafka release's].
-    #[arg(long)]
-    pub hw_rule: Option<HwRule>,
-    /// Log flush policy: always or async.
-    #[arg(long, default_value_t = Config::default().flush)]
-    pub flush: Flush,
-    /// Records the producer sends (default: 2 for check and explore, 20000 for run).
-    #[arg(long)]
-    pub records: Option<u64>,
-    /// Model bound: crashes of brokers and the consumer over the whole run [default: 1] (the
-    /// engine injects crashes with `insync run --faults`).
-    #[arg(long)]
-    pub crashes: Option<u32>,
-    /// Producer retries [default: 1, or the --kafka release's].
-    #[arg(long)]
-    pub retries: Option<u32>,
-    /// enable.idempotence; `--idempotence false` turns off a --kafka release's.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub idempotence: Option<bool>,
-    /// max.in.flight.requests.per.connection [default: 1, or the --kafka release's].
-    #[arg(long)]
-    pub max_in_flight: Option<usize>,
-    /// The model's network: reliable (per-connection FIFO), lossy, or duplicating [default:
-    /// reliable] (the engine's network is real; `insync run --faults` disturbs it).
-    #[arg(long)]
-    pub network: Option<NetworkKind>,
-    /// Consumer commits its offset after or before processing a batch.
-    #[arg(long, default_value_t = Config::default().consumer_commit)]
-    pub consumer_commit: ConsumerCommit,
-    /// Model bound: leader elections after the initial one [default: 1].
-    #[arg(long)]
-    pub elections: Option<u32>,
-    /// Model bound: ISR changes beyond those elections make [default: 1].
-    #[arg(long)]
-    pub isr_changes: Option<u32>,
-    /// Leave the consumer out (a smaller state space).
-    #[arg(long)]
-    pub no_consumer: bool,
-    /// Explore without the checker's state-space reductions (to compare verdicts; slower).
-    #[arg(long)]
-    pub no_reductions: bool,
-    /// Remove one of Kafka's protocol rules, to see what it protects (a mutant, not a Kafka
-    /// configuration): fetch-epoch-fencing, fetch-response-fencing, isr-join-high-watermark,
-    /// isr-join-epoch-start, maximal-isr, incarnation, leader-and-isr-epoch,
-    /// not-enough-replicas, not-enough-replicas-after-append, stale-broker-epoch.
-    #[arg(long)]
-    pub without_guard: Option<Guard>,
+    kafka: Option<KafkaVersion>,
+}
+
+/// The flags [`Config`] declares, as its fields' names.
+fn config_fields() -> impl Iterator<Item = clap::Arg> {
+    let command = Config::augment_args(clap::Command::new("config"));
+    command
+        .get_arguments()
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+impl Args for ConfigArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+        let mut command = Config::augment_args(KafkaFlag::augment_args(command));
+        for arg in config_fields() {
+            let id = arg.get_id().as_str().to_string();
+            let default = match &defaults[&id] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) if arg.get_num_args().is_some() => b.to_string(),
+                _ => continue,
+            };
+            // The default is `Config::default()`'s, never a second copy of it.
+            command = command.mut_arg(id, |a| a.required(false).default_value(default));
+        }
+        command
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for ConfigArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let kafka = KafkaFlag::from_arg_matches(matches)?.kafka;
+        let flags = Config::from_arg_matches(matches)?;
+        let given: BTreeSet<String> = config_fields()
+            .map(|a| a.get_id().as_str().to_string())
+            .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .collect();
+        let config = layered(kafka, &flags, &given);
+        Ok(ConfigArgs {
+            kafka,
+            config,
+            given,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// The contract's defaults, then the `--kafka` release's settings, then the flags `given`
+/// (with their values in `flags`).
+fn layered(kafka: Option<KafkaVersion>, flags: &Config, given: &BTreeSet<String>) -> Config {
+    let defaults = Config::default();
+    let release = match kafka {
+        Some(v) => v.profile().apply(defaults),
+        None => defaults,
+    };
+    let mut merged = serde_json::to_value(&release).expect("a configuration serializes");
+    let explicit = serde_json::to_value(flags).expect("a configuration serializes");
+    for field in given {
+        merged[field] = explicit[field].clone();
+    }
+    let mut config: Config =
+        serde_json::from_value(merged).expect("fields of one configuration make one");
+    // As Kafka's producer does since 3.2 (KAFKA-13598): idempotence that was only a default
+    // gives way to an explicit acks other than all or retries=0.
+    let explicit_conflict = (given.contains("acks") && config.acks != Acks::All)
+        || (given.contains("retries") && config.retries == 0);
+    if !given.contains("idempotence") && explicit_conflict {
+        config.idempotence = false;
+    }
+    config
 }
 
 impl ConfigArgs {
-    /// Refuses the flags that only bound or shape the model's search, which the engine
-    /// (`run`, `broker`, `controller`) would otherwise silently ignore.
-    fn reject_model_only(&self, command: &str) -> anyhow::Result<()> {
-        let given: Vec<&str> = [
-            (self.crashes.is_some(), "--crashes"),
-            (self.elections.is_some(), "--elections"),
-            (self.isr_changes.is_some(), "--isr-changes"),
-            (self.network.is_some(), "--network"),
-        ]
-        .into_iter()
-        .filter_map(|(given, flag)| given.then_some(flag))
-        .collect();
+    /// Whether `field`'s flag was given on the command line.
+    pub fn given(&self, field: &str) -> bool {
+        self.given.contains(field)
+    }
+
+    /// Refuses the flags that only bound or shape the model checker's search (those under
+    /// the [`MODEL_BOUNDS`] heading of `--help`), which a command that runs the real engine
+    /// would otherwise silently ignore.
+    pub fn reject_model_only(&self, command: &str) -> anyhow::Result<()> {
+        self.reject_model_only_but(command, &[])
+    }
+
+    /// As [`ConfigArgs::reject_model_only`], for a command that does use the model-bound
+    /// fields `used` (`insync fuzz` runs its histories on the configured network).
+    pub fn reject_model_only_but(&self, command: &str, used: &[&str]) -> anyhow::Result<()> {
+        let given: Vec<String> = config_fields()
+            .filter(|a| a.get_help_heading() == Some(MODEL_BOUNDS))
+            .filter(|a| !used.contains(&a.get_id().as_str()))
+            .filter(|a| self.given(a.get_id().as_str()))
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
         if !given.is_empty() {
             bail!(UsageError::InvalidConfig(format!(
-                "{} only bound{} the model checker's search; `insync {command}` runs \
+                "{} only bound{} or shape{} the model checker's search; `insync {command}` runs \
                  the real engine, whose crashes, elections and network are real (inject faults \
                  with `insync run --faults`); drop {}",
                 given.join(", "),
+                if given.len() == 1 { "s" } else { "" },
                 if given.len() == 1 { "s" } else { "" },
                 if given.len() == 1 { "it" } else { "them" }
             )));
@@ -311,50 +340,16 @@ impl ConfigArgs {
 
     /// The configuration for the model (`check`, `explore`).
     pub fn to_config(&self) -> Config {
-        let records = self.records.unwrap_or(u64::from(Config::default().records));
-        Config {
-            records: u32::try_from(records).unwrap_or(u32::MAX),
-            ..self.base_config()
-        }
+        self.config.clone()
     }
 
-    /// The contract's defaults, then the `--kafka` release's settings, then explicit flags.
-    fn base_config(&self) -> Config {
-        let defaults = Config::default();
-        let release = match self.kafka {
-            Some(v) => v.profile().apply(defaults),
-            None => defaults,
-        };
-        // As Kafka's producer does since 3.2 (KAFKA-13598): idempotence that was only a
-        // default gives way to an explicit acks other than all or retries=0.
-        let explicit_conflict =
-            self.acks.is_some_and(|a| a != Acks::All) || self.retries == Some(0);
-        let idempotence = self
-            .idempotence
-            .unwrap_or(release.idempotence && !explicit_conflict);
+    /// The configuration for the engine, whose records come from the workload
+    /// (`insync run --records`), not from the configuration: one, so that the model's bound
+    /// on records does not refuse a long run.
+    fn engine_config(&self) -> Config {
         Config {
-            replicas: self.replicas,
-            min_insync: self.min_insync,
-            acks: self.acks.unwrap_or(release.acks),
-            unclean_election: self.unclean_election,
-            truncation: self.truncation.unwrap_or(release.truncation),
-            hw_rule: self.hw_rule.unwrap_or(release.hw_rule),
-            flush: self.flush,
-            restarted_broker: self.restarted_broker.unwrap_or(release.restarted_broker),
-            elr: self.elr.unwrap_or(release.elr),
             records: 1,
-            crashes: self.crashes.unwrap_or(release.crashes),
-            retries: self.retries.unwrap_or(release.retries),
-            idempotence,
-            max_in_flight: self.max_in_flight.unwrap_or(release.max_in_flight),
-            network: self.network.unwrap_or(release.network),
-            consumer_commit: self.consumer_commit,
-            elections: self.elections.unwrap_or(release.elections),
-            isr_changes: self.isr_changes.unwrap_or(release.isr_changes),
-            consumer: !self.no_consumer,
-            batch_records: 1,
-            reductions: !self.no_reductions,
-            without_guard: self.without_guard.or(release.without_guard),
+            ..self.config.clone()
         }
     }
 }
@@ -571,7 +566,7 @@ fn run_server(
         crate::engine::Served::Controller => "controller",
     };
     args.config.reject_model_only(command)?;
-    if args.config.records.is_some() {
+    if args.config.given("records") {
         bail!(UsageError::InvalidConfig(format!("--records is the client's: `insync run --connect --records N`; drop it from `insync {command}`")));
     }
     if args.cluster_id.is_some() && args.data_dir.is_none() {
@@ -579,7 +574,7 @@ fn run_server(
     }
     let config = args
         .config
-        .base_config()
+        .engine_config()
         .validate()
         .map_err(UsageError::Config)?;
     let addrs = args.cluster.addrs(args.cluster_id.as_deref())?;
@@ -650,7 +645,11 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
             args.consumers)));
     }
     let producers = checked_producers(args.producers)?;
-    let records = args.config.records.unwrap_or(20_000);
+    let records = if args.config.given("records") {
+        u64::from(args.config.to_config().records)
+    } else {
+        20_000
+    };
     if records == 0 || records > RUN_RECORDS_MAX {
         bail!(UsageError::InvalidConfig(format!("records ({records}) must be between 1 and {RUN_RECORDS_MAX}; set --records in that range")));
     }
@@ -658,7 +657,7 @@ fn run_engine(args: &RunArgs) -> anyhow::Result<u8> {
     let record_size = checked_record_size(args.record_size, records, args.connect)?;
     let config = args
         .config
-        .base_config()
+        .engine_config()
         .validate()
         .map_err(UsageError::Config)?;
     init_logging("warn");
@@ -882,63 +881,6 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     Ok(report.exit_code())
 }
 
-/// The `insync check` flags that give `config` (those that differ from the defaults, in the
-/// order of `--help`): `insync check $(config_flags(c))` checks exactly `c`. Scenario files
-/// (`model/testdata`) write their configuration this way, so it can be pasted into a shell.
-pub fn config_flags(config: &Config) -> Vec<String> {
-    /// How a field is written: `--flag VALUE`; `--flag` when true (a switch); `--flag` when
-    /// false (`--no-consumer`); `--flag` or `--flag false` (an optional boolean).
-    enum Kind {
-        Value,
-        Switch,
-        Negated,
-        Bool,
-    }
-    use Kind::*;
-    const FIELDS: [(&str, &str, Kind); 22] = [
-        ("replicas", "replicas", Value),
-        ("min_insync", "min-insync", Value),
-        ("acks", "acks", Value),
-        ("unclean_election", "unclean-election", Switch),
-        ("truncation", "truncation", Value),
-        ("restarted_broker", "restarted-broker", Value),
-        ("elr", "elr", Bool),
-        ("hw_rule", "hw-rule", Value),
-        ("flush", "flush", Value),
-        ("records", "records", Value),
-        ("crashes", "crashes", Value),
-        ("retries", "retries", Value),
-        ("idempotence", "idempotence", Bool),
-        ("max_in_flight", "max-in-flight", Value),
-        ("network", "network", Value),
-        ("consumer_commit", "consumer-commit", Value),
-        ("elections", "elections", Value),
-        ("isr_changes", "isr-changes", Value),
-        ("consumer", "no-consumer", Negated),
-        ("reductions", "no-reductions", Negated),
-        ("without_guard", "without-guard", Value),
-        // Not a flag: `insync check` always sends one record per request.
-        ("batch_records", "", Value),
-    ];
-    let json = |c: &Config| serde_json::to_value(c).unwrap_or_default();
-    let (given, defaults) = (json(config), json(&Config::default()));
-    let mut flags = Vec::new();
-    for (field, flag, kind) in FIELDS {
-        let value = &given[field];
-        if flag.is_empty() || *value == defaults[field] || value.is_null() {
-            continue;
-        }
-        flags.push(format!("--{flag}"));
-        match (kind, value) {
-            (Value, serde_json::Value::String(s)) => flags.push(s.clone()),
-            (Value, other) => flags.push(other.to_string()),
-            (Bool, serde_json::Value::Bool(false)) => flags.push("false".into()),
-            (Switch | Negated | Bool, _) => {}
-        }
-    }
-    flags
-}
-
 /// `insync merge`: one report from the shards' reports. Exit 1 if a shard found a
 /// counterexample, else 3 (random walks never exhaust the space); 2 on reports that do not
 /// belong together.
@@ -1038,6 +980,39 @@ fn open_explorer(
 mod tests {
     use super::*;
     use crate::run::RunReport;
+
+    fn config_args(flags: &[&str]) -> ConfigArgs {
+        let args = ["insync", "check"].iter().chain(flags);
+        match Cli::try_parse_from(args).expect("parses") {
+            Cli {
+                command: Command::Check(check),
+            } => check.config,
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    /// Every field of `Config` is a flag whose default is `Config::default()`'s, and only the
+    /// flags given count as given (what `--kafka`'s layering and the engine's refusals read).
+    #[test]
+    fn the_configuration_flags_are_the_configurations_fields() {
+        let none = config_args(&[]);
+        assert_eq!(none.to_config(), Config::default());
+        assert!(none.given.is_empty(), "{:?}", none.given);
+        let fields: Vec<String> = config_fields()
+            .map(|a| a.get_id().as_str().to_string())
+            .collect();
+        let json = serde_json::to_value(Config::default()).expect("serializes");
+        for key in json.as_object().expect("an object").keys() {
+            assert!(fields.contains(key), "{key} is not a flag");
+        }
+        let some = config_args(&["--records", "2", "--no-consumer", "--elr", "false"]);
+        let given: Vec<&str> = some.given.iter().map(String::as_str).collect();
+        assert_eq!(given, ["consumer", "elr", "records"]);
+        // Given at its default value, a flag still overrides a release's setting.
+        let release = config_args(&["--kafka", "4.1", "--elr", "false", "--hw-rule", "isr"]);
+        assert!(!release.to_config().elr);
+        assert!(release.to_config().idempotence, "4.1's, not overridden");
+    }
 
     #[test]
     fn a_run_that_acknowledged_nothing_is_not_a_pass() {

@@ -72,8 +72,27 @@ impl Default for EngineOptions {
 /// ([`crate::wire::FRAME_BYTES_MAX`]).
 pub const LIMIT_BYTES_MAX: usize = crate::wire::FRAME_BYTES_MAX as usize / 4;
 
-/// Refuses byte limits that a wire frame could not carry, or that no record could meet.
-fn check_limits(limits: &SizeLimits) -> anyhow::Result<()> {
+/// Refuses record counts of zero, and byte limits that a wire frame could not carry or that
+/// no record could meet.
+fn check_options(options: &EngineOptions) -> anyhow::Result<()> {
+    let counts = [
+        (
+            "batch_records (records per produce request)",
+            options.batch_records,
+        ),
+        (
+            "fetch_records_max (records per fetch)",
+            options.fetch_records_max,
+        ),
+    ];
+    for (name, count) in counts {
+        if count == 0 {
+            anyhow::bail!(UsageError::InvalidConfig(format!(
+                "{name} is 0; set it to 1 or more"
+            )));
+        }
+    }
+    let limits = &options.limits;
     let named = [
         ("message.max.bytes", limits.message_bytes_max),
         ("replica.fetch.max.bytes", limits.replica_fetch_bytes_max),
@@ -549,7 +568,7 @@ impl Cluster {
         trace: bool,
     ) -> anyhow::Result<Cluster> {
         let config_text = config_text(&config, &options)?;
-        check_limits(&options.limits)?;
+        check_options(&options)?;
         let mut insync = Insync::new(config);
         insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
@@ -1058,23 +1077,13 @@ pub fn application_id(insync: &Insync) -> Id {
 /// The history runner's trace replay (`insync_checks::replay`) replays a run through
 /// these same actors; the application's id is the first past them ([`application_id`]).
 pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
-    let app = application_id(insync);
-    let params = ActorParams {
-        heartbeats: true,
-        application: Some(app),
-        fetch_records_max: options.fetch_records_max,
-        limits: options.limits,
-        track_catch_up: true,
-        explore: false,
-        durable_controller: true,
-    };
-    let mut actors = insync.actors_with(&params);
-    for actor in &mut actors {
-        if let Node::Producer(p) = actor {
-            p.batch_records = options.batch_records;
-        }
-    }
-    actors
+    let params = ActorParams::engine(
+        application_id(insync),
+        options.fetch_records_max,
+        options.batch_records,
+        options.limits,
+    );
+    insync.actors_with(&params)
 }
 
 /// Opens the data directory for the node `served` names (`None`: an in-process cluster,
@@ -1184,7 +1193,7 @@ pub async fn serve_node(
     kafka: Option<crate::kafka::KafkaOptions>,
 ) -> anyhow::Result<()> {
     let config_text = config_text(&config, &options)?;
-    check_limits(&options.limits)?;
+    check_options(&options)?;
     let mut insync = Insync::new(config);
     insync.topology.producers = options.producers.max(1);
     let topology = insync.topology;

@@ -473,6 +473,10 @@ fn run_refuses_model_only_flags_and_bounds_the_record_size() {
         ),
         (vec!["run", "--isr-changes", "0"], "--isr-changes"),
         (
+            vec!["run", "--no-reductions", "--no-consumer"],
+            "--no-consumer, --no-reductions only bound or shape",
+        ),
+        (
             vec!["run", "--record-size", "8"],
             "--record-size 8 must be between 16",
         ),

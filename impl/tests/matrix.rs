@@ -8,7 +8,6 @@ mod common;
 
 use common::testdata::{expect_file, root, Line, ScenarioFile};
 use insync::check::check;
-use insync::cli::config_flags;
 use insync::matrix::{scenario_options, verdict_matches};
 use insync_model::scenarios::{catalogue, Expect, Scenario};
 
@@ -66,7 +65,7 @@ fn assert_scenario(name: &str) {
 /// The counterexample is the one in `model/testdata/matrix/NAME.txt`, step for step (written
 /// there with `INSYNC_REGEN=1`; `tests/testdata.rs` replays the file).
 fn pin_counterexample(s: &Scenario, trace: &[String]) {
-    let flags = config_flags(&s.config);
+    let flags = s.config.flags();
     let mut lines = vec![
         Line::Comment(format!("# Matrix row {}: {}", s.name, s.about)),
         Line::Comment(format!(

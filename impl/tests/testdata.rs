@@ -5,7 +5,6 @@
 mod common;
 
 use common::testdata::{check_file, root, ScenarioFile};
-use insync::cli::config_flags;
 use insync_model::scenarios::catalogue;
 
 fn files(dir: &str) -> Vec<std::path::PathBuf> {
@@ -80,7 +79,7 @@ fn a_file_the_model_does_not_reproduce_fails_with_the_enabled_steps() {
 }
 
 #[test]
-fn config_flags_give_back_a_configuration_with_every_field_changed() {
+fn flags_give_back_a_configuration_with_every_field_changed() {
     use insync_model::config::*;
     let d = Config::default();
     let changed = Config {
@@ -103,23 +102,22 @@ fn config_flags_give_back_a_configuration_with_every_field_changed() {
         elections: 3,
         isr_changes: 2,
         consumer: !d.consumer,
-        batch_records: d.batch_records,
         reductions: !d.reductions,
         without_guard: Some(Guard::MaximalIsr),
     };
     let file = ScenarioFile {
-        flags: config_flags(&changed),
+        flags: changed.flags(),
         lines: Vec::new(),
     };
     assert_eq!(file.config(), Ok(changed), "{:?}", file.flags);
     // And back to the defaults' flags: none.
-    assert!(config_flags(&d).is_empty());
+    assert!(d.flags().is_empty());
 }
 
 #[test]
-fn config_flags_give_back_every_catalogue_configuration() {
+fn flags_give_back_every_catalogue_configuration() {
     for s in catalogue() {
-        let flags = config_flags(&s.config);
+        let flags = s.config.flags();
         let file = ScenarioFile {
             flags: flags.clone(),
             lines: Vec::new(),

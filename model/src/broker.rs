@@ -19,13 +19,13 @@
 //! Handlers take plain data in and emit commands (send, set timer, save) into `Out`; they never
 //! touch a clock, a socket or a disk.
 
-use crate::config::{Acks, Flush, Guard, HwRule, Truncation};
-use crate::limits::{fetch_end, produce_fits, record_bytes, SizeLimits};
+use crate::config::{Acks, Config, Flush, Guard};
+use crate::limits::{fetch_end, produce_fits, record_bytes};
 use crate::log::Log;
 use crate::msg::{
     EpochEndOffset, ErrorCode, FetchResult, Msg, PartitionState, ProducerRecord, RequestId, Timer,
 };
-use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::node::{timer_range, ActorParams, Node, NodeStorage, Topology};
 use crate::rules::{self, JoinRules, SequenceCheck, TruncationCause};
 use crate::types::{
     BrokerEpoch, BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record,
@@ -35,46 +35,16 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::sync::Arc;
 
-/// The settings a broker's handlers depend on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct BrokerConfig {
-    pub min_insync: usize,
-    pub truncation: Truncation,
-    pub hw_rule: HwRule,
-    pub flush: Flush,
-    /// Most records in one fetch response.
-    pub fetch_records_max: usize,
-    /// Byte limits on produce requests and fetch responses ([`crate::limits`]).
-    pub limits: SizeLimits,
-    /// Send session heartbeats to the controller (the engine; see `ActorParams`).
-    pub heartbeats: bool,
-    /// Kafka's precise lag rule (the engine; see `ActorParams`).
-    pub track_catch_up: bool,
-    /// Re-send a fetch that got no answer within `request.timeout.ms` (the engine, where a
-    /// partition or a crash drops it). Off in the model, where messages are not lost unless
-    /// the network is lossy, and a lost fetch only stalls a follower (the lag check covers
-    /// that).
-    pub fetch_timeouts: bool,
-    /// Keep the ghost record of what this broker committed as leader (the model's
-    /// `committed-durable` reads it; the engine leaves it empty).
-    pub ghost: bool,
-    /// A guard removed (a protocol mutant; `Config::without_guard`).
-    pub without_guard: Option<Guard>,
-}
-
-impl BrokerConfig {
-    /// Whether Kafka's rule `g` is in force (it is, unless a mutant removed it).
-    fn guards(&self, g: Guard) -> bool {
-        self.without_guard != Some(g)
-    }
-}
-
 /// A broker actor: its identity and settings. Its state is [`BrokerState`].
 #[derive(Clone, Debug)]
 pub struct Broker {
     pub id: BrokerId,
     pub topology: Topology,
-    pub config: BrokerConfig,
+    /// The partition's configuration (`min.insync.replicas`, the truncation rung, the
+    /// high-watermark rule, the flush policy, a removed guard).
+    pub config: Config,
+    /// How the host runs it: the engine's timers and limits, the model's ghost state.
+    pub params: ActorParams,
 }
 
 /// What survives a crash: the flushed log, the high-watermark checkpoint, and the incarnation
@@ -278,7 +248,7 @@ impl Broker {
         {
             self.send_fetch(&state, o);
         }
-        if self.config.heartbeats {
+        if self.params.heartbeats {
             o.set_timer(Timer::Heartbeat, timer_range(Timer::Heartbeat));
         }
         self.maybe_arm_timers(&mut state, o);
@@ -544,7 +514,7 @@ impl Broker {
         }
         if !produce_fits(
             records.iter().map(|r| record_bytes(&r.value)),
-            self.config.limits.message_bytes_max,
+            self.params.limits.message_bytes_max,
         ) {
             return reply(o, Err(ErrorCode::MessageTooLarge));
         }
@@ -655,7 +625,7 @@ impl Broker {
             leader.follower_end[follower.index()] = fetch_offset;
             leader.follower_incarnation[follower.index()] = incarnation;
             leader.parked_followers = leader.parked_followers.without(follower);
-            if self.config.track_catch_up && fetch_offset >= leader.sent_end[follower.index()] {
+            if self.params.track_catch_up && fetch_offset >= leader.sent_end[follower.index()] {
                 leader.caught_up = leader.caught_up.with(follower);
             }
         }
@@ -710,11 +680,11 @@ impl Broker {
             &state.log,
             from,
             end,
-            self.config.fetch_records_max,
-            self.config.limits.replica_fetch_bytes_max,
+            self.params.fetch_records_max,
+            self.params.limits.replica_fetch_bytes_max,
         );
         let records: Arc<[Record]> = state.log.slice(from, upto).into();
-        if self.config.track_catch_up {
+        if self.params.track_catch_up {
             leader.sent_end[follower.index()] = end;
         }
         o.send(
@@ -883,7 +853,7 @@ impl Broker {
             return;
         }
         state.high_watermark = candidate;
-        if self.config.ghost && candidate > state.committed_ghost.log_end_offset() {
+        if self.params.explore && candidate > state.committed_ghost.log_end_offset() {
             let mut committed = state.log.clone();
             committed.truncate(candidate);
             state.committed_ghost = committed;
@@ -950,7 +920,7 @@ impl Broker {
                 incarnation: state.incarnation,
             },
         );
-        if self.config.fetch_timeouts {
+        if self.params.request_timeouts {
             // A fresh deadline for this fetch.
             o.cancel_timer(Timer::RequestTimeout);
             o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
@@ -1182,8 +1152,8 @@ impl Broker {
             &state.log,
             offset,
             state.high_watermark,
-            self.config.fetch_records_max,
-            self.config.limits.fetch_bytes_max,
+            self.params.fetch_records_max,
+            self.params.limits.fetch_bytes_max,
         );
         o.send(
             consumer,
@@ -1253,7 +1223,9 @@ impl Broker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{HwRule, Truncation};
     use crate::controller::Controller;
+    use crate::limits::SizeLimits;
     use crate::testkit::{sent, sets};
     use crate::types::Sequence;
     use crate::types::Value;
@@ -1263,23 +1235,21 @@ mod tests {
     const PROD: usize = 4;
     const CONS: usize = 5;
 
-    fn config() -> BrokerConfig {
-        BrokerConfig {
-            min_insync: 2,
-            truncation: Truncation::LeaderEpoch,
-            hw_rule: HwRule::Isr,
-            flush: Flush::Always,
+    /// The configuration the tests start from: `insync check`'s defaults (min.insync 2, today's
+    /// truncation, the ISR high-watermark rule, flush always).
+    fn config() -> Config {
+        Config::default()
+    }
+
+    /// The model checker's parameters, with fetches of at most 10 records.
+    fn params() -> ActorParams {
+        ActorParams {
             fetch_records_max: 10,
-            limits: SizeLimits::UNLIMITED,
-            heartbeats: false,
-            track_catch_up: false,
-            fetch_timeouts: false,
-            ghost: true,
-            without_guard: None,
+            ..ActorParams::model(&Config::default().validate().expect("valid"))
         }
     }
 
-    fn broker_with(id: u8, config: BrokerConfig) -> Broker {
+    fn broker_on(id: u8, config: Config, params: ActorParams) -> Broker {
         Broker {
             id: BrokerId(id),
             topology: Topology {
@@ -1288,7 +1258,12 @@ mod tests {
                 consumer: true,
             },
             config,
+            params,
         }
+    }
+
+    fn broker_with(id: u8, config: Config) -> Broker {
+        broker_on(id, config, params())
     }
 
     fn broker(id: u8) -> Broker {
@@ -1490,7 +1465,7 @@ mod tests {
     fn a_follower_elected_leader_takes_produce_requests_in_its_epoch() {
         let b = broker_with(
             1,
-            BrokerConfig {
+            Config {
                 min_insync: 1,
                 ..config()
             },
@@ -1710,7 +1685,7 @@ mod tests {
         for (guard, refused) in [(None, true), (Some(Guard::NotEnoughReplicas), false)] {
             let b = broker_with(
                 0,
-                BrokerConfig {
+                Config {
                     without_guard: guard,
                     ..config()
                 },
@@ -1785,7 +1760,7 @@ mod tests {
         // Without KIP-320's fencing (KIP-279), a leader serves any epoch; a follower does not.
         let old = broker_with(
             0,
-            BrokerConfig {
+            Config {
                 truncation: Truncation::Kip279,
                 ..config()
             },
@@ -1801,7 +1776,7 @@ mod tests {
         // Nor does a removed guard.
         let g = broker_with(
             0,
-            BrokerConfig {
+            Config {
                 without_guard: Some(Guard::FetchEpochFencing),
                 ..config()
             },
@@ -1871,7 +1846,7 @@ mod tests {
         // A rung that does not check divergence in the fetch ignores the epoch sent.
         let k = broker_with(
             0,
-            BrokerConfig {
+            Config {
                 truncation: Truncation::Kip320,
                 ..config()
             },
@@ -1918,7 +1893,7 @@ mod tests {
     fn an_idempotent_retry_is_answered_with_the_original_offsets() {
         let b = broker_with(
             0,
-            BrokerConfig {
+            Config {
                 min_insync: 1,
                 ..config()
             },
@@ -2195,11 +2170,12 @@ mod tests {
     #[test]
     fn only_kafkas_lag_rule_keeps_a_follower_that_caught_up_since_the_check_was_armed() {
         for (track_catch_up, proposed) in [(true, set(&[0, 1])), (false, set(&[0]))] {
-            let b = broker_with(
+            let b = broker_on(
                 0,
-                BrokerConfig {
+                config(),
+                ActorParams {
                     track_catch_up,
-                    ..config()
+                    ..params()
                 },
             );
             let (mut state, _) = start(&b);
@@ -2307,7 +2283,7 @@ mod tests {
     fn the_legacy_rule_truncates_to_the_high_watermark_on_becoming_follower() {
         let b = broker_with(
             2,
-            BrokerConfig {
+            Config {
                 truncation: Truncation::HighWatermark,
                 ..config()
             },
@@ -2335,7 +2311,7 @@ mod tests {
         // KIP-101 asks first, while it has records.
         let k = broker_with(
             2,
-            BrokerConfig {
+            Config {
                 truncation: Truncation::Kip101,
                 ..config()
             },
@@ -2520,7 +2496,7 @@ mod tests {
     /// removed, let it join.
     #[test]
     fn a_follower_joins_the_isr_only_once_it_reaches_the_leaders_epoch_start() {
-        let proposes = |config: BrokerConfig, last: Option<u32>| {
+        let proposes = |config: Config, last: Option<u32>| {
             let b = broker_with(0, config);
             let mut state = epoch_2_leader(&b);
             state.high_watermark = Offset(1);
@@ -2530,14 +2506,14 @@ mod tests {
         };
         assert!(!proposes(config(), Some(1)), "epoch 2 starts at offset 2");
         assert!(proposes(
-            BrokerConfig {
+            Config {
                 without_guard: Some(Guard::IsrJoinEpochStart),
                 ..config()
             },
             Some(1)
         ));
         assert!(proposes(
-            BrokerConfig {
+            Config {
                 truncation: Truncation::Kip279,
                 ..config()
             },
@@ -2587,7 +2563,7 @@ mod tests {
         for (hw_rule, alone, back) in [(HwRule::MinIsr, 0, 1), (HwRule::Isr, 1, 1)] {
             let b = broker_with(
                 0,
-                BrokerConfig {
+                Config {
                     hw_rule,
                     ..config()
                 },
@@ -2638,7 +2614,7 @@ mod tests {
     fn with_async_flush_a_follower_does_not_save_what_it_fetches() {
         let b = broker_with(
             1,
-            BrokerConfig {
+            Config {
                 flush: Flush::Async,
                 ..config()
             },
@@ -2666,11 +2642,12 @@ mod tests {
     /// The engine keeps no ghost: committing records leaves its committed ghost empty.
     #[test]
     fn without_the_ghost_a_commit_records_nothing_beside_the_log() {
-        let b = broker_with(
+        let b = broker_on(
             0,
-            BrokerConfig {
-                ghost: false,
-                ..config()
+            config(),
+            ActorParams {
+                explore: false,
+                ..params()
             },
         );
         let (mut state, _) = start(&b);
@@ -2688,7 +2665,7 @@ mod tests {
     fn the_committed_ghost_keeps_what_was_committed_first() {
         let b = broker_with(
             0,
-            BrokerConfig {
+            Config {
                 min_insync: 1,
                 ..config()
             },
@@ -2739,7 +2716,7 @@ mod tests {
         let answer = |truncation, current, asked| {
             let b = broker_with(
                 0,
-                BrokerConfig {
+                Config {
                     truncation,
                     ..config()
                 },
@@ -2770,7 +2747,7 @@ mod tests {
     fn a_kip_279_follower_asks_again_until_it_and_the_leader_agree_on_an_epoch() {
         let b = broker_with(
             1,
-            BrokerConfig {
+            Config {
                 truncation: Truncation::Kip279,
                 ..config()
             },
@@ -2795,7 +2772,7 @@ mod tests {
     fn a_truncating_follower_ignores_stray_epoch_answers() {
         let b = broker_with(
             1,
-            BrokerConfig {
+            Config {
                 truncation: Truncation::Kip320,
                 ..config()
             },
@@ -2824,15 +2801,16 @@ mod tests {
     #[test]
     fn produces_over_message_max_bytes_are_refused_and_fetches_are_cut_by_bytes() {
         let per = record_bytes(&Value::Numbered(0));
-        let b = broker_with(
+        let b = broker_on(
             0,
-            BrokerConfig {
+            config(),
+            ActorParams {
                 limits: SizeLimits {
                     message_bytes_max: 3 * per,
                     replica_fetch_bytes_max: 2 * per + per / 2,
                     fetch_bytes_max: per + per / 2,
                 },
-                ..config()
+                ..params()
             },
         );
         let (mut state, _) = start(&b);
@@ -2909,7 +2887,7 @@ mod tests {
     fn async_flush_saves_only_when_its_timer_fires() {
         let b = broker_with(
             0,
-            BrokerConfig {
+            Config {
                 flush: Flush::Async,
                 ..config()
             },

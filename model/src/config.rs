@@ -252,49 +252,90 @@ cli_enum!(Guard {
 /// grows quickly with every record anyway.
 pub const MODEL_RECORDS_MAX: u32 = 16;
 
+/// The help heading of the flags that only bound or shape the model checker's search: the
+/// engine's crashes, elections and network are real, so its commands refuse these flags.
+pub const MODEL_BOUNDS: &str = "Model bounds";
+
 /// A partition, its producer and consumer, and the bounds of a model check.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The one declaration of every knob: each field is a command-line flag (its doc comment is
+/// the flag's help, its [`Default`] the flag's default), a key of the JSON reports, and what
+/// the actors read (they hold the whole configuration, [`crate::node::ActorParams`] apart).
+/// A new Kafka knob is a field here, its default, and the rule that reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::Args)]
 pub struct Config {
-    /// `replication.factor`.
+    /// replication.factor (1..=5).
+    #[arg(long)]
     pub replicas: usize,
-    /// `min.insync.replicas`.
+    /// min.insync.replicas.
+    #[arg(long)]
     pub min_insync: usize,
+    /// Producer acks: 0, 1 or all.
+    #[arg(long)]
     pub acks: Acks,
-    /// `unclean.leader.election.enable`.
+    /// unclean.leader.election.enable.
+    #[arg(long)]
     pub unclean_election: bool,
+    /// The protocol generation of follower truncation, oldest first: high-watermark (before
+    /// 0.11), kip-101 (0.11), kip-279 (2.0), kip-320-first-try, kip-320 (2.1), leader-epoch
+    /// (today's Kafka).
+    #[arg(long)]
     pub truncation: Truncation,
-    pub hw_rule: HwRule,
-    pub flush: Flush,
-    /// What a broker restart does to its ISR membership.
+    /// What a broker restart does to its ISR membership: leaves-isr (KRaft, ZooKeeper since
+    /// 2.2, KIP-380) or keeps-isr (ZooKeeper before 2.2).
+    #[arg(long)]
     pub restarted_broker: RestartedBroker,
-    /// KIP-966 Eligible Leader Replicas.
+    /// KIP-966 eligible leader replicas (needs --hw-rule min-isr); `--elr false` turns off a
+    /// --kafka release's.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub elr: bool,
-    /// Records the producer sends (model bound).
+    /// High-watermark rule: isr or min-isr (KIP-966).
+    #[arg(long)]
+    pub hw_rule: HwRule,
+    /// Log flush policy: always or async.
+    #[arg(long)]
+    pub flush: Flush,
+    /// Records the producer sends (`insync run`: 20000 unless given).
+    #[arg(long)]
     pub records: u32,
-    /// Crashes of brokers and the consumer over a whole run (model bound; the controller and the
-    /// producer do not crash).
+    /// Crashes of brokers and the consumer over a whole run (the controller and the producer
+    /// do not crash; the engine injects crashes with `insync run --faults`).
+    #[arg(long, help_heading = MODEL_BOUNDS)]
     pub crashes: u32,
-    /// Producer `retries`.
+    /// Producer retries.
+    #[arg(long)]
     pub retries: u32,
-    /// Producer `enable.idempotence`.
+    /// enable.idempotence; `--idempotence false` turns off a --kafka release's.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub idempotence: bool,
-    /// Producer `max.in.flight.requests.per.connection`.
+    /// max.in.flight.requests.per.connection.
+    #[arg(long)]
     pub max_in_flight: usize,
+    /// The model's network: reliable (per-connection FIFO), lossy, or duplicating (the
+    /// engine's network is real; `insync run --faults` disturbs it).
+    #[arg(long, help_heading = MODEL_BOUNDS)]
     pub network: NetworkKind,
+    /// Consumer commits its offset after or before processing a batch, or manual.
+    #[arg(long)]
     pub consumer_commit: ConsumerCommit,
-    /// Leader elections after the initial one (model bound on the leader epoch).
+    /// Leader elections after the initial one (a bound on the leader epoch).
+    #[arg(long, help_heading = MODEL_BOUNDS)]
     pub elections: u32,
-    /// ISR changes (shrinks and expansions) beyond those elections make (model bound on the
+    /// ISR changes (shrinks and expansions) beyond those elections make (a bound on the
     /// partition epoch).
+    #[arg(long, help_heading = MODEL_BOUNDS)]
     pub isr_changes: u32,
-    /// Whether a consumer takes part (model bound).
+    /// Leave the consumer out (a smaller state space).
+    #[arg(long = "no-consumer", action = clap::ArgAction::SetFalse, help_heading = MODEL_BOUNDS)]
     pub consumer: bool,
-    /// Records per produce request: the model sends one per request so that `max.in.flight`
-    /// matters; the engine batches.
-    pub batch_records: usize,
-    /// Apply the checker's sound reductions (off only to test them against the full model).
+    /// Explore without the checker's state-space reductions (to compare verdicts; slower).
+    #[arg(long = "no-reductions", action = clap::ArgAction::SetFalse, help_heading = MODEL_BOUNDS)]
     pub reductions: bool,
-    /// A guard removed from the protocol (a mutant, to show what the guard protects).
+    /// Remove one of Kafka's protocol rules, to see what it protects (a mutant, not a Kafka
+    /// configuration): fetch-epoch-fencing, fetch-response-fencing, isr-join-high-watermark,
+    /// isr-join-epoch-start, maximal-isr, incarnation, leader-and-isr-epoch,
+    /// not-enough-replicas, not-enough-replicas-after-append, stale-broker-epoch.
+    #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub without_guard: Option<Guard>,
 }
@@ -322,7 +363,6 @@ impl Default for Config {
             elections: 1,
             isr_changes: 1,
             consumer: true,
-            batch_records: 1,
             reductions: true,
             without_guard: None,
         }
@@ -353,8 +393,6 @@ pub enum ConfigError {
     MaxInFlightZero,
     #[error("records ({records}) must be between 1 and {max}; set --records in that range")]
     Records { records: u32, max: u32 },
-    #[error("a produce request carries at least one record; set the batch size to 1 or more")]
-    BatchZero,
     #[error("eligible leader replicas (KIP-966) need the min-isr high-watermark rule, which keeps every ELR member complete up to the high watermark; add --hw-rule min-isr or drop --elr")]
     ElrNeedsMinIsr,
 }
@@ -377,6 +415,11 @@ impl ValidConfig {
 }
 
 impl Config {
+    /// Whether Kafka's rule `g` is in force (it is, unless `--without-guard` removed it).
+    pub fn guards(&self, g: Guard) -> bool {
+        self.without_guard != Some(g)
+    }
+
     /// Checks the combination, as Kafka checks topic and producer configs at creation.
     pub fn validate(self) -> Result<ValidConfig, ConfigError> {
         self.validate_with_records_max(MODEL_RECORDS_MAX)
@@ -416,79 +459,73 @@ impl Config {
                 max: records_max,
             });
         }
-        if self.batch_records == 0 {
-            return Err(ConfigError::BatchZero);
-        }
         if self.elr && self.hw_rule != HwRule::MinIsr {
             return Err(ConfigError::ElrNeedsMinIsr);
         }
         Ok(ValidConfig(self))
     }
 
-    /// One line, as in the matrix: `rf=3 min.insync=2 acks=all ...`, defaults left out after
-    /// the first three.
+    /// One line, as in the matrix: `rf=3 min.insync=2 acks=all`, then every other setting
+    /// that differs from the defaults in the words of its flag (`flush=async`,
+    /// `no-consumer`).
     pub fn summary(&self) -> String {
-        let d = Config::default();
         let mut s = format!(
             "rf={} min.insync={} acks={}",
             self.replicas, self.min_insync, self.acks
         );
-        let mut add = |cond: bool, text: String| {
-            if cond {
-                s.push(' ');
-                s.push_str(&text);
+        for (flag, value) in self.differences() {
+            if matches!(flag.as_str(), "replicas" | "min-insync" | "acks") {
+                continue;
             }
-        };
-        add(self.unclean_election, "unclean".into());
-        add(
-            self.truncation != d.truncation,
-            format!("truncation={}", self.truncation),
-        );
-        add(self.hw_rule != d.hw_rule, format!("hw={}", self.hw_rule));
-        add(self.flush != d.flush, format!("flush={}", self.flush));
-        add(
-            self.restarted_broker != d.restarted_broker,
-            format!("restarted-broker={}", self.restarted_broker),
-        );
-        add(self.elr, "elr".into());
-        if let Some(g) = self.without_guard {
-            add(true, format!("WITHOUT-GUARD={g}"));
+            s.push(' ');
+            s.push_str(&flag);
+            if let Some(v) = value {
+                s.push('=');
+                s.push_str(&v);
+            }
         }
-        add(
-            self.retries != d.retries,
-            format!("retries={}", self.retries),
-        );
-        add(self.idempotence, "idempotence".into());
-        add(
-            self.max_in_flight != d.max_in_flight,
-            format!("in-flight={}", self.max_in_flight),
-        );
-        add(
-            self.network != d.network,
-            format!("network={}", self.network),
-        );
-        add(
-            self.consumer_commit != d.consumer_commit,
-            format!("commit={}", self.consumer_commit),
-        );
-        add(
-            self.records != d.records,
-            format!("records={}", self.records),
-        );
-        add(
-            self.crashes != d.crashes,
-            format!("crashes={}", self.crashes),
-        );
-        add(
-            self.elections != d.elections,
-            format!("elections={}", self.elections),
-        );
-        add(
-            self.isr_changes != d.isr_changes,
-            format!("isr-changes={}", self.isr_changes),
-        );
-        add(!self.consumer, "no-consumer".into());
         s
+    }
+
+    /// The `insync check` flags that give this configuration (those that differ from the
+    /// defaults, in the order of `--help`): `insync check $(config.flags())` checks exactly
+    /// it. Scenario files (`model/testdata`) write their configuration this way, so it can be
+    /// pasted into a shell.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (flag, value) in self.differences() {
+            flags.push(format!("--{flag}"));
+            flags.extend(value);
+        }
+        flags
+    }
+
+    /// Each setting that differs from [`Config::default`], as its flag's long name and, unless
+    /// the flag alone says it (`--unclean-election`, `--no-consumer`, `--elr`), its value.
+    /// Read from the flags' declarations, so a new field needs nothing here.
+    fn differences(&self) -> Vec<(String, Option<String>)> {
+        use clap::{ArgAction, Args};
+        let json = |c: &Config| serde_json::to_value(c).expect("a configuration serializes");
+        let (given, defaults) = (json(self), json(&Config::default()));
+        let command = Config::augment_args(clap::Command::new("config"));
+        let mut out = Vec::new();
+        for arg in command.get_arguments() {
+            let (Some(long), field) = (arg.get_long(), arg.get_id().as_str()) else {
+                continue;
+            };
+            let value = &given[field];
+            if value.is_null() || *value == defaults[field] {
+                continue;
+            }
+            let shown = match (arg.get_action(), value) {
+                (ArgAction::SetTrue | ArgAction::SetFalse, _) => None,
+                (_, serde_json::Value::Bool(true)) => None,
+                (_, serde_json::Value::String(s)) => Some(s.clone()),
+                (_, other) => Some(other.to_string()),
+            };
+            out.push((long.to_string(), shown));
+        }
+        out
     }
 }
 

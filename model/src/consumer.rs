@@ -13,9 +13,9 @@
 //! What the application did (read and processed records) is kept as ghost state in storage, so
 //! the properties can judge it across a crash.
 
-use crate::config::ConsumerCommit;
+use crate::config::{Config, ConsumerCommit};
 use crate::msg::{AppMsg, ErrorCode, Msg, Timer};
-use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::node::{timer_range, ActorParams, Node, NodeStorage, Topology};
 use crate::types::{BrokerId, Epoch, Offset, Record, Value};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
@@ -23,13 +23,10 @@ use stateright::actor::{Id, Out};
 #[derive(Clone, Debug)]
 pub struct Consumer {
     pub topology: Topology,
-    pub commit: ConsumerCommit,
-    /// Where processed records go (the engine's client API); none in the model.
-    pub application: Option<Id>,
-    /// Give up on a fetch after `request.timeout.ms` (the engine, where a crashed leader's
-    /// connection drops the parked fetch). Off in the model: a fetch lost in a crash only
-    /// stops the consumer, which no safety property depends on.
-    pub fetch_timeouts: bool,
+    /// The consumer's settings (when it commits its offset).
+    pub config: Config,
+    /// How the host runs it: the application processed records go to, fetch timeouts.
+    pub params: ActorParams,
 }
 
 /// A record as the consumer read it.
@@ -142,7 +139,7 @@ impl Consumer {
                     return;
                 }
                 state.fetching = false;
-                if self.fetch_timeouts {
+                if self.params.request_timeouts {
                     o.cancel_timer(Timer::RequestTimeout);
                 }
                 match result {
@@ -156,7 +153,7 @@ impl Consumer {
                 leader_epoch,
             } => {
                 state.leader = leader.map(|l| (l, leader_epoch));
-                if self.fetch_timeouts {
+                if self.params.request_timeouts {
                     o.cancel_timer(Timer::MetadataTimeout);
                 }
                 if leader.is_none() {
@@ -165,7 +162,7 @@ impl Consumer {
                 }
                 state.metadata_pending = false;
             }
-            Msg::App(AppMsg::Commit { offset }) if Some(src) == self.application => {
+            Msg::App(AppMsg::Commit { offset }) if Some(src) == self.params.application => {
                 // Kafka's commitSync: only offsets the consumer has reached, never backwards.
                 let offset = offset.min(state.position);
                 if offset > state.committed {
@@ -209,13 +206,13 @@ impl Consumer {
                 value: r.value.clone(),
             })
             .collect();
-        if self.application.is_none() {
+        if self.params.application.is_none() {
             for r in &batch {
                 insert_sorted(&mut state.read, r.clone());
             }
         }
         state.position = base.plus(records.len());
-        match self.commit {
+        match self.config.consumer_commit {
             ConsumerCommit::Manual => {
                 self.process(state, batch, o);
                 self.persist(state, o);
@@ -240,7 +237,7 @@ impl Consumer {
     /// The application's processing: handed the records (engine), or noted as ghost state
     /// (model).
     fn process(&self, state: &mut ConsumerState, batch: Vec<ReadRecord>, o: &mut O) {
-        match self.application {
+        match self.params.application {
             Some(app) => o.send(
                 app,
                 Msg::App(AppMsg::Delivered {
@@ -263,7 +260,7 @@ impl Consumer {
         match state.leader {
             Some((leader, leader_epoch)) => {
                 state.fetching = true;
-                if self.fetch_timeouts {
+                if self.params.request_timeouts {
                     o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
                 }
                 o.send(
@@ -277,7 +274,7 @@ impl Consumer {
             None if !state.metadata_pending => {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
-                if self.fetch_timeouts {
+                if self.params.request_timeouts {
                     // The engine's network can lose the request: ask again if no answer comes.
                     o.set_timer(Timer::MetadataTimeout, timer_range(Timer::MetadataTimeout));
                 }
@@ -322,17 +319,23 @@ mod tests {
                 producers: 1,
                 consumer: true,
             },
-            commit,
-            application: None,
-            fetch_timeouts: false,
+            config: Config {
+                consumer_commit: commit,
+                ..Config::default()
+            },
+            params: ActorParams::model(&Config::default().validate().expect("valid")),
         }
     }
 
     fn engine(commit: ConsumerCommit) -> Consumer {
+        let model = consumer(commit);
         Consumer {
-            application: Some(Id::from(APP)),
-            fetch_timeouts: true,
-            ..consumer(commit)
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                request_timeouts: true,
+                ..model.params
+            },
+            ..model
         }
     }
 

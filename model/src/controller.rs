@@ -31,9 +31,9 @@
 //!   everything below the high watermark); the ELR empties when the ISR is back at
 //!   `min.insync.replicas`; the last ELR before it emptied is kept as `last_known_elr`.
 
-use crate::config::RestartedBroker;
+use crate::config::{Config, Guard, RestartedBroker};
 use crate::msg::{ErrorCode, Msg, PartitionState, Timer};
-use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::node::{timer_range, ActorParams, Node, NodeStorage, Topology};
 use crate::types::{
     BrokerEpoch, BrokerId, BrokerSet, Epoch, PartitionEpoch, ProducerId, REPLICAS_MAX,
 };
@@ -43,30 +43,12 @@ use stateright::actor::{Id, Out};
 #[derive(Clone, Debug)]
 pub struct Controller {
     pub topology: Topology,
-    pub unclean_election: bool,
-    pub restarted_broker: RestartedBroker,
-    /// KIP-966 eligible leader replicas.
-    pub elr: bool,
-    pub min_insync: usize,
-    /// Brokers heartbeat (the engine): a heartbeat resets the session timers, and lets a
-    /// broker fenced by a false suspicion back in. In the model a `HeartbeatResumed` timer
-    /// stands for the first heartbeat after a false suspicion.
-    pub heartbeats: bool,
-    /// Operators may move leadership (preferred-leader election, controlled shutdown): the
-    /// model explores it; the engine has no operator.
-    pub leader_moves: bool,
-    /// Skip moves that cannot change a verdict (each one argued where it is made, and tested
-    /// by `tests/reductions.rs` against the unreduced model on small bounds).
-    pub reduce: bool,
-    /// KIP-903: refuse an ISR addition whose incarnation is stale (off only as a mutant).
-    pub stale_broker_epoch_check: bool,
-    /// The engine's controller saves its whole state after every step that changed it and
-    /// recovers it when it starts again, so its epochs never go backwards (KRaft keeps the
-    /// same facts in its replicated metadata log). The runtime writes a step's save before the
-    /// step's messages leave, so nothing a broker hears was decided on unsaved state. In the
-    /// model the controller never crashes (`within_boundary` cuts such states), so a save
-    /// would never be read: it saves nothing there, which cannot change a verdict.
-    pub durable: bool,
+    /// The partition's configuration (unclean election, restart semantics, KIP-966,
+    /// `min.insync.replicas`, the checker's reductions, a removed guard).
+    pub config: Config,
+    /// How the host runs it: heartbeats and a durable controller in the engine, operators'
+    /// leadership moves in the model (see [`ActorParams`]).
+    pub params: ActorParams,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,11 +96,11 @@ impl Controller {
             "ISR and ELR overlap: {p:?}"
         );
         debug_assert!(
-            self.elr || (p.elr.is_empty() && p.last_known_elr.is_empty()),
+            self.config.elr || (p.elr.is_empty() && p.last_known_elr.is_empty()),
             "an ELR without KIP-966: {p:?}"
         );
         debug_assert!(
-            self.elr || !p.isr.is_empty(),
+            self.config.elr || !p.isr.is_empty(),
             "an empty ISR without KIP-966: {p:?}"
         );
         if let Some(leader) = p.leader {
@@ -147,7 +129,7 @@ impl Controller {
     /// up the partition, fencing and incarnations exactly as last saved.
     pub fn on_start(&self, stored: Option<&ControllerState>, o: &mut O) -> ControllerState {
         let state = match stored {
-            Some(saved) if self.durable => saved.clone(),
+            Some(saved) if self.params.durable_controller => saved.clone(),
             _ => ControllerState {
                 partition: Controller::initial_partition(self.topology.replicas),
                 fenced: BrokerSet::EMPTY,
@@ -156,7 +138,7 @@ impl Controller {
                 next_producer_id: FIRST_ALLOCATED_PRODUCER_ID,
             },
         };
-        if self.durable {
+        if self.params.durable_controller {
             o.save(NodeStorage::Controller(state.clone()));
         } else {
             o.save(NodeStorage::None);
@@ -166,7 +148,7 @@ impl Controller {
     }
 
     pub fn on_msg(&self, state: &mut ControllerState, src: Id, msg: Msg, o: &mut O) {
-        let before = self.durable.then(|| state.clone());
+        let before = self.params.durable_controller.then(|| state.clone());
         self.dispatch(state, src, msg, o);
         self.arm_timers(state, o);
         self.save_if_changed(before, state, o);
@@ -242,7 +224,7 @@ impl Controller {
     }
 
     pub fn on_timeout(&self, state: &mut ControllerState, timer: &Timer, o: &mut O) {
-        let before = self.durable.then(|| state.clone());
+        let before = self.params.durable_controller.then(|| state.clone());
         match *timer {
             Timer::SessionExpired { broker, successor } => {
                 self.on_session_expired(state, broker, successor, o)
@@ -269,10 +251,10 @@ impl Controller {
             return clean;
         }
         let eligible = p.elr.intersect(live);
-        if self.elr && !eligible.is_empty() {
+        if self.config.elr && !eligible.is_empty() {
             return eligible;
         }
-        if self.unclean_election {
+        if self.config.unclean_election {
             return live;
         }
         BrokerSet::EMPTY
@@ -298,8 +280,8 @@ impl Controller {
             let expiry_matters = leads
                 || p.isr.contains(b)
                 || p.elr.contains(b)
-                || self.unclean_election
-                || !self.reduce;
+                || self.config.unclean_election
+                || !self.config.reductions;
             set_or_cancel(
                 o,
                 Timer::SessionExpired {
@@ -319,9 +301,13 @@ impl Controller {
                 );
             }
             let movable =
-                self.leader_moves && live && p.leader.is_some() && !leads && p.isr.contains(b);
+                self.params.explore && live && p.leader.is_some() && !leads && p.isr.contains(b);
             set_or_cancel(o, Timer::ElectLeader(b), movable);
-            set_or_cancel(o, Timer::HeartbeatResumed(b), !self.heartbeats && !live);
+            set_or_cancel(
+                o,
+                Timer::HeartbeatResumed(b),
+                !self.params.heartbeats && !live,
+            );
         }
     }
 
@@ -392,7 +378,7 @@ impl Controller {
         if !isr.contains(from) || additions.minus(state.fenced) != additions {
             return Err((ErrorCode::IneligibleReplica, *p));
         }
-        if self.stale_broker_epoch_check
+        if self.config.guards(Guard::StaleBrokerEpoch)
             && stale_addition(additions, incarnations, &state.incarnations)
         {
             return Err((ErrorCode::IneligibleReplica, *p));
@@ -412,7 +398,7 @@ impl Controller {
         let p = &mut state.partition;
         let in_isr = p.isr.contains(b);
         let in_elr = p.elr.contains(b);
-        if unclean && self.elr {
+        if unclean && self.config.elr {
             if !in_isr && !in_elr {
                 return false;
             }
@@ -420,7 +406,7 @@ impl Controller {
             p.elr = p.elr.without(b);
             p.last_known_elr = p.last_known_elr.without(b);
         } else {
-            if !in_isr || (p.isr.len() == 1 && !self.elr) {
+            if !in_isr || (p.isr.len() == 1 && !self.config.elr) {
                 return false;
             }
             p.isr = p.isr.without(b);
@@ -433,10 +419,10 @@ impl Controller {
     /// KIP-966: replicas that leave an ISR now below `min.insync.replicas` join the ELR; an
     /// ISR back at `min.insync.replicas` empties it, remembering it as the last known ELR.
     fn maintain_elr(&self, p: &mut PartitionState, removed: BrokerSet) {
-        if !self.elr {
+        if !self.config.elr {
             return;
         }
-        if p.isr.len() >= self.min_insync {
+        if p.isr.len() >= self.config.min_insync {
             if !p.elr.is_empty() {
                 p.last_known_elr = p.elr;
             }
@@ -470,7 +456,7 @@ impl Controller {
         let fenced = state.fenced;
         let p = &mut state.partition;
         if let Some(old) = old.filter(|&b| fenced.contains(b)) {
-            if p.isr.contains(old) && (p.isr.len() > 1 || self.elr) {
+            if p.isr.contains(old) && (p.isr.len() > 1 || self.config.elr) {
                 p.isr = p.isr.without(old);
                 self.maintain_elr(p, BrokerSet::single(old));
             }
@@ -479,7 +465,7 @@ impl Controller {
             Some(c) if p.isr.contains(c) => {}
             Some(c) => {
                 // From the ELR (clean, KIP-966) or an unclean election: it alone is in sync.
-                if !(self.elr && p.elr.contains(c)) {
+                if !(self.config.elr && p.elr.contains(c)) {
                     state.unclean_elections += 1;
                 }
                 p.isr = BrokerSet::single(c);
@@ -519,7 +505,7 @@ impl Controller {
         // The old incarnation is fenced (KIP-380): what that does to the ISR is the
         // restart semantics; with ELR the crash is an unclean shutdown.
         // Whether the ISR changed does not matter below: the leader is told either way.
-        let _changed = match (self.elr, self.restarted_broker) {
+        let _changed = match (self.config.elr, self.config.restarted_broker) {
             (true, _) => self.remove_from_isr(state, b, true),
             (false, RestartedBroker::LeavesIsr) => self.remove_from_isr(state, b, false),
             (false, RestartedBroker::KeepsIsr) => false,
@@ -550,7 +536,7 @@ impl Controller {
         leader_epoch: Epoch,
         o: &mut O,
     ) {
-        if !self.heartbeats || incarnation < state.incarnations[b.index()] {
+        if !self.params.heartbeats || incarnation < state.incarnations[b.index()] {
             return; // A heartbeat from an incarnation that has been replaced.
         }
         if incarnation > state.incarnations[b.index()] {
@@ -625,6 +611,8 @@ mod tests {
     use super::*;
     use stateright::actor::Command;
 
+    /// A controller as the engine runs it, with heartbeats (operators' moves off), on
+    /// `insync check`'s default configuration.
     fn controller() -> Controller {
         Controller {
             topology: Topology {
@@ -632,15 +620,12 @@ mod tests {
                 producers: 1,
                 consumer: true,
             },
-            unclean_election: false,
-            restarted_broker: RestartedBroker::LeavesIsr,
-            elr: false,
-            min_insync: 2,
-            heartbeats: true,
-            leader_moves: false,
-            reduce: true,
-            stale_broker_epoch_check: true,
-            durable: false,
+            config: Config::default(),
+            params: ActorParams {
+                heartbeats: true,
+                explore: false,
+                ..ActorParams::model(&Config::default().validate().expect("valid"))
+            },
         }
     }
 
@@ -760,7 +745,10 @@ mod tests {
     #[test]
     fn a_durable_controller_saves_each_change_and_restarts_where_it_was() {
         let c = Controller {
-            durable: true,
+            params: ActorParams {
+                durable_controller: true,
+                ..controller().params
+            },
             ..controller()
         };
         let mut o = O::new();
@@ -877,8 +865,11 @@ mod tests {
     #[test]
     fn the_timers_armed_are_the_moves_open() {
         let c = Controller {
-            heartbeats: false,
-            leader_moves: true,
+            params: ActorParams {
+                heartbeats: false,
+                explore: true,
+                ..controller().params
+            },
             ..controller()
         };
         let mut o = O::new();
@@ -912,7 +903,10 @@ mod tests {
         assert_eq!(armed(&o, &expiry(0, Some(1))), Some(false));
         // Unreduced, or with unclean election, a fenced follower outside the ISR still may.
         let c2 = Controller {
-            reduce: false,
+            config: Config {
+                reductions: false,
+                ..c.config.clone()
+            },
             ..c.clone()
         };
         let mut s2 = c2.on_start(None, &mut O::new());
@@ -924,7 +918,10 @@ mod tests {
         assert!(!s2.partition.isr.contains(BrokerId(2)));
         assert_eq!(armed(&o, &expiry(2, None)), Some(true), "unreduced");
         let c3 = Controller {
-            unclean_election: true,
+            config: Config {
+                unclean_election: true,
+                ..c.config.clone()
+            },
             ..c
         };
         let mut s3 = c3.on_start(None, &mut O::new());
@@ -938,7 +935,10 @@ mod tests {
         );
         // Reduced and clean, the same follower is skipped.
         let c4 = Controller {
-            heartbeats: false,
+            params: ActorParams {
+                heartbeats: false,
+                ..controller().params
+            },
             ..controller()
         };
         let mut s4 = c4.on_start(None, &mut O::new());
@@ -1012,7 +1012,10 @@ mod tests {
         assert_eq!(state.partition.leader, None);
         // Unclean election: an out-of-sync replica leads alone.
         let c = Controller {
-            unclean_election: true,
+            config: Config {
+                unclean_election: true,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1029,7 +1032,10 @@ mod tests {
     #[test]
     fn operators_move_leadership_to_a_live_isr_member_only() {
         let c = Controller {
-            leader_moves: true,
+            params: ActorParams {
+                explore: true,
+                ..controller().params
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1113,7 +1119,10 @@ mod tests {
         assert_eq!(r.map(|p| p.isr), Ok(set(&[0, 1, 2])));
         // Without the KIP-903 check the stale addition goes through.
         let c = Controller {
-            stale_broker_epoch_check: false,
+            config: Config {
+                without_guard: Some(Guard::StaleBrokerEpoch),
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1168,7 +1177,10 @@ mod tests {
     #[test]
     fn producer_ids_are_allocated_once_and_survive_a_restart() {
         let c = Controller {
-            durable: true,
+            params: ActorParams {
+                durable_controller: true,
+                ..controller().params
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1246,8 +1258,11 @@ mod tests {
     #[test]
     fn with_elr_an_unclean_election_still_picks_a_live_replica_when_isr_and_elr_are_gone() {
         let c = Controller {
-            elr: true,
-            unclean_election: true,
+            config: Config {
+                elr: true,
+                unclean_election: true,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1278,7 +1293,10 @@ mod tests {
     #[test]
     fn elr_collects_who_left_a_too_small_isr_and_empties_at_min_insync() {
         let c = Controller {
-            elr: true,
+            config: Config {
+                elr: true,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1319,7 +1337,10 @@ mod tests {
     #[test]
     fn with_elr_a_follower_whose_session_expires_below_min_insync_joins_the_elr() {
         let c = Controller {
-            elr: true,
+            config: Config {
+                elr: true,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1338,7 +1359,10 @@ mod tests {
     #[test]
     fn with_elr_a_restarted_isr_follower_leaves_the_isr() {
         let c = Controller {
-            elr: true,
+            config: Config {
+                elr: true,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1390,7 +1414,10 @@ mod tests {
         assert_eq!(state.fenced, set(&[]), "registered again: not fenced");
         // keeps-isr: it keeps its seat.
         let c = Controller {
-            restarted_broker: RestartedBroker::KeepsIsr,
+            config: Config {
+                restarted_broker: RestartedBroker::KeepsIsr,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1398,7 +1425,10 @@ mod tests {
         assert_eq!(state.partition.isr, set(&[0, 1, 2]));
         // With ELR a restart is an unclean shutdown: out of the ISR and the ELR, even last.
         let c = Controller {
-            elr: true,
+            config: Config {
+                elr: true,
+                ..controller().config
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());
@@ -1471,7 +1501,10 @@ mod tests {
         }
         // Without heartbeats (the model) a heartbeat does nothing.
         let c = Controller {
-            heartbeats: false,
+            params: ActorParams {
+                heartbeats: false,
+                ..controller().params
+            },
             ..controller()
         };
         let mut state = c.on_start(None, &mut O::new());

@@ -2,13 +2,13 @@
 //! can host brokers, the controller and the clients side by side, and the wiring of a
 //! configuration into a model.
 
-use crate::broker::{Broker, BrokerConfig, BrokerState, BrokerStorage};
+use crate::broker::{Broker, BrokerState, BrokerStorage};
 use crate::config::{NetworkKind, ValidConfig};
 use crate::consumer::{Consumer, ConsumerState, ConsumerStorage};
 use crate::controller::{Controller, ControllerState};
 use crate::limits::SizeLimits;
 use crate::msg::{Msg, Timer};
-use crate::producer::{timeouts_matter, Producer, ProducerState};
+use crate::producer::{Producer, ProducerState};
 use crate::types::{BrokerId, Epoch, ProducerId};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, ActorModel, Id, Network, Out};
@@ -247,17 +247,34 @@ fn initial_leader() -> Option<(BrokerId, Epoch)> {
     Some((BrokerId(0), Epoch::INITIAL))
 }
 
-/// How the actors are set up beyond the configuration: the model checker and the engine differ
-/// only here. Each switch is off in the model because, there, it could only add states without
-/// adding behaviours.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the actors are set up beyond the configuration: the host that runs them, the model
+/// checker ([`ActorParams::model`]) or the engine ([`ActorParams::engine`]). They differ only
+/// here. Each switch is off in the model because, there, it could only add states without
+/// adding behaviours; tests turn single switches on in the model to explore the engine's
+/// branches (`tests/pinned.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ActorParams {
-    /// Brokers send session heartbeats that reset the controller's session timer.
+    /// Brokers send session heartbeats that reset the controller's session timer, and let a
+    /// broker fenced by a false suspicion back in. In the model a `HeartbeatResumed` timer
+    /// stands for the first heartbeat after a false suspicion.
     pub heartbeats: bool,
-    /// Where clients send `SendResult` and `Delivered` (the engine's client API).
+    /// Where clients send `SendResult` and `Delivered`, and where the producer's records come
+    /// from (the engine's client API); none in the model, whose producer sends the
+    /// configuration's records from the start.
     pub application: Option<Id>,
+    /// Requests the network can lose are given up after `request.timeout.ms`: a follower sends
+    /// its fetch again, the consumer gives up on a parked fetch, the producer's request timer
+    /// always runs. The engine's network loses requests in partitions and crashes. Off in the
+    /// model, where a lost fetch only stalls a follower or the consumer (the lag check covers
+    /// the follower; no safety property depends on the consumer's progress), and the
+    /// producer's timer runs only where an answer can be lost for good
+    /// (`producer::timeouts_matter`).
+    pub request_timeouts: bool,
     /// Most records in a fetch response.
     pub fetch_records_max: usize,
+    /// Records per produce request: the model sends one per request so that `max.in.flight`
+    /// matters; the engine batches.
+    pub batch_records: usize,
     /// Byte limits on produce requests and fetch responses ([`crate::limits`]); unlimited in
     /// the model, whose values are a few bytes.
     pub limits: SizeLimits,
@@ -269,8 +286,12 @@ pub struct ActorParams {
     /// (preferred-leader election, controlled shutdown) and the ghost state the properties
     /// read (what each broker committed as leader).
     pub explore: bool,
-    /// The controller saves its state and recovers it on restart (`Controller::durable`).
-    /// Off in the model, whose controller never crashes.
+    /// The controller saves its whole state after every step that changed it and recovers it
+    /// when it starts again, so its epochs never go backwards (KRaft keeps the same facts in
+    /// its replicated metadata log). The runtime writes a step's save before the step's
+    /// messages leave, so nothing a broker hears was decided on unsaved state. In the model
+    /// the controller never crashes (`within_boundary` cuts such states), so a save would
+    /// never be read: it saves nothing there, which cannot change a verdict.
     pub durable_controller: bool,
 }
 
@@ -280,11 +301,35 @@ impl ActorParams {
         ActorParams {
             heartbeats: false,
             application: None,
+            request_timeouts: false,
             fetch_records_max: config.records as usize,
+            batch_records: 1,
             limits: SizeLimits::UNLIMITED,
             track_catch_up: false,
             explore: true,
             durable_controller: false,
+        }
+    }
+
+    /// The engine's setting: real heartbeats and timeouts, Kafka's lag rule, a durable
+    /// controller, an application at `application`; fetches of at most `fetch_records_max`
+    /// records, produce requests of `batch_records`, both within `limits`.
+    pub fn engine(
+        application: Id,
+        fetch_records_max: usize,
+        batch_records: usize,
+        limits: SizeLimits,
+    ) -> ActorParams {
+        ActorParams {
+            heartbeats: true,
+            application: Some(application),
+            request_timeouts: true,
+            fetch_records_max,
+            batch_records,
+            limits,
+            track_catch_up: true,
+            explore: false,
+            durable_controller: true,
         }
     }
 }
@@ -343,43 +388,22 @@ impl Insync {
 
     /// The actors of the cluster, in id order.
     pub fn actors_with(&self, params: &ActorParams) -> Vec<Node> {
-        let c = &self.config;
-        let t = self.topology;
-        let broker_config = BrokerConfig {
-            min_insync: c.min_insync,
-            truncation: c.truncation,
-            hw_rule: c.hw_rule,
-            flush: c.flush,
-            fetch_records_max: params.fetch_records_max,
-            limits: params.limits,
-            heartbeats: params.heartbeats,
-            track_catch_up: params.track_catch_up,
-            fetch_timeouts: params.application.is_some(),
-            ghost: params.explore,
-            without_guard: c.without_guard,
-        };
+        let (config, t, params) = (&*self.config, self.topology, *params);
         let mut actors: Vec<Node> = t
             .brokers()
             .map(|id| {
                 Node::Broker(Broker {
                     id,
                     topology: t,
-                    config: broker_config.clone(),
+                    config: config.clone(),
+                    params,
                 })
             })
             .collect();
         actors.push(Node::Controller(Controller {
             topology: t,
-            unclean_election: c.unclean_election,
-            restarted_broker: c.restarted_broker,
-            elr: c.elr,
-            min_insync: c.min_insync,
-            heartbeats: params.heartbeats,
-            leader_moves: params.explore,
-            reduce: c.reductions,
-            stale_broker_epoch_check: c.without_guard
-                != Some(crate::config::Guard::StaleBrokerEpoch),
-            durable: params.durable_controller,
+            config: config.clone(),
+            params,
         }));
         actors.extend((0..t.producers).map(|i| {
             Node::Producer(Producer {
@@ -387,29 +411,15 @@ impl Insync {
                 // Fixed ids, not `InitProducerId`'s: they are distinct, which is all the
                 // idempotence rule needs (see `ControllerState::next_producer_id`).
                 producer_id: ProducerId(1 + i as u32),
-                acks: c.acks,
-                // The model's producer sends its records from the start; the engine's takes them
-                // from the application.
-                records: if params.application.is_some() {
-                    0
-                } else {
-                    c.records
-                },
-                retries: c.retries,
-                idempotence: c.idempotence,
-                max_in_flight: c.max_in_flight,
-                batch_records: c.batch_records,
-                message_bytes_max: params.limits.message_bytes_max,
-                timeouts: params.application.is_some() || timeouts_matter(c.crashes, c.network),
-                application: params.application,
+                config: config.clone(),
+                params,
             })
         }));
-        if c.consumer {
+        if config.consumer {
             actors.push(Node::Consumer(Consumer {
                 topology: t,
-                commit: c.consumer_commit,
-                application: params.application,
-                fetch_timeouts: params.application.is_some(),
+                config: config.clone(),
+                params,
             }));
         }
         actors
@@ -802,12 +812,12 @@ mod tests {
             crashes: 0,
             ..Config::default()
         });
-        assert!(controller(&cfg).stale_broker_epoch_check);
+        assert!(controller(&cfg).config.guards(Guard::StaleBrokerEpoch));
         let without = insync(Config {
             without_guard: Some(Guard::StaleBrokerEpoch),
             ..Config::default()
         });
-        assert!(!controller(&without).stale_broker_epoch_check);
+        assert!(!controller(&without).config.guards(Guard::StaleBrokerEpoch));
         let mut two = cfg.clone();
         two.topology.producers = 2;
         let model = ActorParams::model(&cfg.config);
@@ -816,17 +826,14 @@ mod tests {
             .map(|p| p.producer_id)
             .collect();
         assert_eq!(ids, vec![ProducerId(1), ProducerId(2)]);
-        assert!(!producers(&cfg, &model)[0].timeouts, "nothing is lost");
+        assert!(!producers(&cfg, &model)[0].timeouts(), "nothing is lost");
         let crashy = insync(Config {
             crashes: 1,
             ..Config::default()
         });
-        assert!(producers(&crashy, &ActorParams::model(&crashy.config))[0].timeouts);
-        let engine = ActorParams {
-            application: Some(Id::from(9)),
-            ..model
-        };
-        assert!(producers(&cfg, &engine)[0].timeouts);
+        assert!(producers(&crashy, &ActorParams::model(&crashy.config))[0].timeouts());
+        let engine = ActorParams::engine(Id::from(9), 10, 1, SizeLimits::KAFKA);
+        assert!(producers(&cfg, &engine)[0].timeouts());
     }
 
     /// Actor ids: brokers `0..replicas`, the controller, the producers, then the consumer;

@@ -16,33 +16,25 @@
 //! - An error that says the leader moved triggers a metadata request to the controller; the
 //!   retries go out once the answer is in.
 
-use crate::config::{Acks, NetworkKind};
+use crate::config::{Acks, Config, NetworkKind};
 use crate::limits::{produce_fits, record_bytes};
 use crate::msg::{AppMsg, ErrorCode, Msg, ProducerRecord, RequestId, Timer};
-use crate::node::{timer_range, Node, NodeStorage, Topology};
+use crate::node::{timer_range, ActorParams, Node, NodeStorage, Topology};
 use crate::types::{BrokerId, Epoch, Offset, ProducerId, Sequence, Value};
 use serde::{Deserialize, Serialize};
-use stateright::actor::{Id, Out};
+use stateright::actor::Out;
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Producer {
     pub topology: Topology,
     pub producer_id: ProducerId,
-    pub acks: Acks,
-    pub records: u32,
-    pub retries: u32,
-    pub idempotence: bool,
-    pub max_in_flight: usize,
-    pub batch_records: usize,
-    /// `message.max.bytes` ([`crate::limits`]): a batch's records stay within it.
-    pub message_bytes_max: usize,
-    /// Whether an answer can be lost for good (crashes, a lossy network), so that a request
-    /// timeout can matter. On a reliable network without crashes every request is answered,
-    /// and a timer that fires "too early" would only add duplicates the retry already covers.
-    pub timeouts: bool,
-    /// Where outcomes go (the engine's client API); none in the model.
-    pub application: Option<Id>,
+    /// The producer's settings (`acks`, `retries`, `enable.idempotence`,
+    /// `max.in.flight.requests.per.connection`) and the records a model run sends.
+    pub config: Config,
+    /// How the host runs it: the application the engine's records come from, batches, byte
+    /// limits, request timeouts.
+    pub params: ActorParams,
 }
 
 /// What became of one record, from the application's point of view.
@@ -190,10 +182,28 @@ impl Producer {
         Value::Numbered(index + 1)
     }
 
+    /// The records the producer sends of its own from the start: the configuration's in the
+    /// model; none where an application hands it records (the engine).
+    fn own_records(&self) -> u32 {
+        if self.params.application.is_some() {
+            0
+        } else {
+            self.config.records
+        }
+    }
+
+    /// Whether the request timer runs. Always where the network can really lose an answer
+    /// (the engine); in the model only where an answer can be lost for good (crashes, a lossy
+    /// network): on a reliable network without crashes every request is answered, and a
+    /// timer that fires "too early" would only add duplicates the retry already covers.
+    pub(crate) fn timeouts(&self) -> bool {
+        self.params.request_timeouts || timeouts_matter(self.config.crashes, self.config.network)
+    }
+
     pub fn on_start(&self, initial_leader: Option<(BrokerId, Epoch)>, o: &mut O) -> ProducerState {
-        let n = self.records as usize;
+        let n = self.own_records() as usize;
         let mut state = ProducerState {
-            values: (0..self.records)
+            values: (0..self.own_records())
                 .map(|i| Some(Producer::value_of(i)))
                 .collect(),
             leader: initial_leader,
@@ -235,7 +245,8 @@ impl Producer {
             }
             Msg::App(AppMsg::Send { value }) => {
                 let index = state.values.len() as u32;
-                let too_large = !produce_fits([record_bytes(&value)], self.message_bytes_max);
+                let too_large =
+                    !produce_fits([record_bytes(&value)], self.params.limits.message_bytes_max);
                 state.values.push(Some(value));
                 state.outcomes.push(None);
                 state.attempts.push(0);
@@ -252,7 +263,7 @@ impl Producer {
                 leader_epoch,
             } => {
                 state.leader = leader.map(|l| (l, leader_epoch));
-                if self.application.is_some() {
+                if self.params.application.is_some() {
                     o.cancel_timer(Timer::MetadataTimeout);
                 }
                 if leader.is_none() {
@@ -289,7 +300,7 @@ impl Producer {
         // Records of one request share their fate: all retried, or all failed alike.
         let retry = error.is_retriable()
             && (failed.first..failed.first + failed.count)
-                .all(|i| u32::from(state.attempts[i as usize]) <= self.retries);
+                .all(|i| u32::from(state.attempts[i as usize]) <= self.config.retries);
         // A definite refusal of this attempt says nothing of an earlier one that may have
         // been appended: the record's fate stays unknown.
         let records = failed.first as usize..(failed.first + failed.count) as usize;
@@ -331,7 +342,7 @@ impl Producer {
 
     /// Tells the application, if there is one, what became of a run of records.
     fn tell(&self, first: u32, count: u32, outcome: Outcome, o: &mut O) {
-        if let Some(app) = self.application {
+        if let Some(app) = self.params.application {
             o.send(
                 app,
                 Msg::App(AppMsg::SendResult {
@@ -352,7 +363,7 @@ impl Producer {
             if waiting && !state.metadata_pending {
                 state.metadata_pending = true;
                 o.send(self.topology.controller(), Msg::Metadata);
-                if self.application.is_some() {
+                if self.params.application.is_some() {
                     // The engine's network can lose the request: ask again if no answer comes
                     // (the model's reliable network never loses it).
                     o.set_timer(Timer::MetadataTimeout, timer_range(Timer::MetadataTimeout));
@@ -361,7 +372,7 @@ impl Producer {
             self.arm_timeout(state, o);
             return;
         };
-        while self.acks == Acks::Zero || state.in_flight.len() < self.max_in_flight {
+        while self.config.acks == Acks::Zero || state.in_flight.len() < self.config.max_in_flight {
             let batch = self.next_batch(state);
             if batch.is_empty() {
                 break;
@@ -384,12 +395,12 @@ impl Producer {
                 self.topology.broker(leader),
                 Msg::Produce {
                     request,
-                    producer: self.idempotence.then_some(self.producer_id),
-                    acks: self.acks,
+                    producer: self.config.idempotence.then_some(self.producer_id),
+                    acks: self.config.acks,
                     records,
                 },
             );
-            if self.acks == Acks::Zero {
+            if self.config.acks == Acks::Zero {
                 for &i in &batch {
                     self.finish(state, i, Outcome::Sent);
                 }
@@ -420,7 +431,7 @@ impl Producer {
         }
         let mut batch = Vec::new();
         let mut bytes = 0usize;
-        while state.next_record < len && batch.len() < self.batch_records {
+        while state.next_record < len && batch.len() < self.params.batch_records {
             let i = state.next_record as usize;
             // A batch is contiguous: it ends before a refused record.
             let Some(value) = state.values[i]
@@ -430,7 +441,9 @@ impl Producer {
                 break;
             };
             let size = record_bytes(value);
-            if !batch.is_empty() && !produce_fits([bytes, size], self.message_bytes_max) {
+            if !batch.is_empty()
+                && !produce_fits([bytes, size], self.params.limits.message_bytes_max)
+            {
                 break;
             }
             bytes = bytes.saturating_add(size);
@@ -441,7 +454,7 @@ impl Producer {
     }
 
     fn arm_timeout(&self, state: &ProducerState, o: &mut O) {
-        if self.timeouts && !state.in_flight.is_empty() {
+        if self.timeouts() && !state.in_flight.is_empty() {
             o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
         } else {
             o.cancel_timer(Timer::RequestTimeout);
@@ -449,7 +462,7 @@ impl Producer {
     }
 }
 
-/// Whether request timeouts can matter for a configuration (see [`Producer::timeouts`]).
+/// Whether request timeouts can matter for a model configuration (see `Producer::timeouts`).
 pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
     crashes > 0 || network == NetworkKind::Lossy
 }
@@ -458,12 +471,21 @@ pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::SizeLimits;
     use crate::testkit::sets;
     use stateright::actor::Command;
+    use stateright::actor::Id;
 
     const APP: usize = 9;
 
+    /// An acks=all producer of 2 records, without idempotence, one request in flight, on a
+    /// reliable network without crashes (so without request timeouts).
     fn producer() -> Producer {
+        let config = Config {
+            records: 2,
+            crashes: 0,
+            ..Config::default()
+        };
         Producer {
             topology: Topology {
                 replicas: 3,
@@ -471,15 +493,8 @@ mod tests {
                 consumer: false,
             },
             producer_id: ProducerId(1),
-            acks: Acks::All,
-            records: 2,
-            retries: 1,
-            idempotence: false,
-            max_in_flight: 1,
-            batch_records: 1,
-            message_bytes_max: usize::MAX,
-            timeouts: false,
-            application: None,
+            params: ActorParams::model(&config.clone().validate().expect("valid")),
+            config,
         }
     }
 
@@ -538,6 +553,23 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Starts `p` (which takes its records from the application) and hands it `n` records,
+    /// the values the model's producer would send of its own.
+    fn start_with_sends(p: &Producer, n: u32) -> (ProducerState, O) {
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        for i in 0..n {
+            p.on_msg(
+                &mut state,
+                Msg::App(AppMsg::Send {
+                    value: Producer::value_of(i),
+                }),
+                &mut o,
+            );
+        }
+        (state, o)
     }
 
     fn sends_to(o: &O, to: usize) -> Vec<Msg> {
@@ -603,8 +635,11 @@ mod tests {
     #[test]
     fn max_in_flight_and_batches_bound_what_goes_out() {
         let p = Producer {
-            max_in_flight: 2,
-            records: 3,
+            config: Config {
+                max_in_flight: 2,
+                records: 3,
+                ..producer().config
+            },
             ..producer()
         };
         let mut o = O::new();
@@ -618,9 +653,15 @@ mod tests {
         );
         assert_eq!(state.in_flight.len(), 2);
         let p = Producer {
-            batch_records: 2,
-            records: 3,
-            idempotence: true,
+            config: Config {
+                records: 3,
+                idempotence: true,
+                ..producer().config
+            },
+            params: ActorParams {
+                batch_records: 2,
+                ..producer().params
+            },
             ..producer()
         };
         let mut o = O::new();
@@ -648,13 +689,18 @@ mod tests {
     #[test]
     fn acks_0_sends_everything_and_knows_nothing() {
         let p = Producer {
-            acks: Acks::Zero,
-            records: 3,
-            application: Some(Id::from(APP)),
+            config: Config {
+                acks: Acks::Zero,
+                records: 3,
+                ..producer().config
+            },
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                ..producer().params
+            },
             ..producer()
         };
-        let mut o = O::new();
-        let state = p.on_start(leader(), &mut o);
+        let (state, o) = start_with_sends(&p, 3);
         assert_eq!(
             produces(&o).len(),
             3,
@@ -678,7 +724,10 @@ mod tests {
     #[test]
     fn a_moved_leader_is_asked_for_and_the_record_retried_with_its_sequence() {
         let p = Producer {
-            idempotence: true,
+            config: Config {
+                idempotence: true,
+                ..producer().config
+            },
             ..producer()
         };
         let mut o = O::new();
@@ -746,12 +795,17 @@ mod tests {
     #[test]
     fn a_non_retriable_error_fails_the_record_at_once() {
         let p = Producer {
-            retries: 5,
-            application: Some(Id::from(APP)),
+            config: Config {
+                retries: 5,
+                ..producer().config
+            },
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                ..producer().params
+            },
             ..producer()
         };
-        let mut o = O::new();
-        let mut state = p.on_start(leader(), &mut o);
+        let (mut state, _) = start_with_sends(&p, 2);
         let o = answer(&p, &mut state, 0, Err(ErrorCode::OffsetOutOfRange));
         assert_eq!(
             state.outcomes,
@@ -773,7 +827,10 @@ mod tests {
     fn retries_count_attempts_per_record() {
         // retries=0: the first retriable error is final.
         let p = Producer {
-            retries: 0,
+            config: Config {
+                retries: 0,
+                ..producer().config
+            },
             ..producer()
         };
         let mut state = p.on_start(leader(), &mut O::new());
@@ -784,7 +841,10 @@ mod tests {
         );
         // retries=2: two retries, then final.
         let p = Producer {
-            retries: 2,
+            config: Config {
+                retries: 2,
+                ..producer().config
+            },
             ..producer()
         };
         let mut state = p.on_start(leader(), &mut O::new());
@@ -814,8 +874,14 @@ mod tests {
     #[test]
     fn a_request_timeout_is_armed_while_requests_fly_and_fails_them_indeterminately() {
         let p = Producer {
-            timeouts: true,
-            max_in_flight: 2,
+            config: Config {
+                max_in_flight: 2,
+                ..producer().config
+            },
+            params: ActorParams {
+                request_timeouts: true,
+                ..producer().params
+            },
             ..producer()
         };
         let mut o = O::new();
@@ -863,9 +929,15 @@ mod tests {
     #[test]
     fn the_oldest_answer_restarts_the_request_timeout_a_later_one_does_not() {
         let p = Producer {
-            timeouts: true,
-            max_in_flight: 2,
-            records: 2,
+            config: Config {
+                max_in_flight: 2,
+                records: 2,
+                ..producer().config
+            },
+            params: ActorParams {
+                request_timeouts: true,
+                ..producer().params
+            },
             ..producer()
         };
         let mut state = p.on_start(leader(), &mut O::new());
@@ -898,11 +970,20 @@ mod tests {
     #[test]
     fn a_record_over_message_max_bytes_is_refused_unsent_and_batches_stay_within_it() {
         let p = Producer {
-            records: 0,
-            application: Some(Id::from(APP)),
-            idempotence: true,
-            batch_records: 10,
-            message_bytes_max: 100,
+            config: Config {
+                records: 0,
+                idempotence: true,
+                ..producer().config
+            },
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                batch_records: 10,
+                limits: SizeLimits {
+                    message_bytes_max: 100,
+                    ..SizeLimits::UNLIMITED
+                },
+                ..producer().params
+            },
             ..producer()
         };
         let mut state = p.on_start(leader(), &mut O::new());
@@ -954,8 +1035,14 @@ mod tests {
     #[test]
     fn the_engines_records_come_from_send() {
         let p = Producer {
-            records: 0,
-            application: Some(Id::from(APP)),
+            config: Config {
+                records: 0,
+                ..producer().config
+            },
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                ..producer().params
+            },
             ..producer()
         };
         let mut o = O::new();

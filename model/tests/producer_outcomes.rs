@@ -7,14 +7,21 @@
 //! Expected: the record's outcome is indeterminate, not failed: the first attempt may still
 //! be committed once the ISR grows back. With both attempts refused outright it is failed.
 
-use insync_model::config::Acks;
+use insync_model::config::{Acks, Config};
 use insync_model::msg::{ErrorCode, Msg, RequestId};
-use insync_model::node::{Node, Topology};
+use insync_model::node::{ActorParams, Node, Topology};
 use insync_model::producer::{Outcome, Producer, ProducerState};
 use insync_model::types::{BrokerId, Epoch, ProducerId};
 use stateright::actor::Out;
 
 fn producer() -> Producer {
+    let config = Config {
+        acks: Acks::All,
+        records: 1,
+        retries: 1,
+        crashes: 0,
+        ..Config::default()
+    };
     Producer {
         topology: Topology {
             replicas: 3,
@@ -22,15 +29,8 @@ fn producer() -> Producer {
             consumer: false,
         },
         producer_id: ProducerId(1),
-        acks: Acks::All,
-        records: 1,
-        retries: 1,
-        idempotence: false,
-        max_in_flight: 1,
-        batch_records: 1,
-        message_bytes_max: usize::MAX,
-        timeouts: false,
-        application: None,
+        params: ActorParams::model(&config.clone().validate().expect("valid")),
+        config,
     }
 }
 

@@ -146,6 +146,13 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
             args.steps_max
         )));
     }
+    // The generated plans choose the workload and the faults.
+    args.config.reject_model_only_but("fuzz", &["network"])?;
+    if args.config.given("records") {
+        anyhow::bail!(UsageError::InvalidConfig(
+            "each generated history chooses how many records it sends; drop --records".to_string()
+        ));
+    }
     let config = insync_model::Config {
         records: 1,
         ..args.config.to_config()
