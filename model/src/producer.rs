@@ -20,7 +20,7 @@ use crate::config::{Acks, NetworkKind};
 use crate::limits::{produce_fits, record_bytes};
 use crate::msg::{AppMsg, ErrorCode, Msg, ProducerRecord, RequestId, Timer};
 use crate::node::{timer_range, Node, NodeStorage, Topology};
-use crate::types::{BrokerId, Epoch, Offset, ProducerId, Sequence, Value};
+use crate::types::{BrokerId, CorrelationId, Epoch, Offset, ProducerId, Sequence, Value};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::sync::Arc;
@@ -89,6 +89,10 @@ pub struct Batch {
 pub struct ProducerState {
     /// Each record's value until its outcome is known (then dropped, to free the payload).
     pub values: Vec<Option<Value>>,
+    /// Each record's correlation id, as the application named it in `Send`: what `SendResult`
+    /// names the record by. Empty without an application (the model's producers: so the
+    /// checker's states, and their counts, are as they were).
+    pub ids: Vec<CorrelationId>,
     /// The leader as last learned, and its epoch.
     pub leader: Option<(BrokerId, Epoch)>,
     pub metadata_pending: bool,
@@ -120,6 +124,10 @@ impl ProducerState {
         debug_assert!(
             self.outcomes.len() == n && self.attempts.len() == n && self.maybe_appended.len() == n,
             "per-record vectors of different lengths: {self:?}"
+        );
+        debug_assert!(
+            self.ids.is_empty() || self.ids.len() == n,
+            "correlation ids for some records only: {self:?}"
         );
         debug_assert!(
             self.next_record as usize <= n,
@@ -206,6 +214,7 @@ impl Producer {
             next_request: 0,
             outcomes: vec![None; n],
             refused: Vec::new(),
+            ids: self.own_ids(),
         };
         o.save(NodeStorage::None);
         self.maybe_send(&mut state, o);
@@ -228,15 +237,16 @@ impl Producer {
                         for i in 0..done.count {
                             self.finish(state, done.first + i, Outcome::Acked(base).of_record(i));
                         }
-                        self.tell(done.first, done.count, Outcome::Acked(base), o);
+                        self.tell(state, done.first, done.count, Outcome::Acked(base), o);
                     }
                     Err(error) => self.on_error(state, &done, error, o),
                 }
             }
-            Msg::App(AppMsg::Send { value }) => {
+            Msg::App(AppMsg::Send { id, value }) => {
                 let index = state.values.len() as u32;
                 let too_large = !produce_fits([record_bytes(&value)], self.message_bytes_max);
                 state.values.push(Some(value));
+                state.ids.push(id);
                 state.outcomes.push(None);
                 state.attempts.push(0);
                 state.maybe_appended.push(false);
@@ -244,7 +254,7 @@ impl Producer {
                     let refused = Outcome::Failed(ErrorCode::RecordTooLarge);
                     self.finish(state, index, refused.clone());
                     state.refused.push(index);
-                    self.tell(index, 1, refused, o);
+                    self.tell(state, index, 1, refused, o);
                 }
             }
             Msg::MetadataResponse {
@@ -318,7 +328,7 @@ impl Producer {
             }
         }
         if !retry {
-            self.tell(failed.first, failed.count, outcome, o);
+            self.tell(state, failed.first, failed.count, outcome, o);
         }
     }
 
@@ -329,17 +339,22 @@ impl Producer {
         state.outcomes[i] = Some(outcome);
     }
 
-    /// Tells the application, if there is one, what became of a run of records.
-    fn tell(&self, first: u32, count: u32, outcome: Outcome, o: &mut O) {
+    /// Tells the application, if there is one, what became of a run of records, naming them
+    /// by the correlation ids they came with, in the run's order.
+    fn tell(&self, state: &ProducerState, first: u32, count: u32, outcome: Outcome, o: &mut O) {
         if let Some(app) = self.application {
-            o.send(
-                app,
-                Msg::App(AppMsg::SendResult {
-                    first,
-                    count,
-                    outcome,
-                }),
-            );
+            let ids = state.ids[first as usize..(first + count) as usize].into();
+            o.send(app, Msg::App(AppMsg::SendResult { ids, outcome }));
+        }
+    }
+
+    /// The correlation ids of the records the producer starts with: none in the model, where
+    /// there is no application to name them to; a producer with an application and records of
+    /// its own (a unit test's) names them by their index.
+    fn own_ids(&self) -> Vec<CorrelationId> {
+        match self.application {
+            Some(_) => (0..self.records).map(|i| CorrelationId(i.into())).collect(),
+            None => Vec::new(),
         }
     }
 
@@ -393,7 +408,7 @@ impl Producer {
                 for &i in &batch {
                     self.finish(state, i, Outcome::Sent);
                 }
-                self.tell(batch[0], batch.len() as u32, Outcome::Sent, o);
+                self.tell(state, batch[0], batch.len() as u32, Outcome::Sent, o);
             } else {
                 state.in_flight.push(InFlight {
                     request,
@@ -666,9 +681,8 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             (0..3)
-                .map(|first| Msg::App(AppMsg::SendResult {
-                    first,
-                    count: 1,
+                .map(|i| Msg::App(AppMsg::SendResult {
+                    ids: [CorrelationId(i)].into(),
                     outcome: Outcome::Sent
                 }))
                 .collect::<Vec<_>>()
@@ -761,8 +775,7 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             vec![Msg::App(AppMsg::SendResult {
-                first: 0,
-                count: 1,
+                ids: [CorrelationId(0)].into(),
                 outcome: Outcome::Failed(ErrorCode::OffsetOutOfRange)
             })]
         );
@@ -906,10 +919,12 @@ mod tests {
             ..producer()
         };
         let mut state = p.on_start(leader(), &mut O::new());
+        // Each record's id is ten times its length: not its index.
         let send = |state: &mut ProducerState, n: usize| {
             let mut o = O::new();
             let value = Value::Bytes(vec![1u8; n].into());
-            p.on_msg(state, Msg::App(AppMsg::Send { value }), &mut o);
+            let id = CorrelationId(10 * n as u64);
+            p.on_msg(state, Msg::App(AppMsg::Send { id, value }), &mut o);
             o
         };
         assert_eq!(produced_bytes(&send(&mut state, 10)), vec![vec![(10, 0)]]);
@@ -919,8 +934,7 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             vec![Msg::App(AppMsg::SendResult {
-                first: 1,
-                count: 1,
+                ids: [CorrelationId(2000)].into(),
                 outcome: Outcome::Failed(ErrorCode::RecordTooLarge)
             })]
         );
@@ -966,6 +980,7 @@ mod tests {
         p.on_msg(
             &mut state,
             Msg::App(AppMsg::Send {
+                id: CorrelationId(5),
                 value: Value::Numbered(42),
             }),
             &mut o,
@@ -977,8 +992,7 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             vec![Msg::App(AppMsg::SendResult {
-                first: 0,
-                count: 1,
+                ids: [CorrelationId(5)].into(),
                 outcome: Outcome::Acked(Offset(3))
             })]
         );
@@ -989,12 +1003,71 @@ mod tests {
         p.on_msg(
             &mut state,
             Msg::App(AppMsg::Send {
+                id: CorrelationId(6),
                 value: Value::Numbered(43),
             }),
             &mut o,
         );
         assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);
         assert!(sets(&o, Timer::MetadataTimeout));
+    }
+
+    /// Setup: a producer with an application, batches of up to three records, one request in
+    /// flight.
+    /// Steps: the application sends records with ids 40, 7, 1000 and 3 (none of them its
+    /// index); the first goes out alone, the other three wait and go out together; the
+    /// two requests are acknowledged.
+    /// Expected: each `SendResult` names exactly the ids of its request's records, in batch
+    /// order, so the application resolves each send with its own record's offset. (Named
+    /// by position, results resolved the wrong sends when the application's count and the
+    /// producer's drifted apart.)
+    #[test]
+    fn send_results_name_the_records_by_the_ids_they_came_with() {
+        let p = Producer {
+            records: 0,
+            application: Some(Id::from(APP)),
+            batch_records: 3,
+            ..producer()
+        };
+        let mut state = p.on_start(leader(), &mut O::new());
+        let mut o = O::new();
+        for (id, value) in [(40, 1), (7, 2), (1000, 3), (3, 4)] {
+            let send = AppMsg::Send {
+                id: CorrelationId(id),
+                value: Value::Numbered(value),
+            };
+            p.on_msg(&mut state, Msg::App(send), &mut o);
+        }
+        assert_eq!(
+            produces(&o),
+            vec![(0, 0, None, Acks::All, vec![(1, 0)])],
+            "one request in flight"
+        );
+        let ids = |ids: &[u64]| -> Arc<[CorrelationId]> {
+            ids.iter().copied().map(CorrelationId).collect()
+        };
+        let o = answer(&p, &mut state, 0, Ok(Offset(9)));
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::App(AppMsg::SendResult {
+                ids: ids(&[40]),
+                outcome: Outcome::Acked(Offset(9))
+            })]
+        );
+        assert_eq!(
+            produces(&o),
+            vec![(0, 1, None, Acks::All, vec![(2, 1), (3, 2), (4, 3)])]
+        );
+        let o = answer(&p, &mut state, 1, Ok(Offset(10)));
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::App(AppMsg::SendResult {
+                ids: ids(&[7, 1000, 3]),
+                outcome: Outcome::Acked(Offset(10))
+            })]
+        );
+        assert!(state.is_idle());
+        assert_eq!(state.ids, &ids(&[40, 7, 1000, 3])[..]);
     }
 
     #[test]
