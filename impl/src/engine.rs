@@ -18,7 +18,7 @@ use insync_model::log::Log;
 use insync_model::msg::{AppMsg, Msg};
 use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
 use insync_model::producer::Outcome;
-use insync_model::types::{BrokerId, Offset, ProducerId, Value};
+use insync_model::types::{BrokerId, CorrelationId, Offset, ProducerId, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
 use std::collections::HashMap;
@@ -140,16 +140,18 @@ impl StorageBackend<NodeStorage> for DiskStorage {
 }
 
 /// Waiting senders, by correlation id.
-type Pending = Arc<Mutex<HashMap<SendId, oneshot::Sender<(Outcome, Instant)>>>>;
+type Pending = Arc<Mutex<HashMap<CorrelationId, oneshot::Sender<(Outcome, Instant)>>>>;
 
-/// A send's correlation id: the producer it went through and its number among the records
-/// that producer took. The producer numbers records in the order they reach it and names
-/// them so in `SendResult`; a send the producer did not take (its mailbox closed) gets no
-/// number, so the two counts cannot drift apart.
+/// A send's identity: the producer it went through (for reports) and the correlation id the
+/// cluster gave it. The id travels with the record in `Send` and comes back in the
+/// `SendResult` that names it, so the engine needs no count of its own of what each producer
+/// took, and a send the producer did not take (its mailbox closed), or a producer restarted
+/// with none of its records, cannot make one send's outcome resolve another's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct SendId {
     pub producer: usize,
-    pub seq: u32,
+    /// Unique within the cluster, in the order sends began.
+    pub correlation: CorrelationId,
 }
 
 /// What became of a send: its correlation id, its outcome (its offset, or the Kafka-named
@@ -224,8 +226,9 @@ pub struct Cluster {
     transport: Option<Arc<Transport>>,
     topology: Topology,
     app: Id,
-    /// Per producer: the index of its next record.
-    next_index: Vec<tokio::sync::Mutex<u32>>,
+    /// The correlation id of the next send, through any producer: ids are never reused, so a
+    /// late `SendResult` can only name its own sends.
+    next_correlation: std::sync::atomic::AtomicU64,
     pending: Pending,
     delivered: Arc<Delivered>,
     /// The data directory's storage, when there is one.
@@ -636,22 +639,14 @@ impl Cluster {
                     continue;
                 }
                 match msg {
-                    Msg::App(AppMsg::SendResult {
-                        first,
-                        count,
-                        outcome,
-                    }) => {
-                        let Some(producer) = topology.producer_index(src) else {
+                    Msg::App(AppMsg::SendResult { ids, outcome }) => {
+                        if topology.producer_index(src).is_none() {
                             continue;
-                        };
+                        }
                         let now = Instant::now();
                         let mut pending = pending_for_app.lock().expect("pending lock");
-                        for i in 0..count {
-                            let id = SendId {
-                                producer,
-                                seq: first + i,
-                            };
-                            if let Some(waiter) = pending.remove(&id) {
+                        for (i, id) in (0u32..).zip(ids.iter()) {
+                            if let Some(waiter) = pending.remove(id) {
                                 let _ = waiter.send((outcome.of_record(i), now));
                             }
                         }
@@ -666,9 +661,7 @@ impl Cluster {
             transport,
             topology,
             app,
-            next_index: (0..topology.producers)
-                .map(|_| tokio::sync::Mutex::new(0))
-                .collect(),
+            next_correlation: std::sync::atomic::AtomicU64::new(0),
             pending,
             delivered,
             disk,
@@ -728,18 +721,24 @@ impl Cluster {
 
     /// [`Cluster::send`] through producer `producer` (taken modulo the producer count). A
     /// producer that does not take the record (it is down) fails it at once with
-    /// `LEADER_NOT_AVAILABLE`, and its number goes to the next record it takes.
+    /// `LEADER_NOT_AVAILABLE`; its correlation id is never used again.
     pub async fn send_via(&self, producer: usize, value: Vec<u8>) -> SendTicket {
-        let producer = producer % self.next_index.len().max(1);
+        let producer = producer % self.topology.producers.max(1);
         let (tx, rx) = oneshot::channel();
-        // The producer numbers records in the order they reach it, so numbering and handing
-        // over happen under one lock.
-        let mut next = self.next_index[producer].lock().await;
+        let correlation = CorrelationId(
+            self.next_correlation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
         let id = SendId {
             producer,
-            seq: *next,
+            correlation,
         };
-        self.pending.lock().expect("pending lock").insert(id, tx);
+        // Waiting before the record is handed over: its answer may come before `send_from`
+        // returns.
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(correlation, tx);
         // The application and its producers share a process: no network between them. The
         // mailbox is bounded, so a busy producer slows the application down.
         let taken = self
@@ -748,20 +747,23 @@ impl Cluster {
                 self.app,
                 self.topology.producer_at(producer),
                 Msg::App(AppMsg::Send {
+                    id: correlation,
                     value: Value::Bytes(value.into()),
                 }),
                 Route::Direct,
             )
             .await;
         if !taken {
-            self.pending.lock().expect("pending lock").remove(&id);
+            self.pending
+                .lock()
+                .expect("pending lock")
+                .remove(&correlation);
             let failed = Outcome::Failed(insync_model::msg::ErrorCode::LeaderNotAvailable);
             return SendTicket {
                 id,
                 answer: Answer::Now(Some((failed, Instant::now()))),
             };
         }
-        *next += 1;
         SendTicket {
             id,
             answer: Answer::Waiting(rx),

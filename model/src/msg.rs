@@ -5,8 +5,8 @@ use crate::config::Acks;
 use crate::consumer::ReadRecord;
 use crate::producer::Outcome;
 use crate::types::{
-    BrokerEpoch, BrokerId, BrokerSet, Epoch, Offset, PartitionEpoch, ProducerId, Record, Sequence,
-    Value,
+    BrokerEpoch, BrokerId, BrokerSet, CorrelationId, Epoch, Offset, PartitionEpoch, ProducerId,
+    Record, Sequence, Value,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -269,14 +269,16 @@ pub enum Msg {
 /// hashes and counts, are what they were before it was split out.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AppMsg {
-    /// The application hands the producer a record to send.
-    Send { value: Value },
-    /// The producer tells the application what became of records `first..first + count`
-    /// (0-based, in send order): all acknowledged from the outcome's offset on, or all failed
-    /// alike. One message per request, not per record.
+    /// The application hands the producer a record to send, named by an id of the
+    /// application's choosing.
+    Send { id: CorrelationId, value: Value },
+    /// The producer tells the application what became of the records `ids` names, in batch
+    /// order: all acknowledged from the outcome's offset on (the `i`-th at
+    /// [`Outcome::of_record`]`(i)`), or all failed alike. One message per request, not per
+    /// record. Named by the ids the application chose, so it needs no count of its own of
+    /// what the producer took.
     SendResult {
-        first: u32,
-        count: u32,
+        ids: Arc<[CorrelationId]>,
         outcome: Outcome,
     },
     /// The consumer hands the application records it read and processed.

@@ -20,7 +20,7 @@ use crate::config::{Acks, Config, NetworkKind};
 use crate::limits::{produce_fits, record_bytes};
 use crate::msg::{AppMsg, ErrorCode, Msg, ProducerRecord, RequestId, Timer};
 use crate::node::{timer_range, ActorParams, Node, NodeStorage, Topology};
-use crate::types::{BrokerId, Epoch, Offset, ProducerId, Sequence, Value};
+use crate::types::{BrokerId, CorrelationId, Epoch, Offset, ProducerId, Sequence, Value};
 use serde::{Deserialize, Serialize};
 use stateright::actor::Out;
 use std::sync::Arc;
@@ -81,6 +81,10 @@ pub struct Batch {
 pub struct ProducerState {
     /// Each record's value until its outcome is known (then dropped, to free the payload).
     pub values: Vec<Option<Value>>,
+    /// Each record's correlation id, as the application named it in `Send`: what `SendResult`
+    /// names the record by. Empty without an application (the model's producers: so the
+    /// checker's states, and their counts, are as they were).
+    pub ids: Vec<CorrelationId>,
     /// The leader as last learned, and its epoch.
     pub leader: Option<(BrokerId, Epoch)>,
     pub metadata_pending: bool,
@@ -112,6 +116,10 @@ impl ProducerState {
         debug_assert!(
             self.outcomes.len() == n && self.attempts.len() == n && self.maybe_appended.len() == n,
             "per-record vectors of different lengths: {self:?}"
+        );
+        debug_assert!(
+            self.ids.is_empty() || self.ids.len() == n,
+            "correlation ids for some records only: {self:?}"
         );
         debug_assert!(
             self.next_record as usize <= n,
@@ -216,6 +224,9 @@ impl Producer {
             next_request: 0,
             outcomes: vec![None; n],
             refused: Vec::new(),
+            // The model's records have no application to be named to; the engine's come
+            // with their ids in `Send`.
+            ids: Vec::new(),
         };
         o.save(NodeStorage::None);
         self.maybe_send(&mut state, o);
@@ -238,16 +249,17 @@ impl Producer {
                         for i in 0..done.count {
                             self.finish(state, done.first + i, Outcome::Acked(base).of_record(i));
                         }
-                        self.tell(done.first, done.count, Outcome::Acked(base), o);
+                        self.tell(state, done.first, done.count, Outcome::Acked(base), o);
                     }
                     Err(error) => self.on_error(state, &done, error, o),
                 }
             }
-            Msg::App(AppMsg::Send { value }) => {
+            Msg::App(AppMsg::Send { id, value }) => {
                 let index = state.values.len() as u32;
                 let too_large =
                     !produce_fits([record_bytes(&value)], self.params.limits.message_bytes_max);
                 state.values.push(Some(value));
+                state.ids.push(id);
                 state.outcomes.push(None);
                 state.attempts.push(0);
                 state.maybe_appended.push(false);
@@ -255,7 +267,7 @@ impl Producer {
                     let refused = Outcome::Failed(ErrorCode::RecordTooLarge);
                     self.finish(state, index, refused.clone());
                     state.refused.push(index);
-                    self.tell(index, 1, refused, o);
+                    self.tell(state, index, 1, refused, o);
                 }
             }
             Msg::MetadataResponse {
@@ -329,7 +341,7 @@ impl Producer {
             }
         }
         if !retry {
-            self.tell(failed.first, failed.count, outcome, o);
+            self.tell(state, failed.first, failed.count, outcome, o);
         }
     }
 
@@ -340,17 +352,12 @@ impl Producer {
         state.outcomes[i] = Some(outcome);
     }
 
-    /// Tells the application, if there is one, what became of a run of records.
-    fn tell(&self, first: u32, count: u32, outcome: Outcome, o: &mut O) {
+    /// Tells the application, if there is one, what became of a run of records, naming them
+    /// by the correlation ids they came with, in the run's order.
+    fn tell(&self, state: &ProducerState, first: u32, count: u32, outcome: Outcome, o: &mut O) {
         if let Some(app) = self.params.application {
-            o.send(
-                app,
-                Msg::App(AppMsg::SendResult {
-                    first,
-                    count,
-                    outcome,
-                }),
-            );
+            let ids = state.ids[first as usize..(first + count) as usize].into();
+            o.send(app, Msg::App(AppMsg::SendResult { ids, outcome }));
         }
     }
 
@@ -404,7 +411,7 @@ impl Producer {
                 for &i in &batch {
                     self.finish(state, i, Outcome::Sent);
                 }
-                self.tell(batch[0], batch.len() as u32, Outcome::Sent, o);
+                self.tell(state, batch[0], batch.len() as u32, Outcome::Sent, o);
             } else {
                 state.in_flight.push(InFlight {
                     request,
@@ -564,6 +571,7 @@ mod tests {
             p.on_msg(
                 &mut state,
                 Msg::App(AppMsg::Send {
+                    id: CorrelationId(u64::from(i)),
                     value: Producer::value_of(i),
                 }),
                 &mut o,
@@ -712,9 +720,8 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             (0..3)
-                .map(|first| Msg::App(AppMsg::SendResult {
-                    first,
-                    count: 1,
+                .map(|i| Msg::App(AppMsg::SendResult {
+                    ids: [CorrelationId(i)].into(),
                     outcome: Outcome::Sent
                 }))
                 .collect::<Vec<_>>()
@@ -815,8 +822,7 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             vec![Msg::App(AppMsg::SendResult {
-                first: 0,
-                count: 1,
+                ids: [CorrelationId(0)].into(),
                 outcome: Outcome::Failed(ErrorCode::OffsetOutOfRange)
             })]
         );
@@ -971,7 +977,6 @@ mod tests {
     fn a_record_over_message_max_bytes_is_refused_unsent_and_batches_stay_within_it() {
         let p = Producer {
             config: Config {
-                records: 0,
                 idempotence: true,
                 ..producer().config
             },
@@ -987,10 +992,12 @@ mod tests {
             ..producer()
         };
         let mut state = p.on_start(leader(), &mut O::new());
+        // Each record's id is ten times its length: not its index.
         let send = |state: &mut ProducerState, n: usize| {
             let mut o = O::new();
             let value = Value::Bytes(vec![1u8; n].into());
-            p.on_msg(state, Msg::App(AppMsg::Send { value }), &mut o);
+            let id = CorrelationId(10 * n as u64);
+            p.on_msg(state, Msg::App(AppMsg::Send { id, value }), &mut o);
             o
         };
         assert_eq!(produced_bytes(&send(&mut state, 10)), vec![vec![(10, 0)]]);
@@ -1000,8 +1007,7 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             vec![Msg::App(AppMsg::SendResult {
-                first: 1,
-                count: 1,
+                ids: [CorrelationId(2000)].into(),
                 outcome: Outcome::Failed(ErrorCode::RecordTooLarge)
             })]
         );
@@ -1035,10 +1041,6 @@ mod tests {
     #[test]
     fn the_engines_records_come_from_send() {
         let p = Producer {
-            config: Config {
-                records: 0,
-                ..producer().config
-            },
             params: ActorParams {
                 application: Some(Id::from(APP)),
                 ..producer().params
@@ -1053,6 +1055,7 @@ mod tests {
         p.on_msg(
             &mut state,
             Msg::App(AppMsg::Send {
+                id: CorrelationId(5),
                 value: Value::Numbered(42),
             }),
             &mut o,
@@ -1064,8 +1067,7 @@ mod tests {
         assert_eq!(
             sends_to(&o, APP),
             vec![Msg::App(AppMsg::SendResult {
-                first: 0,
-                count: 1,
+                ids: [CorrelationId(5)].into(),
                 outcome: Outcome::Acked(Offset(3))
             })]
         );
@@ -1076,12 +1078,73 @@ mod tests {
         p.on_msg(
             &mut state,
             Msg::App(AppMsg::Send {
+                id: CorrelationId(6),
                 value: Value::Numbered(43),
             }),
             &mut o,
         );
         assert_eq!(sends_to(&o, 3), vec![Msg::Metadata]);
         assert!(sets(&o, Timer::MetadataTimeout));
+    }
+
+    /// Setup: a producer with an application, batches of up to three records, one request in
+    /// flight.
+    /// Steps: the application sends records with ids 40, 7, 1000 and 3 (none of them its
+    /// index); the first goes out alone, the other three wait and go out together; the
+    /// two requests are acknowledged.
+    /// Expected: each `SendResult` names exactly the ids of its request's records, in batch
+    /// order, so the application resolves each send with its own record's offset. (Named
+    /// by position, results resolved the wrong sends when the application's count and the
+    /// producer's drifted apart.)
+    #[test]
+    fn send_results_name_the_records_by_the_ids_they_came_with() {
+        let p = Producer {
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                batch_records: 3,
+                ..producer().params
+            },
+            ..producer()
+        };
+        let mut state = p.on_start(leader(), &mut O::new());
+        let mut o = O::new();
+        for (id, value) in [(40, 1), (7, 2), (1000, 3), (3, 4)] {
+            let send = AppMsg::Send {
+                id: CorrelationId(id),
+                value: Value::Numbered(value),
+            };
+            p.on_msg(&mut state, Msg::App(send), &mut o);
+        }
+        assert_eq!(
+            produces(&o),
+            vec![(0, 0, None, Acks::All, vec![(1, 0)])],
+            "one request in flight"
+        );
+        let ids = |ids: &[u64]| -> Arc<[CorrelationId]> {
+            ids.iter().copied().map(CorrelationId).collect()
+        };
+        let o = answer(&p, &mut state, 0, Ok(Offset(9)));
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::App(AppMsg::SendResult {
+                ids: ids(&[40]),
+                outcome: Outcome::Acked(Offset(9))
+            })]
+        );
+        assert_eq!(
+            produces(&o),
+            vec![(0, 1, None, Acks::All, vec![(2, 1), (3, 2), (4, 3)])]
+        );
+        let o = answer(&p, &mut state, 1, Ok(Offset(10)));
+        assert_eq!(
+            sends_to(&o, APP),
+            vec![Msg::App(AppMsg::SendResult {
+                ids: ids(&[7, 1000, 3]),
+                outcome: Outcome::Acked(Offset(10))
+            })]
+        );
+        assert!(state.is_idle());
+        assert_eq!(state.ids, &ids(&[40, 7, 1000, 3])[..]);
     }
 
     #[test]

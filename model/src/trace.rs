@@ -4,7 +4,7 @@
 
 use crate::msg::{AppMsg, FetchResult, Msg, Timer};
 use crate::node::{ActorKind, InsyncModel, InsyncState, NodeState};
-use crate::types::Offset;
+use crate::types::{CorrelationId, Offset};
 use stateright::actor::{ActorModelAction, Id};
 
 type Action = ActorModelAction<Msg, Timer, ()>;
@@ -164,12 +164,12 @@ pub fn format_msg(msg: &Msg) -> String {
             "Heartbeat incarnation={incarnation} epoch={}",
             leader_epoch.0
         ),
-        Msg::App(AppMsg::Send { value }) => format!("Send {value}"),
-        Msg::App(AppMsg::SendResult {
-            first,
-            count,
-            outcome,
-        }) => format!("SendResult #{first}+{count} {}", describe_outcome(outcome)),
+        Msg::App(AppMsg::Send { id, value }) => format!("Send id={id} {value}"),
+        Msg::App(AppMsg::SendResult { ids, outcome }) => format!(
+            "SendResult ids={} {}",
+            format_ids(ids),
+            describe_outcome(outcome)
+        ),
         Msg::App(AppMsg::Delivered { records }) => format!("Delivered {} records", records.len()),
         Msg::App(AppMsg::Commit { offset }) => format!("Commit offset {offset}"),
         Msg::InitProducerId { request } => format!("InitProducerId #{}", request.0),
@@ -407,6 +407,29 @@ pub fn describe_outcome(o: &crate::producer::Outcome) -> String {
     }
 }
 
+/// Correlation ids as runs, in their order: `7-9,12`. The engine numbers its sends in order,
+/// so a batch's ids are mostly one run, and a line stays short however large the batch.
+fn format_ids(ids: &[CorrelationId]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for id in ids {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(id.0) => *last = id.0,
+            _ => runs.push((id.0, id.0)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .into_iter()
+        .map(|(first, last)| {
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            }
+        })
+        .collect();
+    runs.join(",")
+}
+
 /// The final state in a few lines: the controller's view, then each broker.
 pub fn describe_state(model: &InsyncModel, state: &InsyncState) -> Vec<String> {
     let t = model.cfg.topology;
@@ -481,4 +504,35 @@ pub fn describe_path(model: &InsyncModel, steps: &[(InsyncState, Option<Action>)
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::Outcome;
+    use crate::types::Value;
+
+    /// The engine's application messages name their records by correlation id, runs folded.
+    #[test]
+    fn app_messages_print_their_correlation_ids() {
+        let send = Msg::App(AppMsg::Send {
+            id: CorrelationId(7),
+            value: Value::Bytes(vec![0; 16].into()),
+        });
+        assert_eq!(format_msg(&send), "Send id=7 16B");
+        let ids = [3, 4, 5, 9, 11, 12].map(CorrelationId);
+        let result = Msg::App(AppMsg::SendResult {
+            ids: ids.into(),
+            outcome: Outcome::Acked(Offset(2)),
+        });
+        assert_eq!(
+            format_msg(&result),
+            "SendResult ids=3-5,9,11-12 acknowledged at offset 2"
+        );
+        assert_eq!(format_ids(&[]), "");
+        assert_eq!(
+            format_ids(&[CorrelationId(u64::MAX), CorrelationId(0)]),
+            format!("{},0", u64::MAX)
+        );
+    }
 }

@@ -127,6 +127,24 @@ impl std::fmt::Display for BrokerEpoch {
 )]
 pub struct ProducerId(pub u32);
 
+/// The application's name for one record it hands a producer (the engine's client API,
+/// [`crate::msg::AppMsg`]): the producer keeps it next to the record and names the record by
+/// it when it tells the outcome. Chosen by the application, not counted by the producer, so
+/// the two never have to agree on how many records went before (they drifted apart once,
+/// when a send the producer never took was counted anyway). Unique among the records one
+/// application has waiting; the model's producers have no application and no ids.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(transparent)]
+pub struct CorrelationId(pub u64);
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A set of brokers (the ISR, the fenced brokers), as a bit set over broker indices.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
