@@ -67,6 +67,11 @@ fn every_case_file_replays_to_its_expected_verdict() {
             .replay()
             .unwrap_or_else(|e| panic!("{name}: the replay failed: {e:#}"));
         if file.expect.as_ref() == Some(&replayed.shown) {
+            // Written again even so: a new configuration field changes every file's text.
+            if regenerating() && text != file.render() {
+                std::fs::write(path, file.render()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                eprintln!("rewrote {name} (its expectation holds)");
+            }
             continue;
         }
         if regenerating() {

@@ -102,22 +102,43 @@ pub struct LeaderState {
     pub pending_isr: Option<BrokerSet>,
     /// Replicas the controller refused to add (fenced); not proposed again until it says more.
     pub ineligible: BrokerSet,
-    /// Each follower's log end offset, from its last fetch.
-    pub follower_end: [Offset; REPLICAS_MAX],
-    /// Each follower's incarnation, from its last fetch (KIP-903).
-    pub follower_incarnation: [BrokerEpoch; REPLICAS_MAX],
-    /// Followers whose fetch is held until there is something new (Kafka's delayed fetch).
-    pub parked_followers: BrokerSet,
+    /// What the leader knows of each follower (its own slot unused).
+    pub followers: [Progress; REPLICAS_MAX],
     /// Consumer fetches held until the high watermark passes their offset.
     pub parked_consumers: Vec<(Id, Offset)>,
     /// `acks=all` produce requests waiting for the high watermark.
     pub pending_produce: Vec<PendingProduce>,
     /// Whether the lag timer is armed (mirrors the timer, so adds no states).
     pub lag_armed: bool,
-    /// Precise lag rule only: followers that caught up since the lag timer was armed, and the
-    /// log end offset each was sent up to (Kafka's `lastCaughtUpTime`).
-    pub caught_up: BrokerSet,
-    pub sent_end: [Offset; REPLICAS_MAX],
+}
+
+/// What a leader knows of one follower, from the follower's fetches: Kafka's per-replica
+/// state in `Partition` (`Replica`: log end offset, broker epoch, `lastCaughtUpTime`), etcd
+/// raft's `Progress`. One place, so that a rule about a follower reads one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Progress {
+    /// Its log end offset, from its last fetch.
+    pub end: Offset,
+    /// Its incarnation (broker epoch), from its last fetch (KIP-903).
+    pub incarnation: BrokerEpoch,
+    /// Its fetch is held until there is something new (Kafka's delayed fetch).
+    pub parked: bool,
+    /// Precise lag rule only: the leader's log end when it last sent the follower records.
+    pub sent_end: Offset,
+    /// Precise lag rule only: it fetched up to `sent_end` since the lag timer was armed
+    /// (Kafka's `lastCaughtUpTime` is newer than the timer).
+    pub caught_up: bool,
+}
+
+impl Progress {
+    /// A follower the leader has not heard from.
+    pub const UNKNOWN: Progress = Progress {
+        end: Offset::ZERO,
+        incarnation: BrokerEpoch::NONE,
+        parked: false,
+        sent_end: Offset::ZERO,
+        caught_up: false,
+    };
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -136,15 +157,42 @@ impl LeaderState {
             partition_epoch: partition.partition_epoch,
             pending_isr: None,
             ineligible: BrokerSet::EMPTY,
-            follower_end: [Offset::ZERO; REPLICAS_MAX],
-            follower_incarnation: [BrokerEpoch::NONE; REPLICAS_MAX],
-            parked_followers: BrokerSet::EMPTY,
+            followers: [Progress::UNKNOWN; REPLICAS_MAX],
             parked_consumers: Vec::new(),
             pending_produce: Vec::new(),
             lag_armed: false,
-            caught_up: BrokerSet::EMPTY,
-            sent_end: [Offset::ZERO; REPLICAS_MAX],
         }
+    }
+
+    /// Each follower's log end offset.
+    pub fn follower_ends(&self) -> [Offset; REPLICAS_MAX] {
+        self.followers.map(|p| p.end)
+    }
+
+    /// Each follower's incarnation, as its fetches said.
+    pub fn follower_incarnations(&self) -> [BrokerEpoch; REPLICAS_MAX] {
+        self.followers.map(|p| p.incarnation)
+    }
+
+    /// The followers for which `flag` holds, clearing it for each.
+    fn take(&mut self, flag: fn(&mut Progress) -> &mut bool) -> BrokerSet {
+        let mut set = BrokerSet::EMPTY;
+        for (i, p) in self.followers.iter_mut().enumerate() {
+            if std::mem::take(flag(p)) {
+                set = set.with(BrokerId(i as u8));
+            }
+        }
+        set
+    }
+
+    /// The followers whose fetch is parked, no longer parked.
+    fn take_parked(&mut self) -> BrokerSet {
+        self.take(|p| &mut p.parked)
+    }
+
+    /// The followers that caught up since the lag timer was armed, forgotten.
+    fn take_caught_up(&mut self) -> BrokerSet {
+        self.take(|p| &mut p.caught_up)
     }
 
     /// KIP-497's maximal ISR: the confirmed ISR plus any member a pending change would add, so
@@ -622,11 +670,12 @@ impl Broker {
             );
         }
         if let Role::Leader(leader) = &mut state.role {
-            leader.follower_end[follower.index()] = fetch_offset;
-            leader.follower_incarnation[follower.index()] = incarnation;
-            leader.parked_followers = leader.parked_followers.without(follower);
-            if self.params.track_catch_up && fetch_offset >= leader.sent_end[follower.index()] {
-                leader.caught_up = leader.caught_up.with(follower);
+            let progress = &mut leader.followers[follower.index()];
+            progress.end = fetch_offset;
+            progress.incarnation = incarnation;
+            progress.parked = false;
+            if self.params.track_catch_up && fetch_offset >= progress.sent_end {
+                progress.caught_up = true;
             }
         }
         self.maybe_expand_isr(state, follower, o);
@@ -666,14 +715,15 @@ impl Broker {
         let Role::Leader(leader) = &mut state.role else {
             return;
         };
-        let from = leader.follower_end[follower.index()];
+        let progress = &mut leader.followers[follower.index()];
+        let from = progress.end;
         let end = state.log.log_end_offset();
         // Kafka's delayed fetch completes on new bytes; a newer high watermark alone waits for
         // `replica.fetch.wait.max.ms`, which we do not model: a follower learns the high
         // watermark with the next records. Its HW lags, which only weakens `log-matching` and
         // makes the legacy truncation rule lose more, never hides a loss.
         if from >= end {
-            leader.parked_followers = leader.parked_followers.with(follower);
+            progress.parked = true;
             return;
         }
         let upto = fetch_end(
@@ -685,7 +735,7 @@ impl Broker {
         );
         let records: Arc<[Record]> = state.log.slice(from, upto).into();
         if self.params.track_catch_up {
-            leader.sent_end[follower.index()] = end;
+            progress.sent_end = end;
         }
         o.send(
             self.topology.broker(follower),
@@ -704,7 +754,7 @@ impl Broker {
         let Role::Leader(leader) = &mut state.role else {
             return;
         };
-        let parked = std::mem::take(&mut leader.parked_followers);
+        let parked = leader.take_parked();
         let consumers = std::mem::take(&mut leader.parked_consumers);
         for follower in parked.iter() {
             self.maybe_answer_follower(state, follower, o);
@@ -725,7 +775,7 @@ impl Broker {
             epoch_start: self.config.truncation.isr_join_needs_epoch_start()
                 && self.config.guards(Guard::IsrJoinEpochStart),
         };
-        let end = leader.follower_end[follower.index()];
+        let end = leader.followers[follower.index()].end;
         let eligible = !leader.isr.contains(follower)
             && !leader.ineligible.contains(follower)
             && leader.pending_isr.is_none()
@@ -746,9 +796,9 @@ impl Broker {
         if leader.pending_isr.is_some() {
             return;
         }
-        let caught_up = std::mem::take(&mut leader.caught_up);
+        let caught_up = leader.take_caught_up();
         let lagging =
-            rules::lagging_followers(leader.isr, me, end, &leader.follower_end, caught_up);
+            rules::lagging_followers(leader.isr, me, end, &leader.follower_ends(), caught_up);
         if !lagging.is_empty() {
             let proposed = leader.isr.minus(lagging);
             self.send_alter_partition(state.leader_epoch, leader, proposed, o);
@@ -769,7 +819,7 @@ impl Broker {
                 leader_epoch,
                 partition_epoch: leader.partition_epoch,
                 isr,
-                incarnations: leader.follower_incarnation,
+                incarnations: leader.follower_incarnations(),
             },
         );
     }
@@ -845,7 +895,7 @@ impl Broker {
             counted,
             me,
             end,
-            &leader.follower_end,
+            &leader.follower_ends(),
         ) else {
             return;
         };
@@ -1178,10 +1228,10 @@ impl Broker {
                     && leader
                         .isr
                         .iter()
-                        .any(|b| b != me && leader.follower_end[b.index()] < end);
+                        .any(|b| b != me && leader.followers[b.index()].end < end);
                 if lagging && !leader.lag_armed {
                     leader.lag_armed = true;
-                    leader.caught_up = BrokerSet::EMPTY;
+                    let _forgotten = leader.take_caught_up();
                     o.set_timer(Timer::IsrLag, timer_range(Timer::IsrLag));
                 } else if !lagging && leader.lag_armed {
                     leader.lag_armed = false;
@@ -1592,7 +1642,7 @@ mod tests {
         let o = deliver(&b, &mut state, 1, fetch(1, 2, Some(1)));
         assert_eq!(state.high_watermark, Offset(0), "broker 2 has nothing");
         assert!(sent(&o).is_empty(), "parked: nothing new");
-        assert!(leader(&mut state).parked_followers.contains(BrokerId(1)));
+        assert!(leader(&mut state).followers[1].parked);
         let o = deliver(&b, &mut state, 2, fetch(1, 1, Some(1)));
         assert_eq!(state.high_watermark, Offset(1));
         assert_eq!(state.committed_ghost, log(&[(1, 1)]));
@@ -2184,7 +2234,7 @@ mod tests {
             deliver(&b, &mut state, 1, fetch(1, 0, None));
             deliver(&b, &mut state, PROD, produce(2));
             deliver(&b, &mut state, 1, fetch(1, 1, Some(1)));
-            assert_eq!(leader(&mut state).follower_end[1], Offset(1), "behind 2");
+            assert_eq!(leader(&mut state).followers[1].end, Offset(1), "behind 2");
             let mut o = O::new();
             b.on_timeout(&mut state, &Timer::IsrLag, &mut o);
             assert_eq!(

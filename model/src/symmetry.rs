@@ -323,7 +323,8 @@ fn own_summary<H: Hasher>(s: &BrokerState, h: &mut H) {
         Role::Leader(l) => {
             let others = (0..REPLICAS_MAX)
                 .filter(|&f| f != s.id.index())
-                .map(|f| (l.follower_end[f], l.follower_incarnation[f], l.sent_end[f]))
+                .map(|f| &l.followers[f])
+                .map(|p| (p.end, p.incarnation, p.sent_end))
                 .fold(0u64, |acc, t| acc.wrapping_add(hash_of(&t)));
             (
                 0u8,
@@ -332,11 +333,11 @@ fn own_summary<H: Hasher>(s: &BrokerState, h: &mut H) {
                 l.partition_epoch,
                 l.pending_isr.map(BrokerSet::len),
                 l.ineligible.len(),
-                l.parked_followers.len(),
+                l.followers.iter().filter(|p| p.parked).count(),
                 &l.parked_consumers,
                 &l.pending_produce,
                 l.lag_armed,
-                l.caught_up.len(),
+                l.followers.iter().filter(|p| p.caught_up).count(),
                 others,
             )
                 .hash(h);
@@ -362,16 +363,17 @@ fn controller_view(c: &ControllerState, b: BrokerId) -> (bool, bool, bool, bool,
 type LeaderView = (crate::types::Offset, u32, crate::types::Offset, [bool; 5]);
 
 fn leader_view(l: &LeaderState, b: BrokerId) -> LeaderView {
+    let p = &l.followers[b.index()];
     (
-        l.follower_end[b.index()],
-        l.follower_incarnation[b.index()].0,
-        l.sent_end[b.index()],
+        p.end,
+        p.incarnation.0,
+        p.sent_end,
         [
             l.isr.contains(b),
             l.pending_isr.is_some_and(|p| p.contains(b)),
             l.ineligible.contains(b),
-            l.parked_followers.contains(b),
-            l.caught_up.contains(b),
+            p.parked,
+            p.caught_up,
         ],
     )
 }
@@ -554,15 +556,11 @@ impl Rewrite<Id> for LeaderState {
             partition_epoch: self.partition_epoch,
             pending_isr: self.pending_isr.map(|p| set(p, plan)),
             ineligible: set(self.ineligible, plan),
-            follower_end: per_broker(&self.follower_end, plan),
-            follower_incarnation: per_broker(&self.follower_incarnation, plan),
-            parked_followers: set(self.parked_followers, plan),
+            followers: per_broker(&self.followers, plan),
             // Consumers and producers are not brokers: their ids stay.
             parked_consumers: self.parked_consumers.clone(),
             pending_produce: self.pending_produce.clone(),
             lag_armed: self.lag_armed,
-            caught_up: set(self.caught_up, plan),
-            sent_end: per_broker(&self.sent_end, plan),
         }
     }
 }
