@@ -78,40 +78,53 @@ fn a_file_the_model_does_not_reproduce_fails_with_the_enabled_steps() {
     }
 }
 
+/// Each field of the configuration, changed alone (from its default to another value),
+/// comes back from the flags `Config::flags` writes for it. Read from the flags'
+/// declarations, so a new field is covered without a change here: a number is raised by
+/// one, a switch flipped, and a named value replaced by another of those the flag's parser
+/// names when given a wrong one.
 #[test]
-fn flags_give_back_a_configuration_with_every_field_changed() {
-    use insync_model::config::*;
+fn flags_give_back_a_configuration_with_any_field_changed() {
+    use clap::{Args, Parser};
+    use insync_model::Config;
+    use serde_json::Value;
     let d = Config::default();
-    let changed = Config {
-        replicas: 4,
-        min_insync: 3,
-        acks: Acks::One,
-        unclean_election: !d.unclean_election,
-        truncation: Truncation::Kip279,
-        hw_rule: HwRule::MinIsr,
-        flush: Flush::Async,
-        restarted_broker: RestartedBroker::KeepsIsr,
-        elr: !d.elr,
-        records: 3,
-        crashes: 2,
-        retries: 4,
-        idempotence: !d.idempotence,
-        max_in_flight: 3,
-        network: NetworkKind::Lossy,
-        consumer_commit: ConsumerCommit::Manual,
-        elections: 3,
-        isr_changes: 2,
-        consumer: !d.consumer,
-        reductions: !d.reductions,
-        without_guard: Some(Guard::MaximalIsr),
-    };
-    let file = ScenarioFile {
-        flags: changed.flags(),
-        lines: Vec::new(),
-    };
-    assert_eq!(file.config(), Ok(changed), "{:?}", file.flags);
-    // And back to the defaults' flags: none.
-    assert!(d.flags().is_empty());
+    assert!(d.flags().is_empty(), "the defaults' flags: none");
+    let defaults = serde_json::to_value(&d).expect("serializes");
+    let command = Config::augment_args(clap::Command::new("config"));
+    let mut covered = 0;
+    for arg in command.get_arguments() {
+        let (field, long) = (arg.get_id().as_str(), arg.get_long().expect("a long flag"));
+        let changed = match &defaults[field] {
+            Value::Bool(b) => Value::Bool(!b),
+            Value::Number(n) => Value::from(n.as_u64().expect("a count") + 1),
+            default => {
+                let wrong = ["insync", "check", &format!("--{long}"), "no-such-value"];
+                let err = insync::cli::Cli::try_parse_from(wrong).expect_err("refused");
+                let text = err.to_string();
+                let (_, names) = text
+                    .split_once("expected one of: ")
+                    .unwrap_or_else(|| panic!("--{long} names no values: {text}"));
+                let other = names
+                    .split([',', '\n'])
+                    .map(str::trim)
+                    .find(|v| !v.is_empty() && Some(*v) != default.as_str())
+                    .expect("another value");
+                Value::from(other)
+            }
+        };
+        let mut json = defaults.clone();
+        json[field] = changed;
+        let config: Config = serde_json::from_value(json).expect("a configuration");
+        assert_ne!(config, d, "{field}");
+        let file = ScenarioFile {
+            flags: config.flags(),
+            lines: Vec::new(),
+        };
+        assert_eq!(file.config(), Ok(config), "{field}: {:?}", file.flags);
+        covered += 1;
+    }
+    assert!(covered >= 20, "only {covered} fields");
 }
 
 #[test]
