@@ -263,6 +263,9 @@ pub const MODEL_BOUNDS: &str = "Model bounds";
 /// the actors read (they hold the whole configuration, [`crate::node::ActorParams`] apart).
 /// A new Kafka knob is a field here, its default, and the rule that reads it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::Args)]
+// A field missing from a saved configuration (a case file, a report written before the
+// field existed) has its default: the behaviour the file was written with.
+#[serde(default)]
 pub struct Config {
     /// replication.factor (1..=5).
     #[arg(long)]
@@ -584,6 +587,20 @@ mod tests {
         for (config, expected) in cases {
             assert_eq!(config.validate().unwrap_err(), expected);
         }
+    }
+
+    /// A configuration saved before a field existed reads back with that field's default.
+    #[test]
+    fn a_saved_configuration_without_a_field_takes_its_default() {
+        let mut json = serde_json::to_value(Config {
+            replicas: 2,
+            ..Config::default()
+        })
+        .expect("serializes");
+        json.as_object_mut().expect("an object").remove("flush");
+        let read: Config = serde_json::from_value(json).expect("reads");
+        assert_eq!(read.flush, Config::default().flush);
+        assert_eq!(read.replicas, 2);
     }
 
     #[test]
