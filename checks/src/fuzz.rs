@@ -9,7 +9,7 @@
 use crate::checker::{check_history, AnomalyKind, Verdict};
 use crate::history::{DiskEvent, DiskFault, Fun, History};
 use crate::runner::{run_history, HistoryRunOptions};
-use crate::strategy::{case_for, case_with_disk_faults, Case};
+use crate::strategy::{case_for, case_with_controller_faults, case_with_disk_faults, Case};
 use insync::error::UsageError;
 use insync_model::Config;
 use proptest::strategy::{Strategy, ValueTree};
@@ -34,6 +34,8 @@ pub struct FuzzOptions {
     /// Stop at the first case that shows this anomaly (tests).
     pub stop_at: Option<AnomalyKind>,
     pub progress: bool,
+    /// Plans crash and restart the controller too.
+    pub controller_faults: bool,
     pub run: HistoryRunOptions,
 }
 
@@ -47,6 +49,7 @@ impl Default for FuzzOptions {
             shrink_runs_max: 3000,
             stop_at: None,
             progress: false,
+            controller_faults: false,
             run: HistoryRunOptions::default(),
         }
     }
@@ -243,7 +246,14 @@ pub fn fuzz(config: &Config, options: &FuzzOptions) -> anyhow::Result<FuzzReport
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
     // With disk faults (`options.run.disk_faults`), plans draw them among the faults.
-    let strategy = if options.run.disk_faults {
+    let strategy = if options.controller_faults {
+        case_with_controller_faults(
+            config.clone(),
+            options.plan_len.clone(),
+            options.run.disk_faults,
+        )
+        .boxed()
+    } else if options.run.disk_faults {
         case_with_disk_faults(config.clone(), options.plan_len.clone()).boxed()
     } else {
         case_for(config.clone(), options.plan_len.clone()).boxed()

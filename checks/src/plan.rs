@@ -70,6 +70,11 @@ pub enum Step {
     },
     CrashConsumer,
     RestartConsumer,
+    /// Crash the controller (`--controller-faults`). The engine's controller is durable: it
+    /// recovers its state when it restarts, so its epochs never go backwards (the model's
+    /// controller never crashes; this checks the engine's persistence of it).
+    CrashController,
+    RestartController,
     /// Disk faults (`--disk-faults`; the runner then keeps brokers' state in files). They
     /// all hit one broker per history, the first one they hit (the damaged broker), so that
     /// every acknowledged record keeps an undamaged replica at rf=3, min.insync.replicas=2
@@ -159,6 +164,8 @@ impl fmt::Display for Step {
             Step::SlowFollower { rank, ms } => write!(f, "slow follower #{rank} by {ms}ms"),
             Step::CrashConsumer => write!(f, "crash the consumer"),
             Step::RestartConsumer => write!(f, "restart the consumer"),
+            Step::CrashController => write!(f, "crash the controller"),
+            Step::RestartController => write!(f, "restart the controller"),
             Step::TornWrite { written } => write!(f, "torn write on a down broker ({written})"),
             Step::LostFsync => write!(f, "lost fsync on a down broker"),
             Step::BitFlip { region, at } => {

@@ -207,6 +207,7 @@ struct Harness {
     /// Brokers down, oldest crash first.
     down: VecDeque<BrokerId>,
     consumer_down: bool,
+    controller_down: bool,
     partitioned: bool,
     /// The network's fixed delay, and each slowed broker's extra delay. On a FIFO network they
     /// only ever grow within a run: the engine's network delays each message by the delay in
@@ -263,6 +264,7 @@ async fn run_async(
         next_value: 1,
         down: VecDeque::new(),
         consumer_down: false,
+        controller_down: false,
         partitioned: false,
         delay_ms: 0,
         slow_ms: BTreeMap::new(),
@@ -297,7 +299,16 @@ impl Harness {
     }
 
     async fn leader(&self) -> Option<BrokerId> {
-        self.cluster.leader().await
+        if !self.controller_down {
+            return self.cluster.leader().await;
+        }
+        // With the controller down, the broker that still acts as leader.
+        for b in self.topology.brokers() {
+            if let Some((_, true)) = self.cluster.broker_log(b).await {
+                return Some(b);
+            }
+        }
+        None
     }
 
     /// The `rank`-th follower of the current leader (or of broker 0 with no leader).
@@ -689,6 +700,21 @@ impl Harness {
                 self.consumer_down = false;
                 self.nemesis("restart the consumer".into());
             }
+            Step::CrashController => {
+                if self.controller_down || !self.cluster.crash_controller().await {
+                    return false;
+                }
+                self.controller_down = true;
+                self.nemesis("crash the controller".into());
+            }
+            Step::RestartController => {
+                if !self.controller_down {
+                    return false;
+                }
+                // A controller that cannot recover stays down; the drain says so.
+                self.controller_down = !self.cluster.restart_controller().await;
+                self.nemesis("restart the controller".into());
+            }
             Step::TornWrite { written } => {
                 return self.damage(DiskFault::TornWrite, FileDamage::TornWrite { written });
             }
@@ -806,6 +832,9 @@ impl Harness {
         if self.consumer_down {
             let _ = self.cluster.restart_consumer().await;
             self.consumer_down = false;
+        }
+        if self.controller_down {
+            self.controller_down = !self.cluster.restart_controller().await;
         }
         self.nemesis(
             "drain: heal partitions, end drops, duplicates, delays and slow links, restart what is down"

@@ -84,6 +84,14 @@ pub fn step_with_disk_faults() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// The controller's crash and restart (`--controller-faults`).
+pub fn controller_fault() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => Just(Step::CrashController),
+        1 => Just(Step::RestartController),
+    ]
+}
+
 /// One step of a plan.
 pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
@@ -150,6 +158,26 @@ pub fn case_with_disk_faults(
     len: std::ops::Range<usize>,
 ) -> impl Strategy<Value = Case> {
     (vec(step_with_disk_faults(), len), 0u64..1_000).prop_map(move |(steps, seed)| Case {
+        config: config.clone(),
+        plan: Plan { steps },
+        seed,
+    })
+}
+
+/// Cases for a fixed configuration with the controller's crashes and restarts among the
+/// steps (and disk faults with `disk_faults`). A separate generator, so that the cases of
+/// `insync fuzz --seed S` without it stay what they were.
+pub fn case_with_controller_faults(
+    config: Config,
+    len: std::ops::Range<usize>,
+    disk_faults: bool,
+) -> impl Strategy<Value = Case> {
+    let step = if disk_faults {
+        prop_oneof![12 => step_with_disk_faults(), 1 => controller_fault()].boxed()
+    } else {
+        prop_oneof![12 => step(), 1 => controller_fault()].boxed()
+    };
+    (vec(step, len), 0u64..1_000).prop_map(move |(steps, seed)| Case {
         config: config.clone(),
         plan: Plan { steps },
         seed,

@@ -896,6 +896,26 @@ impl Cluster {
             .unwrap_or(false)
     }
 
+    /// Crashes the controller. It saved every change before the messages that depended on it
+    /// left ([`insync_model::node::ActorParams::durable_controller`]), so a restart recovers
+    /// its epochs, ISR and incarnations; while it is down, nothing is elected and no ISR
+    /// changes.
+    #[must_use = "false: the controller was not running"]
+    pub async fn crash_controller(&self) -> bool {
+        self.runtime.crash(self.topology.controller()).await
+    }
+
+    #[must_use = "false: the controller did not restart"]
+    pub async fn restart_controller(&self) -> bool {
+        match self.runtime.restart(self.topology.controller()).await {
+            Ok(restarted) => restarted,
+            Err(e) => {
+                tracing::error!("controller restart failed: {e}");
+                false
+            }
+        }
+    }
+
     /// The broker the controller names leader.
     pub async fn leader(&self) -> Option<BrokerId> {
         self.runtime

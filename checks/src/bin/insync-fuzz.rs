@@ -90,6 +90,11 @@ struct FuzzArgs {
     /// directories), and a fault their storage does not report is `undetected-corruption`.
     #[arg(long)]
     disk_faults: bool,
+    /// Add the controller's crashes and restarts to the plans. The engine's controller saves
+    /// its state before anything that depends on it leaves and recovers it on restart, so
+    /// its epochs never go backwards and nothing acknowledged is lost.
+    #[arg(long)]
+    controller_faults: bool,
     /// With --disk-faults: rewrite a broker's state file (its high-watermark checkpoint and
     /// the record count recovery must find) at most this often, in wall-clock milliseconds.
     /// The default is the engine's own, 5000 (Kafka's
@@ -174,6 +179,7 @@ fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<u8> {
         out_dir: Some(args.out.clone()),
         shrink_runs_max: args.shrink_runs,
         progress: true,
+        controller_faults: args.controller_faults,
         run: HistoryRunOptions {
             disk_faults: args.disk_faults,
             checkpoint_interval: Duration::from_millis(args.checkpoint_interval_ms),
