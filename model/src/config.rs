@@ -603,6 +603,128 @@ mod tests {
         assert_eq!(read.replicas, 2);
     }
 
+    /// The replication factor's range is Kafka's 1 up to the model's bit-set width
+    /// (`REPLICAS_MAX`), both ends included, and a factor outside it is reported as such, not
+    /// as a min.insync.replicas error that would send the user to the wrong flag.
+    #[test]
+    fn replication_factor_range_includes_both_ends() {
+        let rf = |replicas| {
+            Config {
+                replicas,
+                min_insync: 1,
+                ..Config::default()
+            }
+            .validate()
+        };
+        assert!(rf(1).is_ok());
+        assert!(rf(REPLICAS_MAX).is_ok());
+        assert_eq!(rf(0).unwrap_err(), ConfigError::ReplicationFactor(0));
+        assert_eq!(
+            rf(REPLICAS_MAX + 1).unwrap_err(),
+            ConfigError::ReplicationFactor(REPLICAS_MAX + 1)
+        );
+        assert_eq!(
+            rf(0).unwrap_err().to_string(),
+            "replication factor (0) must be between 1 and 5; set --replicas in that range"
+        );
+    }
+
+    /// min.insync.replicas equal to the replication factor is a valid (if fragile) Kafka
+    /// setting: every replica must be in sync. Only above it is refused.
+    #[test]
+    fn min_insync_may_equal_the_replication_factor() {
+        let config = Config {
+            min_insync: 3,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+    }
+
+    /// The model's record bound: 1 up to `MODEL_RECORDS_MAX` (both included), and the engine's
+    /// larger bound through `validate_with_records_max`.
+    #[test]
+    fn records_range_includes_both_ends() {
+        let records = |records| {
+            Config {
+                records,
+                ..Config::default()
+            }
+            .validate()
+        };
+        assert!(records(1).is_ok());
+        assert!(records(MODEL_RECORDS_MAX).is_ok());
+        for n in [0, MODEL_RECORDS_MAX + 1] {
+            assert_eq!(
+                records(n).unwrap_err(),
+                ConfigError::Records {
+                    records: n,
+                    max: MODEL_RECORDS_MAX
+                }
+            );
+        }
+        let many = Config {
+            records: 20_000,
+            ..Config::default()
+        };
+        assert!(many.clone().validate_with_records_max(20_000).is_ok());
+        assert!(many.validate().is_err());
+    }
+
+    /// What a `ValidConfig` hands back (`into_inner`, as the engine's reports and case files
+    /// save it) is the configuration that was validated, not a default.
+    #[test]
+    fn a_valid_configuration_gives_back_what_was_validated() {
+        let config = Config {
+            replicas: 2,
+            min_insync: 1,
+            flush: Flush::Async,
+            ..Config::default()
+        };
+        let valid = config.clone().validate().expect("valid");
+        assert_eq!(*valid, config);
+        assert_eq!(valid.into_inner(), config);
+    }
+
+    /// The defaults need no flags and summarize as the matrix's plain
+    /// `rf=3 min.insync=2 acks=all`; a setting at its default is never shown.
+    #[test]
+    fn the_defaults_need_no_flags() {
+        let config = Config::default();
+        assert!(config.flags().is_empty(), "{:?}", config.flags());
+        assert_eq!(config.summary(), "rf=3 min.insync=2 acks=all");
+    }
+
+    /// `flags` is what scenario files (`model/testdata`) print as `config:` and what
+    /// `insync check` accepts back: long names in `--help` order, a value unless the flag alone
+    /// says it (`--unclean-election`, `--elr`, `--no-consumer`). `summary` is the matrix's
+    /// one-line form of the same differences.
+    #[test]
+    fn flags_and_summary_show_the_differences_in_flag_words() {
+        let config = Config {
+            replicas: 2,
+            min_insync: 1,
+            acks: Acks::One,
+            unclean_election: true,
+            hw_rule: HwRule::MinIsr,
+            elr: true,
+            flush: Flush::Async,
+            records: 3,
+            consumer: false,
+            without_guard: Some(Guard::MaximalIsr),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.flags().join(" "),
+            "--replicas 2 --min-insync 1 --acks 1 --unclean-election --elr --hw-rule min-isr \
+             --flush async --records 3 --no-consumer --without-guard maximal-isr"
+        );
+        assert_eq!(
+            config.summary(),
+            "rf=2 min.insync=1 acks=1 unclean-election elr hw-rule=min-isr flush=async \
+             records=3 no-consumer without-guard=maximal-isr"
+        );
+    }
+
     #[test]
     fn parse_cli_words() {
         assert_eq!("all".parse::<Acks>(), Ok(Acks::All));

@@ -163,6 +163,115 @@ mod tests {
         }
     }
 
+    /// Each release's profile is the README's `--kafka` table row (truncation rung, restarted
+    /// broker, high-watermark rule, ELR, KIP-903's check, then the producer's acks,
+    /// idempotence, retries, max.in.flight), so the table and `--kafka` cannot drift apart.
+    #[test]
+    fn profiles_match_the_readme_table() {
+        use KafkaVersion::*;
+        use RestartedBroker::{KeepsIsr, LeavesIsr};
+        use Truncation::*;
+        let row =
+            |truncation, restarted_broker, hw_rule, elr, kip_903, acks, idem, retries| Profile {
+                truncation,
+                restarted_broker,
+                hw_rule,
+                elr,
+                stale_broker_epoch_check: kip_903,
+                acks,
+                idempotence: idem,
+                retries,
+                max_in_flight: 5,
+            };
+        let (isr, min_isr) = (HwRule::Isr, HwRule::MinIsr);
+        let (one, all) = (Acks::One, Acks::All);
+        let table = [
+            (
+                V0_10,
+                row(HighWatermark, KeepsIsr, isr, false, false, one, false, 0),
+            ),
+            (
+                V0_11,
+                row(Kip101, KeepsIsr, isr, false, false, one, false, 0),
+            ),
+            (
+                V2_0,
+                row(Kip279, KeepsIsr, isr, false, false, one, false, 0),
+            ),
+            (
+                V2_1,
+                row(Kip320, KeepsIsr, isr, false, false, one, false, 1),
+            ),
+            (
+                V2_8,
+                row(LeaderEpoch, LeavesIsr, isr, false, false, one, false, 1),
+            ),
+            (
+                V3_6,
+                row(LeaderEpoch, LeavesIsr, isr, false, true, all, true, 1),
+            ),
+            (
+                V4_0,
+                row(LeaderEpoch, LeavesIsr, min_isr, false, true, all, true, 1),
+            ),
+            (
+                V4_1,
+                row(LeaderEpoch, LeavesIsr, min_isr, true, true, all, true, 1),
+            ),
+        ];
+        assert_eq!(table.map(|(v, _)| v), KafkaVersion::ALL);
+        for (v, expected) in table {
+            assert_eq!(v.profile(), expected, "--kafka {v}");
+        }
+    }
+
+    /// `apply` (the release layer of `--kafka`, over the contract's defaults) sets every
+    /// setting the release fixes, leaves the bounds and the partition's shape as given, and
+    /// removes KIP-903's check for a release before 3.5, as `--without-guard
+    /// stale-broker-epoch` does.
+    #[test]
+    fn apply_sets_the_release_and_keeps_the_rest() {
+        let given = Config {
+            replicas: 2,
+            min_insync: 1,
+            records: 3,
+            crashes: 0,
+            ..Config::default()
+        };
+        for v in KafkaVersion::ALL {
+            let p = v.profile();
+            let c = p.apply(given.clone());
+            assert_eq!(
+                (c.truncation, c.restarted_broker, c.hw_rule, c.elr),
+                (p.truncation, p.restarted_broker, p.hw_rule, p.elr),
+                "--kafka {v}"
+            );
+            assert_eq!(
+                (c.acks, c.idempotence, c.retries, c.max_in_flight),
+                (p.acks, p.idempotence, p.retries, p.max_in_flight),
+                "--kafka {v}"
+            );
+            assert_eq!(
+                c.guards(Guard::StaleBrokerEpoch),
+                p.stale_broker_epoch_check,
+                "--kafka {v}"
+            );
+            assert_eq!(
+                (c.replicas, c.min_insync, c.records, c.crashes),
+                (2, 1, 3, 0),
+                "--kafka {v}"
+            );
+        }
+        let guarded = Config {
+            without_guard: Some(Guard::Incarnation),
+            ..Config::default()
+        };
+        assert_eq!(
+            KafkaVersion::V4_1.profile().apply(guarded).without_guard,
+            Some(Guard::Incarnation)
+        );
+    }
+
     #[test]
     fn an_unknown_version_names_the_known_ones() {
         let err = "2.3".parse::<KafkaVersion>().unwrap_err();

@@ -337,3 +337,42 @@ pub enum Timer {
     /// Consumer: the application finished the step between commit and processing.
     ConsumerStep,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trace lines and logs print errors by Kafka's wire names (`Errors.java`), which are the
+    /// variants' names in upper snake case: `NotEnoughReplicasAfterAppend` is
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, as a Kafka user searching for it would type it.
+    #[test]
+    fn errors_print_as_kafka_names_them() {
+        use ErrorCode::*;
+        let all = [
+            NotLeaderOrFollower,
+            LeaderNotAvailable,
+            NotEnoughReplicas,
+            NotEnoughReplicasAfterAppend,
+            OutOfOrderSequenceNumber,
+            FencedLeaderEpoch,
+            UnknownLeaderEpoch,
+            OffsetOutOfRange,
+            InvalidUpdateVersion,
+            IneligibleReplica,
+            RequestTimedOut,
+            MessageTooLarge,
+            RecordTooLarge,
+        ];
+        for e in all {
+            let mut snake = String::new();
+            for (i, c) in format!("{e:?}").chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(e.name(), snake);
+        }
+        assert_eq!(NotEnoughReplicas.name(), "NOT_ENOUGH_REPLICAS");
+    }
+}

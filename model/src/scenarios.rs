@@ -197,3 +197,65 @@ pub fn catalogue() -> Vec<Scenario> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str) -> Scenario {
+        catalogue()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no scenario {name}"))
+    }
+
+    /// Every row of `insync check --matrix` is a valid configuration under a name of its own
+    /// (the name selects the row in `impl/tests/matrix.rs` and the scenario files), and the
+    /// matrix holds both the safe recommendation and the seed examples that break.
+    #[test]
+    fn every_row_is_valid_and_named_once() {
+        let rows = catalogue();
+        let mut names: Vec<&str> = rows.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), rows.len(), "a name is used twice");
+        for s in &rows {
+            assert!(s.config.clone().validate().is_ok(), "{}", s.name);
+        }
+        assert!(matches!(row("recommended").expect, Expect::Safe { .. }));
+        assert_eq!(
+            row("acks-1").expect,
+            Expect::Breaks(Property::AckedWritesDurable)
+        );
+    }
+
+    /// The recommended rows are the README's recommendation: acks=all with idempotence, and
+    /// the two "same at rf=2" rows at replication factor 2 (which keeps their search short).
+    #[test]
+    fn recommended_rows_are_the_recommendation() {
+        for name in ["recommended", "recommended-crash", "recommended-consumer"] {
+            let c = row(name).config;
+            assert!(c.acks == Acks::All && c.idempotence, "{name}");
+        }
+        assert_eq!(row("recommended").config.replicas, 3);
+        assert_eq!(row("recommended-crash").config.replicas, 2);
+        assert_eq!(row("recommended-consumer").config.replicas, 2);
+    }
+
+    /// A breaking row stops at its first counterexample, found at the smallest bounds that
+    /// show the loss: one record, a consumer only when the property is about the consumer,
+    /// a crash only when the loss needs one (an unflushed suffix, a consumer restart).
+    #[test]
+    fn breaking_rows_use_the_smallest_bounds() {
+        for s in catalogue() {
+            let Expect::Breaks(property) = s.expect else {
+                continue;
+            };
+            let about_consumer = property == Property::ProcessedBeforeCommit;
+            let needs_crash = s.config.flush == Flush::Async || about_consumer;
+            assert_eq!(s.config.records, 1, "{}", s.name);
+            assert_eq!(s.config.consumer, about_consumer, "{}", s.name);
+            assert_eq!(s.config.crashes, u32::from(needs_crash), "{}", s.name);
+        }
+    }
+}

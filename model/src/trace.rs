@@ -509,8 +509,14 @@ pub fn describe_path(model: &InsyncModel, steps: &[(InsyncState, Option<Action>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::BrokerState;
+    use crate::config::Config;
+    use crate::consumer::ReadRecord;
+    use crate::controller::ControllerState;
+    use crate::node::Insync;
     use crate::producer::Outcome;
-    use crate::types::Value;
+    use crate::types::{BrokerId, BrokerSet, Epoch, Record, Value};
+    use std::sync::Arc;
 
     /// The engine's application messages name their records by correlation id, runs folded.
     #[test]
@@ -533,6 +539,263 @@ mod tests {
         assert_eq!(
             format_ids(&[CorrelationId(u64::MAX), CorrelationId(0)]),
             format!("{},0", u64::MAX)
+        );
+    }
+
+    /// RF 3, a consumer, two records: broker 0 leads epoch 1 with every broker in sync.
+    fn start() -> (InsyncModel, InsyncState) {
+        let config = Config {
+            records: 2,
+            consumer: true,
+            ..Config::default()
+        };
+        let model = Insync::new(config.validate().expect("valid")).into_model();
+        let state = stateright::Model::init_states(&model).remove(0);
+        (model, state)
+    }
+
+    fn slot(state: &mut InsyncState, i: usize) -> &mut NodeState {
+        Arc::make_mut(&mut state.actor_states[i])
+    }
+
+    fn broker(state: &mut InsyncState, b: u8) -> &mut BrokerState {
+        match slot(state, usize::from(b)) {
+            NodeState::Broker(s) => s,
+            _ => panic!("slot {b} is a broker"),
+        }
+    }
+
+    fn ctl<'a>(model: &InsyncModel, state: &'a mut InsyncState) -> &'a mut ControllerState {
+        match slot(state, usize::from(model.cfg.topology.controller())) {
+            NodeState::Controller(s) => s,
+            _ => panic!("the controller"),
+        }
+    }
+
+    fn append(state: &mut InsyncState, b: u8, value: u32) {
+        broker(state, b).log.append(Record {
+            value: Value::Numbered(value),
+            leader_epoch: Epoch(1),
+            producer: None,
+        });
+    }
+
+    /// The effects `describe_step` appends to a step's line, in order.
+    fn effects_of(model: &InsyncModel, before: &InsyncState, after: &InsyncState) -> String {
+        effects(model, before, after).join("; ")
+    }
+
+    /// A step that changes nothing a reader needs adds nothing to its line.
+    #[test]
+    fn an_unchanged_state_has_no_effects() {
+        let (model, s) = start();
+        assert_eq!(effects_of(&model, &s, &s.clone()), "");
+    }
+
+    /// The controller's changes as a counterexample tells them: an election (unclean when
+    /// the unclean count grew), an offline partition, an ISR change without an election, the
+    /// ELR, and fencing.
+    #[test]
+    fn controller_changes_read_as_elections_and_isr_changes() {
+        let (model, before) = start();
+        let mut after = before.clone();
+        let p = &mut ctl(&model, &mut after).partition;
+        p.leader = Some(BrokerId(1));
+        p.leader_epoch = Epoch(2);
+        p.isr = BrokerSet::single(BrokerId(1));
+        assert_eq!(
+            effects_of(&model, &before, &after),
+            "controller elects broker 1 leader in epoch 2, isr={1}"
+        );
+        ctl(&model, &mut after).unclean_elections += 1;
+        assert_eq!(
+            effects_of(&model, &before, &after),
+            "controller elects broker 1 leader in epoch 2 (unclean), isr={1}"
+        );
+        ctl(&model, &mut after).partition.leader = None;
+        assert_eq!(
+            effects_of(&model, &before, &after),
+            "partition offline in epoch 2 (no eligible replica)"
+        );
+
+        let mut shrunk = before.clone();
+        let c = ctl(&model, &mut shrunk);
+        c.partition.isr = c.partition.isr.without(BrokerId(2));
+        c.partition.elr = BrokerSet::single(BrokerId(2));
+        c.fenced = BrokerSet::single(BrokerId(2));
+        assert_eq!(
+            effects_of(&model, &before, &shrunk),
+            "controller sets isr={0,1}; elr={2}; broker 2 fenced"
+        );
+        assert_eq!(
+            effects_of(&model, &shrunk, &before),
+            "controller sets isr={0,1,2}; elr={}; broker 2 unfenced"
+        );
+    }
+
+    /// A broker's changes: a truncation (not a restart's recovery, which is told as such),
+    /// becoming leader (or leading a new epoch), and a leader's high watermark; a follower's
+    /// high watermark is not news.
+    #[test]
+    fn broker_changes_read_as_truncations_leadership_and_high_watermarks() {
+        let (model, mut before) = start();
+        append(&mut before, 1, 1);
+        append(&mut before, 1, 2);
+        let mut after = before.clone();
+        broker(&mut after, 1).log.truncate(Offset(1));
+        assert_eq!(
+            effects_of(&model, &before, &after),
+            "broker 1 truncates to offset 1"
+        );
+        broker(&mut after, 1).incarnation = broker(&mut after, 1).incarnation.next();
+        assert_eq!(
+            effects_of(&model, &before, &after),
+            "broker 1 recovers log [v1@e1] hw=0"
+        );
+        let mut grown = before.clone();
+        append(&mut grown, 1, 3);
+        broker(&mut grown, 1).high_watermark = Offset(1);
+        assert_eq!(
+            effects_of(&model, &before, &grown),
+            "",
+            "a follower appends"
+        );
+
+        let mut led = before.clone();
+        broker(&mut led, 0).leader_epoch = Epoch(2);
+        assert_eq!(
+            effects_of(&model, &before, &led),
+            "broker 0 becomes leader in epoch 2"
+        );
+        let mut follower = before.clone();
+        let role = broker(&mut follower, 1).role.clone();
+        broker(&mut follower, 0).role = role;
+        assert_eq!(
+            effects_of(&model, &follower, &before),
+            "broker 0 becomes leader in epoch 1"
+        );
+        let mut hw = before.clone();
+        append(&mut hw, 0, 1);
+        broker(&mut hw, 0).high_watermark = Offset(1);
+        assert_eq!(effects_of(&model, &before, &hw), "broker 0 hw=1");
+    }
+
+    /// The clients' changes: a send's outcome by its value, the consumer's new reads, and a
+    /// commit (not the reset of a restarted consumer's memory).
+    #[test]
+    fn client_changes_read_as_outcomes_reads_and_commits() {
+        let (model, before) = start();
+        let t = model.cfg.topology;
+        let mut after = before.clone();
+        match slot(&mut after, usize::from(t.producer())) {
+            NodeState::Producer(p) => p.outcomes[1] = Some(Outcome::Acked(Offset(1))),
+            _ => panic!("the producer"),
+        }
+        assert_eq!(
+            effects_of(&model, &before, &after),
+            "v2 acknowledged at offset 1"
+        );
+        let mut read = before.clone();
+        let consumer = |s: &mut InsyncState| match slot(s, usize::from(t.consumer())) {
+            NodeState::Consumer(c) => c.clone(),
+            _ => panic!("the consumer"),
+        };
+        let mut c = consumer(&mut read);
+        c.read.push(ReadRecord {
+            offset: Offset(0),
+            value: Value::Numbered(1),
+        });
+        c.committed = Offset(1);
+        *slot(&mut read, usize::from(t.consumer())) = NodeState::Consumer(c.clone());
+        assert_eq!(
+            effects_of(&model, &before, &read),
+            "consumer reads v1@0; consumer committed offset 1"
+        );
+        let mut again = read.clone();
+        c.read.push(ReadRecord {
+            offset: Offset(1),
+            value: Value::Numbered(2),
+        });
+        c.committed = Offset::ZERO;
+        c.incarnation += 1;
+        *slot(&mut again, usize::from(t.consumer())) = NodeState::Consumer(c);
+        assert_eq!(effects_of(&model, &read, &again), "consumer reads v2@1");
+    }
+
+    /// A crash says what the broker loses: its unflushed offsets, or nothing; a flush says
+    /// which offsets reach the disk.
+    #[test]
+    fn crashes_and_flushes_name_their_offsets() {
+        let (model, mut s) = start();
+        let b0 = model.cfg.topology.broker(BrokerId(0));
+        let crash = ActorModelAction::Crash(b0);
+        assert_eq!(
+            describe_action(&model, Some(&s), &crash),
+            "broker 0 crashes (its log is flushed)"
+        );
+        append(&mut s, 0, 1);
+        append(&mut s, 0, 2);
+        broker(&mut s, 0).flushed = Offset(1);
+        assert_eq!(
+            describe_action(&model, Some(&s), &crash),
+            "broker 0 crashes, losing unflushed offsets 1..2"
+        );
+        assert_eq!(describe_action(&model, None, &crash), "broker 0 crashes");
+        let consumer = ActorModelAction::Crash(model.cfg.topology.consumer());
+        assert_eq!(
+            describe_action(&model, Some(&s), &consumer),
+            "consumer crashes"
+        );
+        let flush = ActorModelAction::Timeout(b0, Timer::Flush);
+        assert_eq!(
+            describe_action(&model, Some(&s), &flush),
+            "broker 0 flushes offsets 1..2"
+        );
+    }
+
+    /// A message line names both ends by their short names, and a step's line is its action
+    /// then its effects, numbered along a path.
+    #[test]
+    fn a_path_is_numbered_step_lines() {
+        let (model, s) = start();
+        let t = model.cfg.topology;
+        let msg = Msg::Metadata;
+        assert_eq!(
+            describe_envelope(&model, t.producer(), t.broker(BrokerId(0)), &msg),
+            "prod -> b0 Metadata"
+        );
+        assert_eq!(actor_name(&model, t.controller()), "controller");
+        let crash = ActorModelAction::Crash(t.broker(BrokerId(2)));
+        let after = stateright::Model::next_state(&model, &s, crash.clone()).expect("a crash");
+        let mut changed = after.clone();
+        broker(&mut changed, 2).leader_epoch = Epoch(2);
+        broker(&mut changed, 2).role = broker(&mut changed, 0).role.clone();
+        assert_eq!(
+            describe_step(&model, &s, &crash, Some(&changed)),
+            "broker 2 crashes (its log is flushed); broker 2 becomes leader in epoch 2"
+        );
+        assert_eq!(
+            describe_path(&model, &[(s, Some(crash)), (after, None)]),
+            ["1. broker 2 crashes (its log is flushed)"]
+        );
+    }
+
+    /// The end of a counterexample: the controller's view, each broker (a crashed one by what
+    /// its disk holds), what the producer had acknowledged and what the consumer read.
+    #[test]
+    fn the_final_state_reads_broker_by_broker() {
+        let (model, s) = start();
+        let lines = describe_state(&model, &s);
+        assert_eq!(lines[0], "controller: leader=0 epoch=1 isr={0,1,2}");
+        assert_eq!(lines[1], "broker 0: leader epoch=1 log=[] hw=0");
+        assert_eq!(lines[2], "broker 1: follower epoch=1 log=[] hw=0");
+        assert_eq!(lines[4], "producer: acknowledged []");
+        assert_eq!(lines[5], "consumer: read [] committed=0");
+        let crash = ActorModelAction::Crash(model.cfg.topology.broker(BrokerId(2)));
+        let crashed = stateright::Model::next_state(&model, &s, crash).expect("a crash");
+        assert_eq!(
+            describe_state(&model, &crashed)[3],
+            "broker 2: crashed, on disk log=[] hw=0"
         );
     }
 }

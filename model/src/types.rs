@@ -262,3 +262,104 @@ impl fmt::Display for Value {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
 pub struct Sequence(pub u32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(members: &[u8]) -> BrokerSet {
+        members
+            .iter()
+            .fold(BrokerSet::EMPTY, |s, &b| s.with(BrokerId(b)))
+    }
+
+    /// The ISR, ELR and fenced-broker arithmetic of the controller and the leader: each
+    /// operation is the set operation on broker indices, and `all` is exactly the replicas
+    /// `0..replicas`, up to `REPLICAS_MAX`.
+    #[test]
+    fn broker_sets_are_sets_of_broker_indices() {
+        assert_eq!(BrokerSet::all(0), BrokerSet::EMPTY);
+        assert_eq!(BrokerSet::all(3), set(&[0, 1, 2]));
+        assert_eq!(BrokerSet::all(REPLICAS_MAX).len(), REPLICAS_MAX);
+        assert_eq!(BrokerSet::single(BrokerId(2)), set(&[2]));
+
+        let isr = set(&[0, 2]);
+        assert!(isr.contains(BrokerId(0)) && isr.contains(BrokerId(2)));
+        assert!(!isr.contains(BrokerId(1)) && !isr.contains(BrokerId(4)));
+        assert!(!BrokerSet::EMPTY.contains(BrokerId(0)));
+        assert_eq!(
+            isr.with(BrokerId(2)),
+            isr,
+            "adding a member changes nothing"
+        );
+        assert_eq!(isr.with(BrokerId(4)), set(&[0, 2, 4]));
+        assert_eq!(isr.without(BrokerId(0)), set(&[2]));
+        assert_eq!(
+            isr.without(BrokerId(1)),
+            isr,
+            "removing a non-member changes nothing"
+        );
+
+        let other = set(&[1, 2]);
+        assert_eq!(isr.union(other), set(&[0, 1, 2]));
+        assert_eq!(isr.intersect(other), set(&[2]));
+        assert_eq!(isr.minus(other), set(&[0]));
+        assert_eq!(other.minus(isr), set(&[1]));
+
+        assert_eq!(isr.len(), 2);
+        assert_eq!(BrokerSet::EMPTY.len(), 0);
+        assert!(BrokerSet::EMPTY.is_empty());
+        assert!(!set(&[0]).is_empty() && !set(&[4]).is_empty());
+    }
+
+    /// Members come out in assignment order, which is the controller's order of preference
+    /// for leaders (Kafka elects the first eligible replica of the assignment).
+    #[test]
+    fn members_iterate_in_assignment_order() {
+        let members: Vec<BrokerId> = set(&[4, 1, 3]).iter().collect();
+        assert_eq!(members, [1, 3, 4].map(BrokerId));
+        assert_eq!(BrokerSet::EMPTY.iter().count(), 0);
+        assert_eq!(BrokerSet::all(REPLICAS_MAX).iter().count(), REPLICAS_MAX);
+    }
+
+    /// The words of trace lines, counterexamples and history reports: `broker 1`, sets as
+    /// `{0,2}` (`isr={0,2}`), values as `v1` or their size in bytes, and offsets, epochs,
+    /// incarnations and correlation ids as bare numbers.
+    #[test]
+    fn quantities_print_as_trace_lines_show_them() {
+        assert_eq!(BrokerId(1).to_string(), "broker 1");
+        assert_eq!(set(&[0, 2]).to_string(), "{0,2}");
+        assert_eq!(set(&[3]).to_string(), "{3}");
+        assert_eq!(BrokerSet::all(3).to_string(), "{0,1,2}");
+        assert_eq!(BrokerSet::EMPTY.to_string(), "{}");
+        assert_eq!(Value::Numbered(3).to_string(), "v3");
+        assert_eq!(Value::Bytes(vec![0; 16].into()).to_string(), "16B");
+        assert_eq!(Offset(7).to_string(), "7");
+        assert_eq!(Epoch(4).to_string(), "4");
+        assert_eq!(BrokerEpoch(2).to_string(), "2");
+        assert_eq!(CorrelationId(12).to_string(), "12");
+    }
+
+    /// Every counter steps by exactly one: leader epochs at each election, partition epochs at
+    /// each change, incarnations at each restart; the model's bounds count these steps.
+    #[test]
+    fn epochs_and_incarnations_step_by_one() {
+        assert_eq!(Epoch::INITIAL.next(), Epoch(2));
+        assert_eq!(Epoch(2).next(), Epoch(3));
+        assert_eq!(PartitionEpoch(0).next(), PartitionEpoch(1));
+        assert_eq!(PartitionEpoch(2).next(), PartitionEpoch(3));
+        assert_eq!(BrokerEpoch::NONE.next(), BrokerEpoch(1));
+        assert_eq!(BrokerEpoch(2).next(), BrokerEpoch(3));
+    }
+
+    /// Offsets index the log: `plus` moves past appended records, and the conversions to and
+    /// from `usize` keep the number.
+    #[test]
+    fn offsets_count_records() {
+        assert_eq!(Offset(3).plus(2), Offset(5));
+        assert_eq!(Offset::ZERO.plus(0), Offset::ZERO);
+        assert_eq!(Offset(3).as_usize(), 3);
+        assert_eq!(Offset::from_usize(4), Offset(4));
+        assert_eq!(BrokerId(3).index(), 3);
+    }
+}
