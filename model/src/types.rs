@@ -207,13 +207,6 @@ impl BrokerSet {
             .filter(move |i| self.0 & (1 << i) != 0)
             .map(BrokerId)
     }
-
-    /// The set with broker indices renamed by `map` (old index -> new index).
-    #[must_use]
-    pub fn permuted(self, map: &[BrokerId]) -> BrokerSet {
-        self.iter()
-            .fold(BrokerSet::EMPTY, |set, b| set.with(map[b.index()]))
-    }
 }
 
 impl fmt::Display for BrokerSet {
