@@ -154,7 +154,7 @@ impl Controller {
         self.save_if_changed(before, state, o);
     }
 
-    /// A durable controller's save of a step that changed its state (see [`Controller::durable`]).
+    /// A durable controller's save of a step that changed its state (see [`ActorParams::durable_controller`]).
     fn save_if_changed(&self, before: Option<ControllerState>, state: &ControllerState, o: &mut O) {
         if before.is_some_and(|b| &b != state) {
             o.save(NodeStorage::Controller(state.clone()));

@@ -99,7 +99,7 @@ pub fn timer_range(timer: Timer) -> Range<Duration> {
     let ms = |lo: u64, hi: u64| Duration::from_millis(lo)..Duration::from_millis(hi);
     match timer {
         Timer::SessionExpired { .. } => ms(1800, 2000),
-        // Never armed in the engine (`Controller::leader_moves`, `Controller::heartbeats`).
+        // Never armed in the engine (`ActorParams::explore`, `ActorParams::heartbeats`).
         Timer::ElectLeader(_) | Timer::HeartbeatResumed(_) => ms(10_000, 20_000),
         Timer::IsrLag => ms(1000, 1000),
         Timer::Flush => ms(50, 100),
@@ -135,7 +135,7 @@ pub enum NodeStorage {
     None,
     Broker(BrokerStorage),
     Consumer(ConsumerStorage),
-    /// The engine's controller (`Controller::durable`); the model's saves `None`.
+    /// The engine's controller (`ActorParams::durable_controller`); the model's saves `None`.
     Controller(ControllerState),
 }
 
