@@ -6,14 +6,14 @@
 //! elect a new leader while the old one still runs: epochs must fence that zombie.
 //!
 //! Moves it may make at any moment, as Kafka's controller can (each a timer in the checker):
-//! - [`Controller::on_session_expired`]: any registered broker's session expires. A follower
+//! - `Controller::on_session_expired`: any registered broker's session expires. A follower
 //!   leaves the ISR (unless it is the last member, or with ELR); the leader is replaced by any
 //!   live ISR member (Kafka prefers assignment order, but reassignments and preferred-leader
 //!   elections make any order possible), else by a live ELR member (KIP-966), else by any live
 //!   replica if `unclean.leader.election.enable`, else the partition goes offline.
-//! - [`Controller::move_leadership`]: preferred-leader election or controlled shutdown moves
+//! - `Controller::move_leadership`: preferred-leader election or controlled shutdown moves
 //!   leadership to any live ISR member in a new epoch (model only; the engine has no operator).
-//! - [`Controller::on_heartbeat_resumed`]: a fenced broker's heartbeats come back and it is
+//! - `Controller::on_heartbeat_resumed`: a fenced broker's heartbeats come back and it is
 //!   unfenced (in the engine, a real heartbeat does this).
 //!
 //! Rules encoded:

@@ -497,7 +497,7 @@ pub fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
     crashes <= c.crashes
 }
 
-/// Whether the checker explores only the crashes of [`crash_is_interesting`].
+/// Whether the checker explores only the crashes of `crash_is_interesting`.
 pub fn crash_reduction_applies(c: &ValidConfig) -> bool {
     c.reductions
         && c.flush == crate::config::Flush::Always

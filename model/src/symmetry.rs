@@ -173,7 +173,7 @@ pub fn sound(config: &ValidConfig) -> bool {
 }
 
 /// The representative of `state`'s class: the state with its brokers sorted by
-/// [`summary`]. For stateright's `symmetry_fn`.
+/// their summaries (`summaries`). For stateright's `symmetry_fn`.
 pub fn representative(state: &InsyncState) -> InsyncState {
     let renaming = canonical_renaming(state);
     if renaming.is_identity() {
