@@ -339,7 +339,7 @@ pub struct Config {
     /// isr-join-epoch-start, maximal-isr, incarnation, leader-and-isr-epoch,
     /// not-enough-replicas, not-enough-replicas-after-append, stale-broker-epoch.
     #[arg(long)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub without_guard: Option<Guard>,
 }
 
