@@ -412,7 +412,7 @@ fn check_once(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
         ));
     }
     if symmetric(config, options) {
-        builder = builder.symmetry_fn(insync_model::symmetry::representative);
+        builder = builder.symmetry_fn(insync_model::symmetry::representative_fingerprint);
     }
     let start = Instant::now();
     match options.strategy {
@@ -439,7 +439,7 @@ fn simulation(config: &ValidConfig, options: &CheckOptions) -> CheckReport {
         max_depth: options.max_depth,
     };
     let representative: fn(&insync_model::InsyncState) -> insync_model::InsyncState =
-        insync_model::symmetry::representative;
+        insync_model::symmetry::representative_fingerprint;
     let outcome = crate::simulate::simulate(
         &model,
         options.seed,

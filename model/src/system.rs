@@ -24,10 +24,10 @@ use crate::node::{Insync, Node, NodeState, NodeStorage};
 use smallvec::SmallVec;
 use stateright::actor::{Actor, ActorModelAction, Command, Envelope, Id, Out};
 use stateright::{Expectation, Model, Property};
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 /// Per-actor columns of a state, inline up to eight actors (five brokers, the controller and
@@ -40,8 +40,36 @@ pub type Action = ActorModelAction<Msg, Timer, ()>;
 
 /// A fixed-seed hasher for the parts' own hashes: the same in every run and on every thread,
 /// so a part's hash is a function of its value alone.
-fn part_hash<T: Hash + ?Sized>(t: &T) -> u64 {
-    ahash::RandomState::with_seeds(0x696e, 0x7379, 0x6e63, 0x21).hash_one(t)
+pub(crate) fn part_hash<T: Hash + ?Sized>(t: &T) -> u64 {
+    let mut h = part_hasher();
+    t.hash(&mut h);
+    h.finish()
+}
+
+fn part_hasher() -> ahash::AHasher {
+    ahash::RandomState::with_seeds(0x696e, 0x7379, 0x6e63, 0x21).build_hasher()
+}
+
+/// The hash of a flow's messages, oldest first, from any iterator over them, so that a
+/// renamed flow can be hashed without being built (`symmetry.rs`).
+pub(crate) fn msgs_hash<M: Borrow<Msg>>(len: usize, msgs: impl Iterator<Item = M>) -> u64 {
+    let mut h = part_hasher();
+    h.write_usize(len);
+    for m in msgs {
+        m.borrow().hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Writes an ordered network's flows, each as its ends and the hash of its messages: the one
+/// definition shared by [`Net`]'s `Hash` and by [`SysState::permuted_hash`].
+fn hash_flows<H: Hasher>(h: &mut H, flows: &[(Id, Id, u64)]) {
+    h.write_usize(flows.len());
+    for (src, dst, hash) in flows {
+        h.write_usize(usize::from(*src));
+        h.write_usize(usize::from(*dst));
+        h.write_u64(*hash);
+    }
 }
 
 /// One per-pair FIFO connection with the messages in it, oldest first. Never empty in a
@@ -62,7 +90,7 @@ impl Flow {
     }
 
     fn new(src: Id, dst: Id, msgs: VecDeque<Msg>) -> Flow {
-        let hash = part_hash(&msgs);
+        let hash = msgs_hash(msgs.len(), msgs.iter());
         Flow {
             src,
             dst,
@@ -73,7 +101,7 @@ impl Flow {
 
     fn edit(&mut self, f: impl FnOnce(&mut VecDeque<Msg>)) {
         f(Arc::make_mut(&mut self.msgs));
-        self.hash = part_hash(&*self.msgs);
+        self.hash = msgs_hash(self.msgs.len(), self.msgs.iter());
     }
 }
 
@@ -283,12 +311,9 @@ impl Hash for Net {
     fn hash<H: Hasher>(&self, h: &mut H) {
         match self {
             Net::Ordered(flows) => {
-                h.write_usize(flows.len());
-                for f in flows {
-                    h.write_usize(usize::from(f.src));
-                    h.write_usize(usize::from(f.dst));
-                    h.write_u64(f.hash);
-                }
+                let flows: SmallVec<[(Id, Id, u64); 8]> =
+                    flows.iter().map(|f| (f.src, f.dst, f.hash)).collect();
+                hash_flows(h, &flows);
             }
             Net::Duplicating { sent, last } => {
                 sent.hash(h);
@@ -406,13 +431,68 @@ impl SysState {
         next
     }
 
+    /// The hash of the state [`SysState::permuted`] would build from the same arguments,
+    /// computed from the renamed parts' hashes without building the state or its parts:
+    /// `state_hashes[i]` and `storage_hashes[i]` (when `Some`) are slot `i`'s new parts'
+    /// hashes, and `flows` the ordered network's flows as `(src, dst, hash of messages)` in
+    /// any order. Equal to [`SysState::stable_hash`] of the built state (`tests/symmetry.rs`
+    /// checks it on random walks). For the symmetry reduction's fingerprints, which
+    /// stateright only ever hashes.
+    pub fn permuted_hash(
+        &self,
+        from: &[usize],
+        state_hashes: &[Option<u64>],
+        storage_hashes: &[Option<u64>],
+        timers: impl IntoIterator<Item = (usize, Timer)>,
+        mut flows: SmallVec<[(Id, Id, u64); 8]>,
+    ) -> u64 {
+        let n = self.actor_states.len();
+        let mut actors = PerActor::<u64>::new();
+        let mut storages = PerActor::<u64>::new();
+        let mut crashed = PerActor::<bool>::new();
+        for i in 0..n {
+            let j = from[i];
+            actors.push(state_hashes[i].unwrap_or(self.actor_hashes[j]));
+            storages.push(storage_hashes[i].unwrap_or(self.storage_hashes[j]));
+            crashed.push(self.crashed[j]);
+        }
+        flows.sort_unstable_by_key(|(src, dst, _)| (*src, *dst));
+        let mut h = part_hasher();
+        hash_columns(&mut h, &actors, &storages, &crashed);
+        timer_list(timers).hash(&mut h);
+        hash_flows(&mut h, &flows);
+        h.finish()
+    }
+
+    /// The state's hash by a fixed-seed hasher: the same in every run, on every thread.
+    pub fn stable_hash(&self) -> u64 {
+        part_hash(self)
+    }
+
+    /// A stand-in that hashes as `word` alone and is no state of the system: what the
+    /// symmetry reduction hands stateright in place of a representative, which stateright
+    /// only ever hashes (`checker/dfs.rs`: `fingerprint(&representative(&next_state))`).
+    /// Building the representative itself costs a renamed copy of every part that names a
+    /// broker; its hash needs only the renamed parts' hashes.
+    pub fn fingerprint_only(word: u64) -> SysState {
+        SysState {
+            actor_states: PerActor::new(),
+            crashed: PerActor::new(),
+            actor_storages: PerActor::new(),
+            timers: SmallVec::new(),
+            network: Net::Ordered(SmallVec::new()),
+            actor_hashes: smallvec::smallvec![word],
+            storage_hashes: PerActor::new(),
+        }
+    }
+
     /// Recomputes every part's hash after the public fields were edited.
     pub fn rehash(&mut self) {
         self.actor_hashes = self.actor_states.iter().map(|s| part_hash(&**s)).collect();
         self.storage_hashes = self.actor_storages.iter().map(part_hash).collect();
         if let Net::Ordered(flows) = &mut self.network {
             for f in flows {
-                f.hash = part_hash(&*f.msgs);
+                f.hash = msgs_hash(f.msgs.len(), f.msgs.iter());
             }
         }
     }
@@ -497,17 +577,23 @@ impl Eq for SysState {}
 /// hashes.
 impl Hash for SysState {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        for x in &self.actor_hashes {
-            h.write_u64(*x);
-        }
-        for x in &self.storage_hashes {
-            h.write_u64(*x);
-        }
-        for c in &self.crashed {
-            h.write_u8(u8::from(*c));
-        }
+        hash_columns(h, &self.actor_hashes, &self.storage_hashes, &self.crashed);
         self.timers.hash(h);
         self.network.hash(h);
+    }
+}
+
+/// Writes the per-actor columns of a state: the one definition shared by [`SysState`]'s
+/// `Hash` and by [`SysState::permuted_hash`].
+fn hash_columns<H: Hasher>(h: &mut H, actors: &[u64], storages: &[u64], crashed: &[bool]) {
+    for x in actors {
+        h.write_u64(*x);
+    }
+    for x in storages {
+        h.write_u64(*x);
+    }
+    for c in crashed {
+        h.write_u8(u8::from(*c));
     }
 }
 
