@@ -19,6 +19,9 @@ pub const RESULT_PREFIX: &str = "INSYNC_BENCH_RESULT ";
 pub struct CheckerCase {
     /// A catalogue scenario, or `None` for the contract default (`insync check`).
     pub scenario: Option<String>,
+    /// A configuration of its own, in place of a catalogue row or the default.
+    #[serde(default)]
+    pub config: Option<Config>,
     /// `bfs` or `dfs`.
     pub strategy: String,
     pub threads: usize,
@@ -44,7 +47,12 @@ impl CheckerCase {
     /// The `insync check` command line that runs the same search.
     pub fn command(&self) -> String {
         let mut s = String::from("insync check");
-        if let Some(name) = &self.scenario {
+        if let Some(c) = &self.config {
+            for f in c.flags() {
+                s.push(' ');
+                s.push_str(&f);
+            }
+        } else if let Some(name) = &self.scenario {
             s.push_str(&format!(" <{name} flags>"));
         }
         s.push_str(&format!(
@@ -66,6 +74,12 @@ impl CheckerCase {
     }
 
     fn config(&self) -> ValidConfig {
+        if let Some(c) = &self.config {
+            return c
+                .clone()
+                .validate()
+                .expect("a bench configuration is valid");
+        }
         match &self.scenario {
             None => Config::default().validate().expect("the default is valid"),
             Some(name) => catalogue()
