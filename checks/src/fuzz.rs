@@ -110,6 +110,9 @@ pub struct DiskReports {
     /// Recoveries of the damaged broker after an unclean shutdown that reported records past
     /// the last periodic checkpoint as unverified.
     pub unverified_tails: u64,
+    /// Recoveries that found a damaged segment and kept its intact prefix (`--elr`), the
+    /// broker restarting out of the ISR and the ELR.
+    pub segments_salvaged: u64,
 }
 
 impl FuzzReport {
@@ -134,6 +137,10 @@ impl FuzzReport {
                     *self.disk_faults.entry(*fault).or_default() += 1;
                 }
                 DiskEvent::Refused { .. } => self.disk_reports.starts_refused += 1,
+                DiskEvent::Recovered {
+                    damaged_from: Some(_),
+                    ..
+                } => self.disk_reports.segments_salvaged += 1,
                 DiskEvent::Recovered {
                     truncated_bytes, ..
                 } if *truncated_bytes > 0 => self.disk_reports.torn_tails_cut += 1,
@@ -568,14 +575,15 @@ pub fn render_summary(report: &FuzzReport) -> String {
             s,
             "disk faults injected: {} in {} cases ({}); storage reported {} refused starts, {} \
              torn tails cut, {} failed writes, {} unverified tails (an unclean shutdown after a \
-             periodic checkpoint)",
+             periodic checkpoint), {} damaged segments salvaged (--elr)",
             report.disk_faults.values().sum::<u64>(),
             report.cases_with_disk_faults,
             faults.join(", "),
             r.starts_refused,
             r.torn_tails_cut,
             r.writes_failed,
-            r.unverified_tails
+            r.unverified_tails,
+            r.segments_salvaged
         );
     }
     let _ = writeln!(

@@ -434,11 +434,13 @@ impl Harness {
                 reason,
                 unverified_from,
                 log_end_offset,
+                damaged_from,
             } => DiskEvent::Recovered {
                 truncated_bytes,
                 reason: reason.map(|r| self.without_disk_root(r)),
                 unverified_from,
                 log_end_offset,
+                damaged_from,
             },
             DiskEvent::Injected {
                 fault,

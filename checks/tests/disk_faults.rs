@@ -130,6 +130,11 @@ fn at_the_engines_checkpoint_interval_every_fault_is_reported_and_only_kafkas_ow
         &disk_fuzz_options(production, "insync-fuzz-disk-faults-5s-elr"),
     )
     .expect("the fuzzing run completes");
+    assert!(
+        report.disk_reports.segments_salvaged > 0,
+        "with KIP-966 damaged segments are salvaged: {:?}",
+        report.disk_reports
+    );
     let kinds: Vec<AnomalyKind> = report.cases_with.keys().copied().collect();
     assert!(
         kinds.iter().all(|k| *k == AnomalyKind::Unseen),
@@ -258,11 +263,20 @@ fn report_after_with(
     fault: DiskFault,
     checkpoint_interval: Duration,
 ) -> (History, DiskEvent) {
+    report_after_on(case(steps), fault, checkpoint_interval)
+}
+
+/// [`report_after_with`] for any case.
+fn report_after_on(
+    case: Case,
+    fault: DiskFault,
+    checkpoint_interval: Duration,
+) -> (History, DiskEvent) {
     let options = HistoryRunOptions {
         checkpoint_interval,
         ..HistoryRunOptions::default()
     };
-    let (history, verdict) = run_case(&case(steps), &options).expect("the run");
+    let (history, verdict) = run_case(&case, &options).expect("the run");
     assert!(verdict.is_valid(), "{:?}\n{history}", verdict.anomalies);
     let injected: Vec<(usize, u8)> = history
         .ops
@@ -430,6 +444,89 @@ fn a_bit_flip_in_the_state_file_or_meta_json_refuses_the_start() {
     }
 }
 
+/// KIP-966's configuration (`--elr --hw-rule min-isr`), under which a broker that restarts
+/// with less than it had is taken out of the ISR and the ELR until it catches up.
+fn kip_966() -> Config {
+    Config {
+        elr: true,
+        hw_rule: HwRule::MinIsr,
+        ..recommended()
+    }
+}
+
+/// Setup: KIP-966; three acknowledged sends; the state file at every save, so that it
+/// vouches for every record.
+/// Steps: the leader or a follower crashes, a bit flips in a batch below (or at and above)
+/// its recovery point, or its segment goes missing; it restarts; three more sends.
+/// Expected: the start is not refused: recovery keeps the records before the damaged batch,
+/// reports the offset from which on it dropped them (ERROR), and the broker restarts as a new
+/// incarnation after an unclean shutdown. The history has no anomaly: nothing acknowledged
+/// is lost or unseen, and the damaged broker is back (its restart is not "refused, it stays
+/// down"), so the partition keeps three live replicas. Without KIP-966 the same damage
+/// refuses the start (the tests above): the protocol there has no way to keep a broker that
+/// lost records from leading as the last ISR member.
+#[test]
+fn with_kip_966_a_damaged_segment_is_salvaged_and_the_broker_rejoins_without_loss() {
+    let faults = [
+        (
+            Step::CrashLeader,
+            Step::BitFlip {
+                region: FlipRegion::BelowRecoveryPoint,
+                at: 7,
+            },
+            DiskFault::BitFlip,
+        ),
+        (
+            Step::CrashFollower { rank: 0 },
+            Step::BitFlip {
+                region: FlipRegion::AboveRecoveryPoint,
+                at: 1000,
+            },
+            DiskFault::BitFlip,
+        ),
+        (
+            Step::CrashFollower { rank: 1 },
+            Step::MissingFile {
+                file: DamagedFile::Segment,
+            },
+            DiskFault::MissingFile,
+        ),
+        (
+            Step::CrashFollower { rank: 0 },
+            Step::LostFsync,
+            DiskFault::LostFsync,
+        ),
+    ];
+    for (crash, fault, kind) in faults {
+        let case = Case {
+            config: kip_966(),
+            plan: Plan {
+                steps: damaged_while_down(crash, fault),
+            },
+            seed: 0,
+        };
+        let (history, report) = report_after_on(case, kind, EVERY_SAVE);
+        assert!(
+            matches!(
+                report,
+                DiskEvent::Recovered {
+                    damaged_from: Some(from),
+                    log_end_offset: Some(end),
+                    ..
+                } if from == end && end < 3
+            ),
+            "{kind:?}: {report:?}\n{history}"
+        );
+        assert!(
+            !history.ops.iter().any(|op| matches!(
+                &op.fun,
+                Fun::Nemesis { what } if what.contains("refused, it stays down")
+            )),
+            "{history}"
+        );
+    }
+}
+
 #[test]
 fn a_full_disk_fails_the_leaders_write_and_stops_it() {
     let mut steps = three_sends();
@@ -469,6 +566,7 @@ fn the_checker_names_an_unreported_disk_fault() {
         reason: None,
         unverified_from: None,
         log_end_offset: Some(2),
+        damaged_from: None,
     };
     // Past a periodic checkpoint, after an unclean shutdown: unverified from `from` on.
     let unverified = |from: u64| DiskEvent::Recovered {
@@ -476,6 +574,15 @@ fn the_checker_names_an_unreported_disk_fault() {
         reason: None,
         unverified_from: Some(from),
         log_end_offset: Some(2),
+        damaged_from: None,
+    };
+    // With KIP-966: the segment salvaged, cut from `from` on.
+    let salvaged = |from: u64| DiskEvent::Recovered {
+        truncated_bytes: 12,
+        reason: Some("checksum mismatch".into()),
+        unverified_from: None,
+        log_end_offset: Some(from),
+        damaged_from: Some(from),
     };
     let refused = || DiskEvent::Refused {
         reason: "corrupt".into(),
@@ -485,6 +592,7 @@ fn the_checker_names_an_unreported_disk_fault() {
         reason: Some("torn".into()),
         unverified_from: None,
         log_end_offset: Some(2),
+        damaged_from: None,
     };
     for fault in [
         DiskFault::TornWrite,
@@ -506,7 +614,13 @@ fn the_checker_names_an_unreported_disk_fault() {
         assert!(history(fault, Some(cut())).has(AnomalyKind::UndetectedCorruption));
         // Unverified from past the damaged batch (offset 2) vouches for it: not reported.
         assert!(history(fault, Some(unverified(3))).has(AnomalyKind::UndetectedCorruption));
+        // A salvage that cut the damaged batch (offset 2) reports it; one that kept it does
+        // not.
+        assert!(history(fault, Some(salvaged(2))).is_valid());
+        assert!(history(fault, Some(salvaged(0))).is_valid());
+        assert!(history(fault, Some(salvaged(3))).has(AnomalyKind::UndetectedCorruption));
     }
+    assert!(history(DiskFault::DiskFull, Some(salvaged(0))).has(AnomalyKind::UndetectedCorruption));
     // A lost or damaged batch in the range reported unverified is reported; a missing file
     // or a torn tail (which must be cut) is not.
     for fault in [DiskFault::LostFsync, DiskFault::BitFlip] {

@@ -51,16 +51,27 @@
 //!
 //! Only a torn tail, the unfinished end of a save interrupted before its fsync (a short final
 //! batch, a final batch failing its checksum, or zero bytes the file system allocated but never
-//! filled), is cut, with a warning. Anything else is corruption and refuses the start with the
-//! file and byte offset: a bad length, a checksum mismatch with more data after it, a batch
+//! filled), is cut, with a warning. Anything else is corruption, reported with the file and
+//! byte offset, which refuses the start or (with `--elr`) is salvaged, see below: a bad length, a checksum mismatch with more data after it, a batch
 //! that passes its checksum but does not decode, starts at the wrong offset or lowers the
 //! leader epoch, and a segment that holds fewer records than its state file recorded at the
 //! last save (or than its high-watermark checkpoint). Nothing read from disk reaches the model
 //! unchecked, so no on-disk bytes can make it panic.
 //!
-//! The engine fail-stops on damaged storage: a broker that lost records it saved (and may have
-//! acknowledged) does not rejoin as if nothing happened. Modelling "rejoin as a broker that
-//! lost data" is out of scope for now; the operator restores the directory instead.
+//! What happens next depends on the controller's rules. With KIP-966 (`--elr`) the storage
+//! salvages ([`DiskStorage::with_salvage`]): it keeps the records before the first damaged
+//! batch (a missing segment keeps none), cuts the rest from the file, reports the offset from
+//! which on it dropped records ([`Recovery::damaged_from`], ERROR with file, offset and byte),
+//! and the broker restarts with the shorter log as a new incarnation after an unclean
+//! shutdown: the controller takes it out of the ISR and the ELR, so it leads again only after
+//! fetching what it lost. That is the branch the checker explores for every restart under
+//! `--elr`, where with `--flush async` a restart comes back with any prefix of its log (the
+//! matrix row `async-flush-elr` holds). Without KIP-966 the protocol has no way to say "this
+//! broker lost records": the controller keeps a restarted broker that is the last ISR member
+//! in the ISR, and it would lead without them. So there the engine fail-stops on damaged
+//! storage (the start is refused; the operator restores the directory). A damaged state file
+//! or `meta.json`, or a missing one, is refused in both: the broker's incarnation and identity
+//! are gone with it.
 //!
 //! # Failures
 //!
@@ -301,6 +312,13 @@ pub struct Recovery {
     /// in the final batch) cannot be told from one never written, so everything from here on
     /// is reported as unverified rather than silently taken as whole.
     pub unverified_from: Option<Offset>,
+    /// Set when the storage salvages ([`DiskStorage::with_salvage`]) and found corruption in
+    /// the segment (a missing segment, a bad length or checksum before the last batch, a
+    /// batch that does not decode, starts at the wrong offset or lowers the leader epoch, or
+    /// fewer records than the state file recorded): the offset of the first record lost. The
+    /// log is kept up to it, the rest is cut from the file, and the broker restarts with the
+    /// shorter log as a new incarnation after an unclean shutdown.
+    pub damaged_from: Option<Offset>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -395,12 +413,28 @@ pub struct DiskStorage {
     fail_segment_syncs: std::sync::atomic::AtomicBool,
     /// Injected faults ([`faults`]); `None` outside tests and the fuzzer.
     faults: Option<Arc<faults::DiskFaults>>,
+    /// Whether recovery keeps a damaged segment's intact prefix (see the module's
+    /// "Recovery") rather than refusing the start.
+    salvage: bool,
 }
 
 /// A lock whose holder panicked is still usable: every write either completed or fail-stopped
 /// the storage.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The ERROR line of a salvaged segment (the corruption itself was logged as found).
+fn salvaged(path: &Path, from: Offset, byte: u64) {
+    tracing::error!(
+        path = %path.display(),
+        offset = %from,
+        byte,
+        "damaged segment salvaged: the records from offset {from} (byte {byte}) on are dropped. \
+         The broker restarts with the records before them, as a new incarnation after an \
+         unclean shutdown: the controller (KIP-966) takes it out of the ISR and the ELR, so it \
+         leads again only after fetching what it lost"
+    );
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
@@ -607,12 +641,23 @@ impl DiskStorage {
             #[cfg(test)]
             fail_segment_syncs: std::sync::atomic::AtomicBool::new(false),
             faults: None,
+            salvage: false,
         })
     }
 
     /// Lets `faults` fail this storage's writes (tests and the fuzzer only).
     pub fn with_faults(mut self, faults: Arc<faults::DiskFaults>) -> DiskStorage {
         self.faults = Some(faults);
+        self
+    }
+
+    /// Keeps a damaged segment's intact prefix and reports the rest
+    /// ([`Recovery::damaged_from`]) instead of refusing the start: for a broker whose
+    /// controller applies KIP-966's unclean-shutdown rule (`--elr`), under which a broker
+    /// that restarts with less than it had leaves the ISR and the ELR and leads again only
+    /// after catching up (see the module's "Recovery").
+    pub fn with_salvage(mut self, salvage: bool) -> DiskStorage {
+        self.salvage = salvage;
         self
     }
 
@@ -872,7 +917,17 @@ impl DiskStorage {
                     saved.log_end_offset
                 );
                 tracing::error!(path = %path.display(), "{reason}");
-                return Err(corrupt(&path, reason));
+                if !self.salvage {
+                    return Err(corrupt(&path, reason));
+                }
+                let segment = self.create_segment(actor)?;
+                let recovery = Recovery {
+                    reason: Some(reason),
+                    damaged_from: Some(Offset::ZERO),
+                    ..Recovery::default()
+                };
+                salvaged(&path, Offset::ZERO, 0);
+                return Ok((segment, recovery));
             }
             Err(e) => return Err(io(&path)(e)),
         };
@@ -907,12 +962,21 @@ impl DiskStorage {
                 Parsed::Corrupt(reason) => {
                     let reason = format!("at byte {pos}: {reason}");
                     tracing::error!(path = %path.display(), offset = pos, "{reason}");
-                    return Err(corrupt(&path, reason));
+                    if !self.salvage {
+                        return Err(corrupt(&path, reason));
+                    }
+                    // Everything from the damaged batch on is cut, as a torn tail is.
+                    recovery.truncated_bytes = (bytes.len() - pos) as u64;
+                    recovery.damaged_from = Some(segment.on_disk.log_end_offset());
+                    recovery.reason = Some(reason);
+                    break;
                 }
             }
         }
         let end = segment.on_disk.log_end_offset();
-        if end < saved.log_end_offset || end < saved.high_watermark {
+        if recovery.damaged_from.is_none()
+            && (end < saved.log_end_offset || end < saved.high_watermark)
+        {
             let reason = format!(
                 "holds {end} records{} but {} recorded {} records and a high-watermark \
                  checkpoint of {} at the last save: records the node saved are gone",
@@ -925,10 +989,17 @@ impl DiskStorage {
                 saved.high_watermark
             );
             tracing::error!(path = %path.display(), offset = pos, "{reason}");
-            return Err(corrupt(&path, reason));
+            if !self.salvage {
+                return Err(corrupt(&path, reason));
+            }
+            recovery.damaged_from = Some(end);
+            recovery.reason = Some(reason);
         }
         segment.len_bytes = pos as u64;
-        if recovery.truncated_bytes > 0 {
+        if let Some(from) = recovery.damaged_from {
+            salvaged(&path, from, pos as u64);
+        }
+        if recovery.truncated_bytes > 0 && recovery.damaged_from.is_none() {
             tracing::warn!(
                 path = %path.display(),
                 offset = pos,
@@ -936,6 +1007,8 @@ impl DiskStorage {
                 reason = recovery.reason.as_deref().unwrap_or(""),
                 "torn segment tail cut in recovery (a save interrupted before its fsync)"
             );
+        }
+        if recovery.truncated_bytes > 0 {
             segment.file.set_len(segment.len_bytes).map_err(io(&path))?;
             self.sync(&segment.file, &path)?;
         }
@@ -1452,6 +1525,66 @@ mod tests {
         drop(reopened);
         let (_, recovery) = open(dir.path()).load(3).expect("load").expect("saved");
         assert_eq!(recovery.truncated_bytes, 4096);
+    }
+
+    /// Setup: three saves of one record each, the state file at every save (it vouches for
+    /// all three); a storage that salvages (`--elr`) and one that does not.
+    /// Steps: a bit flips inside the second batch; later the segment goes missing.
+    /// Expected: without salvage both refuse the start. With it, recovery keeps the first
+    /// record, reports the damage from offset 1 on, and cuts the file after the first batch,
+    /// so the next saves append where the intact log ends and a further restart finds it
+    /// whole; a missing segment comes back empty, damaged from offset 0.
+    #[test]
+    fn a_salvaging_storage_keeps_the_intact_prefix_and_reports_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let mut log = Log::new();
+        let mut ends = Vec::new();
+        for v in 1..=3 {
+            log.append(record(v, 1));
+            store.save(3, &broker(&log, 1)).expect("save");
+            ends.push(
+                fs::metadata(dir.path().join("actor-3.log"))
+                    .expect("meta")
+                    .len(),
+            );
+        }
+        drop(store);
+        let path = dir.path().join("actor-3.log");
+        let mut bytes = fs::read(&path).expect("read");
+        let inside_second = (ends[0] + (ends[1] - ends[0]) / 2) as usize;
+        bytes[inside_second] ^= 0x10;
+        fs::write(&path, &bytes).expect("write");
+
+        let err = open(dir.path())
+            .load(3)
+            .expect_err("refused without salvage");
+        assert!(matches!(err, DiskError::Corrupt { .. }), "{err}");
+
+        let store = open(dir.path()).with_salvage(true);
+        let (storage, recovery) = store.load(3).expect("load").expect("saved");
+        assert_eq!(log_of(&storage).log_end_offset(), Offset(1));
+        assert_eq!(recovery.damaged_from, Some(Offset(1)));
+        assert!(recovery.reason.expect("a reason").contains("checksum"));
+        assert_eq!(fs::metadata(&path).expect("meta").len(), ends[0], "cut");
+        // The broker fetches again what it lost; the saves append after the intact prefix.
+        let mut again = log_of(&storage);
+        again.append(record(7, 2));
+        store.save(3, &broker(&again, 1)).expect("save");
+        drop(store);
+        let (storage, recovery) = open(dir.path()).load(3).expect("load").expect("saved");
+        assert_eq!(log_of(&storage), again);
+        assert_eq!(recovery.damaged_from, None);
+
+        fs::remove_file(&path).expect("remove");
+        assert!(open(dir.path()).load(3).is_err(), "refused without salvage");
+        let (storage, recovery) = open(dir.path())
+            .with_salvage(true)
+            .load(3)
+            .expect("load")
+            .expect("saved");
+        assert_eq!(log_of(&storage).log_end_offset(), Offset::ZERO);
+        assert_eq!(recovery.damaged_from, Some(Offset::ZERO));
     }
 
     /// Setup: the default checkpoint interval (5 s); a first save of one record (the state

@@ -491,7 +491,11 @@ impl ClusterBuilder {
         }
         let broker_disks = match self.broker_disks {
             Some(interval) => {
-                let disks = Arc::new(BrokerDisks::new(self.config.replicas, interval)?);
+                let disks = Arc::new(BrokerDisks::new(
+                    self.config.replicas,
+                    interval,
+                    self.config.elr,
+                )?);
                 self.storage = Some(Arc::clone(&disks) as Arc<dyn StorageBackend<NodeStorage>>);
                 Some(disks)
             }
@@ -572,6 +576,7 @@ impl Cluster {
     ) -> anyhow::Result<Cluster> {
         let config_text = config_text(&config, &options)?;
         check_options(&options)?;
+        let elr = config.elr;
         let mut insync = Insync::new(config);
         insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
@@ -604,7 +609,7 @@ impl Cluster {
                 hosts
             }
         };
-        let disk = open_data_dir(&options, None)?;
+        let disk = open_data_dir(&options, None, elr)?;
         let store = storage.unwrap_or_else(|| store_of(disk.as_ref()));
         let runtime = start_runtime(actors, &options, &hosts, store, trace)?;
         let transport = addrs.map(|addrs| {
@@ -1110,10 +1115,19 @@ pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
 
 /// Opens the data directory for the node `served` names (`None`: an in-process cluster,
 /// which formats an empty directory itself).
+///
+/// With `elr` (KIP-966's unclean-shutdown rule) a damaged segment is salvaged: the broker
+/// restarts with its intact prefix as a new incarnation after an unclean shutdown, which the
+/// controller takes out of the ISR and the ELR until it catches up, the same branch the
+/// checker explores for every restart under `--elr` (with `--flush async` a restart comes
+/// back with any prefix of its log; the matrix row `async-flush-elr` holds). Without it the
+/// protocol has no way to say "this broker lost data": a last ISR member would lead without
+/// what it lost, so the start is refused instead (fail-stop).
 fn open_disk(
     dir: &std::path::Path,
     cluster_id: Option<&str>,
     served: Option<Served>,
+    elr: bool,
 ) -> anyhow::Result<DiskStorage> {
     let (node, mode) = match served {
         None => (StorageNode::InProcess, OpenMode::FormatIfEmpty),
@@ -1132,18 +1146,19 @@ fn open_disk(
     let identity = Identity::new(cluster_id, node).map_err(|e| {
         anyhow::anyhow!(UsageError::InvalidConfig(format!("{e}; set --cluster-id")))
     })?;
-    Ok(DiskStorage::open(dir, &identity, mode)?)
+    Ok(DiskStorage::open(dir, &identity, mode)?.with_salvage(elr))
 }
 
 /// The options' data directory, opened (and locked) for `served`, if there is one.
 fn open_data_dir(
     options: &EngineOptions,
     served: Option<Served>,
+    elr: bool,
 ) -> anyhow::Result<Option<Arc<DiskStorage>>> {
     options
         .data_dir
         .as_ref()
-        .map(|dir| open_disk(dir, options.cluster_id.as_deref(), served).map(Arc::new))
+        .map(|dir| open_disk(dir, options.cluster_id.as_deref(), served, elr).map(Arc::new))
         .transpose()
 }
 
@@ -1216,6 +1231,7 @@ pub async fn serve_node(
 ) -> anyhow::Result<()> {
     let config_text = config_text(&config, &options)?;
     check_options(&options)?;
+    let elr = config.elr;
     let mut insync = Insync::new(config);
     insync.topology.producers = options.producers.max(1);
     let topology = insync.topology;
@@ -1238,7 +1254,7 @@ pub async fn serve_node(
     };
     // The data directory first: a second process on it is refused for the lock, whatever
     // address it was given.
-    let disk = open_data_dir(&options, Some(served))?;
+    let disk = open_data_dir(&options, Some(served), elr)?;
     if let (Served::Controller, Some(disk)) = (served, &disk) {
         if let Some((NodeStorage::Controller(saved), _)) = disk.load(index)? {
             let p = &saved.partition;

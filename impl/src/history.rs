@@ -138,9 +138,13 @@ impl DiskFault {
             DiskFault::TornWrite => "a recovery that cuts a torn tail (or refuses to start)",
             DiskFault::LostFsync | DiskFault::BitFlip => {
                 "a refused start (corruption), or a recovery that reports the damaged batch's \
-                 offset as unverified (past a periodic checkpoint, after an unclean shutdown)"
+                 offset as unverified (past a periodic checkpoint, after an unclean shutdown) \
+                 or, with --elr, as damaged (the intact prefix salvaged)"
             }
-            DiskFault::MissingFile => "a refused start (corruption)",
+            DiskFault::MissingFile => {
+                "a refused start (corruption), or with --elr a missing segment salvaged \
+                 (damaged from offset 0)"
+            }
             DiskFault::DiskFull => "a failed write (or none attempted while the disk was full)",
         }
     }
@@ -155,6 +159,15 @@ impl DiskFault {
             (DiskFault::DiskFull, DiskEvent::SpaceFreed { writes_refused }) => *writes_refused == 0,
             (DiskFault::DiskFull, _) => false,
             (_, DiskEvent::Refused { .. }) => true,
+            // A salvaged segment is cut from `from` on and reported: every fault in what
+            // was cut is reported with it (a torn write under a later missing segment too).
+            (
+                _,
+                DiskEvent::Recovered {
+                    damaged_from: Some(from),
+                    ..
+                },
+            ) => first_offset.is_none_or(|o| o >= *from),
             (
                 DiskFault::LostFsync | DiskFault::BitFlip,
                 DiskEvent::Recovered {
@@ -197,6 +210,10 @@ pub enum DiskEvent {
         unverified_from: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         log_end_offset: Option<u64>,
+        /// With `--elr`: recovery found the segment damaged and kept the records before
+        /// this offset (`insync::disk::Recovery::damaged_from`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        damaged_from: Option<u64>,
     },
     /// Storage refused to start the broker: damaged (it stays down, fail-stop).
     Refused { reason: String },
@@ -215,7 +232,22 @@ impl fmt::Display for DiskEvent {
                 reason,
                 unverified_from,
                 log_end_offset,
+                damaged_from,
             } => {
+                if let Some(from) = damaged_from {
+                    write!(
+                        f,
+                        "recovered a damaged segment ({}), keeping the records before offset \
+                         {from}",
+                        reason.as_deref().unwrap_or("no reason given")
+                    )?;
+                    if let Some(end) = log_end_offset {
+                        write!(f, ", log end {end}")?;
+                    }
+                    return f.write_str(
+                        "; it restarts after an unclean shutdown, out of the ISR and the ELR",
+                    );
+                }
                 match truncated_bytes {
                     0 => write!(f, "recovered its files intact")?,
                     n => write!(
@@ -547,4 +579,35 @@ fn reads(records: &[(u64, u64)]) -> Vec<Read> {
         .iter()
         .map(|&(offset, value)| Read { offset, value })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn salvaged(from: u64) -> DiskEvent {
+        DiskEvent::Recovered {
+            truncated_bytes: 0,
+            reason: Some("the segment is missing".into()),
+            unverified_from: None,
+            log_end_offset: Some(from),
+            damaged_from: Some(from),
+        }
+    }
+
+    /// A salvaged segment reports every fault in what it cut, and none below it.
+    #[test]
+    fn a_salvaged_segment_reports_the_faults_in_what_it_cut() {
+        for fault in [
+            DiskFault::TornWrite,
+            DiskFault::LostFsync,
+            DiskFault::BitFlip,
+            DiskFault::MissingFile,
+        ] {
+            assert!(fault.is_reported_by(Some(3), &salvaged(3)), "{fault:?}");
+            assert!(fault.is_reported_by(None, &salvaged(0)), "{fault:?}");
+            assert!(!fault.is_reported_by(Some(2), &salvaged(3)), "{fault:?}");
+        }
+        assert!(!DiskFault::DiskFull.is_reported_by(None, &salvaged(0)));
+    }
 }

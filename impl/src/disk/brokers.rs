@@ -53,12 +53,19 @@ pub struct BrokerDisks {
     events: Mutex<Vec<(u8, DiskEvent)>>,
     /// How often a broker's state file is rewritten in the steady state.
     checkpoint_interval: Duration,
+    salvage: bool,
 }
 
 impl BrokerDisks {
     /// Empty data directories for `brokers` brokers, whose state files are rewritten at most
     /// every `checkpoint_interval` in the steady state.
-    pub fn new(brokers: usize, checkpoint_interval: Duration) -> anyhow::Result<BrokerDisks> {
+    /// With `salvage`, a damaged segment's intact prefix is kept
+    /// ([`DiskStorage::with_salvage`]).
+    pub fn new(
+        brokers: usize,
+        checkpoint_interval: Duration,
+        salvage: bool,
+    ) -> anyhow::Result<BrokerDisks> {
         let shm = Path::new("/dev/shm");
         let mut builder = tempfile::Builder::new();
         builder.prefix("insync-disks-");
@@ -83,6 +90,7 @@ impl BrokerDisks {
             memory: MemoryStorage::new(),
             events: Mutex::new(Vec::new()),
             checkpoint_interval,
+            salvage,
         })
     }
 
@@ -121,6 +129,7 @@ impl BrokerDisks {
         Ok(
             DiskStorage::open(self.dir(broker), &identity(broker), OpenMode::Formatted)?
                 .with_checkpoint_interval(self.checkpoint_interval)
+                .with_salvage(self.salvage)
                 .with_faults(Arc::clone(&self.faults[usize::from(broker)])),
         )
     }
@@ -182,6 +191,7 @@ impl StorageBackend<NodeStorage> for BrokerDisks {
                     truncated_bytes: recovery.truncated_bytes,
                     reason: recovery.reason,
                     unverified_from: recovery.unverified_from.map(|o| o.0),
+                    damaged_from: recovery.damaged_from.map(|o| o.0),
                     log_end_offset: Some(recovery.records as u64),
                 },
             );
