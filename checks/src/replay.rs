@@ -63,7 +63,8 @@ pub fn conform(
     let insync = Insync::new(config.clone());
     let topology = insync.topology;
     let app = application_id(&insync);
-    let actors = engine_actors(&insync, &engine_options(options));
+    // The histories' clusters live in one process (their disks are theirs alone).
+    let actors = engine_actors(&insync, &engine_options(options), false);
     let fifo = config.network != NetworkKind::Duplicating;
     // Messages sent and not yet delivered, per connection, in send order.
     let mut in_flight: HashMap<(Id, Id), VecDeque<Msg>> = HashMap::new();

@@ -18,7 +18,7 @@ use insync_model::log::Log;
 use insync_model::msg::{AppMsg, Msg};
 use insync_model::node::{ActorParams, Insync, NodeStorage, Topology};
 use insync_model::producer::Outcome;
-use insync_model::types::{BrokerId, CorrelationId, Offset, ProducerId, Value};
+use insync_model::types::{BrokerId, CorrelationId, Offset, Value};
 use insync_model::{Node, ValidConfig};
 use stateright::actor::Id;
 use std::collections::HashMap;
@@ -581,21 +581,7 @@ impl Cluster {
         insync.topology.producers = options.producers.max(1);
         let topology = insync.topology;
         let app = application_id(&insync);
-        let mut actors = engine_actors(&insync, &options);
-        if addrs.is_some() {
-            // Each client of a shared cluster is a new producer to the brokers, as Kafka's
-            // InitProducerId makes it: its sequence numbers start again at 0. The Kafka
-            // listener asks the controller for ids (`Msg::InitProducerId`); a connected
-            // client cannot yet, since the transport carries only the layout's actors, so it
-            // draws one at random here (a collision with another client is unlikely, not
-            // ruled out).
-            let fresh = rand::random::<u32>().max(2) & !0xff;
-            for actor in &mut actors {
-                if let Node::Producer(p) = actor {
-                    p.producer_id = ProducerId(fresh + p.producer_id.0);
-                }
-            }
-        }
+        let actors = engine_actors(&insync, &options, addrs.is_some());
         let hosts: Vec<usize> = match &addrs {
             None => (0..topology.actor_count()).collect(),
             Some(addrs) => {
@@ -931,6 +917,34 @@ impl Cluster {
             .flatten()
     }
 
+    /// Waits up to `timeout` until a broker leads with at least `members` in its ISR, as an
+    /// operator waits for under-replicated partitions to clear after a restart: brokers that
+    /// restart leave the ISR and rejoin it by catching up (KIP-380), and until then
+    /// `min.insync.replicas` refuses sends. Whether it happened.
+    pub async fn wait_for_isr(&self, members: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            for b in self.topology.brokers() {
+                let isr = self
+                    .runtime
+                    .inspect(self.topology.broker(b), |s| {
+                        s.as_broker()
+                            .and_then(|b| b.leader_state())
+                            .map(|l| l.isr.len())
+                    })
+                    .await
+                    .flatten();
+                if isr.is_some_and(|n| n >= members) {
+                    return true;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A broker's log as it is now (`None` while it is down).
     pub async fn broker_log(&self, b: BrokerId) -> Option<(Log, bool)> {
         self.runtime
@@ -1103,13 +1117,20 @@ pub fn application_id(insync: &Insync) -> Id {
 ///
 /// The history runner's trace replay (`insync_checks::replay`) replays a run through
 /// these same actors; the application's id is the first past them ([`application_id`]).
-pub fn engine_actors(insync: &Insync, options: &EngineOptions) -> Vec<Node> {
-    let params = ActorParams::engine(
+///
+/// Idempotent producers ask the controller for their ids (KIP-98 `InitProducerId`) when the
+/// cluster can outlive them: its brokers keep their logs in a data directory, or the
+/// producers are clients `connected` to processes that run on. A cluster held in memory by
+/// one process is born and ends with its producers, so the topology's fixed ids are unique
+/// for its whole life, as they are in the model (`ActorParams::allocate_producer_ids`).
+pub fn engine_actors(insync: &Insync, options: &EngineOptions, connected: bool) -> Vec<Node> {
+    let mut params = ActorParams::engine(
         application_id(insync),
         options.fetch_records_max,
         options.batch_records,
         options.limits,
     );
+    params.allocate_producer_ids = connected || options.data_dir.is_some();
     insync.actors_with(&params)
 }
 
@@ -1270,7 +1291,8 @@ pub async fn serve_node(
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {listen}: {e}; is another process using the address?")
     })?;
-    let actors = engine_actors(&insync, &options);
+    // The process hosts a broker or the controller, no producer.
+    let actors = engine_actors(&insync, &options, true);
     let runtime = start_runtime(actors, &options, &[index], store_of(disk.as_ref()), false)?;
     let transport = Transport::start(
         Arc::clone(&runtime),

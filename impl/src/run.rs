@@ -250,6 +250,20 @@ pub async fn run(config: ValidConfig, options: RunOptions) -> anyhow::Result<Run
             .start()
             .await?,
     );
+    if options.engine.data_dir.is_some() && !cluster.is_remote() {
+        // Brokers restarted on a data directory leave the ISR until they catch up (KIP-380):
+        // start the workload once they are back, as an operator would after a restart.
+        let replicas = cluster.topology().replicas;
+        if !cluster
+            .wait_for_isr(replicas, Duration::from_secs(10))
+            .await
+        {
+            tracing::warn!(
+                "the ISR did not reach all {replicas} replicas within 10 s of the start; \
+                 sending anyway (min.insync.replicas may refuse sends)"
+            );
+        }
+    }
     let run_id: u64 = rand::random();
     let start = Instant::now();
     let events = Events::default();

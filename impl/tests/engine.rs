@@ -218,6 +218,58 @@ async fn file_backed_cluster_recovers_from_its_segments() {
     cluster.shutdown().await;
 }
 
+/// Setup: an idempotent producer on file-backed storage.
+/// Steps: 50 sends, a clean shutdown; a new process over the same directory (once its
+/// restarted brokers are back in the ISR), 50 more sends.
+/// Expected: every send of both processes is acknowledged, the second's after the first's,
+/// under two different producer ids. Each process's producer asks the controller for its
+/// producer id (KIP-98 `InitProducerId`), and the controller's next id is durable, so the
+/// second never reuses the first's id, whose sequence numbers the brokers remember. With the
+/// topology's fixed id the brokers took the second process's records (sequences 0 to 49
+/// again) for retries of the first's and acknowledged them at the first's offsets without
+/// writing them: 50 acknowledged records lost (the log ends at 50).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_idempotent_process_on_the_same_directory_gets_a_producer_id_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = EngineOptions {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..EngineOptions::default()
+    };
+    let mut log = None;
+    for run in 0..2 {
+        let cluster = Cluster::start(config(|c| c.idempotence = true), options.clone())
+            .await
+            .expect("start");
+        // A restarted broker rejoins the ISR by catching up (KIP-380); until then
+        // min.insync.replicas=2 refuses sends, which is not what this test is about.
+        assert!(
+            cluster.wait_for_isr(3, Duration::from_secs(10)).await,
+            "run {run}: the ISR is not full again within 10 s"
+        );
+        let outcomes = send_all(&cluster, 50).await;
+        for (i, o) in outcomes.iter().enumerate() {
+            assert!(
+                matches!(o, Outcome::Acked(_)),
+                "run {run}, send {i}: {o:?} ({outcomes:?})"
+            );
+        }
+        log = cluster.broker_log(BrokerId(0)).await;
+        cluster.shutdown().await;
+    }
+    let (log, _) = log.expect("broker 0 is up");
+    let ids: Vec<_> = log
+        .iter()
+        .map(|r| r.producer.expect("idempotent").0)
+        .collect();
+    assert_eq!(ids.len(), 100);
+    assert!(ids[..50].iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert!(ids[50..].iter().all(|id| *id == ids[50]), "{ids:?}");
+    assert_ne!(
+        ids[0], ids[50],
+        "the second process reused the first's producer id"
+    );
+}
+
 /// Setup: consumer commit `manual` (enable.auto.commit=false).
 /// Steps: send 10 records; read them all; commit offset 6; commit 2 (backwards) and 99 (past
 /// what was read); crash the consumer and restart it.

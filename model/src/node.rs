@@ -293,6 +293,15 @@ pub struct ActorParams {
     /// the controller never crashes (`within_boundary` cuts such states), so a save would
     /// never be read: it saves nothing there, which cannot change a verdict.
     pub durable_controller: bool,
+    /// An idempotent producer asks the controller for its producer id (KIP-98
+    /// `InitProducerId`) before its first produce request, so that a producer that starts
+    /// again, in this process or another, never reuses an id the brokers hold sequence
+    /// numbers for. In the model each producer has a fixed id of its own from the start
+    /// (`1..=producers`), the outcome such an exchange would have: the idempotence rule needs
+    /// ids to be distinct, and they are; the exchange itself only delays the first send,
+    /// which the model's message delays already cover. So the branch cannot change a verdict,
+    /// and it adds no states.
+    pub allocate_producer_ids: bool,
 }
 
 impl ActorParams {
@@ -308,6 +317,7 @@ impl ActorParams {
             track_catch_up: false,
             explore: true,
             durable_controller: false,
+            allocate_producer_ids: false,
         }
     }
 
@@ -330,6 +340,7 @@ impl ActorParams {
             track_catch_up: true,
             explore: false,
             durable_controller: true,
+            allocate_producer_ids: true,
         }
     }
 }

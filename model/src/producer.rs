@@ -77,6 +77,18 @@ pub struct Batch {
     pub count: u32,
 }
 
+/// Where an idempotent producer's id comes from ([`ActorParams::allocate_producer_ids`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProducerIdState {
+    /// The actor's own fixed id (the model's producers, and non-idempotent ones).
+    #[default]
+    Fixed,
+    /// `InitProducerId` sent with this request number; nothing is produced until the answer.
+    Asking(RequestId),
+    /// The id the controller allocated.
+    Allocated(ProducerId),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProducerState {
     /// Each record's value until its outcome is known (then dropped, to free the payload).
@@ -104,6 +116,9 @@ pub struct ProducerState {
     /// Records refused as too large before they were sent, in order: they take no sequence
     /// number. Always empty in the model (see [`crate::limits`]).
     pub refused: Vec<u32>,
+    /// The producer id, when the controller allocates it. Always `Fixed` in the model.
+    #[serde(default)]
+    pub producer_id: ProducerIdState,
 }
 
 impl ProducerState {
@@ -227,10 +242,35 @@ impl Producer {
             // The model's records have no application to be named to; the engine's come
             // with their ids in `Send`.
             ids: Vec::new(),
+            producer_id: ProducerIdState::Fixed,
         };
         o.save(NodeStorage::None);
+        if self.params.allocate_producer_ids && self.config.idempotence {
+            self.ask_for_producer_id(&mut state, o);
+        }
         self.maybe_send(&mut state, o);
         state
+    }
+
+    /// KIP-98: asks the controller for a producer id of its own; the request timer
+    /// (`MetadataTimeout`, the engine's) asks again if the answer is lost. An answer to an
+    /// earlier request, if it comes too, only wastes an id.
+    fn ask_for_producer_id(&self, state: &mut ProducerState, o: &mut O) {
+        let request = RequestId(state.next_request);
+        state.next_request += 1;
+        state.producer_id = ProducerIdState::Asking(request);
+        o.send(self.topology.controller(), Msg::InitProducerId { request });
+        o.set_timer(Timer::MetadataTimeout, timer_range(Timer::MetadataTimeout));
+    }
+
+    /// The id produce requests carry: `None` for a producer without idempotence, or while
+    /// it waits for its id (then it sends nothing).
+    fn current_producer_id(&self, state: &ProducerState) -> Option<ProducerId> {
+        match state.producer_id {
+            ProducerIdState::Fixed => Some(self.producer_id),
+            ProducerIdState::Asking(_) => None,
+            ProducerIdState::Allocated(id) => Some(id),
+        }
     }
 
     pub fn on_msg(&self, state: &mut ProducerState, msg: Msg, o: &mut O) {
@@ -270,6 +310,12 @@ impl Producer {
                     self.tell(state, index, 1, refused, o);
                 }
             }
+            Msg::InitProducerIdResponse { request, producer } => {
+                if state.producer_id != ProducerIdState::Asking(request) {
+                    return; // The answer to a request asked again, or to no one here.
+                }
+                state.producer_id = ProducerIdState::Allocated(producer);
+            }
             Msg::MetadataResponse {
                 leader,
                 leader_epoch,
@@ -277,6 +323,10 @@ impl Producer {
                 state.leader = leader.map(|l| (l, leader_epoch));
                 if self.params.application.is_some() {
                     o.cancel_timer(Timer::MetadataTimeout);
+                    if matches!(state.producer_id, ProducerIdState::Asking(_)) {
+                        // The same timer still covers the producer id's request.
+                        o.set_timer(Timer::MetadataTimeout, timer_range(Timer::MetadataTimeout));
+                    }
                 }
                 if leader.is_none() {
                     // Offline (LEADER_NOT_AVAILABLE): ask again after `retry.backoff.ms`.
@@ -299,6 +349,9 @@ impl Producer {
             }
             Timer::MetadataBackoff | Timer::MetadataTimeout => {
                 state.metadata_pending = false;
+                if matches!(state.producer_id, ProducerIdState::Asking(_)) {
+                    self.ask_for_producer_id(state, o);
+                }
             }
             _ => return,
         }
@@ -379,6 +432,10 @@ impl Producer {
             self.arm_timeout(state, o);
             return;
         };
+        let producer = self.current_producer_id(state);
+        if self.config.idempotence && producer.is_none() {
+            return; // No id yet: nothing goes out before the controller's answer.
+        }
         while self.config.acks == Acks::Zero || state.in_flight.len() < self.config.max_in_flight {
             let batch = self.next_batch(state);
             if batch.is_empty() {
@@ -402,7 +459,7 @@ impl Producer {
                 self.topology.broker(leader),
                 Msg::Produce {
                     request,
-                    producer: self.config.idempotence.then_some(self.producer_id),
+                    producer: producer.filter(|_| self.config.idempotence),
                     acks: self.config.acks,
                     records,
                 },
@@ -1036,6 +1093,93 @@ mod tests {
                 Some(Outcome::Acked(Offset(3))),
             ]
         );
+    }
+
+    #[test]
+    fn an_idempotent_engine_producer_sends_nothing_before_the_controller_gives_it_an_id() {
+        let p = Producer {
+            params: ActorParams {
+                application: Some(Id::from(APP)),
+                allocate_producer_ids: true,
+                ..producer().params
+            },
+            config: Config {
+                idempotence: true,
+                ..producer().config
+            },
+            ..producer()
+        };
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        let ask = |request| Msg::InitProducerId {
+            request: RequestId(request),
+        };
+        assert_eq!(sends_to(&o, 3), vec![ask(0)]);
+        assert!(sets(&o, Timer::MetadataTimeout));
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::App(AppMsg::Send {
+                id: CorrelationId(1),
+                value: Value::Numbered(7),
+            }),
+            &mut o,
+        );
+        assert!(produces(&o).is_empty(), "no id yet");
+        // The answer is lost: the timer asks again; the late answer to the first request
+        // is ignored, the answer to the second one taken.
+        let mut o = O::new();
+        p.on_timeout(&mut state, &Timer::MetadataTimeout, &mut o);
+        assert_eq!(sends_to(&o, 3), vec![ask(1)]);
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::InitProducerIdResponse {
+                request: RequestId(0),
+                producer: ProducerId(300),
+            },
+            &mut o,
+        );
+        assert!(produces(&o).is_empty(), "an answer to an earlier request");
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::InitProducerIdResponse {
+                request: RequestId(1),
+                producer: ProducerId(301),
+            },
+            &mut o,
+        );
+        assert_eq!(
+            produces(&o),
+            vec![(0, 2, Some(ProducerId(301)), Acks::All, vec![(7, 0)])]
+        );
+        assert_eq!(
+            state.producer_id,
+            ProducerIdState::Allocated(ProducerId(301))
+        );
+        // A metadata answer keeps the timer for an id still asked for.
+        let mut state = p.on_start(None, &mut O::new());
+        let mut o = O::new();
+        p.on_msg(
+            &mut state,
+            Msg::MetadataResponse {
+                leader: Some(BrokerId(0)),
+                leader_epoch: Epoch(1),
+            },
+            &mut o,
+        );
+        assert!(sets(&o, Timer::MetadataTimeout));
+        // The model's producers keep their fixed ids and never ask.
+        let mut o = O::new();
+        let model = Producer {
+            config: p.config.clone(),
+            ..producer()
+        };
+        let state = model.on_start(leader(), &mut o);
+        assert_eq!(state.producer_id, ProducerIdState::Fixed);
+        assert!(sends_to(&o, 3).is_empty());
+        assert_eq!(produces(&o)[0].2, Some(ProducerId(1)));
     }
 
     #[test]
