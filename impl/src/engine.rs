@@ -239,6 +239,26 @@ pub struct Cluster {
     broker_disks: Option<Arc<BrokerDisks>>,
 }
 
+/// A send's waiter until its record is handed to the producer: dropped before that (the
+/// send failed, or its future was cancelled), it removes the waiter from the pending map.
+struct Unhanded<'a> {
+    pending: &'a Pending,
+    correlation: CorrelationId,
+    /// The producer took the record: its answer resolves the waiter.
+    handed: bool,
+}
+
+impl Drop for Unhanded<'_> {
+    fn drop(&mut self) {
+        if self.handed {
+            return;
+        }
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&self.correlation);
+        }
+    }
+}
+
 /// Outside parties that talk to the actors under ids of their own, as a client connection
 /// talks to a broker: what an actor sends to such an id reaches that endpoint's mailbox. Ids
 /// are never reused within a process, so a late answer meant for a closed endpoint is
@@ -730,6 +750,13 @@ impl Cluster {
             .lock()
             .expect("pending lock")
             .insert(correlation, tx);
+        // If this future is dropped while the producer's mailbox is full (a caller's timeout),
+        // the record was never handed over: its waiter goes with it.
+        let mut unhanded = Unhanded {
+            pending: &self.pending,
+            correlation,
+            handed: false,
+        };
         // The application and its producers share a process: no network between them. The
         // mailbox is bounded, so a busy producer slows the application down.
         let taken = self
@@ -744,11 +771,9 @@ impl Cluster {
                 Route::Direct,
             )
             .await;
+        unhanded.handed = taken;
+        drop(unhanded);
         if !taken {
-            self.pending
-                .lock()
-                .expect("pending lock")
-                .remove(&correlation);
             let failed = Outcome::Failed(insync_model::msg::ErrorCode::LeaderNotAvailable);
             return SendTicket {
                 id,
@@ -759,6 +784,11 @@ impl Cluster {
             id,
             answer: Answer::Waiting(rx),
         }
+    }
+
+    /// Sends whose answer the client API still waits for.
+    pub fn waiting_sends(&self) -> usize {
+        self.pending.lock().map_or(0, |p| p.len())
     }
 
     /// The application's id: what the actors send to, past every actor's id.

@@ -270,6 +270,38 @@ async fn a_second_idempotent_process_on_the_same_directory_gets_a_producer_id_of
     );
 }
 
+/// Setup: one runtime thread, so the producer cannot take records while the test sends.
+/// Steps: 3,000 sends, each polled once and dropped if the producer's mailbox (1,024) is
+/// full, as a caller's timeout would drop it; then every send that was taken is awaited.
+/// Expected: every taken send is answered and no waiter is left behind: a send cancelled
+/// before its record was handed over takes its waiter with it (it stayed in the pending map
+/// for the cluster's life before).
+#[tokio::test(flavor = "current_thread")]
+async fn a_send_cancelled_before_the_producer_takes_it_leaves_no_waiter() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let cluster = Cluster::start(config(|_| {}), EngineOptions::default())
+        .await
+        .expect("start");
+    let mut taken = Vec::new();
+    let mut cancelled = 0;
+    for i in 0..3000u32 {
+        let mut send = std::pin::pin!(cluster.send(i.to_le_bytes().to_vec()));
+        match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(ticket) => taken.push(ticket),
+            Poll::Pending => cancelled += 1,
+        }
+    }
+    assert!(cancelled > 0, "the mailbox never filled");
+    for ticket in taken {
+        tokio::time::timeout(Duration::from_secs(20), ticket)
+            .await
+            .expect("an answer within 20 s");
+    }
+    assert_eq!(cluster.waiting_sends(), 0, "{cancelled} cancelled sends");
+    cluster.shutdown().await;
+}
+
 /// Setup: consumer commit `manual` (enable.auto.commit=false).
 /// Steps: send 10 records; read them all; commit offset 6; commit 2 (backwards) and 99 (past
 /// what was read); crash the consumer and restart it.
