@@ -15,6 +15,10 @@
 //!   past `message.max.bytes` ([`crate::limits`]).
 //! - An error that says the leader moved triggers a metadata request to the controller; the
 //!   retries go out once the answer is in.
+//! - Where the cluster can outlive it (the engine on a data directory, connected clients), an
+//!   idempotent producer asks the controller for its producer id (KIP-98 `InitProducerId`)
+//!   and sends nothing before the answer; the model's producers have fixed distinct ids
+//!   ([`ActorParams::allocate_producer_ids`] says why that cannot change a verdict).
 
 use crate::config::{Acks, Config, NetworkKind};
 use crate::limits::{produce_fits, record_bytes};
