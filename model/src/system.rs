@@ -63,12 +63,12 @@ pub(crate) fn msgs_hash<M: Borrow<Msg>>(len: usize, msgs: impl Iterator<Item = M
 
 /// Writes an ordered network's flows, each as its ends and the hash of its messages: the one
 /// definition shared by [`Net`]'s `Hash` and by [`SysState::permuted_hash`].
-fn hash_flows<H: Hasher>(h: &mut H, flows: &[(Id, Id, u64)]) {
+fn hash_flows<H: Hasher>(h: &mut H, flows: impl ExactSizeIterator<Item = (Id, Id, u64)>) {
     h.write_usize(flows.len());
     for (src, dst, hash) in flows {
-        h.write_usize(usize::from(*src));
-        h.write_usize(usize::from(*dst));
-        h.write_u64(*hash);
+        h.write_usize(usize::from(src));
+        h.write_usize(usize::from(dst));
+        h.write_u64(hash);
     }
 }
 
@@ -311,9 +311,7 @@ impl Hash for Net {
     fn hash<H: Hasher>(&self, h: &mut H) {
         match self {
             Net::Ordered(flows) => {
-                let flows: SmallVec<[(Id, Id, u64); 8]> =
-                    flows.iter().map(|f| (f.src, f.dst, f.hash)).collect();
-                hash_flows(h, &flows);
+                hash_flows(h, flows.iter().map(|f| (f.src, f.dst, f.hash)));
             }
             Net::Duplicating { sent, last } => {
                 sent.hash(h);
@@ -460,7 +458,7 @@ impl SysState {
         let mut h = part_hasher();
         hash_columns(&mut h, &actors, &storages, &crashed);
         timer_list(timers).hash(&mut h);
-        hash_flows(&mut h, &flows);
+        hash_flows(&mut h, flows.into_iter());
         h.finish()
     }
 
