@@ -5,7 +5,7 @@
 use crate::broker::{Broker, BrokerState, BrokerStorage};
 use crate::config::{NetworkKind, ValidConfig};
 use crate::consumer::{Consumer, ConsumerState, ConsumerStorage};
-use crate::controller::{Controller, ControllerState};
+use crate::controller::{Armed, Controller, ControllerState};
 use crate::limits::SizeLimits;
 use crate::msg::{Msg, Timer};
 use crate::producer::{Producer, ProducerState};
@@ -227,6 +227,16 @@ impl Actor for Node {
 }
 
 impl Node {
+    /// The timers a controller in `state` keeps armed after any step of its own
+    /// ([`Controller::wanted_timers`]); `None` for the other actors, whose timers are not
+    /// a function of their state alone.
+    pub fn wanted_timers(&self, state: &NodeState) -> Option<Armed> {
+        match (self, state) {
+            (Node::Controller(c), NodeState::Controller(s)) => Some(c.wanted_timers(s)),
+            _ => None,
+        }
+    }
+
     /// Each actor's invariants, after its start and every step, in debug builds (tests
     /// included); a no-op in release builds.
     fn assert_invariants(&self, state: &NodeState) {

@@ -700,7 +700,24 @@ impl InsyncModel {
             next.set_actor(i, s);
         }
         next.apply(id, out);
+        self.assert_timers(&next, i);
         Some(next)
+    }
+
+    /// After a step of actor `i`, in debug builds: a controller's armed timers are the ones
+    /// its state wants (it sends only the difference, so a missed timer would stay missed).
+    fn assert_timers(&self, state: &SysState, i: usize) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        if let Some(wanted) = self.actors[i].wanted_timers(&state.actor_states[i]) {
+            assert!(
+                state.timers_of(i).cloned().eq(wanted.iter()),
+                "the controller's armed timers {:?} are not the ones its state wants {:?}",
+                state.timers_of(i).collect::<Vec<_>>(),
+                wanted.iter().collect::<Vec<_>>(),
+            );
+        }
     }
 }
 
@@ -787,6 +804,7 @@ impl Model for InsyncModel {
                     next.set_actor(i, s);
                 }
                 next.apply(id, out);
+                self.assert_timers(&next, i);
                 Some(next)
             }
             ActorModelAction::Crash(id) => {
@@ -806,6 +824,7 @@ impl Model for InsyncModel {
                 next.set_actor(i, s);
                 next.crashed[i] = false;
                 next.apply(id, out);
+                self.assert_timers(&next, i);
                 Some(next)
             }
             // `Node::Random` is `()`: no actor offers a random choice.
