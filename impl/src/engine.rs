@@ -1197,8 +1197,21 @@ fn open_disk(
     let identity = Identity::new(cluster_id, node).map_err(|e| {
         anyhow::anyhow!(UsageError::InvalidConfig(format!("{e}; set --cluster-id")))
     })?;
-    Ok(DiskStorage::open(dir, &identity, mode)?.with_salvage(elr))
+    let disk = DiskStorage::open(dir, &identity, mode)?.with_salvage(elr);
+    if !elr && !matches!(served, Some(Served::Controller)) {
+        tracing::warn!("{}", NO_KIP_966_WARNING);
+    }
+    Ok(disk)
 }
+
+/// What a broker's data directory without KIP-966 cannot promise, said once at the start:
+/// the last-replica-standing loss that Kafka has too before 4.1 (README, "Disk faults in the
+/// generated histories"; `checks/tests/disk_faults.rs` pins it).
+pub const NO_KIP_966_WARNING: &str = "a data directory without KIP-966: a broker left the \
+    last in-sync replica whose disk loses writes it acknowledged (a power loss, a disk cache \
+    that lies about fsync) can restart without them and lead, losing acknowledged records, as \
+    in Kafka before 4.1 (its recovery reports the tail it cannot vouch for); --elr --hw-rule \
+    min-isr (or --kafka 4.1, which sets both) prevents it";
 
 /// The options' data directory, opened (and locked) for `served`, if there is one.
 fn open_data_dir(

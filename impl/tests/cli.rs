@@ -521,8 +521,8 @@ fn run_refuses_model_only_flags_and_bounds_the_record_size() {
     );
 }
 
-/// `insync run --data-dir` formats an empty directory itself and refuses one formatted for a
-/// broker. (Reopening its own directory is `file_backed_cluster_recovers_from_its_segments`
+/// `insync run --data-dir` formats an empty directory itself, warns without KIP-966, and
+/// refuses a directory formatted for a broker. (Reopening its own directory is `file_backed_cluster_recovers_from_its_segments`
 /// in tests/engine.rs; a second `insync run` on it is not checked here, since the controller
 /// is not durable and a rerun does not always elect a leader, with or without this change.)
 #[test]
@@ -539,6 +539,29 @@ fn run_formats_an_empty_data_dir_and_refuses_a_brokers() {
     );
     let meta = std::fs::read_to_string(own.join("meta.json")).expect("meta.json");
     assert!(meta.contains("in-process"), "{meta}");
+    // Without KIP-966 the start says, once, what a data directory cannot promise; with
+    // Kafka 4.1's defaults (ELR on) it has nothing to say.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("a data directory without KIP-966").count(),
+        1,
+        "{stderr}"
+    );
+    let elr = dir.path().join("elr");
+    let elr_arg = elr.to_str().expect("utf-8 path");
+    let out = insync(&[
+        "run",
+        "--kafka",
+        "4.1",
+        "--records",
+        "300",
+        "--json",
+        "--data-dir",
+        elr_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("without KIP-966"), "{stderr}");
 
     let broker = dir.path().join("broker");
     let broker_arg = broker.to_str().expect("utf-8 path");
