@@ -53,6 +53,8 @@ use ahash::AHasher;
 use smallvec::SmallVec;
 use stateright::actor::Id;
 use stateright::{Rewrite, RewritePlan};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 /// A renaming of broker ids: broker `b` becomes `to[b]`. Other actors keep their ids.
@@ -111,15 +113,19 @@ impl Renaming {
             .collect()
     }
 
-    /// An actor's state renamed, or `None` where it names no broker and only moves: brokers,
-    /// the controller and clients that know a leader name brokers.
-    fn renamed_state(plan: &RewritePlan<Id, Renaming>, s: &NodeState) -> Option<NodeState> {
+    /// Whether an actor's state names a broker, so that renaming changes it: brokers, the
+    /// controller and clients that know a leader.
+    fn names_brokers(s: &NodeState) -> bool {
         match s {
-            NodeState::Broker(_) | NodeState::Controller(_) => Some(s.rewrite(plan)),
-            NodeState::Producer(p) if p.leader.is_some() => Some(s.rewrite(plan)),
-            NodeState::Consumer(c) if c.leader.is_some() => Some(s.rewrite(plan)),
-            _ => None,
+            NodeState::Broker(_) | NodeState::Controller(_) => true,
+            NodeState::Producer(p) => p.leader.is_some(),
+            NodeState::Consumer(c) => c.leader.is_some(),
         }
+    }
+
+    /// An actor's state renamed, or `None` where it names no broker and only moves.
+    fn renamed_state(plan: &RewritePlan<Id, Renaming>, s: &NodeState) -> Option<NodeState> {
+        Self::names_brokers(s).then(|| s.rewrite(plan))
     }
 
     /// A disk renamed, or `None` where it only moves: a broker's disk names no broker; the
@@ -193,30 +199,102 @@ impl Renaming {
         }
         let plan = self.plan();
         let from = self.sources(state.actor_states.len());
-        let states: SmallVec<[Option<u64>; 8]> = from
-            .iter()
-            .map(|&j| Self::renamed_state(&plan, &state.actor_states[j]).map(|s| part_hash(&s)))
-            .collect();
-        let storages: SmallVec<[Option<u64>; 8]> = from
-            .iter()
-            .map(|&j| {
-                Self::renamed_storage(&plan, state.actor_storages[j].as_deref())
-                    .map(|s| part_hash(&Some(&s)))
-            })
-            .collect();
-        let flows = state
-            .network
-            .flows()
-            .iter()
-            .map(|f| {
-                let msgs = f.msgs();
-                let hash = msgs_hash(msgs.len(), msgs.iter().map(|m| m.rewrite(&plan)));
-                (plan.rewrite(&f.src), plan.rewrite(&f.dst), hash)
-            })
-            .collect();
-        let timers = self.renamed_timers(&plan, state);
-        state.permuted_hash(&from, &states, &storages, timers, flows)
+        let key = self.key();
+        MEMO.with_borrow_mut(|memo| {
+            let states: SmallVec<[Option<u64>; 8]> = from
+                .iter()
+                .map(|&j| {
+                    let s = &state.actor_states[j];
+                    Self::names_brokers(s).then(|| {
+                        memo.states.get(state.actor_hash(j), key, || {
+                            part_hash(&Self::renamed_state(&plan, s).expect("names brokers"))
+                        })
+                    })
+                })
+                .collect();
+            let storages: SmallVec<[Option<u64>; 8]> = from
+                .iter()
+                .map(|&j| {
+                    Self::renamed_storage(&plan, state.actor_storages[j].as_deref())
+                        .map(|s| part_hash(&Some(&s)))
+                })
+                .collect();
+            let flows = state
+                .network
+                .flows()
+                .iter()
+                .map(|f| {
+                    let msgs = f.msgs();
+                    let hash = memo.flows.get(f.msgs_hash(), key, || {
+                        msgs_hash(msgs.len(), msgs.iter().map(|m| m.rewrite(&plan)))
+                    });
+                    (plan.rewrite(&f.src), plan.rewrite(&f.dst), hash)
+                })
+                .collect();
+            let timers = self.renamed_timers(&plan, state);
+            state.permuted_hash(&from, &states, &storages, timers, flows)
+        })
     }
+
+    /// The renaming as one word, for the memo's keys.
+    fn key(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes[..REPLICAS_MAX].copy_from_slice(&self.to);
+        bytes[REPLICAS_MAX] = self.replicas as u8;
+        u64::from_le_bytes(bytes)
+    }
+}
+
+/// The hashes of renamed parts, remembered per checker thread: a successor shares most of
+/// its parts with its parent, and states near each other in the search mostly need the same
+/// renamings, so most renamed parts were hashed before. A part is known by its content hash
+/// (the `part_hash` a state caches for each actor, the hash each flow caches for its
+/// messages) and the renaming. That identifies a part by 64 bits, as the checker already
+/// identifies a whole state by its 64-bit fingerprint, so it adds a collision risk of the same
+/// kind and order, not a new kind of error; it changes no count (`tests/pinned.rs`, the
+/// matrix, and `the_checkers_stand_in_hashes_as_the_built_representative`, which holds the
+/// word equal to the built representative's hash).
+struct Memo {
+    states: MemoTable,
+    flows: MemoTable,
+}
+
+/// One table of the memo, emptied when full so that it stays small next to the search.
+struct MemoTable(HashMap<(u64, u64), u64, ahash::RandomState>);
+
+/// Entries per table and thread. A table grows as it fills, to about 50 MB at 2^20 entries
+/// (so at most about 100 MB per checker thread), and is emptied when full. Measured on the
+/// contract default's first 20 s (BENCHMARKS.md): 2^16 entries gained nothing (emptied too
+/// often), 2^20 gained 24%, 2^22 3% more at four times the memory.
+const MEMO_ENTRIES_MAX: usize = 1 << 20;
+
+impl MemoTable {
+    fn new() -> MemoTable {
+        MemoTable(HashMap::with_hasher(ahash::RandomState::with_seeds(
+            1, 2, 3, 4,
+        )))
+    }
+
+    /// The renamed hash of the part whose own hash is `part` under the renaming `key`,
+    /// computed by `compute` the first time.
+    fn get(&mut self, part: u64, key: u64, compute: impl FnOnce() -> u64) -> u64 {
+        if let Some(&h) = self.0.get(&(part, key)) {
+            return h;
+        }
+        if self.0.len() >= MEMO_ENTRIES_MAX {
+            self.0.clear();
+        }
+        let h = compute();
+        self.0.insert((part, key), h);
+        h
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo {
+        states: MemoTable::new(),
+        flows: MemoTable::new(),
+    });
 }
 
 /// Whether the reduction is used for `config`: only when it is sound (see the module

@@ -89,6 +89,11 @@ impl Flow {
         &self.msgs
     }
 
+    /// The cached hash of the messages (`msgs_hash`).
+    pub(crate) fn msgs_hash(&self) -> u64 {
+        self.hash
+    }
+
     fn new(src: Id, dst: Id, msgs: VecDeque<Msg>) -> Flow {
         let hash = msgs_hash(msgs.len(), msgs.iter());
         Flow {
@@ -506,6 +511,11 @@ impl SysState {
                 .flows()
                 .iter()
                 .map(|f| f.hash))
+    }
+
+    /// The cached `part_hash` of actor `i`'s state.
+    pub(crate) fn actor_hash(&self, i: usize) -> u64 {
+        self.actor_hashes[i]
     }
 
     /// The timers armed for actor `i`, in order.
