@@ -254,19 +254,31 @@ impl Renaming {
 /// kind and order, not a new kind of error; it changes no count (`tests/pinned.rs`, the
 /// matrix, and `the_checkers_stand_in_hashes_as_the_built_representative`, which holds the
 /// word equal to the built representative's hash).
+///
+/// The brokers' summaries use it too: a flow's summary and a broker's own summary are
+/// remembered by the part's hash, and a broker's disk enters its summary by its cached hash.
+/// Which brokers' summaries tie, and so which states share a representative, depends only on
+/// summaries being equal, which hashing a part's summary (instead of streaming it into the
+/// broker's) keeps as it was: the counts are unchanged.
 struct Memo {
     states: MemoTable,
     flows: MemoTable,
+    /// Summaries of parts (`summaries`), keyed by the part's hash and which summary.
+    summaries: MemoTable,
 }
+
+/// The keys of the summaries' memo entries, apart from any renaming's key (`Renaming::key`
+/// never sets the top byte).
+const FLOW_SUMMARY: u64 = 1 << 63;
+const OWN_SUMMARY: u64 = 1 << 62;
 
 /// One table of the memo, emptied when full so that it stays small next to the search.
 struct MemoTable(HashMap<(u64, u64), u64, ahash::RandomState>);
 
-/// Entries per table and thread. A table grows as it fills, to about 50 MB at 2^20 entries
-/// (so at most about 100 MB per checker thread), and is emptied when full. Measured on the
-/// contract default's first 20 s (BENCHMARKS.md): 2^16 entries gained nothing (emptied too
-/// often), 2^20 gained 24%, 2^22 3% more at four times the memory.
-const MEMO_ENTRIES_MAX: usize = 1 << 20;
+/// Entries per table and thread (about 3 MB at most); a full table is emptied. A search
+/// meets few distinct parts: in the contract default's first 20 s (1.4 M unique states) no
+/// table reached 8,192 entries.
+const MEMO_ENTRIES_MAX: usize = 1 << 16;
 
 impl MemoTable {
     fn new() -> MemoTable {
@@ -294,6 +306,7 @@ thread_local! {
     static MEMO: RefCell<Memo> = RefCell::new(Memo {
         states: MemoTable::new(),
         flows: MemoTable::new(),
+        summaries: MemoTable::new(),
     });
 }
 
@@ -363,6 +376,12 @@ fn hasher() -> AHasher {
     ahash::RandomState::with_seeds(0x6b61, 0x666b, 0x61, 0x5a).build_hasher()
 }
 
+fn hash_with(f: impl FnOnce(&mut AHasher)) -> u64 {
+    let mut h = hasher();
+    f(&mut h);
+    h.finish()
+}
+
 fn hash_of<T: Hash + ?Sized>(t: &T) -> u64 {
     let mut h = hasher();
     t.hash(&mut h);
@@ -403,15 +422,17 @@ fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
         }
     }
     // The messages to and from each broker, flow by flow.
-    let mut flow = |src: usize, dst: usize, msgs: &mut dyn Iterator<Item = &Msg>| {
-        if src >= n && dst >= n {
-            return;
-        }
+    let body_of = |msgs: &mut dyn Iterator<Item = &Msg>| {
         let mut h = hasher();
         for m in msgs {
             message_summary(m, &mut h);
         }
-        let body = h.finish();
+        h.finish()
+    };
+    let mut flow = |src: usize, dst: usize, body: u64| {
+        if src >= n && dst >= n {
+            return;
+        }
         if src < n {
             parts[src][2] = parts[src][2].wrapping_add(hash_of(&(0u8, kind(n, dst), body)));
         }
@@ -420,16 +441,19 @@ fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
         }
     };
     if state.network.is_ordered() {
-        for f in state.network.flows() {
-            flow(usize::from(f.src), usize::from(f.dst), &mut f.msgs().iter());
-        }
+        MEMO.with_borrow_mut(|memo| {
+            for f in state.network.flows() {
+                // A flow's summary depends on its messages only: remembered by their hash.
+                let body = memo.summaries.get(f.msgs_hash(), FLOW_SUMMARY, || {
+                    body_of(&mut f.msgs().iter())
+                });
+                flow(usize::from(f.src), usize::from(f.dst), body);
+            }
+        });
     } else {
         for e in state.network.iter_all() {
-            flow(
-                usize::from(e.src),
-                usize::from(e.dst),
-                &mut std::iter::once(e.msg),
-            );
+            let body = body_of(&mut std::iter::once(e.msg));
+            flow(usize::from(e.src), usize::from(e.dst), body);
         }
     }
     let mut keys = [0u64; REPLICAS_MAX];
@@ -437,9 +461,16 @@ fn summaries(state: &InsyncState, n: usize) -> [u64; REPLICAS_MAX] {
         let mut h = hasher();
         state.crashed[b].hash(&mut h);
         if let NodeState::Broker(s) = &*state.actor_states[b] {
-            own_summary(s, &mut h);
+            // A broker's own summary depends on its state only: remembered by its hash.
+            let own = MEMO.with_borrow_mut(|memo| {
+                memo.summaries.get(state.actor_hash(b), OWN_SUMMARY, || {
+                    hash_with(|h| own_summary(s, h))
+                })
+            });
+            h.write_u64(own);
         }
-        state.actor_storages[b].hash(&mut h);
+        // A broker's disk names no broker: its cached hash is the same under any renaming.
+        h.write_u64(state.storage_hash(b));
         let own_timers = state
             .timers_of(b)
             .fold(0u64, |acc, t| acc.wrapping_add(hash_of(t)));

@@ -518,6 +518,11 @@ impl SysState {
         self.actor_hashes[i]
     }
 
+    /// The cached `part_hash` of actor `i`'s storage.
+    pub(crate) fn storage_hash(&self, i: usize) -> u64 {
+        self.storage_hashes[i]
+    }
+
     /// The timers armed for actor `i`, in order.
     pub fn timers_of(&self, i: usize) -> impl Iterator<Item = &Timer> {
         self.timers
