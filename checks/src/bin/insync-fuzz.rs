@@ -16,7 +16,10 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(
     name = "insync fuzz",
+    bin_name = "insync fuzz",
     about = "Run generated histories of client operations and faults against the real engine, and name the anomalies they show",
+    // The flattened configuration's doc comment is not this command's help.
+    long_about = None,
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
