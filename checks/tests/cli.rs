@@ -35,6 +35,17 @@ fn an_invalid_configuration_is_one_clear_line_and_exit_code_2() {
     assert!(stderr.contains("/nonexistent/case.json"), "{stderr}");
 }
 
+/// The help says what the command does, under the name a user types (`insync fuzz`), not
+/// the configuration type's documentation.
+#[test]
+fn the_help_describes_the_command() {
+    let (code, stdout, _) = fuzz(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("Run generated histories"), "{stdout}");
+    assert!(stdout.contains("Usage: insync fuzz [OPTIONS]"), "{stdout}");
+    assert!(!stdout.contains("declaration of every knob"), "{stdout}");
+}
+
 #[test]
 fn acks_1_finds_a_lost_write_saves_it_and_replays_it() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("insync-fuzz-cli");
