@@ -2,16 +2,23 @@
 //! commutes with everything the checker asks of the model. These tests check that directly
 //! on random walks, then compare verdicts with and without the reduction.
 
+use insync_model::broker::{BrokerState, LeaderState, Role};
 use insync_model::config::{Acks, Config, Flush, NetworkKind, Truncation};
+use insync_model::controller::ControllerState;
+use insync_model::msg::{Msg, Timer};
+use insync_model::node::{NodeState, NodeStorage};
 use insync_model::symmetry::{self, Renaming};
-use insync_model::types::BrokerId;
+use insync_model::system::Net;
+use insync_model::types::{BrokerEpoch, BrokerId, BrokerSet, Offset};
 use insync_model::{Insync, InsyncModel, InsyncState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use stateright::actor::{Envelope, Id};
 use stateright::{Checker, Model};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 fn fingerprint(s: &InsyncState) -> u64 {
     let mut h = DefaultHasher::new();
@@ -263,8 +270,8 @@ fn renaming_does_not_commute_where_an_unfenced_leader_may_crash() {
 
 /// The checker hashes a stand-in for each representative rather than the representative
 /// itself: the stand-in's word must be exactly the built representative's hash, on every
-/// network (the duplicating one builds it), for states whose canonical renaming is the
-/// identity and for the others.
+/// network (the duplicating one builds it), at every replication factor from 3 to the
+/// largest, for states whose canonical renaming is the identity and for the others.
 #[test]
 fn the_checkers_stand_in_hashes_as_the_built_representative() {
     let configs = [
@@ -275,6 +282,12 @@ fn the_checkers_stand_in_hashes_as_the_built_representative() {
         },
         Config {
             replicas: 4,
+            ..rf3()
+        },
+        // At the largest replication factor every slot of a renaming is a broker's, so an id
+        // past the brokers (the controller's) must not be looked up in it.
+        Config {
+            replicas: 5,
             ..rf3()
         },
     ];
@@ -301,6 +314,271 @@ fn the_checkers_stand_in_hashes_as_the_built_representative() {
         }
     }
     assert!(renamed > 100, "only {renamed} states needed a renaming");
+}
+
+/// `representative` keeps a state as it is when its renaming is the identity, so exactly one
+/// permutation may claim to be it, at every replication factor (the largest included, where
+/// every slot of a renaming is a broker's).
+#[test]
+fn only_the_identity_renaming_is_the_identity() {
+    for n in 1..=5 {
+        let identities: Vec<Vec<BrokerId>> = permutations(n)
+            .into_iter()
+            .filter(|p| Renaming::new(p).is_identity())
+            .collect();
+        let identity: Vec<BrokerId> = (0..n as u8).map(BrokerId).collect();
+        assert_eq!(identities, vec![identity], "at {n} replicas");
+    }
+}
+
+/// The model's controller saves nothing, but the engine's durable controller saves its whole
+/// state, brokers named: a renaming renames the saved state as it renames the live one, and
+/// the stand-in hashes it alike.
+#[test]
+fn a_renaming_renames_a_durable_controllers_saved_state() {
+    let m = model(rf3());
+    let mut state = m.init_states().remove(0);
+    let controller = state.actor_states[3]
+        .as_controller()
+        .expect("the controller")
+        .clone();
+    state.actor_storages[3] = Some(Arc::new(NodeStorage::Controller(controller)));
+    state.rehash();
+    let mut checked = 0;
+    for p in permutations(3) {
+        let r = Renaming::new(&p);
+        let renamed = r.apply(&state);
+        let live = renamed.actor_states[3]
+            .as_controller()
+            .expect("the controller");
+        assert_eq!(
+            renamed.actor_storages[3].as_deref(),
+            Some(&NodeStorage::Controller(live.clone())),
+            "{r:?}"
+        );
+        checked += usize::from(live.partition.leader != Some(BrokerId(0)));
+    }
+    assert_eq!(checked, 4, "renamings that move the leader");
+    let stand_in = symmetry::representative_fingerprint(&state);
+    let built = symmetry::representative(&state);
+    assert_eq!(stand_in, InsyncState::fingerprint_only(built.stable_hash()));
+}
+
+fn broker_mut(state: &mut InsyncState, b: usize) -> &mut BrokerState {
+    match Arc::make_mut(&mut state.actor_states[b]) {
+        NodeState::Broker(s) => s,
+        other => panic!("actor {b} is no broker: {other:?}"),
+    }
+}
+
+fn controller_mut(state: &mut InsyncState) -> &mut ControllerState {
+    match Arc::make_mut(&mut state.actor_states[3]) {
+        NodeState::Controller(c) => c,
+        other => panic!("actor 3 is no controller: {other:?}"),
+    }
+}
+
+fn leader_mut(state: &mut InsyncState, b: usize) -> &mut LeaderState {
+    match &mut broker_mut(state, b).role {
+        Role::Leader(l) => l,
+        role => panic!("broker {b} does not lead: {role:?}"),
+    }
+}
+
+/// The messages in flight (on the ordered network) but those `drop` picks, and `add`.
+fn edit_messages(
+    state: &mut InsyncState,
+    drop: fn(&Envelope<Msg>) -> bool,
+    add: &[(usize, usize, Msg)],
+) {
+    let kept: Vec<Envelope<Msg>> = state
+        .network
+        .iter_all()
+        .map(|e| e.to_cloned_msg())
+        .filter(|e| !drop(e))
+        .collect();
+    let added = add.iter().map(|(src, dst, msg)| Envelope {
+        src: Id::from(*src),
+        dst: Id::from(*dst),
+        msg: msg.clone(),
+    });
+    state.network = Net::build(true, kept.into_iter().chain(added), None);
+}
+
+fn edit_timers(state: &mut InsyncState, drop: Option<(u8, Timer)>, add: Option<(u8, Timer)>) {
+    if let Some(t) = drop {
+        let before = state.timers.len();
+        state.timers.retain(|x| *x != t);
+        assert_eq!(state.timers.len() + 1, before, "no timer {t:?} to drop");
+    }
+    if let Some(t) = add {
+        state.timers.push(t);
+        state.timers.sort();
+    }
+}
+
+fn metadata_to(src: usize, dst: usize) -> (usize, usize, Msg) {
+    (src, dst, Msg::Metadata)
+}
+
+/// A named edit of a state.
+type Edit = (&'static str, fn(&mut InsyncState));
+
+/// Each edit of the recommended configuration's initial state, in which brokers 1 and 2 are
+/// alike (swapping them changes nothing), makes broker 2 differ from broker 1 in one respect.
+fn one_respect_edits() -> Vec<Edit> {
+    vec![
+        ("broker 2 crashed", |s| s.crashed[2] = true),
+        ("broker 2's high watermark", |s| {
+            broker_mut(s, 2).high_watermark = Offset(1)
+        }),
+        ("broker 2 truncating", |s| {
+            broker_mut(s, 2).role = Role::Follower {
+                leader: Some(BrokerId(0)),
+                truncating: true,
+            }
+        }),
+        ("broker 2's disk", |s| {
+            match Arc::make_mut(s.actor_storages[2].as_mut().expect("a disk")) {
+                NodeStorage::Broker(d) => d.incarnation = BrokerEpoch(1),
+                other => panic!("no broker's disk: {other:?}"),
+            }
+        }),
+        ("broker 2's own timer", |s| {
+            edit_timers(s, None, Some((2, Timer::FetchBackoff)))
+        }),
+        ("the controller fenced broker 2", |s| {
+            controller_mut(s).fenced = BrokerSet::EMPTY.with(BrokerId(2))
+        }),
+        ("the controller's ISR without broker 2", |s| {
+            let p = &mut controller_mut(s).partition;
+            p.isr = p.isr.without(BrokerId(2));
+        }),
+        ("the controller's ELR holds broker 2", |s| {
+            controller_mut(s).partition.elr = BrokerSet::EMPTY.with(BrokerId(2))
+        }),
+        ("the controller's last known ELR holds broker 2", |s| {
+            controller_mut(s).partition.last_known_elr = BrokerSet::EMPTY.with(BrokerId(2))
+        }),
+        ("the controller's incarnation of broker 2", |s| {
+            controller_mut(s).incarnations[2] = BrokerEpoch(1)
+        }),
+        ("a session timer for broker 2 only", |s| {
+            let t = Timer::SessionExpired {
+                broker: BrokerId(1),
+                successor: None,
+            };
+            edit_timers(s, Some((3, t)), None)
+        }),
+        ("broker 2 the only successor", |s| {
+            let t = Timer::SessionExpired {
+                broker: BrokerId(0),
+                successor: Some(BrokerId(1)),
+            };
+            edit_timers(s, Some((3, t)), None)
+        }),
+        ("broker 2 the only one an operator may elect", |s| {
+            edit_timers(s, Some((3, Timer::ElectLeader(BrokerId(1)))), None)
+        }),
+        ("broker 2's heartbeat resuming", |s| {
+            edit_timers(s, None, Some((3, Timer::HeartbeatResumed(BrokerId(2)))))
+        }),
+        ("the leader's view of broker 2's log end", |s| {
+            leader_mut(s, 0).followers[2].end = Offset(1)
+        }),
+        ("the leader parked broker 2's fetch", |s| {
+            leader_mut(s, 0).followers[2].parked = true
+        }),
+        ("the leader's ISR without broker 2", |s| {
+            let l = leader_mut(s, 0);
+            l.isr = l.isr.without(BrokerId(2));
+        }),
+        ("only broker 2 fetching", |s| {
+            edit_messages(s, |e| usize::from(e.src) == 1, &[])
+        }),
+        ("the controller telling broker 2 its partition state", |s| {
+            let partition = controller_mut(s).partition;
+            let msg = Msg::LeaderAndIsr {
+                partition,
+                broker_incarnation: BrokerEpoch(0),
+            };
+            edit_messages(s, |_| false, &[(3, 2, msg)])
+        }),
+        (
+            "the controller telling brokers 1 and 2 different incarnations",
+            |s| {
+                let partition = controller_mut(s).partition;
+                let to = |b: usize, i: u32| {
+                    let msg = Msg::LeaderAndIsr {
+                        partition,
+                        broker_incarnation: BrokerEpoch(i),
+                    };
+                    (3, b, msg)
+                };
+                edit_messages(s, |_| false, &[to(1, 0), to(2, 1)])
+            },
+        ),
+        ("broker 2 registering with the controller", |s| {
+            let msg = Msg::Register {
+                incarnation: BrokerEpoch(0),
+            };
+            edit_messages(s, |_| false, &[(2, 3, msg)])
+        }),
+        (
+            "one message from the controller to 1, from the producer to 2",
+            |s| edit_messages(s, |_| false, &[metadata_to(3, 1), metadata_to(4, 2)]),
+        ),
+        (
+            "one message from a broker to 1, from the producer to 2",
+            |s| edit_messages(s, |_| false, &[metadata_to(0, 1), metadata_to(4, 2)]),
+        ),
+        (
+            "one message from a broker to 1, from the controller to 2",
+            |s| edit_messages(s, |_| false, &[metadata_to(0, 1), metadata_to(3, 2)]),
+        ),
+        (
+            "brokers 1 and 2 both leading, broker 2 having heard from broker 0",
+            |s| {
+                for b in [1, 2] {
+                    let role = broker_mut(s, 0).role.clone();
+                    broker_mut(s, b).role = role;
+                }
+                leader_mut(s, 2).followers[0].end = Offset(1);
+            },
+        ),
+    ]
+}
+
+/// Where two brokers differ in only one of the things the state says about them (their own
+/// state or disk or timers, the controller's record or timers, the leader's view of them,
+/// the messages they exchange and with whom), their summaries still tell them apart, so
+/// every renamed copy meets at one representative. (States the model may never reach: the
+/// representative is a function of any state.)
+#[test]
+fn renamed_copies_meet_where_two_brokers_differ_in_one_respect_only() {
+    let m = model(rf3());
+    let init = m.init_states().remove(0);
+    let swap = Renaming::new(&[BrokerId(0), BrokerId(2), BrokerId(1)]);
+    assert_eq!(fingerprint(&swap.apply(&init)), fingerprint(&init));
+    let renamings: Vec<Renaming> = permutations(3).iter().map(|p| Renaming::new(p)).collect();
+    for (what, edit) in one_respect_edits() {
+        let mut state = init.clone();
+        edit(&mut state);
+        state.rehash();
+        assert_ne!(
+            fingerprint(&swap.apply(&state)),
+            fingerprint(&state),
+            "{what}: brokers 1 and 2 are still alike"
+        );
+        let rep = fingerprint(&symmetry::representative(&state));
+        for r in &renamings {
+            assert_eq!(
+                fingerprint(&symmetry::representative(&r.apply(&state))),
+                rep,
+                "{what}: renamed by {r:?}, the state has another representative"
+            );
+        }
+    }
 }
 
 /// Every property's verdict (`true`: an `always` holds, a `sometimes` is reached) and the
