@@ -728,6 +728,25 @@ mod tests {
         }
     }
 
+    /// Broker `b`'s heartbeat, at incarnation 0 and leader epoch 1; the controller's commands.
+    fn beat(c: &Controller, state: &mut ControllerState, b: usize) -> O {
+        let mut o = O::new();
+        c.on_msg(state, Id::from(b), heartbeat(BrokerEpoch(0), 1), &mut o);
+        o
+    }
+
+    /// The controller as the checker runs it: no heartbeats, operators' moves explored.
+    fn exploring_controller() -> Controller {
+        Controller {
+            params: ActorParams {
+                heartbeats: false,
+                explore: true,
+                ..controller().params
+            },
+            ..controller()
+        }
+    }
+
     /// The invariant check can fail: a leader outside the ISR, and an ELR without KIP-966.
     #[test]
     #[cfg(debug_assertions)]
@@ -784,13 +803,7 @@ mod tests {
         assert_eq!(state.partition.leader, Some(BrokerId(1)));
         assert_eq!(state.partition.leader_epoch, Epoch(2));
 
-        let mut o = O::new();
-        c.on_msg(
-            &mut state,
-            Id::from(1),
-            heartbeat(BrokerEpoch(0), 1),
-            &mut o,
-        );
+        let o = beat(&c, &mut state, 1);
         assert_eq!(told(&o, 1), vec![state.partition]);
 
         let mut o = O::new();
@@ -818,13 +831,7 @@ mod tests {
         );
         assert_eq!(state.incarnations[2], BrokerEpoch(1));
         assert_eq!(told(&o, 2).len(), 1, "told the partition on registering");
-        let mut o = O::new();
-        c.on_msg(
-            &mut state,
-            Id::from(2),
-            heartbeat(BrokerEpoch(0), 1),
-            &mut o,
-        );
+        let o = beat(&c, &mut state, 2);
         assert_eq!(told(&o, 2), vec![], "the old incarnation is ignored");
     }
 
@@ -961,14 +968,7 @@ mod tests {
 
     #[test]
     fn the_timers_armed_are_the_moves_open() {
-        let c = Controller {
-            params: ActorParams {
-                heartbeats: false,
-                explore: true,
-                ..controller().params
-            },
-            ..controller()
-        };
+        let c = exploring_controller();
         let mut o = O::new();
         let state = c.on_start(None, &mut o);
         // The leader's expiry, once per live ISR successor; never "offline" while one exists.
@@ -1576,14 +1576,7 @@ mod tests {
     /// heartbeat and steps that change nothing.
     #[test]
     fn the_controller_sends_only_the_timers_that_change() {
-        let c = Controller {
-            params: ActorParams {
-                heartbeats: false,
-                explore: true,
-                ..controller().params
-            },
-            ..controller()
-        };
+        let c = exploring_controller();
         let apply = |armed: &mut BTreeSet<Timer>, o: &O| -> usize {
             let mut commands = 0;
             for m in o.iter() {
@@ -1657,22 +1650,10 @@ mod tests {
         let c = controller();
         let mut state = c.on_start(None, &mut O::new());
         expire(&c, &mut state, 2, None);
-        let mut o = O::new();
-        c.on_msg(
-            &mut state,
-            Id::from(2),
-            heartbeat(BrokerEpoch(0), 1),
-            &mut o,
-        );
+        beat(&c, &mut state, 2);
         assert_eq!(state.fenced, set(&[]));
         // Broker 1's session, armed since the start, starts again: cancelled, then set.
-        let mut o = O::new();
-        c.on_msg(
-            &mut state,
-            Id::from(1),
-            heartbeat(BrokerEpoch(0), 1),
-            &mut o,
-        );
+        let o = beat(&c, &mut state, 1);
         let restarted: Vec<_> = o
             .iter()
             .filter_map(|m| match m {
