@@ -572,7 +572,14 @@ fn timer_mentions(t: &Timer) -> impl Iterator<Item = (BrokerId, u8)> {
         ),
         Timer::ElectLeader(b) => (Some((b, 3)), None),
         Timer::HeartbeatResumed(b) => (Some((b, 4)), None),
-        _ => (None, None),
+        Timer::IsrLag
+        | Timer::Flush
+        | Timer::FetchBackoff
+        | Timer::RequestTimeout
+        | Timer::MetadataBackoff
+        | Timer::MetadataTimeout
+        | Timer::Heartbeat
+        | Timer::ConsumerStep => (None, None),
     };
     first.into_iter().chain(second)
 }
@@ -610,8 +617,21 @@ fn message_summary<H: Hasher>(m: &Msg, h: &mut H) {
             partition,
             broker_incarnation,
         } => (partition_summary(partition), broker_incarnation).hash(h),
-        // The rest name no broker.
-        other => other.hash(h),
+        // The rest name no broker (listed, so that a new message must be decided here).
+        Msg::Produce { .. }
+        | Msg::ProduceResponse { .. }
+        | Msg::Fetch { .. }
+        | Msg::FetchResponse { .. }
+        | Msg::OffsetsForLeaderEpoch { .. }
+        | Msg::OffsetsForLeaderEpochResponse { .. }
+        | Msg::ConsumerFetch { .. }
+        | Msg::ConsumerFetchResponse { .. }
+        | Msg::Metadata
+        | Msg::InitProducerId { .. }
+        | Msg::InitProducerIdResponse { .. }
+        | Msg::Register { .. }
+        | Msg::Heartbeat { .. }
+        | Msg::App(_) => m.hash(h),
     }
 }
 
@@ -648,12 +668,22 @@ fn per_broker<T: Copy, S>(a: &[T; REPLICAS_MAX], plan: &RewritePlan<Id, S>) -> [
 
 impl Rewrite<Id> for PartitionState {
     fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        // Every field listed, so that a new one must be decided here.
+        let PartitionState {
+            leader,
+            leader_epoch,
+            isr,
+            elr,
+            last_known_elr,
+            partition_epoch,
+        } = *self;
         PartitionState {
-            leader: self.leader.map(|b| broker(b, plan)),
-            isr: set(self.isr, plan),
-            elr: set(self.elr, plan),
-            last_known_elr: set(self.last_known_elr, plan),
-            ..*self
+            leader: leader.map(|b| broker(b, plan)),
+            leader_epoch,
+            isr: set(isr, plan),
+            elr: set(elr, plan),
+            last_known_elr: set(last_known_elr, plan),
+            partition_epoch,
         }
     }
 }
@@ -699,8 +729,22 @@ impl Rewrite<Id> for Msg {
                 broker_incarnation: *broker_incarnation,
             },
             // Every other message names no broker (`FetchResult` and the clients' messages
-            // carry offsets, epochs and records only).
-            other => other.clone(),
+            // carry offsets, epochs and records only). Listed one by one, so that a new
+            // message must be decided here.
+            Msg::Produce { .. }
+            | Msg::ProduceResponse { .. }
+            | Msg::Fetch { .. }
+            | Msg::FetchResponse { .. }
+            | Msg::OffsetsForLeaderEpoch { .. }
+            | Msg::OffsetsForLeaderEpochResponse { .. }
+            | Msg::ConsumerFetch { .. }
+            | Msg::ConsumerFetchResponse { .. }
+            | Msg::Metadata
+            | Msg::InitProducerId { .. }
+            | Msg::InitProducerIdResponse { .. }
+            | Msg::Register { .. }
+            | Msg::Heartbeat { .. }
+            | Msg::App(_) => self.clone(),
         }
     }
 }
@@ -717,7 +761,16 @@ impl Rewrite<Id> for Timer {
             },
             Timer::ElectLeader(b) => Timer::ElectLeader(broker(b, plan)),
             Timer::HeartbeatResumed(b) => Timer::HeartbeatResumed(broker(b, plan)),
-            ref other => other.clone(),
+            // An actor's own timers name no broker (listed, so that a new timer must be
+            // decided here).
+            Timer::IsrLag
+            | Timer::Flush
+            | Timer::FetchBackoff
+            | Timer::RequestTimeout
+            | Timer::MetadataBackoff
+            | Timer::MetadataTimeout
+            | Timer::Heartbeat
+            | Timer::ConsumerStep => self.clone(),
         }
     }
 }
@@ -752,16 +805,35 @@ impl Rewrite<Id> for LeaderState {
 
 impl Rewrite<Id> for BrokerState {
     fn rewrite<S>(&self, plan: &RewritePlan<Id, S>) -> Self {
+        // Every field listed, so that a new one must be decided here: only the id and the
+        // role name brokers.
+        let BrokerState {
+            id,
+            incarnation,
+            log,
+            flushed,
+            high_watermark,
+            leader_epoch,
+            role,
+            hw_checkpoint,
+            committed_ghost,
+        } = self;
         BrokerState {
-            id: broker(self.id, plan),
-            role: match &self.role {
+            id: broker(*id, plan),
+            incarnation: *incarnation,
+            log: log.clone(),
+            flushed: *flushed,
+            high_watermark: *high_watermark,
+            leader_epoch: *leader_epoch,
+            role: match role {
                 Role::Leader(l) => Role::Leader(l.rewrite(plan)),
                 Role::Follower { leader, truncating } => Role::Follower {
                     leader: leader.map(|b| broker(b, plan)),
                     truncating: *truncating,
                 },
             },
-            ..self.clone()
+            hw_checkpoint: *hw_checkpoint,
+            committed_ghost: committed_ghost.clone(),
         }
     }
 }
