@@ -563,6 +563,21 @@ fn leader_view(l: &LeaderState, b: BrokerId) -> LeaderView {
     )
 }
 
+/// The timers that name no broker (an actor's own), as one pattern: listed one by one, so
+/// that a new timer must be decided wherever timers are renamed or summarised.
+macro_rules! no_broker_timer {
+    () => {
+        Timer::IsrLag
+            | Timer::Flush
+            | Timer::FetchBackoff
+            | Timer::RequestTimeout
+            | Timer::MetadataBackoff
+            | Timer::MetadataTimeout
+            | Timer::Heartbeat
+            | Timer::ConsumerStep
+    };
+}
+
 /// The brokers a controller timer concerns, and how.
 fn timer_mentions(t: &Timer) -> impl Iterator<Item = (BrokerId, u8)> {
     let (first, second) = match *t {
@@ -572,16 +587,31 @@ fn timer_mentions(t: &Timer) -> impl Iterator<Item = (BrokerId, u8)> {
         ),
         Timer::ElectLeader(b) => (Some((b, 3)), None),
         Timer::HeartbeatResumed(b) => (Some((b, 4)), None),
-        Timer::IsrLag
-        | Timer::Flush
-        | Timer::FetchBackoff
-        | Timer::RequestTimeout
-        | Timer::MetadataBackoff
-        | Timer::MetadataTimeout
-        | Timer::Heartbeat
-        | Timer::ConsumerStep => (None, None),
+        no_broker_timer!() => (None, None),
     };
     first.into_iter().chain(second)
+}
+
+/// The messages that name no broker (`FetchResult` and the clients' messages carry offsets,
+/// epochs and records only), as one pattern: listed one by one, so that a new message must
+/// be decided wherever messages are renamed or summarised.
+macro_rules! no_broker_msg {
+    () => {
+        Msg::Produce { .. }
+            | Msg::ProduceResponse { .. }
+            | Msg::Fetch { .. }
+            | Msg::FetchResponse { .. }
+            | Msg::OffsetsForLeaderEpoch { .. }
+            | Msg::OffsetsForLeaderEpochResponse { .. }
+            | Msg::ConsumerFetch { .. }
+            | Msg::ConsumerFetchResponse { .. }
+            | Msg::Metadata
+            | Msg::InitProducerId { .. }
+            | Msg::InitProducerIdResponse { .. }
+            | Msg::Register { .. }
+            | Msg::Heartbeat { .. }
+            | Msg::App(_)
+    };
 }
 
 /// A message hashed without the broker ids it names (sets by their size).
@@ -618,20 +648,7 @@ fn message_summary<H: Hasher>(m: &Msg, h: &mut H) {
             broker_incarnation,
         } => (partition_summary(partition), broker_incarnation).hash(h),
         // The rest name no broker (listed, so that a new message must be decided here).
-        Msg::Produce { .. }
-        | Msg::ProduceResponse { .. }
-        | Msg::Fetch { .. }
-        | Msg::FetchResponse { .. }
-        | Msg::OffsetsForLeaderEpoch { .. }
-        | Msg::OffsetsForLeaderEpochResponse { .. }
-        | Msg::ConsumerFetch { .. }
-        | Msg::ConsumerFetchResponse { .. }
-        | Msg::Metadata
-        | Msg::InitProducerId { .. }
-        | Msg::InitProducerIdResponse { .. }
-        | Msg::Register { .. }
-        | Msg::Heartbeat { .. }
-        | Msg::App(_) => m.hash(h),
+        no_broker_msg!() => m.hash(h),
     }
 }
 
@@ -731,20 +748,7 @@ impl Rewrite<Id> for Msg {
             // Every other message names no broker (`FetchResult` and the clients' messages
             // carry offsets, epochs and records only). Listed one by one, so that a new
             // message must be decided here.
-            Msg::Produce { .. }
-            | Msg::ProduceResponse { .. }
-            | Msg::Fetch { .. }
-            | Msg::FetchResponse { .. }
-            | Msg::OffsetsForLeaderEpoch { .. }
-            | Msg::OffsetsForLeaderEpochResponse { .. }
-            | Msg::ConsumerFetch { .. }
-            | Msg::ConsumerFetchResponse { .. }
-            | Msg::Metadata
-            | Msg::InitProducerId { .. }
-            | Msg::InitProducerIdResponse { .. }
-            | Msg::Register { .. }
-            | Msg::Heartbeat { .. }
-            | Msg::App(_) => self.clone(),
+            no_broker_msg!() => self.clone(),
         }
     }
 }
@@ -761,16 +765,7 @@ impl Rewrite<Id> for Timer {
             },
             Timer::ElectLeader(b) => Timer::ElectLeader(broker(b, plan)),
             Timer::HeartbeatResumed(b) => Timer::HeartbeatResumed(broker(b, plan)),
-            // An actor's own timers name no broker (listed, so that a new timer must be
-            // decided here).
-            Timer::IsrLag
-            | Timer::Flush
-            | Timer::FetchBackoff
-            | Timer::RequestTimeout
-            | Timer::MetadataBackoff
-            | Timer::MetadataTimeout
-            | Timer::Heartbeat
-            | Timer::ConsumerStep => self.clone(),
+            no_broker_timer!() => self.clone(),
         }
     }
 }
