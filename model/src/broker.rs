@@ -1141,6 +1141,68 @@ impl Broker {
             || (self.config.truncation.fences_fetches() && leader_epoch != state.leader_epoch)
     }
 
+    // ------------------------------------------------------------------ stale messages
+
+    /// Whether this broker, in `state`, ignores `msg` whenever it arrives from now on: its
+    /// delivery changes nothing and sends only answers that are themselves ignored forever.
+    /// The checker drops such a message at once instead of exploring when it arrives
+    /// (`InsyncModel::drop_stale`), which removes states without removing behaviours: see
+    /// there for the argument, and `tests/reductions.rs` for the test that the reachable
+    /// states are exactly the full model's with these messages taken out.
+    ///
+    /// `may_restart`: whether this broker may still start again within the bounds. A restart
+    /// reloads its leader epoch from its log's last epoch, which can be older than the one it
+    /// knew; only the rule on requests depends on the epoch staying put. The rules on answers
+    /// hold across a restart: a restarted broker acts on an answer only once it leads or
+    /// follows again, which takes a `LeaderAndIsr` addressed to its new incarnation, sent after
+    /// the restart in the controller's epoch then, and the controller's epoch never falls
+    /// below any broker's. Every rule assumes all of the protocol's guards (the checker turns
+    /// the reduction off for a `--without-guard` mutant).
+    pub fn ignores_forever(&self, state: &BrokerState, msg: &Msg, may_restart: bool) -> bool {
+        let fenced = Some(ErrorCode::FencedLeaderEpoch);
+        let fences = self.config.truncation.fences_fetches();
+        let guards = |g| self.config.guards(g);
+        match msg {
+            // `on_fetch_response` and `on_offsets_for_leader_epoch_response` do nothing with
+            // `FENCED_LEADER_EPOCH`, whatever the state (the controller's `LeaderAndIsr` is on
+            // its way).
+            Msg::FetchResponse { result, .. } if result.error() == fenced => true,
+            Msg::OffsetsForLeaderEpochResponse { result, .. } if result.err() == fenced => true,
+            // Since KIP-320 a follower takes an answer only in the epoch it is in
+            // (`ignore_fetch_response`, `ignore_epoch_answer`), and its epoch only grows until
+            // a restart.
+            Msg::FetchResponse { leader_epoch, .. } => {
+                fences && guards(Guard::FetchResponseFencing) && *leader_epoch < state.leader_epoch
+            }
+            Msg::OffsetsForLeaderEpochResponse { leader_epoch, .. } => {
+                fences && *leader_epoch < state.leader_epoch
+            }
+            // A leader takes an answer to an `AlterPartition` only in the epoch it was sent in
+            // (`ignore_alter_partition_response`).
+            Msg::AlterPartitionResponse { leader_epoch, .. } => *leader_epoch < state.leader_epoch,
+            // Addressed to an earlier incarnation (`ignore_leader_and_isr`); incarnations only
+            // grow.
+            Msg::LeaderAndIsr {
+                broker_incarnation, ..
+            } => guards(Guard::Incarnation) && *broker_incarnation < state.incarnation,
+            // Since KIP-320 a request in an older epoch is answered `FENCED_LEADER_EPOCH`
+            // (`ignore_replica_fetch`), which the asker ignores (above), and changes nothing
+            // here; after a restart this broker's epoch may be older, so only while none can
+            // come.
+            Msg::Fetch { leader_epoch, .. }
+            | Msg::OffsetsForLeaderEpoch {
+                current_leader_epoch: leader_epoch,
+                ..
+            } => {
+                !may_restart
+                    && fences
+                    && guards(Guard::FetchEpochFencing)
+                    && *leader_epoch < state.leader_epoch
+            }
+            _ => false,
+        }
+    }
+
     fn truncate(&self, state: &mut BrokerState, offset: Offset, o: &mut O) {
         if offset >= state.log.log_end_offset() {
             return;

@@ -125,6 +125,16 @@ pub enum FetchResult {
     Error(ErrorCode),
 }
 
+impl FetchResult {
+    /// The error, if the fetch was refused.
+    pub fn error(&self) -> Option<ErrorCode> {
+        match self {
+            FetchResult::Error(e) => Some(*e),
+            _ => None,
+        }
+    }
+}
+
 /// A leader's answer to `OffsetsForLeaderEpoch`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EpochEndOffset {

@@ -237,6 +237,18 @@ impl Node {
         }
     }
 
+    /// Whether this actor, in `state`, ignores `msg` whenever it arrives from now on
+    /// ([`Broker::ignores_forever`], [`Producer::ignores_forever`]); `may_restart` says
+    /// whether it may still start again within the bounds. The controller and the consumer
+    /// are not asked: the controller answers every request, and the consumer restarts.
+    pub fn ignores_forever(&self, state: &NodeState, msg: &Msg, may_restart: bool) -> bool {
+        match (self, state) {
+            (Node::Broker(a), NodeState::Broker(s)) => a.ignores_forever(s, msg, may_restart),
+            (Node::Producer(a), NodeState::Producer(s)) => a.ignores_forever(s, msg),
+            _ => false,
+        }
+    }
+
     /// Each actor's invariants, after its start and every step, in debug builds (tests
     /// included); a no-op in release builds.
     fn assert_invariants(&self, state: &NodeState) {
@@ -452,8 +464,12 @@ impl Insync {
         let lossy = self.config.network == NetworkKind::Lossy;
         let max_crashes = self.config.crashes as usize;
         let actors = self.actors();
+        let stale = stale_reduction_applies(&self.config);
         let mut model =
             InsyncModel::new(self, actors, ordered, lossy, max_crashes, within_boundary);
+        if stale {
+            model = model.dropping_stale_messages(crash_left);
+        }
         for p in crate::properties::all() {
             model = model.property(p.expectation, p.name, p.condition);
         }
@@ -507,6 +523,11 @@ pub fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
     if crash_reduction_applies(c) && !crash_is_interesting(t, controller, state) {
         return false;
     }
+    crashes(state) <= c.crashes
+}
+
+/// The crashes spent so far: every restart so far (an incarnation), and every actor down.
+fn crashes(state: &InsyncState) -> u32 {
     let mut crashes = state.crashed.iter().filter(|&&x| x).count() as u32;
     for s in &state.actor_states {
         crashes += match &**s {
@@ -515,7 +536,20 @@ pub fn within_boundary(cfg: &Insync, state: &InsyncState) -> bool {
             _ => 0,
         };
     }
-    crashes <= c.crashes
+    crashes
+}
+
+/// Whether a running actor may still crash within the bounds (for the stale-message
+/// reduction, which keeps what a restart could make live again).
+pub fn crash_left(cfg: &Insync, state: &InsyncState) -> bool {
+    crashes(state) < cfg.config.crashes
+}
+
+/// Whether the checker drops stale messages ([`InsyncModel::drop_stale`]): with the
+/// reductions on, and with every guard of the protocol (the rules that make a message stale
+/// are those guards; a mutant explores every delivery).
+pub fn stale_reduction_applies(c: &ValidConfig) -> bool {
+    c.reductions && c.without_guard.is_none()
 }
 
 /// Whether the checker explores only the crashes of `crash_is_interesting`.

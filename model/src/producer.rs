@@ -277,6 +277,20 @@ impl Producer {
         }
     }
 
+    /// Whether this producer ignores `msg` whenever it arrives from now on: an answer to a
+    /// produce request it no longer waits for (it timed out, or was answered already).
+    /// Request ids are never reused, and in the model the producer never restarts. The
+    /// checker drops such messages at once (`InsyncModel::drop_stale`).
+    pub fn ignores_forever(&self, state: &ProducerState, msg: &Msg) -> bool {
+        match msg {
+            Msg::ProduceResponse { request, .. } => {
+                request.0 < state.next_request
+                    && !state.in_flight.iter().any(|f| f.request == *request)
+            }
+            _ => false,
+        }
+    }
+
     pub fn on_msg(&self, state: &mut ProducerState, msg: Msg, o: &mut O) {
         match msg {
             Msg::ProduceResponse { request, result } => {

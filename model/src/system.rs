@@ -223,6 +223,26 @@ impl Net {
         }
     }
 
+    /// Removes from an ordered network every message `drop` picks, keeping each flow's order;
+    /// only the flows that lose a message are rebuilt and rehashed.
+    fn remove(&mut self, mut drop: impl FnMut(Id, Id, &Msg) -> bool) {
+        let Net::Ordered(flows) = self else {
+            return;
+        };
+        let mut emptied = false;
+        for f in flows.iter_mut() {
+            let (src, dst) = (f.src, f.dst);
+            if !f.msgs.iter().any(|m| drop(src, dst, m)) {
+                continue;
+            }
+            f.edit(|msgs| msgs.retain(|m| !drop(src, dst, m)));
+            emptied |= f.msgs.is_empty();
+        }
+        if emptied {
+            flows.retain(|f| !f.msgs.is_empty());
+        }
+    }
+
     /// Drops the head of flow `src → dst`, the only message an ordered network delivers or
     /// loses (`ActorModel` removes the first message equal to the one taken, which is the
     /// head, since only heads are offered).
@@ -651,6 +671,9 @@ pub struct InsyncModel {
     max_crashes: usize,
     properties: Vec<Property<InsyncModel>>,
     within_boundary: fn(&Insync, &SysState) -> bool,
+    /// The stale-message reduction ([`InsyncModel::drop_stale`]), when on: whether a running
+    /// actor may still crash within the bounds.
+    stale: Option<fn(&Insync, &SysState) -> bool>,
 }
 
 impl InsyncModel {
@@ -670,6 +693,119 @@ impl InsyncModel {
             max_crashes,
             properties: Vec::new(),
             within_boundary,
+            stale: None,
+        }
+    }
+
+    /// Turns on the stale-message reduction ([`InsyncModel::drop_stale`]) on an ordered
+    /// network; `crash_left` says whether a running actor may still crash within the bounds.
+    pub fn dropping_stale_messages(mut self, crash_left: fn(&Insync, &SysState) -> bool) -> Self {
+        self.stale = self.ordered.then_some(crash_left);
+        self
+    }
+
+    /// The same model without the stale-message reduction: every stale message stays in the
+    /// network until it is delivered or lost (for differential tests).
+    pub fn keeping_stale_messages(mut self) -> Self {
+        self.stale = None;
+        self
+    }
+
+    /// Whether the stale-message reduction is on.
+    pub fn drops_stale_messages(&self) -> bool {
+        self.stale.is_some()
+    }
+
+    /// The stale-message reduction: takes out of `state`'s network every message its
+    /// receiver will ignore whenever it arrives ([`Node::ignores_forever`]: answers in an
+    /// epoch the receiver has left, `FENCED_LEADER_EPOCH` answers, `LeaderAndIsr` for an
+    /// earlier incarnation, the producer's answers to requests it gave up, and, while no
+    /// broker can restart, fetches in an epoch their leader has left). The model applies it
+    /// after every step.
+    ///
+    /// Why it removes states and no behaviour. Call `gc(s)` the state `s` without its stale
+    /// messages. A message stale in `s` is stale in every state after it (each rule says
+    /// "forever"), and delivering it changes no actor, arms no timer and sends only stale
+    /// messages, so that delivery (or its loss, on a lossy network) leads from `s` to a state
+    /// with the same image under `gc`: a stutter. Every other step of `s` is a step of
+    /// `gc(s)` to the image of its successor: on per-pair FIFO connections a message stands
+    /// at the head of its flow in `gc(s)` when every message ahead of it in `s` is stale,
+    /// and the full model can deliver those first, each a stutter. So the reduced model
+    /// reaches exactly the images of the full model's states, its paths are the full
+    /// model's with stale deliveries left out, and, since no property reads the network
+    /// (`properties.rs`), every verdict is the same. `tests/reductions.rs` checks both on
+    /// small bounds: the reachable states are exactly the images, and the verdicts agree.
+    /// Not on the duplicating network, where a delivery keeps the message and is recorded
+    /// as the last one, so it is no stutter.
+    pub fn drop_stale(&self, state: &mut SysState) {
+        let Some(crash_left) = self.stale else {
+            return;
+        };
+        let crash_left = crash_left(&self.cfg, state);
+        let may_restart = |i: usize| state.crashed[i] || crash_left;
+        let stale = |dst: Id, msg: &Msg| {
+            let i = usize::from(dst);
+            i < self.actors.len()
+                && self.actors[i].ignores_forever(&state.actor_states[i], msg, may_restart(i))
+        };
+        let any = state
+            .network
+            .flows()
+            .iter()
+            .any(|f| f.msgs.iter().any(|m| stale(f.dst, m)));
+        if !any {
+            return;
+        }
+        let mut network = state.network.clone();
+        network.remove(|src, dst, msg| {
+            let drop = stale(dst, msg);
+            if drop && cfg!(debug_assertions) {
+                self.assert_stale(state, src, dst, msg, &stale);
+            }
+            drop
+        });
+        state.network = network;
+    }
+
+    /// In debug builds, for each message [`InsyncModel::drop_stale`] takes out: delivering it
+    /// now changes neither the actor nor its timers, and what it sends is stale too.
+    fn assert_stale(
+        &self,
+        state: &SysState,
+        src: Id,
+        dst: Id,
+        msg: &Msg,
+        stale: &dyn Fn(Id, &Msg) -> bool,
+    ) {
+        let i = usize::from(dst);
+        if state.crashed[i] {
+            return; // Delivered after a restart; the rules' own argument covers it.
+        }
+        let before = &*state.actor_states[i];
+        let mut after = Cow::Borrowed(before);
+        let mut out = Out::new();
+        self.actors[i].on_msg(dst, &mut after, src, msg.clone(), &mut out);
+        assert!(
+            *after == *before,
+            "a stale {msg:?} to {dst:?} changed its state"
+        );
+        for c in out {
+            match c {
+                Command::Send(to, sent) => assert!(
+                    stale(to, &sent),
+                    "a stale {msg:?} to {dst:?} sent {sent:?}, which is not stale"
+                ),
+                // A handler may re-state its timers; only a change would matter.
+                Command::SetTimer(t, _) => assert!(
+                    state.timers_of(i).any(|armed| *armed == t),
+                    "a stale {msg:?} to {dst:?} armed {t:?}"
+                ),
+                Command::CancelTimer(t) => assert!(
+                    !state.timers_of(i).any(|armed| *armed == t),
+                    "a stale {msg:?} to {dst:?} cancelled {t:?}"
+                ),
+                other => panic!("a stale {msg:?} to {dst:?} did {other:?}"),
+            }
         }
     }
 
@@ -760,6 +896,7 @@ impl Model for InsyncModel {
             state.actor_states.push(Arc::new(s));
             state.apply(id, out);
         }
+        self.drop_stale(&mut state);
         vec![state]
     }
 
@@ -798,6 +935,27 @@ impl Model for InsyncModel {
     }
 
     fn next_state(&self, last: &SysState, action: Action) -> Option<SysState> {
+        let mut next = self.step(last, action)?;
+        self.drop_stale(&mut next);
+        Some(next)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        format!("{action:?}")
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.properties.clone()
+    }
+
+    fn within_boundary(&self, state: &SysState) -> bool {
+        (self.within_boundary)(&self.cfg, state)
+    }
+}
+
+impl InsyncModel {
+    /// One step of `ActorModel`'s semantics, before the stale-message reduction.
+    fn step(&self, last: &SysState, action: Action) -> Option<SysState> {
         match action {
             ActorModelAction::Drop(env) => {
                 let mut next = last.clone();
@@ -845,18 +1003,6 @@ impl Model for InsyncModel {
             // `Node::Random` is `()`: no actor offers a random choice.
             ActorModelAction::SelectRandom { .. } => None,
         }
-    }
-
-    fn format_action(&self, action: &Action) -> String {
-        format!("{action:?}")
-    }
-
-    fn properties(&self) -> Vec<Property<Self>> {
-        self.properties.clone()
-    }
-
-    fn within_boundary(&self, state: &SysState) -> bool {
-        (self.within_boundary)(&self.cfg, state)
     }
 }
 

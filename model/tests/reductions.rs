@@ -4,7 +4,11 @@
 //! - crashes (`node.rs`, `crash_is_interesting`): with every append flushed and leader-epoch
 //!   truncation, only a fenced leader's crash is explored;
 //! - session expiries (`controller.rs`): a follower outside the ISR and the ELR, when no
-//!   unclean election could pick it, is not expired.
+//!   unclean election could pick it, is not expired;
+//! - stale messages (`system.rs`, `InsyncModel::drop_stale`): a message its receiver will
+//!   ignore whenever it arrives leaves the network at once. Beyond the verdicts, the tests
+//!   at the end check that reduction exactly: its reachable states are the full model's
+//!   with the stale messages taken out, no more and no fewer.
 //!
 //! Each configuration below is chosen so that the reduction is active (flush always,
 //! leader-epoch truncation, a crash to spend) and so that some properties break and some hold,
@@ -13,10 +17,10 @@
 //! ISR change beyond elections: 0.3 M to 0.5 M unique states unreduced, 7 to 10 times the
 //! reduced count); at RF 3 the unreduced search passes 3 M states without finishing.
 
-use insync_model::config::{Acks, Config};
-use insync_model::Insync;
+use insync_model::config::{Acks, Config, Flush, NetworkKind, RestartedBroker, Truncation};
+use insync_model::{Insync, InsyncModel, InsyncState};
 use stateright::{Checker, Model};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 /// Every property's verdict (`true`: an `always` holds, a `sometimes` is reached) and the
 /// unique state count of an exhaustive search.
@@ -104,6 +108,123 @@ fn retries_without_idempotence_with_a_crash() {
         "retries, no idempotence, rf=2",
         Config {
             idempotence: false,
+            ..small()
+        },
+    );
+}
+
+// ---------------------------------------------------------------- stale messages, exactly
+
+/// Every state `model` reaches within its bounds (breadth first, no symmetry), each passed
+/// to `visit`; returns how many.
+fn reachable(model: &InsyncModel, mut visit: impl FnMut(InsyncState)) -> usize {
+    let mut seen = HashSet::new();
+    let mut queue: VecDeque<InsyncState> = model.init_states().into();
+    for s in &queue {
+        seen.insert(s.stable_hash());
+    }
+    let mut actions = Vec::new();
+    while let Some(state) = queue.pop_front() {
+        model.actions(&state, &mut actions);
+        for action in actions.drain(..) {
+            let Some(next) = model.next_state(&state, action) else {
+                continue;
+            };
+            if model.within_boundary(&next) && seen.insert(next.stable_hash()) {
+                queue.push_back(next);
+            }
+        }
+        visit(state);
+    }
+    seen.len()
+}
+
+/// The reduced model reaches exactly the full model's states with their stale messages
+/// taken out (`InsyncModel::drop_stale`'s argument), and fewer of them.
+fn assert_stale_reduction_is_exact(name: &str, config: Config) {
+    let valid = config.validate().expect("valid");
+    let reduced = Insync::new(valid.clone()).into_model();
+    assert!(
+        reduced.drops_stale_messages(),
+        "{name}: the reduction is off"
+    );
+    let full = Insync::new(valid).into_model().keeping_stale_messages();
+    let mut images = HashSet::new();
+    let full_count = reachable(&full, |mut s| {
+        reduced.drop_stale(&mut s);
+        images.insert(s.stable_hash());
+    });
+    let mut states = HashSet::new();
+    let reduced_count = reachable(&reduced, |s| {
+        states.insert(s.stable_hash());
+    });
+    let missing = images.difference(&states).count();
+    let extra = states.difference(&images).count();
+    assert!(
+        missing == 0 && extra == 0,
+        "{name}: {missing} images of the full model's {full_count} states are not reached \
+         reduced, and {extra} of the {reduced_count} reduced states are no such image"
+    );
+    assert!(
+        reduced_count < full_count,
+        "{name}: no message was ever stale ({reduced_count} states either way)"
+    );
+}
+
+/// KIP-320 fencing at 2 replicas, two elections, no crash: the rules on answers in an old
+/// epoch and, since no broker can restart, on fetches in an old epoch.
+#[test]
+fn stale_messages_exactly_without_crashes() {
+    assert_stale_reduction_is_exact(
+        "kip-320, 2 records, 2 elections",
+        Config {
+            truncation: Truncation::Kip320,
+            replicas: 2,
+            min_insync: 1,
+            records: 2,
+            crashes: 0,
+            elections: 2,
+            consumer: false,
+            idempotence: true,
+            ..Config::default()
+        },
+    );
+}
+
+/// A crash with every append flushed: a restarted broker's incarnation makes the
+/// `LeaderAndIsr`s for its old one stale, and fetches in an old epoch stay until the crash
+/// is spent.
+#[test]
+fn stale_messages_exactly_with_a_crash() {
+    assert_stale_reduction_is_exact("recommended rf=2, a crash", small());
+}
+
+/// Unflushed appends lost in a crash: the restarted broker's epoch, read back from its log,
+/// can be older than the one it knew, and the rules on answers must still hold.
+#[test]
+fn stale_messages_exactly_when_a_restart_forgets_epochs() {
+    assert_stale_reduction_is_exact(
+        "kip-320, flush async, keeps-isr, a crash",
+        Config {
+            truncation: Truncation::Kip320,
+            flush: Flush::Async,
+            restarted_broker: RestartedBroker::KeepsIsr,
+            ..small()
+        },
+    );
+}
+
+/// Before KIP-320 a follower takes answers from any epoch: only the controller's and the
+/// incarnation's rules apply. A lossy network adds the producer's answers to requests it
+/// timed out.
+#[test]
+fn stale_messages_exactly_on_an_old_rung_over_a_lossy_network() {
+    assert_stale_reduction_is_exact(
+        "high-watermark, lossy, a crash",
+        Config {
+            truncation: Truncation::HighWatermark,
+            network: NetworkKind::Lossy,
+            elections: 1,
             ..small()
         },
     );
