@@ -417,6 +417,13 @@ pub fn picture(model: &ExplorerModel, state: &InsyncState) -> String {
         "<div class='box network'><b>messages in flight</b> ({})",
         in_flight.len()
     );
+    if model.inner.drops_stale_messages() {
+        // Say where the messages a step leaves behind went (`InsyncModel::drop_stale`).
+        h.push_str(
+            " <small>(a message its receiver will ignore whenever it arrives is taken out at \
+             once; <code>--no-reductions</code> keeps it until it arrives)</small>",
+        );
+    }
     if !in_flight.is_empty() {
         if !state.network.is_ordered() {
             in_flight.sort();

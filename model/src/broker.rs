@@ -1152,13 +1152,19 @@ impl Broker {
     ///
     /// `may_restart`: whether this broker may still start again within the bounds. A restart
     /// reloads its leader epoch from its log's last epoch, which can be older than the one it
-    /// knew; only the rule on requests depends on the epoch staying put. The rules on answers
-    /// hold across a restart: a restarted broker acts on an answer only once it leads or
-    /// follows again, which takes a `LeaderAndIsr` addressed to its new incarnation, sent after
-    /// the restart in the controller's epoch then, and the controller's epoch never falls
-    /// below any broker's. Every rule assumes all of the protocol's guards (the checker turns
-    /// the reduction off for a `--without-guard` mutant).
-    pub fn ignores_forever(&self, state: &BrokerState, msg: &Msg, may_restart: bool) -> bool {
+    /// knew. The rules on answers hold across a restart: a restarted broker acts on an answer
+    /// only once it leads or follows again, which takes a `LeaderAndIsr` addressed to its new
+    /// incarnation, sent after the restart in the controller's epoch then, and the
+    /// controller's epoch never falls below any broker's. `sender_epoch`: the leader epoch
+    /// the sending broker is in now, if a broker sent `msg`. Every rule assumes all of the
+    /// protocol's guards (the checker turns the reduction off for a `--without-guard` mutant).
+    pub fn ignores_forever(
+        &self,
+        state: &BrokerState,
+        msg: &Msg,
+        may_restart: bool,
+        sender_epoch: Option<Epoch>,
+    ) -> bool {
         let fenced = Some(ErrorCode::FencedLeaderEpoch);
         let fences = self.config.truncation.fences_fetches();
         let guards = |g| self.config.guards(g);
@@ -1187,17 +1193,22 @@ impl Broker {
             } => guards(Guard::Incarnation) && *broker_incarnation < state.incarnation,
             // Since KIP-320 a request in an older epoch is answered `FENCED_LEADER_EPOCH`
             // (`ignore_replica_fetch`), which the asker ignores (above), and changes nothing
-            // here; after a restart this broker's epoch may be older, so only while none can
-            // come.
+            // here. After a restart this broker's epoch may be older, and then it answers
+            // with another error, which changes nothing here either, in the request's epoch,
+            // as every answer to a fenced request is: stale at an asker that has left that
+            // epoch (above). It never leads that epoch again (a restarted broker leads only
+            // in the controller's epoch, which is past it). So: while no restart can come, or
+            // once the asker has moved on.
             Msg::Fetch { leader_epoch, .. }
             | Msg::OffsetsForLeaderEpoch {
                 current_leader_epoch: leader_epoch,
                 ..
             } => {
-                !may_restart
-                    && fences
+                let asker_moved_on = sender_epoch.is_some_and(|e| *leader_epoch < e);
+                fences
                     && guards(Guard::FetchEpochFencing)
                     && *leader_epoch < state.leader_epoch
+                    && (!may_restart || asker_moved_on)
             }
             _ => false,
         }

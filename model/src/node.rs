@@ -237,13 +237,23 @@ impl Node {
         }
     }
 
-    /// Whether this actor, in `state`, ignores `msg` whenever it arrives from now on
-    /// ([`Broker::ignores_forever`], [`Producer::ignores_forever`]); `may_restart` says
-    /// whether it may still start again within the bounds. The controller and the consumer
-    /// are not asked: the controller answers every request, and the consumer restarts.
-    pub fn ignores_forever(&self, state: &NodeState, msg: &Msg, may_restart: bool) -> bool {
+    /// Whether this actor, in `state`, ignores `msg` from `sender` whenever it arrives from
+    /// now on ([`Broker::ignores_forever`], [`Producer::ignores_forever`]); `may_restart`
+    /// says whether it may still start again within the bounds. The controller and the
+    /// consumer are not asked: the controller answers every request, and the consumer
+    /// restarts.
+    pub fn ignores_forever(
+        &self,
+        state: &NodeState,
+        msg: &Msg,
+        may_restart: bool,
+        sender: &NodeState,
+    ) -> bool {
         match (self, state) {
-            (Node::Broker(a), NodeState::Broker(s)) => a.ignores_forever(s, msg, may_restart),
+            (Node::Broker(a), NodeState::Broker(s)) => {
+                let sender_epoch = sender.as_broker().map(|b| b.leader_epoch);
+                a.ignores_forever(s, msg, may_restart, sender_epoch)
+            }
             (Node::Producer(a), NodeState::Producer(s)) => a.ignores_forever(s, msg),
             _ => false,
         }

@@ -719,9 +719,9 @@ impl InsyncModel {
     /// The stale-message reduction: takes out of `state`'s network every message its
     /// receiver will ignore whenever it arrives ([`Node::ignores_forever`]: answers in an
     /// epoch the receiver has left, `FENCED_LEADER_EPOCH` answers, `LeaderAndIsr` for an
-    /// earlier incarnation, the producer's answers to requests it gave up, and, while no
-    /// broker can restart, fetches in an epoch their leader has left). The model applies it
-    /// after every step.
+    /// earlier incarnation, the producer's answers to requests it gave up, and fetches in an
+    /// epoch their receiver has left, while it cannot restart or once the asker has moved on
+    /// too). The model applies it after every step.
     ///
     /// Why it removes states and no behaviour. Call `gc(s)` the state `s` without its stale
     /// messages. A message stale in `s` is stale in every state after it (each rule says
@@ -743,22 +743,22 @@ impl InsyncModel {
         };
         let crash_left = crash_left(&self.cfg, state);
         let may_restart = |i: usize| state.crashed[i] || crash_left;
-        let stale = |dst: Id, msg: &Msg| {
-            let i = usize::from(dst);
+        let stale = |src: Id, dst: Id, msg: &Msg| {
+            let (i, from) = (usize::from(dst), &state.actor_states[usize::from(src)]);
             i < self.actors.len()
-                && self.actors[i].ignores_forever(&state.actor_states[i], msg, may_restart(i))
+                && self.actors[i].ignores_forever(&state.actor_states[i], msg, may_restart(i), from)
         };
         let any = state
             .network
             .flows()
             .iter()
-            .any(|f| f.msgs.iter().any(|m| stale(f.dst, m)));
+            .any(|f| f.msgs.iter().any(|m| stale(f.src, f.dst, m)));
         if !any {
             return;
         }
         let mut network = state.network.clone();
         network.remove(|src, dst, msg| {
-            let drop = stale(dst, msg);
+            let drop = stale(src, dst, msg);
             if drop && cfg!(debug_assertions) {
                 self.assert_stale(state, src, dst, msg, &stale);
             }
@@ -775,7 +775,7 @@ impl InsyncModel {
         src: Id,
         dst: Id,
         msg: &Msg,
-        stale: &dyn Fn(Id, &Msg) -> bool,
+        stale: &dyn Fn(Id, Id, &Msg) -> bool,
     ) {
         let i = usize::from(dst);
         if state.crashed[i] {
@@ -792,7 +792,7 @@ impl InsyncModel {
         for c in out {
             match c {
                 Command::Send(to, sent) => assert!(
-                    stale(to, &sent),
+                    stale(dst, to, &sent),
                     "a stale {msg:?} to {dst:?} sent {sent:?}, which is not stale"
                 ),
                 // A handler may re-state its timers; only a change would matter.

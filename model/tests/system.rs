@@ -113,7 +113,7 @@ fn same_steps_with_a_crash() {
         200_000,
     );
     // The whole space without the stale-message reduction (tests/pinned.rs pins the
-    // reduced count, 46,565).
+    // reduced count, 42,676).
     assert_eq!(n, 175_180);
 }
 
