@@ -2920,6 +2920,106 @@ mod tests {
         assert_eq!(sent(&o), vec![(0, fetch(2, 1, None))]);
     }
 
+    /// The stale-message rules ([`Broker::ignores_forever`]), each on both sides of its line,
+    /// for a follower in epoch 3 of its second incarnation: answers in an older epoch (fetch
+    /// and epoch answers only where fetches are fenced), fenced answers, an older
+    /// incarnation's `LeaderAndIsr`, and requests in an older epoch only while no restart can
+    /// come or once the asker has moved on. Each one the rule calls stale changes nothing
+    /// when delivered.
+    #[test]
+    fn stale_messages_are_those_this_broker_ignores_forever() {
+        let records = |epoch: u32, result| Msg::FetchResponse {
+            leader_epoch: Epoch(epoch),
+            result,
+        };
+        let data = || FetchResult::Records {
+            base_offset: Offset(0),
+            records: Arc::from(vec![rec(1, 3)]),
+            high_watermark: Offset(0),
+        };
+        let altered = |epoch: u32| Msg::AlterPartitionResponse {
+            leader_epoch: Epoch(epoch),
+            proposed: set(&[0, 1]),
+            result: Ok(Controller::initial_partition(3)),
+        };
+        let for_incarnation = |n: u32| match leader_and_isr(0, 3, &[0, 1], 2) {
+            Msg::LeaderAndIsr { partition, .. } => Msg::LeaderAndIsr {
+                partition,
+                broker_incarnation: BrokerEpoch(n),
+            },
+            _ => unreachable!(),
+        };
+        let fenced = FetchResult::Error(ErrorCode::FencedLeaderEpoch);
+        let not_leader = FetchResult::Error(ErrorCode::NotLeaderOrFollower);
+        let cases: Vec<(Msg, bool, Option<u32>, bool)> = vec![
+            // (message, may restart, the sender's epoch, stale)
+            (records(2, data()), true, None, true),
+            (records(3, data()), false, None, false),
+            (records(3, fenced.clone()), true, None, true),
+            (records(3, not_leader), false, None, false),
+            (epoch_answer(3, 2, found(3, 1)), true, None, true),
+            (epoch_answer(3, 3, found(3, 1)), false, None, false),
+            (
+                epoch_answer(3, 3, Err(ErrorCode::FencedLeaderEpoch)),
+                true,
+                None,
+                true,
+            ),
+            (altered(2), true, None, true),
+            (altered(3), false, None, false),
+            (for_incarnation(0), true, None, true),
+            (for_incarnation(1), false, None, false),
+            (fetch(2, 0, None), false, Some(2), true),
+            (fetch(2, 0, None), true, Some(2), false),
+            (fetch(2, 0, None), true, Some(3), true),
+            (fetch(3, 0, None), false, Some(3), false),
+            (epoch_question(2, 1), false, Some(2), true),
+            (epoch_question(2, 1), true, Some(2), false),
+        ];
+        let b = broker(1);
+        let (mut state, _) = start(&b);
+        state.incarnation = BrokerEpoch(1);
+        deliver(&b, &mut state, CTL, for_incarnation(1));
+        assert_eq!(state.leader_epoch, Epoch(3));
+        for (msg, may_restart, sender, stale) in cases {
+            let said = b.ignores_forever(&state, &msg, may_restart, sender.map(Epoch));
+            assert_eq!(
+                said, stale,
+                "{msg:?}, may restart {may_restart}, sender {sender:?}"
+            );
+            if stale {
+                let mut after = state.clone();
+                let o = deliver(&b, &mut after, 0, msg.clone());
+                assert_eq!(after, state, "a stale {msg:?} changed the broker");
+                assert!(
+                    sent(&o).iter().all(|(_, m)| matches!(
+                        m,
+                        Msg::FetchResponse { result, .. } if *result == fenced
+                    ) || matches!(
+                        m,
+                        Msg::OffsetsForLeaderEpochResponse {
+                            result: Err(ErrorCode::FencedLeaderEpoch),
+                            ..
+                        }
+                    )),
+                    "a stale {msg:?} sent {o:?}"
+                );
+            }
+        }
+        // Before KIP-320 a follower takes answers from any epoch.
+        let old = broker_with(
+            1,
+            Config {
+                truncation: Truncation::HighWatermark,
+                ..config()
+            },
+        );
+        assert!(!old.ignores_forever(&state, &records(2, data()), false, None));
+        assert!(!old.ignores_forever(&state, &epoch_answer(3, 2, found(3, 1)), false, None));
+        assert!(!old.ignores_forever(&state, &fetch(2, 0, None), false, Some(Epoch(3))));
+        assert!(old.ignores_forever(&state, &altered(2), true, None));
+    }
+
     /// Byte limits ([`crate::limits`]) with the model's values, `per` bytes each.
     #[test]
     fn produces_over_message_max_bytes_are_refused_and_fetches_are_cut_by_bytes() {

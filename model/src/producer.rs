@@ -687,6 +687,28 @@ mod tests {
         o
     }
 
+    /// An answer is stale ([`Producer::ignores_forever`]) once its request was answered or
+    /// given up, never while it is in flight, and never for a request not sent yet.
+    #[test]
+    fn stale_answers_are_those_to_requests_no_longer_in_flight() {
+        let p = producer();
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        let reply = |request: u32| Msg::ProduceResponse {
+            request: RequestId(request),
+            result: Ok(Offset(0)),
+        };
+        assert!(!p.ignores_forever(&state, &reply(0)), "in flight");
+        assert!(!p.ignores_forever(&state, &reply(1)), "not sent yet");
+        answer(&p, &mut state, 0, Ok(Offset(0)));
+        assert!(p.ignores_forever(&state, &reply(0)), "answered");
+        let before = state.clone();
+        let o = answer(&p, &mut state, 0, Ok(Offset(0)));
+        assert_eq!(state, before, "a stale answer changes nothing");
+        assert!(o.is_empty());
+        assert!(!p.ignores_forever(&state, &Msg::Metadata));
+    }
+
     #[test]
     fn it_sends_one_record_at_a_time_and_the_next_on_an_ack() {
         let p = producer();
