@@ -1291,7 +1291,10 @@ impl Broker {
 
     /// Arms only the timers that could matter now, so the model checker does not explore a
     /// timer that would change nothing: the lag check while an ISR follower is behind and no
-    /// ISR change is pending, the flush while something is unflushed.
+    /// ISR change is pending, the flush while something is unflushed. Without the checker's
+    /// reductions (`--no-reductions`) both run for as long as Kafka runs them (the lag check
+    /// while the broker leads, the flush always), and a firing with nothing to do changes
+    /// nothing; `tests/reductions.rs` checks that the verdicts are the same both ways.
     fn maybe_arm_timers(&self, state: &mut BrokerState, o: &mut O) {
         let end = state.log.log_end_offset();
         let me = self.id;
@@ -1310,11 +1313,14 @@ impl Broker {
                     leader.lag_armed = false;
                     o.cancel_timer(Timer::IsrLag);
                 }
+                if !self.config.reductions && !leader.lag_armed {
+                    o.set_timer(Timer::IsrLag, timer_range(Timer::IsrLag));
+                }
             }
             Role::Follower { .. } => o.cancel_timer(Timer::IsrLag),
         }
         if self.config.flush == Flush::Async {
-            if state.flushed < end {
+            if state.flushed < end || !self.config.reductions {
                 o.set_timer(Timer::Flush, timer_range(Timer::Flush));
             } else {
                 o.cancel_timer(Timer::Flush);

@@ -294,13 +294,12 @@ pub struct ActorParams {
     /// from (the engine's client API); none in the model, whose producer sends the
     /// configuration's records from the start.
     pub application: Option<Id>,
-    /// Requests the network can lose are given up after `request.timeout.ms`: a follower sends
-    /// its fetch again, the consumer gives up on a parked fetch, the producer's request timer
-    /// always runs. The engine's network loses requests in partitions and crashes. Off in the
-    /// model, where a lost fetch only stalls a follower or the consumer (the lag check covers
-    /// the follower; no safety property depends on the consumer's progress), and the
-    /// producer's timer runs only where an answer can be lost for good
-    /// (`producer::timeouts_matter`).
+    /// Fetches the network can lose are given up after `request.timeout.ms`: a follower sends
+    /// its fetch again, the consumer gives up on a parked fetch. The engine's network loses
+    /// requests in partitions and crashes. Off in the model, where a lost fetch only stalls a
+    /// follower or the consumer (the lag check covers the follower; no safety property
+    /// depends on the consumer's progress). Not the producer's request timer, which runs in
+    /// both whenever a request is in flight (`Producer::arm_timeout`).
     pub request_timeouts: bool,
     /// Most records in a fetch response.
     pub fetch_records_max: usize,
@@ -891,14 +890,6 @@ mod tests {
             .map(|p| p.producer_id)
             .collect();
         assert_eq!(ids, vec![ProducerId(1), ProducerId(2)]);
-        assert!(!producers(&cfg, &model)[0].timeouts(), "nothing is lost");
-        let crashy = insync(Config {
-            crashes: 1,
-            ..Config::default()
-        });
-        assert!(producers(&crashy, &ActorParams::model(&crashy.config))[0].timeouts());
-        let engine = ActorParams::engine(Id::from(9), 10, 1, SizeLimits::KAFKA);
-        assert!(producers(&cfg, &engine)[0].timeouts());
     }
 
     /// Actor ids: brokers `0..replicas`, the controller, the producers, then the consumer;

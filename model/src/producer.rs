@@ -219,14 +219,6 @@ impl Producer {
         }
     }
 
-    /// Whether the request timer runs. Always where the network can really lose an answer
-    /// (the engine); in the model only where an answer can be lost for good (crashes, a lossy
-    /// network): on a reliable network without crashes every request is answered, and a
-    /// timer that fires "too early" would only add duplicates the retry already covers.
-    pub(crate) fn timeouts(&self) -> bool {
-        self.params.request_timeouts || timeouts_matter(self.config.crashes, self.config.network)
-    }
-
     pub fn on_start(&self, initial_leader: Option<(BrokerId, Epoch)>, o: &mut O) -> ProducerState {
         let n = self.own_records() as usize;
         let mut state = ProducerState {
@@ -536,17 +528,19 @@ impl Producer {
     }
 
     fn arm_timeout(&self, state: &ProducerState, o: &mut O) {
-        if self.timeouts() && !state.in_flight.is_empty() {
+        // `request.timeout.ms`: armed whenever a request is in flight, in the model too. Until
+        // 2026-12-06 the model armed it only where an answer could be lost for good (a crash, a
+        // lossy network), on the argument that an early timeout on a slow broker adds only
+        // retries other errors already explore. That was wrong for `acks=1` without
+        // idempotence: there no error follows an append, and only a timeout makes the
+        // producer write a record twice (`tests/reductions.rs`,
+        // `a_slow_broker_times_out_and_the_retry_duplicates_with_acks_1`).
+        if !state.in_flight.is_empty() {
             o.set_timer(Timer::RequestTimeout, timer_range(Timer::RequestTimeout));
         } else {
             o.cancel_timer(Timer::RequestTimeout);
         }
     }
-}
-
-/// Whether request timeouts can matter for a model configuration (see `Producer::timeouts`).
-pub fn timeouts_matter(crashes: u32, network: NetworkKind) -> bool {
-    crashes > 0 || network == NetworkKind::Lossy
 }
 
 /// The producer's rules, one handler call at a time, with exact commands and states.
@@ -1022,11 +1016,13 @@ mod tests {
             ]
         );
         assert!(sets(&o, Timer::RequestTimeout));
-        // Without timeouts the timer is never armed.
+        // The model's producer, on a reliable network without crashes, arms it too: a slow
+        // broker is enough to time a request out.
         let mut o = O::new();
         producer().on_start(leader(), &mut o);
-        assert!(!sets(&o, Timer::RequestTimeout));
-        assert!(cancels(&o, Timer::RequestTimeout));
+        assert!(!producer().params.request_timeouts && producer().config.crashes == 0);
+        assert!(sets(&o, Timer::RequestTimeout));
+        assert!(!cancels(&o, Timer::RequestTimeout));
     }
 
     #[test]
@@ -1339,9 +1335,5 @@ mod tests {
             Outcome::Acked(Offset(5))
         );
         assert_eq!(Outcome::Sent.of_record(2), Outcome::Sent);
-        assert!(timeouts_matter(1, NetworkKind::Reliable));
-        assert!(timeouts_matter(0, NetworkKind::Lossy));
-        assert!(!timeouts_matter(0, NetworkKind::Reliable));
-        assert!(!timeouts_matter(0, NetworkKind::Duplicating));
     }
 }

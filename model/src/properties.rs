@@ -492,8 +492,8 @@ fn processed_before_commit(model: &InsyncModel, state: &InsyncState) -> bool {
 /// No request is stranded: an `acks=all` request held by a broker acting as leader whose
 /// high watermark already covers it would never be answered, since only an advance of the
 /// high watermark completes a held request (the committed-retry hang). Requests lost in
-/// the network are the request timeout's business, which the producer arms whenever an
-/// answer can be lost (`producer::timeouts_matter`). (Scanning the network for the request
+/// the network are the request timeout's business, which the producer arms whenever a
+/// request is in flight (`Producer::arm_timeout`). (Scanning the network for the request
 /// is not possible: stateright 0.31's `Network::iter_all` never ends on an ordered network.)
 fn sends_resolve(model: &InsyncModel, state: &InsyncState) -> bool {
     let me = model.cfg.topology.producer();
