@@ -3,9 +3,16 @@
 //! log keeps a digest of its records, extended at each append, so that hashing a log (the
 //! checker fingerprints every state it generates) costs two words, not a walk of the records.
 //!
-//! Records are appended with non-decreasing leader epochs (a leader appends only in its own
-//! epoch, and epochs only grow), so the leader-epoch cache of KIP-101 is derived by binary search
-//! instead of being kept beside the log.
+//! The leader-epoch cache of KIP-101 is derived from the records instead of being kept beside
+//! the log. Kafka's cache (`LeaderEpochFileCache.assign`) takes an entry `(epoch, start)` only
+//! for an epoch newer than its latest, and ignores (with a warning) an older one, so the epoch
+//! the cache gives a record is the largest epoch at or before it. Records are almost always
+//! appended with non-decreasing epochs (a leader appends in its own epoch, and epochs grow),
+//! and then that is the record's own epoch and a binary search finds an epoch's end. Before
+//! KIP-320 they need not be: a follower still in an old epoch copies records of a newer leader
+//! (its fetches carry no epoch to be fenced by), then a late `LeaderAndIsr` makes it leader in
+//! an epoch between the two, and it appends in that older epoch, as Kafka's broker does. Such
+//! a log is searched record by record with the cache's epochs (`Log::cache_epoch`).
 
 use crate::types::{Epoch, Offset, Record};
 use rpds::VectorSync;
@@ -13,12 +20,24 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(from = "LogRecords", into = "LogRecords")]
 pub struct Log {
     records: VectorSync<Record>,
     /// A function of the records alone (see [`extend_digest`]): equal logs have equal digests.
     digest: u64,
+    /// Whether the records' epochs never decrease (a function of the records alone).
+    monotone: bool,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            records: VectorSync::new_sync(),
+            digest: 0,
+            monotone: true,
+        }
+    }
 }
 
 /// What a log is written as: its records (the digest is computed again on reading).
@@ -32,8 +51,9 @@ impl From<LogRecords> for Log {
         let mut log = Log {
             records: r.records,
             digest: 0,
+            monotone: true,
         };
-        log.digest = log.records.iter().fold(0, extend_digest);
+        log.refresh();
         log
     }
 }
@@ -86,15 +106,40 @@ impl Log {
 
     pub fn append(&mut self, record: Record) {
         if let Some(last) = self.records.last() {
-            assert!(
-                last.leader_epoch <= record.leader_epoch,
-                "leader epochs in a log never decrease: {} after {}",
-                record.leader_epoch,
-                last.leader_epoch
-            );
+            self.monotone &= last.leader_epoch <= record.leader_epoch;
         }
         self.digest = extend_digest(self.digest, &record);
         self.records.push_back_mut(record);
+    }
+
+    /// The digest and the monotone flag computed again from the records.
+    fn refresh(&mut self) {
+        self.digest = self.records.iter().fold(0, extend_digest);
+        self.monotone = self
+            .records
+            .iter()
+            .zip(self.records.iter().skip(1))
+            .all(|(a, b)| a.leader_epoch <= b.leader_epoch);
+    }
+
+    /// Whether every record's epoch is at least the one before it: always on KIP-320 rungs
+    /// and later, where a follower's fetch carries its epoch and a newer leader fences it.
+    pub fn epochs_never_decrease(&self) -> bool {
+        self.monotone
+    }
+
+    /// The epoch Kafka's leader-epoch cache gives the record at `index`: the largest epoch of
+    /// the records up to it (an older epoch's assignment is ignored, `LeaderEpochFileCache`).
+    fn cache_epoch(&self, index: usize) -> Epoch {
+        if self.monotone {
+            return self.records[index].leader_epoch;
+        }
+        self.records
+            .iter()
+            .take(index + 1)
+            .map(|r| r.leader_epoch)
+            .max()
+            .expect("a record at index")
     }
 
     /// Drops every record at or after `offset`.
@@ -107,7 +152,7 @@ impl Log {
         }
         // Truncations are rare (a new leader's followers, a restart): computing the digest of
         // the prefix again keeps appends at one hash each.
-        self.digest = self.records.iter().fold(0, extend_digest);
+        self.refresh();
     }
 
     /// Records in `[from, to)`, clamped to the log.
@@ -122,13 +167,26 @@ impl Log {
         self.records.iter()
     }
 
-    /// The epoch of the last record, which a follower sends as `last_fetched_epoch`.
+    /// The latest epoch of the log's leader-epoch cache (the last record's epoch unless a
+    /// record of an older epoch followed a newer one), which a follower sends as
+    /// `last_fetched_epoch` (Kafka's `latestEpoch`).
     pub fn last_epoch(&self) -> Option<Epoch> {
-        self.records.last().map(|r| r.leader_epoch)
+        let last = self.records.len().checked_sub(1)?;
+        Some(self.cache_epoch(last))
     }
 
-    /// The end offset of `epoch` in this log: the first offset whose record has a larger epoch.
+    /// The end offset of `epoch` in this log: the first offset whose cached epoch is larger.
     fn end_offset_of_epoch(&self, epoch: Epoch) -> Offset {
+        if !self.monotone {
+            let mut max = Epoch(0);
+            for (i, r) in self.records.iter().enumerate() {
+                max = max.max(r.leader_epoch);
+                if max > epoch {
+                    return Offset::from_usize(i);
+                }
+            }
+            return self.log_end_offset();
+        }
         let (mut lo, mut hi) = (0usize, self.records.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -148,7 +206,7 @@ impl Log {
         if end == Offset::ZERO {
             return None;
         }
-        let found = self.records[end.as_usize() - 1].leader_epoch;
+        let found = self.cache_epoch(end.as_usize() - 1);
         Some((found, end))
     }
 
@@ -327,11 +385,51 @@ mod tests {
         assert_eq!(format!("{log:?}"), "[v7@e2 v8@e2 v9@e5]");
     }
 
+    /// Before KIP-320 a log can take an older epoch after a newer one (the module's doc):
+    /// Kafka's cache ignores the older epoch, so its records count as the newer epoch's in
+    /// every lookup, and a truncation back past them makes the log monotone again.
     #[test]
-    #[should_panic(expected = "leader epochs in a log never decrease")]
-    fn append_refuses_an_older_epoch() {
+    fn an_older_epoch_after_a_newer_one_counts_as_the_newer_in_lookups() {
         let mut log = log_of(&[1, 3]);
+        assert!(log.epochs_never_decrease());
         log.append(record(3, 2));
+        log.append(record(4, 2));
+        assert!(!log.epochs_never_decrease());
+        assert_eq!(log.last_epoch(), Some(Epoch(3)), "the cache's latest epoch");
+        // Epoch 1 ends where epoch 3 starts; epochs 2 and 3 end at the log end.
+        assert_eq!(log.epoch_end_offset(Epoch(1)), Some((Epoch(1), Offset(1))));
+        assert_eq!(log.epoch_end_offset(Epoch(2)), Some((Epoch(1), Offset(1))));
+        assert_eq!(
+            log.end_offset_for(Epoch(3), None),
+            Some((Epoch(3), Offset(4)))
+        );
+        assert_eq!(
+            log.end_offset_for(Epoch(2), None),
+            Some((Epoch(1), Offset(1)))
+        );
+        assert_eq!(log.start_offset_of_epoch(Epoch(3)), Offset(1));
+        assert_eq!(log.start_offset_of_epoch(Epoch(4)), Offset(4));
+        // A monotone log with the same lookups is the one Kafka's cache describes.
+        let cached = log_of(&[1, 3, 3, 3]);
+        for e in 0..5 {
+            assert_eq!(
+                log.end_offset_for(Epoch(e), None),
+                cached.end_offset_for(Epoch(e), None)
+            );
+            assert_eq!(
+                log.epoch_end_offset(Epoch(e)),
+                cached.epoch_end_offset(Epoch(e))
+            );
+        }
+        log.truncate(Offset(2));
+        assert!(log.epochs_never_decrease());
+        assert_eq!(log, log_of(&[1, 3]));
+        // Read back from storage, the flag is computed again.
+        let mut odd = log_of(&[2]);
+        odd.append(record(2, 1));
+        let back: Log = serde_json::from_str(&serde_json::to_string(&odd).unwrap()).unwrap();
+        assert!(!back.epochs_never_decrease());
+        assert_eq!(back, odd);
     }
 
     #[test]

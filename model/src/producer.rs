@@ -20,7 +20,7 @@
 //!   and sends nothing before the answer; the model's producers have fixed distinct ids
 //!   ([`ActorParams::allocate_producer_ids`] says why that cannot change a verdict).
 
-use crate::config::{Acks, Config, NetworkKind};
+use crate::config::{Acks, Config};
 use crate::limits::{produce_fits, record_bytes};
 use crate::msg::{AppMsg, ErrorCode, Msg, ProducerRecord, RequestId, Timer};
 use crate::node::{timer_range, ActorParams, Node, NodeStorage, Topology};
