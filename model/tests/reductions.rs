@@ -19,6 +19,8 @@
 //! ISR change beyond elections: 0.3 M to 0.5 M unique states unreduced, 7 to 10 times the
 //! reduced count); at RF 3 the unreduced search passes 3 M states without finishing.
 
+mod common;
+
 use insync_model::config::{Acks, Config, Flush, NetworkKind, RestartedBroker, Truncation};
 use insync_model::{Insync, InsyncModel, InsyncState};
 use stateright::{Checker, Model};
@@ -117,33 +119,13 @@ fn retries_without_idempotence_with_a_crash() {
 
 /// The differential test every reduction owes, on every matrix row: at bounds small enough
 /// to search exhaustively without the reductions (1 record, at most 1 election, no ISR
-/// change beyond elections, RF 2 where the row has more, since at RF 3 the unreduced search
-/// of several rows passes millions of states; no election where a consumer and a crash are
-/// both in play), every property's verdict is the same with and without them, and the
-/// reduced search is no larger. The rows run side by side.
+/// change beyond elections, RF 2 where the row has more; `common::small_matrix_rows`),
+/// every property's verdict is the same with and without them, and the reduced search is
+/// smaller. The rows run side by side.
 #[test]
 fn verdicts_are_equal_with_and_without_the_reductions_on_every_matrix_row() {
-    let rows: Vec<(&str, Config)> = insync_model::scenarios::catalogue()
-        .into_iter()
-        .map(|s| {
-            let c = s.config;
-            let elections = if c.consumer && c.crashes > 0 {
-                0
-            } else {
-                c.elections.min(1)
-            };
-            let replicas = c.replicas.min(2);
-            let small = Config {
-                records: 1,
-                elections,
-                isr_changes: 0,
-                replicas,
-                min_insync: c.min_insync.min(replicas),
-                ..c
-            };
-            (s.name, small)
-        })
-        .collect();
+    // RF 2 at most: at RF 3 the unreduced search of several rows passes millions of states.
+    let rows = common::small_matrix_rows(2);
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
             .iter()

@@ -2,6 +2,8 @@
 //! commutes with everything the checker asks of the model. These tests check that directly
 //! on random walks, then compare verdicts with and without the reduction.
 
+mod common;
+
 use insync_model::broker::{BrokerState, LeaderState, Role};
 use insync_model::config::{Acks, Config, Flush, NetworkKind, Truncation};
 use insync_model::controller::ControllerState;
@@ -612,24 +614,7 @@ fn verdicts(config: &Config, symmetric: bool) -> (Vec<(&'static str, bool)>, usi
 /// The rows run side by side (about 4 M states in all).
 #[test]
 fn verdicts_are_equal_with_and_without_symmetry_on_every_matrix_row() {
-    let rows: Vec<(&str, Config)> = insync_model::scenarios::catalogue()
-        .into_iter()
-        .map(|s| {
-            let c = s.config;
-            let elections = if c.consumer && c.crashes > 0 {
-                0
-            } else {
-                c.elections.min(1)
-            };
-            let small = Config {
-                records: 1,
-                elections,
-                isr_changes: 0,
-                ..c
-            };
-            (s.name, small)
-        })
-        .collect();
+    let rows = common::small_matrix_rows(usize::MAX);
     let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
             .iter()

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 /// The smallest configuration worth checking: 2 replicas, min.insync 1, one record of an
 /// idempotent producer, no crash, no consumer. Tests vary it field by field.
+#[allow(dead_code)] // not every test binary that includes this module uses it
 pub fn small() -> Config {
     Config {
         replicas: 2,
@@ -17,6 +18,35 @@ pub fn small() -> Config {
         idempotence: true,
         ..Config::default()
     }
+}
+
+/// Every matrix row at bounds small enough to search exhaustively both ways in a
+/// differential test: 1 record, at most 1 election (none where a consumer and a crash are
+/// both in play), no ISR change beyond elections, and at most `replicas_max` replicas
+/// (min.insync capped to match).
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn small_matrix_rows(replicas_max: usize) -> Vec<(&'static str, Config)> {
+    insync_model::scenarios::catalogue()
+        .into_iter()
+        .map(|s| {
+            let c = s.config;
+            let elections = if c.consumer && c.crashes > 0 {
+                0
+            } else {
+                c.elections.min(1)
+            };
+            let replicas = c.replicas.min(replicas_max);
+            let small = Config {
+                records: 1,
+                elections,
+                isr_changes: 0,
+                replicas,
+                min_insync: c.min_insync.min(replicas),
+                ..c
+            };
+            (s.name, small)
+        })
+        .collect()
 }
 
 /// What a search found, by property name (`Checker::discoveries`), split into the `always`
