@@ -681,6 +681,53 @@ mod tests {
         o
     }
 
+    /// Idle means all three: nothing in flight, nothing waiting to be retried, and every
+    /// record given an outcome. Each alone keeps the producer busy (the engine's runner waits
+    /// on it before it judges a run).
+    #[test]
+    fn idle_needs_nothing_in_flight_nothing_to_retry_and_every_outcome() {
+        let p = producer();
+        let mut o = O::new();
+        let start = p.on_start(leader(), &mut o);
+        let mut idle = start.clone();
+        answer(&p, &mut idle, 0, Ok(Offset(0)));
+        answer(&p, &mut idle, 1, Ok(Offset(1)));
+        assert!(idle.is_idle());
+        let mut in_flight = idle.clone();
+        in_flight.in_flight = start.in_flight.clone();
+        let mut to_retry = idle.clone();
+        to_retry.retry.push(Batch { first: 1, count: 1 });
+        let mut unresolved = idle.clone();
+        unresolved.outcomes[1] = None;
+        for busy in [in_flight, to_retry, unresolved] {
+            assert!(!busy.is_idle(), "{busy:?}");
+        }
+    }
+
+    /// Without a leader, the producer asks the controller only if it has something to send:
+    /// an idle producer whose leader went away stays quiet, one with a record waiting asks.
+    #[test]
+    fn without_a_leader_only_a_producer_with_work_asks_for_metadata() {
+        let p = producer();
+        let mut o = O::new();
+        let mut state = p.on_start(leader(), &mut o);
+        answer(&p, &mut state, 0, Ok(Offset(0)));
+        answer(&p, &mut state, 1, Ok(Offset(1)));
+        let asks = |state: &mut ProducerState| {
+            let mut o = O::new();
+            p.on_timeout(state, &Timer::MetadataBackoff, &mut o);
+            o.iter()
+                .any(|c| matches!(c, Command::Send(_, Msg::Metadata)))
+        };
+        let mut idle = state.clone();
+        idle.leader = None;
+        assert!(!asks(&mut idle), "nothing to send");
+        let mut waiting = idle.clone();
+        waiting.outcomes[1] = None;
+        waiting.retry.push(Batch { first: 1, count: 1 });
+        assert!(asks(&mut waiting), "a record waits for a leader");
+    }
+
     /// An answer is stale ([`Producer::ignores_forever`]) once its request was answered or
     /// given up, never while it is in flight, and never for a request not sent yet.
     #[test]
