@@ -681,17 +681,23 @@ mod tests {
         o
     }
 
+    /// A producer's state just started (its first record in flight), and the same once
+    /// both its records are acknowledged.
+    fn started_and_both_acked(p: &Producer) -> (ProducerState, ProducerState) {
+        let start = p.on_start(leader(), &mut O::new());
+        let mut acked = start.clone();
+        answer(p, &mut acked, 0, Ok(Offset(0)));
+        answer(p, &mut acked, 1, Ok(Offset(1)));
+        (start, acked)
+    }
+
     /// Idle means all three: nothing in flight, nothing waiting to be retried, and every
     /// record given an outcome. Each alone keeps the producer busy (the engine's runner waits
     /// on it before it judges a run).
     #[test]
     fn idle_needs_nothing_in_flight_nothing_to_retry_and_every_outcome() {
         let p = producer();
-        let mut o = O::new();
-        let start = p.on_start(leader(), &mut o);
-        let mut idle = start.clone();
-        answer(&p, &mut idle, 0, Ok(Offset(0)));
-        answer(&p, &mut idle, 1, Ok(Offset(1)));
+        let (start, idle) = started_and_both_acked(&p);
         assert!(idle.is_idle());
         let mut in_flight = idle.clone();
         in_flight.in_flight = start.in_flight.clone();
@@ -709,10 +715,7 @@ mod tests {
     #[test]
     fn without_a_leader_only_a_producer_with_work_asks_for_metadata() {
         let p = producer();
-        let mut o = O::new();
-        let mut state = p.on_start(leader(), &mut o);
-        answer(&p, &mut state, 0, Ok(Offset(0)));
-        answer(&p, &mut state, 1, Ok(Offset(1)));
+        let (_, state) = started_and_both_acked(&p);
         let asks = |state: &mut ProducerState| {
             let mut o = O::new();
             p.on_timeout(state, &Timer::MetadataBackoff, &mut o);
